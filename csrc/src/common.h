@@ -1,0 +1,194 @@
+// common.h — shared pieces of moe-bench (CPU and CUDA backends): dtypes and
+// their round-to-nearest-even conversions, the counter-based RNG, the shape and
+// configuration, a tiny JSON writer, statistics and error helpers.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace moe {
+
+// ---------------------------------------------------------------- errors
+// Exit codes of the contract: 1 check failed, 2 usage/shape, 3 runtime error.
+[[noreturn]] void die_usage(const std::string& msg);    // "moe-bench: <msg>", exit 2
+[[noreturn]] void die_runtime(const std::string& msg);  // "moe-bench: <msg>", exit 3
+
+// ---------------------------------------------------------------- dtypes
+enum class DType { BF16, FP16, FP32 };
+inline const char* dtype_name(DType d) { return d == DType::BF16 ? "bf16" : d == DType::FP16 ? "fp16" : "fp32"; }
+inline size_t dtype_size(DType d) { return d == DType::FP32 ? 4 : 2; }
+
+inline uint32_t f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+
+// float -> bf16 bits, round to nearest even; NaN stays NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u = f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+inline float bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+// float -> IEEE fp16 bits, round to nearest even (subnormals, overflow to inf).
+inline uint16_t f32_to_fp16(float f) {
+  uint32_t x = f2u(f);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);           // NaN
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          // >= 65520 rounds to inf
+  if (ax < 0x38800000u) {                                            // below 2^-14: subnormal or zero
+    // value * 2^24 rounded to integer, RNE, via float arithmetic (exact in this range)
+    float v = u2f(ax) * 16777216.0f;  // 2^24
+    float r = std::nearbyint(v);      // default rounding mode = nearest even
+    return (uint16_t)(sign | (uint32_t)r);
+  }
+  uint32_t e = (ax >> 23) - 127 + 15;
+  uint32_t m = ax & 0x7fffffu;
+  uint32_t h = (e << 10) | (m >> 13);
+  uint32_t rest = m & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h += 1;  // carry may bump exponent: still correct
+  return (uint16_t)(sign | h);
+}
+float fp16_to_f32_slow(uint16_t h);
+extern float g_fp16_table[65536];   // filled by init_tables()
+void init_tables();
+inline float fp16_to_f32(uint16_t h) { return g_fp16_table[h]; }
+
+// A tensor stored in the chosen dtype: raw bytes, 2 or 4 per element.
+struct HostTensor {
+  DType dt = DType::BF16;
+  size_t n = 0;
+  std::vector<uint8_t> bytes;
+  void alloc(DType d, size_t count) { dt = d; n = count; bytes.assign(count * dtype_size(d), 0); }
+  size_t nbytes() const { return bytes.size(); }
+  const uint16_t* h16() const { return reinterpret_cast<const uint16_t*>(bytes.data()); }
+  const float* f32() const { return reinterpret_cast<const float*>(bytes.data()); }
+  float get(size_t i) const {
+    switch (dt) {
+      case DType::BF16: return bf16_to_f32(h16()[i]);
+      case DType::FP16: return fp16_to_f32(h16()[i]);
+      default: return f32()[i];
+    }
+  }
+  void set(size_t i, float v) {
+    switch (dt) {
+      case DType::BF16: reinterpret_cast<uint16_t*>(bytes.data())[i] = f32_to_bf16(v); break;
+      case DType::FP16: reinterpret_cast<uint16_t*>(bytes.data())[i] = f32_to_fp16(v); break;
+      default: reinterpret_cast<float*>(bytes.data())[i] = v;
+    }
+  }
+};
+
+// ---------------------------------------------------------------- RNG
+// Counter-based: value(seed, stream, index) so any element can be generated
+// independently (and in parallel) and the CPU and GPU see the same numbers.
+inline uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+// uniform in [-1, 1)
+inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t idx) {
+  uint64_t r = splitmix64(splitmix64(seed ^ (stream * 0xd1342543de82ef95ull)) + idx);
+  return (float)((double)(r >> 40) * (1.0 / 8388608.0) - 1.0);  // 24 bits
+}
+
+// ---------------------------------------------------------------- shape/config
+struct Shape { int hidden = 0, inter = 0, experts = 0, topk = 0; };
+struct Preset { const char* name; Shape s; };
+extern const Preset kPresets[];
+extern const int kNumPresets;
+
+enum class TestOut { None, Garbage, Partial, NaN, Exit3 };
+
+struct Config {
+  std::string backend = "cpu";
+  std::vector<std::string> variants;
+  std::string model;  // empty = none
+  Shape shape;
+  int tokens = 1;
+  DType dtype = DType::BF16;
+  int warmup = 10, iters = 100, rounds = 1;
+  uint64_t seed = 1;
+  int rotate = 0;  // 0 = backend default
+  bool cold_l2 = false;
+  int repeat_work = 1;
+  std::string trace;
+  int test_sleep_ms = 0;
+  TestOut test_output = TestOut::None;
+  bool test_any = false;
+};
+
+// Data layout (both backends):
+//   router  Wr [E][H]
+//   w13     [E][2I][H]  gate and up rows INTERLEAVED: row 2i = gate_i, row 2i+1 = up_i
+//   w2t     [E][I][H]   down projection stored input-major (transposed):
+//                       out[h] += a[i] * w2t[e][i][h]
+//   x       [T][H], out [T][H]
+// Weights ~ U(-1,1)*sqrt(3/fan_in) (unit-variance outputs), x ~ U(-1,1)*sqrt(3).
+struct Model {
+  Shape s;
+  DType dt;
+  HostTensor wr, w13, w2t;
+};
+void build_model(Model& m, const Shape& s, DType dt, uint64_t seed);
+void make_input(HostTensor& x, int T, int H, DType dt, uint64_t seed, uint64_t stream);
+
+// Routing of T tokens: topk ids (sorted by logit desc) and softmax weights over the k.
+struct Routing {
+  int T = 0, K = 0;
+  std::vector<int> ids;      // [T][K]
+  std::vector<float> wts;    // [T][K]
+};
+
+// ---------------------------------------------------------------- JSON writer
+class Json {
+ public:
+  std::string s;
+  void raw(const std::string& t) { s += t; }
+  void key(const char* k) { comma(); str_(k); s += ':'; need_comma_ = false; }
+  void begin_obj() { comma(); s += '{'; need_comma_ = false; }
+  void end_obj() { s += '}'; need_comma_ = true; }
+  void begin_arr() { comma(); s += '['; need_comma_ = false; }
+  void end_arr() { s += ']'; need_comma_ = true; }
+  void val(const std::string& v) { comma(); str_(v.c_str()); need_comma_ = true; }
+  void val(const char* v) { if (!v) { null(); return; } comma(); str_(v); need_comma_ = true; }
+  void val(bool b) { comma(); s += b ? "true" : "false"; need_comma_ = true; }
+  void val(int v) { comma(); s += std::to_string(v); need_comma_ = true; }
+  void val(long long v) { comma(); s += std::to_string(v); need_comma_ = true; }
+  void val(uint64_t v) { comma(); s += std::to_string(v); need_comma_ = true; }
+  void val(double v) {  // never NaN/Infinity literals: those become null
+    comma();
+    if (!std::isfinite(v)) s += "null";
+    else { char b[40]; std::snprintf(b, sizeof b, "%.9g", v); s += b; }
+    need_comma_ = true;
+  }
+  void null() { comma(); s += "null"; need_comma_ = true; }
+  template <class T> void kv(const char* k, T v) { key(k); val(v); }
+  void kv_null(const char* k) { key(k); null(); }
+ private:
+  bool need_comma_ = false;
+  void comma() { if (need_comma_) s += ','; }
+  void str_(const char* v) {
+    s += '"';
+    for (const char* p = v; *p; ++p) {
+      unsigned char c = (unsigned char)*p;
+      if (c == '"' || c == '\\') { s += '\\'; s += (char)c; }
+      else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\u%04x", c); s += b; }
+      else s += (char)c;
+    }
+    s += '"';
+  }
+};
+
+// ---------------------------------------------------------------- stats
+struct Stats { int n = 0; double min = 0, p10 = 0, median = 0, mean = 0, p90 = 0, p99 = 0, max = 0, stdev = 0; };
+Stats compute_stats(const std::vector<double>& samples);  // ignores non-finite samples
+
+}  // namespace moe

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_cpu.sh — build the CPU moe-bench and run every CPU variant on the presets
+# small enough for a CPU (tiny: all dtypes and several token counts; qwen3 and
+# the others: 1 token, --iters 3 --warmup 1), checking exit code 0, check.pass
+# and the JSON shape; plus the usage/test-only behaviours. Plain bash + python3.
+# Usage: csrc/test_cpu.sh [BUILD_DIR]   (also: make -C csrc check-cpu)
+set -u
+cd "$(dirname "$0")"
+BUILD=${1:-build/cpu}
+make -s cpu BUILD="$BUILD" >/dev/null || { echo "FAIL: build"; exit 1; }
+BIN="$BUILD/moe-bench"
+fails=0; n=0
+VARIANTS=$("$BIN" --list | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["variants"]["cpu"]))')
+
+validate() {  # stdin: JSON; $1: expected variant count
+  python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = int(sys.argv[1])
+assert d["schema"] == "moefarm.bench/1"
+assert d["check"]["pass"] is True, d["check"]
+assert len(d["results"]) == n
+for r in d["results"]:
+    c = r["check"]
+    assert c["pass"] and not c["nan"] and c["experts_hit"] == c["experts"], c
+    assert len(r["samples_us"]) == d["config"]["iters"] * d["config"]["rounds"]
+    assert all(isinstance(x, (int, float)) and x > 0 for x in r["samples_us"])
+    assert r["stats"]["median"] > 0 and r["bandwidth_gbps"] > 0
+assert d["bytes_per_iter"] > 0
+' "$1"
+}
+
+run() {  # run ARGS... : expect exit 0 and a passing JSON
+  n=$((n+1))
+  local out rc
+  out=$("$BIN" "$@" 2>/tmp/moe-test-err.$$); rc=$?
+  local nv; nv=$(python3 -c 'import sys; a=sys.argv[1:]; i=a.index("--variant"); print(len(a[i+1].split(",")))' "$@")
+  if [ $rc -ne 0 ] || ! echo "$out" | validate "$nv" 2>/tmp/moe-test-val.$$; then
+    echo "FAIL (rc=$rc): $BIN $*"; cat /tmp/moe-test-err.$$ /tmp/moe-test-val.$$ | head -5; fails=$((fails+1))
+  else
+    echo "ok: $BIN $*"
+  fi
+}
+
+expect_rc() {  # expect_rc CODE ARGS...: exit code CODE and exactly one stderr line
+  n=$((n+1))
+  local want=$1; shift
+  "$BIN" "$@" >/dev/null 2>/tmp/moe-test-err.$$; local rc=$?
+  local lines; lines=$(wc -l </tmp/moe-test-err.$$)
+  if [ $rc -ne "$want" ] || [ "$lines" -ne 1 ]; then
+    echo "FAIL (rc=$rc, want $want, $lines stderr lines): $BIN $*"; fails=$((fails+1))
+  else
+    echo "ok (rc=$rc: $(cat /tmp/moe-test-err.$$)): $*"
+  fi
+}
+
+for dt in bf16 fp16 fp32; do
+  for T in 1 4 64; do
+    run --model tiny --variant "$VARIANTS" --dtype $dt --tokens $T --iters 20 --warmup 2 --rounds 2
+  done
+done
+run --model tiny --variant "$VARIANTS" --repeat-work 3 --rotate 2 --iters 5
+run --hidden 128 --inter 64 --experts 8 --topk 2 --variant "$VARIANTS" --tokens 3 --iters 5
+run --model qwen3-30b-a3b --variant "$VARIANTS" --iters 3 --warmup 1
+run --model olmoe-1b-7b --variant "$VARIANTS" --iters 3 --warmup 1 --dtype fp16
+run --model deepseek-v2-lite --variant "$VARIANTS" --iters 3 --warmup 1 --tokens 2
+
+expect_rc 2 --model tiny --tokens 0
+expect_rc 2 --model tiny --bogus-flag
+expect_rc 2 --model tiny --variant nosuch
+expect_rc 2 --model tiny --dtype int4
+expect_rc 2 --hidden 256
+expect_rc 3 --model tiny --test-output exit3
+
+n=$((n+1))
+if "$BIN" --model tiny --test-output garbage 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
+  echo "FAIL: garbage output parsed as JSON"; fails=$((fails+1)); else echo "ok: --test-output garbage is not JSON"; fi
+n=$((n+1))
+if "$BIN" --model tiny --test-output partial 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
+  echo "FAIL: partial output parsed as JSON"; fails=$((fails+1)); else echo "ok: --test-output partial is not JSON"; fi
+n=$((n+1))
+if "$BIN" --model tiny --test-output nan --iters 4 | python3 -c '
+import json,sys; d=json.load(sys.stdin); s=d["results"][0]["samples_us"]
+assert d["test"]["nan"] is True and None in s'; then echo "ok: --test-output nan gives null samples"; else echo "FAIL: nan"; fails=$((fails+1)); fi
+n=$((n+1))
+if "$BIN" --list | python3 -c 'import json,sys; d=json.load(sys.stdin); assert "tiny" in [p["name"] for p in d["presets"]]'; then echo "ok: --list"; else echo "FAIL: --list"; fails=$((fails+1)); fi
+n=$((n+1))
+t0=$(date +%s%N); "$BIN" --model tiny --test-sleep-ms 300 --iters 2 >/dev/null; t1=$(date +%s%N)
+if [ $(( (t1-t0)/1000000 )) -ge 300 ]; then echo "ok: --test-sleep-ms"; else echo "FAIL: --test-sleep-ms"; fails=$((fails+1)); fi
+rm -f /tmp/moe-test-err.$$ /tmp/moe-test-val.$$
+echo "test_cpu: $((n-fails))/$n passed"
+[ $fails -eq 0 ]

@@ -1,0 +1,91 @@
+-- moefarm schema v1 for PostgreSQL. Mirrors prisma/models.prisma (Prisma's own naming and types).
+CREATE TABLE "Sweep" (
+  "id" TEXT NOT NULL,
+  "name" TEXT NOT NULL,
+  "pool" TEXT NOT NULL,
+  "spec" TEXT NOT NULL,
+  "source" TEXT,
+  "points" INTEGER NOT NULL,
+  "runs" INTEGER NOT NULL,
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "Sweep_pkey" PRIMARY KEY ("id")
+);
+CREATE TABLE "Run" (
+  "id" TEXT NOT NULL,
+  "sweepId" TEXT NOT NULL,
+  "pointHash" TEXT NOT NULL,
+  "rep" INTEGER NOT NULL,
+  "pool" TEXT NOT NULL,
+  "params" TEXT NOT NULL,
+  "status" TEXT NOT NULL,
+  "reason" TEXT,
+  "attempts" INTEGER NOT NULL DEFAULT 0,
+  "workerId" TEXT,
+  "buildKey" TEXT,
+  "flags" TEXT NOT NULL DEFAULT '',
+  "env" TEXT,
+  "telemetry" TEXT,
+  "stdoutTail" TEXT,
+  "stderrTail" TEXT,
+  "wallMs" DOUBLE PRECISION,
+  "startedAt" TIMESTAMP(3),
+  "finishedAt" TIMESTAMP(3),
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "Run_pkey" PRIMARY KEY ("id"),
+  CONSTRAINT "Run_sweepId_fkey" FOREIGN KEY ("sweepId") REFERENCES "Sweep" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
+);
+CREATE INDEX "Run_sweepId_status_idx" ON "Run"("sweepId", "status");
+CREATE INDEX "Run_pointHash_idx" ON "Run"("pointHash");
+CREATE TABLE "Result" (
+  "id" TEXT NOT NULL,
+  "runId" TEXT NOT NULL,
+  "variant" TEXT NOT NULL,
+  "pointHash" TEXT NOT NULL,
+  "n" INTEGER NOT NULL,
+  "median" DOUBLE PRECISION NOT NULL,
+  "p10" DOUBLE PRECISION NOT NULL,
+  "p90" DOUBLE PRECISION NOT NULL,
+  "mean" DOUBLE PRECISION NOT NULL,
+  "min" DOUBLE PRECISION NOT NULL,
+  "max" DOUBLE PRECISION NOT NULL,
+  "stdev" DOUBLE PRECISION NOT NULL,
+  "bandwidthGbps" DOUBLE PRECISION,
+  "bytesPerIter" DOUBLE PRECISION NOT NULL,
+  "checkPass" BOOLEAN NOT NULL,
+  "relErr" DOUBLE PRECISION NOT NULL,
+  "samplesUs" TEXT NOT NULL,
+  "rounds" TEXT NOT NULL,
+  "smClockMhz" TEXT,
+  "waits" TEXT,
+  "sourceHash" TEXT NOT NULL,
+  "gitCommit" TEXT,
+  CONSTRAINT "Result_pkey" PRIMARY KEY ("id"),
+  CONSTRAINT "Result_runId_fkey" FOREIGN KEY ("runId") REFERENCES "Run" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
+);
+CREATE UNIQUE INDEX "Result_runId_variant_key" ON "Result"("runId", "variant");
+CREATE INDEX "Result_pointHash_idx" ON "Result"("pointHash");
+CREATE TABLE "Worker" (
+  "id" TEXT NOT NULL,
+  "host" TEXT NOT NULL,
+  "pool" TEXT NOT NULL,
+  "backend" TEXT NOT NULL,
+  "cpu" TEXT NOT NULL,
+  "gpu" TEXT,
+  "driver" TEXT,
+  "compiler" TEXT NOT NULL,
+  "info" TEXT NOT NULL,
+  "firstSeen" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  "lastSeen" TIMESTAMP(3) NOT NULL,
+  CONSTRAINT "Worker_pkey" PRIMARY KEY ("id")
+);
+CREATE TABLE "Build" (
+  "key" TEXT NOT NULL,
+  "backend" TEXT NOT NULL,
+  "sourceHash" TEXT NOT NULL,
+  "gitCommit" TEXT,
+  "compiler" TEXT NOT NULL,
+  "flags" TEXT NOT NULL,
+  "arch" TEXT NOT NULL,
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "Build_pkey" PRIMARY KEY ("key")
+);

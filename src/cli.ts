@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * The moefarm command line. This file only declares commands; each handler
+ * lives in commands/ and is imported when its command runs. Handlers throw
+ * typed errors; only this file turns them into messages and exit codes.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { exitCodeOf } from './errors.js';
+import { redactText } from './util/redact.js';
+
+const program = new Command();
+program
+  .name('moefarm')
+  .description('Benchmark farm for single-kernel Mixture-of-Experts GPU operators')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${value}"`);
+  return n;
+}
+
+const sweep = program.command('sweep').description('submit sweeps and follow their progress');
+sweep
+  .command('submit')
+  .description('validate a sweep file, record its plan and enqueue one job per run')
+  .argument('<file>', 'sweep file (YAML)')
+  .option('--dry-run', 'validate and expand only: print the number of jobs and the sweep id, enqueue nothing')
+  .option('--allow-large', 'allow a sweep that expands past the run limit')
+  .option('--json', 'print the report as JSON')
+  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean }) => {
+    const { sweepSubmit } = await import('./commands/sweep-submit.js');
+    await sweepSubmit(file, opts);
+  });
+sweep
+  .command('status')
+  .description('progress of a sweep: done / running / failed / waiting per pool')
+  .argument('<id>', 'sweep id')
+  .option('--watch', 'refresh until the sweep is finished')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, opts: { watch?: boolean; json?: boolean }) => {
+    const { sweepStatus } = await import('./commands/sweep-status.js');
+    await sweepStatus(id, opts);
+  });
+
+program
+  .command('worker')
+  .description('run jobs of one pool on this machine (one worker per GPU)')
+  .option('--pool <pool>', 'pool (queue) to serve', 'default')
+  .addOption(new Option('--backend <backend>', 'native backend').choices(['cpu', 'cuda']).default('cpu'))
+  .option('--gpu <n>', 'GPU index (cuda backend)', positiveInt)
+  .addOption(new Option('--arch <arch>', 'CUDA target (cuda backend)').choices(['sm_90a', 'sm_89', 'sm_80']).default('sm_90a'))
+  .option('--name <name>', 'worker name (default host/pool/device)')
+  .option('--once', 'exit when the queue is empty')
+  .addOption(new Option('--test-hooks', 'honour TEST ONLY hooks in jobs').hideHelp())
+  .action(async (opts: { pool: string; backend: 'cpu' | 'cuda'; gpu?: number; arch: string; name?: string; once?: boolean; testHooks?: boolean }) => {
+    const { workerCommand } = await import('./commands/worker.js');
+    await workerCommand(opts);
+  });
+
+program
+  .command('serve')
+  .description('run the collector: write results from the queue into the database')
+  .action(async () => {
+    const { serve } = await import('./commands/serve.js');
+    await serve();
+  });
+
+const results = program.command('results').description('query stored results');
+results
+  .command('list')
+  .description('list runs and their results')
+  .option('--sweep <id>', 'only this sweep')
+  .option('--variant <name>', 'only this variant')
+  .option('--status <status>', 'only runs with this status (done, failed, timeout, …)')
+  .option('--limit <n>', 'at most this many rows', positiveInt, 50)
+  .option('--json', 'print as JSON')
+  .action(async (opts: { sweep?: string; variant?: string; status?: string; limit: number; json?: boolean }) => {
+    const { resultsList } = await import('./commands/results-list.js');
+    await resultsList(opts);
+  });
+results
+  .command('compare')
+  .description('compare variants of a sweep against a baseline: median, p10, p90, speedup')
+  .requiredOption('--sweep <id>', 'sweep id')
+  .option('--baseline <spec>', 'baseline, as variant=NAME (default: the sweep file\'s baseline)')
+  .option('--json', 'print as JSON')
+  .option('--csv', 'print as CSV')
+  .action(async (opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean }) => {
+    const { resultsCompare } = await import('./commands/results-compare.js');
+    await resultsCompare(opts);
+  });
+
+program
+  .command('demo')
+  .description('run the demo sweep end to end on this machine (local worker and collector)')
+  .option('--sweep <file>', 'sweep file to run instead of sweeps/demo.yaml')
+  .action(async (opts: { sweep?: string }) => {
+    const { demo } = await import('./commands/demo.js');
+    await demo(opts);
+  });
+
+const db = program.command('db').description('database maintenance');
+db.command('migrate')
+  .description('create or upgrade the tables in DATABASE_URL')
+  .action(async () => {
+    const { dbMigrate } = await import('./commands/db-migrate.js');
+    await dbMigrate();
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`moefarm: ${redactText(message)}\n`);
+  process.exitCode = exitCodeOf(err);
+}

@@ -1,0 +1,127 @@
+/**
+ * The collector: consumes outcomes from the results queue and commits them to
+ * the database. A result leaves Redis only when the processor returns, that
+ * is after its transaction has committed; a failed write is retried with
+ * backoff for as long as the database is away.
+ *
+ * It also closes runs whose jobs failed without an outcome (attempts used up
+ * on transient errors, or stalled too often after worker crashes): it scans
+ * the run queues' failed sets and records each as `failed` with BullMQ's
+ * reason, so no sweep is left waiting on a run that will never report.
+ */
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { queuePrefix } from '../config.js';
+import type { Db } from '../db/client.js';
+import { recordOutcome, type RecordResult } from '../db/record.js';
+import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
+import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
+import { cappedBackoff } from '../queue/options.js';
+import { formatIssues } from '../sweep/load.js';
+
+export interface CollectorOptions {
+  db: Db;
+  /** Connection for the BullMQ worker (blocking commands). */
+  connection: Redis;
+  /** How often failed run jobs are reconciled, ms (default 2000). */
+  reconcileEveryMs?: number;
+  onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
+  log?: (line: string) => void;
+}
+
+export class Collector {
+  private readonly worker: Worker;
+  private readonly timer: NodeJS.Timeout;
+  private closing: Promise<void> | null = null;
+  private reconciling = false;
+  recorded = 0;
+  duplicates = 0;
+
+  constructor(private readonly opts: CollectorOptions) {
+    const log = opts.log ?? (() => {});
+    this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
+      connection: opts.connection,
+      prefix: queuePrefix(),
+      concurrency: 1,
+      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+    });
+    this.worker.on('failed', (job, err) => log(`collector: write of ${job?.id ?? '?'} failed, will retry: ${err.message}`));
+    this.worker.on('error', (err) => log(`collector: ${err.message}`));
+    this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log(`collector: reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
+  }
+
+  private async process(job: Job): Promise<RecordResult> {
+    const parsed = OutcomeSchema.safeParse(job.data);
+    if (!parsed.success) {
+      // A malformed message can never be written; keep it in the failed set for a human, with the reason.
+      throw new Error(`malformed outcome ${job.id}: ${formatIssues('outcome', parsed.error.issues)}`);
+    }
+    const r = await recordOutcome(this.opts.db, parsed.data);
+    if (r === 'recorded') this.recorded++;
+    else this.duplicates++;
+    this.opts.onRecorded?.(parsed.data, r);
+    return r;
+  }
+
+  /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
+  async reconcile(): Promise<number> {
+    if (this.reconciling) return 0;
+    this.reconciling = true;
+    let closed = 0;
+    try {
+      const prefix = queuePrefix();
+      const pools = await this.opts.connection.smembers(poolsKey(prefix));
+      for (const pool of pools) {
+        const queue = new Queue(runQueueName(pool), { connection: this.opts.connection, prefix });
+        try {
+          for (const job of await queue.getFailed(0, 199)) {
+            const data = RunJobSchema.safeParse(job.data);
+            if (data.success) {
+              const o: ParsedOutcome = {
+                runId: data.data.runId,
+                sweepId: data.data.sweepId,
+                pool,
+                job: data.data,
+                status: 'failed',
+                reason: `gave up after ${job.attemptsMade} attempt(s): ${job.failedReason ?? 'unknown'}`,
+                attempts: job.attemptsMade,
+                worker: null,
+                build: null,
+                output: null,
+                flags: [],
+                env: null,
+                telemetry: null,
+                stdoutTail: null,
+                stderrTail: job.stacktrace?.at(-1) ?? null,
+                wallMs: null,
+                startedAt: job.processedOn ?? null,
+                finishedAt: job.finishedOn ?? Date.now(),
+              };
+              await recordOutcome(this.opts.db, o);
+            }
+            await job.remove();
+            closed++;
+          }
+        } finally {
+          await queue.close();
+        }
+      }
+    } finally {
+      this.reconciling = false;
+    }
+    return closed;
+  }
+
+  /** Idempotent: stops taking results, finishes the write in flight. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.timer);
+      try {
+        await this.worker.close();
+      } catch {
+        /* closing anyway */
+      }
+    })();
+    return this.closing;
+  }
+}

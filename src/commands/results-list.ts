@@ -1,0 +1,27 @@
+import { renderTable, type Cell } from '../util/table.js';
+import { withDb } from './context.js';
+
+export async function resultsList(opts: { sweep?: string; variant?: string; status?: string; limit: number; json?: boolean }): Promise<void> {
+  const runs = await withDb((db) =>
+    db.run.findMany({
+      where: {
+        ...(opts.sweep ? { sweepId: opts.sweep } : {}),
+        ...(opts.status ? { status: opts.status } : {}),
+        ...(opts.variant ? { results: { some: { variant: opts.variant } } } : {}),
+      },
+      include: { results: { select: { variant: true, median: true, p10: true, p90: true, n: true } } },
+      orderBy: { createdAt: 'desc' },
+      take: opts.limit,
+    }),
+  );
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(runs.map(({ stdoutTail: _o, stderrTail: _e, ...r }) => r), null, 2) + '\n');
+    return;
+  }
+  const rows = runs.flatMap((r): Cell[][] => {
+    const base: Cell[] = [r.id, r.status, r.workerId ?? ''];
+    if (r.results.length === 0) return [[...base, '', null, null, null, (r.reason ?? '').slice(0, 80)]];
+    return r.results.map((x) => [...base, x.variant, x.median, x.p10, x.p90, r.flags]);
+  });
+  process.stdout.write(renderTable(['run', 'status', 'worker', 'variant', 'median_us', 'p10_us', 'p90_us', 'flags/reason'], rows) + '\n');
+}

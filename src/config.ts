@@ -1,0 +1,45 @@
+/**
+ * Settings read from the environment, in one place, with their defaults.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Root of the project checkout (holds csrc/, sweeps/, prisma/): found from this file, compiled (dist/src) or not (src). */
+export const projectRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'prisma', 'models.prisma'))) return dir;
+    if (dirname(dir) === dir) return resolve(start, '..', '..');
+  }
+}
+
+/** Redis holding the queues. Default: a local redis-server. */
+export function redisUrl(): string {
+  return process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+}
+
+/** Database of results. Default: the embedded SQLite file ./moefarm.db. */
+export function databaseUrl(): string {
+  return process.env['DATABASE_URL'] ?? 'file:./moefarm.db';
+}
+
+/** Prefix of every Redis key the farm writes (BullMQ's prefix). Tests set their own. */
+export function queuePrefix(): string {
+  return process.env['MOEFARM_PREFIX'] ?? 'moefarm';
+}
+
+/** Where built binaries are cached, content-addressed. */
+export function cacheDir(): string {
+  const explicit = process.env['MOEFARM_CACHE'];
+  if (explicit) return resolve(explicit);
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg ? xdg : join(homedir(), '.cache'), 'moefarm');
+}
+
+/** Source tree of the native binary. */
+export function csrcDir(): string {
+  return process.env['MOEFARM_CSRC'] ? resolve(process.env['MOEFARM_CSRC']) : join(projectRoot, 'csrc');
+}

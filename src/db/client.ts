@@ -1,0 +1,51 @@
+/**
+ * The database through Prisma Client with a driver adapter: SQLite (a file,
+ * via better-sqlite3) by default, Postgres when DATABASE_URL says so. The two
+ * generated clients come from the same models (scripts/prisma-generate.mjs),
+ * so they share one API; the Postgres one is typed through the SQLite one.
+ */
+import { resolve } from 'node:path';
+import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient as SqliteClient } from '../../generated/prisma/sqlite/client/client.js';
+import { PrismaClient as PostgresClient } from '../../generated/prisma/postgres/client/client.js';
+import { databaseUrl } from '../config.js';
+import { UsageError } from '../errors.js';
+import { migrate } from './migrate.js';
+
+export type Db = SqliteClient;
+export type Provider = 'sqlite' | 'postgres';
+
+export interface DbTarget {
+  provider: Provider;
+  /** SQLite: absolute file path. Postgres: the connection string. */
+  location: string;
+}
+
+export function parseDatabaseUrl(url: string): DbTarget {
+  if (/^postgres(ql)?:\/\//.test(url)) return { provider: 'postgres', location: url };
+  if (url.startsWith('file:')) {
+    const path = url.slice('file:'.length).replace(/^\/\//, '');
+    if (path === '') throw new UsageError(`DATABASE_URL: expected file:PATH or postgres://…, got "${url}"`);
+    return { provider: 'sqlite', location: resolve(path) };
+  }
+  throw new UsageError(`DATABASE_URL: expected file:PATH (SQLite) or postgres://… (Postgres), got a URL with another scheme`);
+}
+
+export interface OpenOptions {
+  url?: string;
+  /** Create or upgrade the tables first (default true). */
+  migrate?: boolean;
+}
+
+export async function openDb(opts: OpenOptions = {}): Promise<Db> {
+  const target = parseDatabaseUrl(opts.url ?? databaseUrl());
+  if (opts.migrate !== false) await migrate(target);
+  if (target.provider === 'sqlite') {
+    // busy timeout: a second process writing the same file waits instead of failing.
+    const adapter = new PrismaBetterSqlite3({ url: target.location, timeout: 10_000 });
+    return new SqliteClient({ adapter });
+  }
+  const adapter = new PrismaPg({ connectionString: target.location, max: 4 });
+  return new PostgresClient({ adapter }) as unknown as Db;
+}

@@ -1,0 +1,90 @@
+/**
+ * Schema migrations: numbered SQL files per provider in prisma/migrations/,
+ * applied in order, each once, inside a transaction, recorded in
+ * _moefarm_migrations. Plain SQL through the drivers (better-sqlite3, pg)
+ * rather than `prisma migrate`, whose native schema engine must be downloaded
+ * from Prisma's host and so is not available where only the npm registry is.
+ */
+import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { projectRoot } from '../config.js';
+import { ServiceError } from '../errors.js';
+import { redactText } from '../util/redact.js';
+import type { DbTarget } from './client.js';
+
+const TABLE = '_moefarm_migrations';
+
+interface Migration {
+  name: string;
+  sql: string;
+}
+
+function migrations(provider: DbTarget['provider']): Migration[] {
+  const dir = join(projectRoot, 'prisma', 'migrations', provider);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((name) => ({ name, sql: readFileSync(join(dir, name), 'utf8') }));
+}
+
+/** Apply pending migrations; returns the names applied now. Safe to run from several processes at once. */
+export async function migrate(target: DbTarget): Promise<string[]> {
+  return target.provider === 'sqlite' ? migrateSqlite(target.location) : migratePostgres(target.location);
+}
+
+function migrateSqlite(file: string): string[] {
+  mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file, { timeout: 10_000 });
+  try {
+    // WAL: readers (compare, report) do not block the collector's writes.
+    db.pragma('journal_mode = WAL');
+    db.exec(`CREATE TABLE IF NOT EXISTS "${TABLE}" (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`);
+    const applied: string[] = [];
+    for (const m of migrations('sqlite')) {
+      // IMMEDIATE takes the write lock first, so two processes cannot both apply one migration.
+      const apply = db.transaction(() => {
+        const done = db.prepare(`SELECT 1 FROM "${TABLE}" WHERE name = ?`).get(m.name);
+        if (done) return false;
+        db.exec(m.sql);
+        db.prepare(`INSERT INTO "${TABLE}" (name, applied_at) VALUES (?, ?)`).run(m.name, new Date().toISOString());
+        return true;
+      });
+      if (apply.immediate()) applied.push(m.name);
+    }
+    return applied;
+  } finally {
+    db.close();
+  }
+}
+
+async function migratePostgres(url: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new ServiceError(`cannot reach Postgres at DATABASE_URL (${redactText((err as Error).message)})`);
+  }
+  const applied: string[] = [];
+  try {
+    await client.query('BEGIN');
+    // One migrator at a time across processes.
+    await client.query('SELECT pg_advisory_xact_lock(72677901)');
+    await client.query(`CREATE TABLE IF NOT EXISTS "${TABLE}" (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`);
+    const done = new Set((await client.query<{ name: string }>(`SELECT name FROM "${TABLE}"`)).rows.map((r) => r.name));
+    for (const m of migrations('postgres')) {
+      if (done.has(m.name)) continue;
+      await client.query(m.sql);
+      await client.query(`INSERT INTO "${TABLE}" (name, applied_at) VALUES ($1, now())`, [m.name]);
+      applied.push(m.name);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Redis connections for BullMQ. `redis://:password@host`, `rediss://` (TLS)
+ * and database numbers in the URL all work, since ioredis reads them; the URL
+ * is never logged with its password.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { redisUrl } from '../config.js';
+import { ServiceError } from '../errors.js';
+import { redactUrl } from '../util/redact.js';
+
+export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
+  // BullMQ workers block on Redis; it requires maxRetriesPerRequest: null.
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra });
+}
+
+/** Fail fast, with the fix, when nothing answers at the Redis URL. */
+export async function assertRedisReachable(url = redisUrl(), timeoutMs = 3000): Promise<void> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    throw new ServiceError(
+      `cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}).\n` +
+        'Start one with `docker compose up -d redis` or `redis-server --daemonize yes`, or set REDIS_URL.',
+    );
+  } finally {
+    probe.disconnect();
+  }
+}

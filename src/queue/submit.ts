@@ -1,0 +1,80 @@
+/**
+ * Submitting a planned sweep: the plan goes to the database first, then one
+ * BullMQ job per pending run, with the run id as job id. Redis ignores a job
+ * id it already holds and the plan skips runs that already have an outcome,
+ * so submitting the same sweep twice adds no work.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { queuePrefix } from '../config.js';
+import type { Db } from '../db/client.js';
+import { recordPlan } from '../db/plan.js';
+import type { RunJob } from '../schema/job.js';
+import type { Plan, PlannedRun } from '../sweep/expand.js';
+import { jobKey, poolsKey, runQueueName } from './names.js';
+import { RUN_JOB_OPTIONS } from './options.js';
+
+export interface SubmitReport {
+  sweepId: string;
+  pool: string;
+  points: number;
+  runs: number;
+  enqueued: number;
+  alreadyQueued: number;
+  alreadyDone: number;
+}
+
+const BATCH = 1000;
+
+export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob {
+  return {
+    runId: run.id,
+    sweepId: plan.sweepId,
+    groupHash: run.groupHash,
+    rep: run.rep,
+    seed: run.seed,
+    timeoutS: plan.sweep.timeout_s,
+    powerWaitS: plan.sweep.power_wait_s,
+    submittedAt,
+    rounds: plan.sweep.rounds,
+    points: run.points,
+  };
+}
+
+export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null): Promise<SubmitReport> {
+  const written = await recordPlan(db, plan, source);
+  const prefix = queuePrefix();
+  const queueName = runQueueName(plan.sweep.pool);
+  const queue = new Queue(queueName, { connection: redis, prefix });
+  await redis.sadd(poolsKey(prefix), plan.sweep.pool);
+  const pending = plan.runs.filter((r) => written.pending.has(r.id));
+  let enqueued = 0;
+  let alreadyQueued = 0;
+  const now = Date.now();
+  try {
+    for (let i = 0; i < pending.length; i += BATCH) {
+      const batch = pending.slice(i, i + BATCH);
+      // One round trip tells which job ids Redis already holds.
+      const pipe = redis.pipeline();
+      for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
+      const exists = (await pipe.exec()) ?? [];
+      const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
+      alreadyQueued += batch.length - fresh.length;
+      if (fresh.length > 0) {
+        await queue.addBulk(fresh.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
+        enqueued += fresh.length;
+      }
+    }
+  } finally {
+    await queue.close();
+  }
+  return {
+    sweepId: plan.sweepId,
+    pool: plan.sweep.pool,
+    points: plan.points.length,
+    runs: plan.runs.length,
+    enqueued,
+    alreadyQueued,
+    alreadyDone: plan.runs.length - pending.length,
+  };
+}

@@ -1,0 +1,125 @@
+import { chartJsSource } from './chartBundle.js';
+import { boxSpecs, historySpecs, speedupSpec, telemetrySpec } from './chartSpecs.js';
+import type { ChartSpec } from './chartSpecs.js';
+import { CLIENT_SCRIPT } from './clientScript.js';
+import { escapeHtml, jsonForScript, scriptSafe } from './escape.js';
+import { REPORT_CSS } from './styles.js';
+import { ReportDataSchema } from './types.js';
+import type { ReportData, ReportDataInput, SpeedupRow } from './types.js';
+
+/**
+ * One self-contained HTML file: styles, the Chart.js bundle, the chart data
+ * and the page script are all inline, and a Content-Security-Policy forbids
+ * the page from loading anything else, so a report opens the same from an
+ * email attachment on a machine without network as from the farm's server.
+ *
+ * Throws a ZodError (with the path of the bad field) if `input` is malformed.
+ */
+export function renderReport(input: ReportDataInput): string {
+  const data = ReportDataSchema.parse(input);
+  const charts: ChartSpec[] = [];
+  const body = [
+    header(data),
+    notesSection(data),
+    speedupSection(data, charts),
+    distributionSection(data, charts),
+    telemetrySection(data, charts),
+    historySection(data, charts),
+  ].join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(data.title)}</title>
+<style>${REPORT_CSS}</style>
+</head>
+<body>
+${body}
+<script type="application/json" id="moefarm-charts">${jsonForScript(charts)}</script>
+<script>${scriptSafe(chartJsSource())}</script>
+<script>${scriptSafe(CLIENT_SCRIPT)}</script>
+</body>
+</html>
+`;
+}
+
+const noData = (what: string): string => `<p class="nodata">No ${escapeHtml(what)} in this report.</p>`;
+
+function canvas(spec: ChartSpec, heightPx: number, label: string): string {
+  return `<div class="chart" style="height:${Math.round(heightPx)}px"><canvas id="${spec.id}" data-chart="${spec.kind}" role="img" aria-label="${escapeHtml(label)}"></canvas></div>`;
+}
+
+function header(data: ReportData): string {
+  const sweep = data.sweep
+    ? ` · sweep <strong>${escapeHtml(data.sweep.name)}</strong> <code>${escapeHtml(data.sweep.id)}</code>`
+    : '';
+  return `<header><h1>${escapeHtml(data.title)}</h1><p class="meta">Generated ${escapeHtml(data.generatedAt)}${sweep}</p></header>`;
+}
+
+function notesSection(data: ReportData): string {
+  const body =
+    data.notes.length === 0
+      ? noData('notes')
+      : `<ul class="notes">${data.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`;
+  return `<section id="notes"><h2>Notes</h2>${body}</section>`;
+}
+
+function speedupSection(data: ReportData, charts: ChartSpec[]): string {
+  const spec = speedupSpec(data);
+  if (spec === null) return `<section id="speedups"><h2>Speedups</h2>${noData('speedups')}</section>`;
+  charts.push(spec);
+  return `<section id="speedups"><h2>Speedups</h2>
+<p class="hint">Speedup = baseline latency / variant latency (&gt; 1: the variant is faster). The dashed line marks 1.0.</p>
+${canvas(spec, 90 + 30 * spec.labels.length, 'speedup of each variant over its baseline with confidence intervals')}
+${speedupTable(data.speedups)}</section>`;
+}
+
+function speedupTable(rows: SpeedupRow[]): string {
+  const f = (x: number): string => x.toFixed(3);
+  const tr = rows.map(
+    (r) =>
+      `<tr><td>${escapeHtml(r.group)}</td><td>${escapeHtml(r.variant)}</td><td>${escapeHtml(r.baseline)}</td>` +
+      `<td class="num">${f(r.speedup)}×</td><td class="num">[${f(r.lo)}, ${f(r.hi)}]</td>` +
+      `<td><span class="verdict verdict-${escapeHtml(r.verdict)}">${escapeHtml(r.verdict)}</span></td></tr>`,
+  );
+  return `<table><thead><tr><th>group</th><th>variant</th><th>baseline</th><th>speedup</th><th>CI</th><th>verdict</th></tr></thead><tbody>${tr.join('')}</tbody></table>`;
+}
+
+function distributionSection(data: ReportData, charts: ChartSpec[]): string {
+  const specs = boxSpecs(data);
+  if (specs.length === 0) {
+    return `<section id="distributions"><h2>Latency distributions</h2>${noData('latency samples')}</section>`;
+  }
+  charts.push(...specs);
+  const cells = specs.map((s) => canvas(s, 340, `latency distribution per variant: ${s.title}`));
+  return `<section id="distributions"><h2>Latency distributions</h2>
+<p class="hint">Box: p25 to p75; thick line: median; whiskers: furthest sample within 1.5 IQR of the box; dots: outliers beyond.</p>
+<div class="grid">${cells.join('\n')}</div></section>`;
+}
+
+function telemetrySection(data: ReportData, charts: ChartSpec[]): string {
+  if (data.telemetry.length === 0) {
+    return `<section id="telemetry"><h2>Telemetry</h2>${noData('telemetry')}</section>`;
+  }
+  const cells = data.telemetry.map((run, i) => {
+    const spec = telemetrySpec(run, i);
+    if (spec === null) {
+      return `<div class="chart"><p class="nodata">${escapeHtml(run.label)} (${escapeHtml(run.runId)}): no telemetry readings.</p></div>`;
+    }
+    charts.push(spec);
+    return canvas(spec, 300, `SM clock, power and temperature during ${run.label}`);
+  });
+  return `<section id="telemetry"><h2>Telemetry</h2><div class="grid">${cells.join('\n')}</div></section>`;
+}
+
+function historySection(data: ReportData, charts: ChartSpec[]): string {
+  const specs = historySpecs(data);
+  if (specs.length === 0) return `<section id="history"><h2>History</h2>${noData('history')}</section>`;
+  charts.push(...specs);
+  const cells = specs.map((s) => canvas(s, 300, `median latency per build: ${s.title}`));
+  return `<section id="history"><h2>History</h2>
+<p class="hint">Median latency of each variant per build, in build order.</p>
+<div class="grid">${cells.join('\n')}</div></section>`;
+}

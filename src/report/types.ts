@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/**
+ * Everything a report shows, validated when rendering: the report is built
+ * from database rows and user-written sweep names, and a malformed field
+ * should fail with a path ("telemetry[0].power_w: ...") rather than draw a
+ * broken chart. zod 4's z.number() already rejects NaN and Infinity.
+ */
+
+const Samples = z.array(z.number()).min(1);
+
+export const DistributionVariantSchema = z.object({
+  variant: z.string(),
+  /** Latency samples (unit: ReportData.latencyUnit). */
+  samples: Samples,
+});
+
+export const DistributionGroupSchema = z.object({
+  /** Label of the sweep point and environment, e.g. "qwen3-30b-a3b T=64 bf16 · H100 default clocks". */
+  group: z.string(),
+  variants: z.array(DistributionVariantSchema).min(1),
+});
+
+export const SpeedupRowSchema = z
+  .object({
+    group: z.string(),
+    variant: z.string(),
+    baseline: z.string(),
+    /** baseline latency / variant latency: > 1 means the variant is faster. */
+    speedup: z.number().positive(),
+    /** Confidence interval of the speedup. */
+    lo: z.number().positive(),
+    hi: z.number().positive(),
+    /** Usually FASTER | SLOWER | SAME | UNSURE (src/stats/verdict.ts); other words are shown uncoloured. */
+    verdict: z.string(),
+  })
+  .refine((r) => r.lo <= r.hi, { message: 'lo must be <= hi', path: ['lo'] });
+
+const Metric = z.array(z.number().nullable());
+
+export const TelemetryRunSchema = z
+  .object({
+    runId: z.string(),
+    label: z.string(),
+    /** Sample times in milliseconds since the run started. */
+    t_ms: z.array(z.number()),
+    /** One value per t_ms entry; null where the reading was unavailable. */
+    sm_mhz: Metric,
+    power_w: Metric,
+    temp_c: Metric,
+  })
+  .superRefine((r, ctx) => {
+    for (const key of ['sm_mhz', 'power_w', 'temp_c'] as const) {
+      if (r[key].length !== r.t_ms.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `has ${r[key].length} values but t_ms has ${r.t_ms.length}; give one per time (null when unknown)`,
+        });
+      }
+    }
+  });
+
+export const HistorySeriesSchema = z
+  .object({
+    point: z.string(),
+    variant: z.string(),
+    /** Build ids in build order. */
+    builds: z.array(z.string()),
+    /** Median latency per build. */
+    medians: z.array(z.number()),
+  })
+  .refine((h) => h.builds.length === h.medians.length, {
+    message: 'builds and medians must have the same length',
+    path: ['medians'],
+  });
+
+export const ReportDataSchema = z.object({
+  title: z.string(),
+  /** ISO timestamp or any human-readable time; shown as given. */
+  generatedAt: z.string(),
+  sweep: z.object({ id: z.string(), name: z.string() }).nullable(),
+  /** Unit of latency samples and medians. Default "µs" (what moe-bench reports). */
+  latencyUnit: z.string().default('µs'),
+  distributions: z.array(DistributionGroupSchema),
+  speedups: z.array(SpeedupRowSchema),
+  telemetry: z.array(TelemetryRunSchema),
+  history: z.array(HistorySeriesSchema),
+  /** Free-text lines, e.g. describeThresholds() and the device name. */
+  notes: z.array(z.string()),
+});
+
+/** Validated report data (defaults filled in). */
+export type ReportData = z.infer<typeof ReportDataSchema>;
+/** What callers pass to renderReport (latencyUnit optional). */
+export type ReportDataInput = z.input<typeof ReportDataSchema>;
+export type DistributionGroup = z.infer<typeof DistributionGroupSchema>;
+export type SpeedupRow = z.infer<typeof SpeedupRowSchema>;
+export type TelemetryRun = z.infer<typeof TelemetryRunSchema>;
+export type HistorySeries = z.infer<typeof HistorySeriesSchema>;

@@ -1,0 +1,164 @@
+/**
+ * Expansion of a sweep into points and runs. Each point has a stable content
+ * hash of its parameters (independent of the sweep's name), so the same point
+ * in two sweeps is recognised as the same and its history can be followed.
+ */
+import { UsageError } from '../errors.js';
+import { MODELS, VARIANTS_BY_BACKEND, type ModelName } from '../schema/variants.js';
+import type { Exclude, Point, Sweep } from '../schema/sweep.js';
+import { canonicalJson, contentHash } from '../util/hash.js';
+
+/** Runs a sweep may plan without --allow-large. */
+export const DEFAULT_MAX_RUNS = 5000;
+
+export interface PlannedPoint {
+  hash: string;
+  point: Point;
+}
+
+/** A unit of work: one job on the queue. With interleave, one job holds every variant of a point. */
+export interface PlannedRun {
+  id: string; // sweepId-groupHash-rN: run id, BullMQ job id
+  groupHash: string;
+  rep: number;
+  seed: number;
+  points: PlannedPoint[];
+}
+
+export interface Plan {
+  sweepId: string;
+  sweep: Sweep;
+  points: PlannedPoint[];
+  runs: PlannedRun[];
+}
+
+export function sweepId(sweep: Sweep): string {
+  return 's' + contentHash(sweep, 12);
+}
+
+export function pointHash(point: Point): string {
+  return contentHash(point, 16);
+}
+
+type Combo = Record<string, unknown>;
+
+export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
+  const m = sweep.matrix;
+  const shapes: Array<{ model: string | null; hidden: number; inter: number; experts: number; topk: number }> = m.model
+    ? m.model.map((name) => ({ model: name, ...MODELS[name as ModelName] }))
+    : (m.shape ?? []).map((s) => ({ model: null, ...s }));
+  const axes: Array<[string, readonly unknown[]]> = [
+    ['backend', m.backend],
+    ['variant', m.variant],
+    ['shapeSpec', shapes],
+    ['tokens', m.tokens],
+    ['dtype', m.dtype],
+    ['warmup', m.warmup],
+    ['iters', m.iters],
+    ['rotate', m.rotate ?? [null]],
+    ['cold_l2', m.cold_l2 ?? [false]],
+    ['clock', m.clock],
+    ['power', m.power],
+  ];
+  let combos: Combo[] = [{}];
+  for (const [key, values] of axes) {
+    const next: Combo[] = [];
+    for (const c of combos) for (const v of values) next.push({ ...c, [key]: v });
+    combos = next;
+  }
+  const points: PlannedPoint[] = [];
+  const seen = new Set<string>();
+  for (const c of combos) {
+    const s = c['shapeSpec'] as (typeof shapes)[number];
+    const point: Point = {
+      backend: c['backend'] as Point['backend'],
+      variant: c['variant'] as string,
+      model: s.model,
+      hidden: s.hidden,
+      inter: s.inter,
+      experts: s.experts,
+      topk: s.topk,
+      tokens: c['tokens'] as number,
+      dtype: c['dtype'] as Point['dtype'],
+      warmup: c['warmup'] as number,
+      iters: c['iters'] as number,
+      rotate: c['rotate'] as number | null,
+      cold_l2: c['cold_l2'] as boolean,
+      clock: c['clock'] as Point['clock'],
+      power: c['power'] as Point['power'],
+    };
+    if (sweep.exclude.some((rule) => excludes(rule, point))) continue;
+    const allowed = VARIANTS_BY_BACKEND[point.backend];
+    if (!allowed.includes(point.variant)) {
+      const i = m.variant.indexOf(point.variant);
+      throw new UsageError(
+        `${file}: matrix.variant[${i}]: '${point.variant}' is not a ${point.backend} variant (expected one of ${allowed.join(', ')}); ` +
+          `drop it or add an exclude rule {backend: ${point.backend}, variant: ${point.variant}}`,
+      );
+    }
+    const hash = pointHash(point);
+    if (seen.has(hash)) continue;
+    seen.add(hash);
+    points.push({ hash, point });
+  }
+  return points;
+}
+
+function excludes(rule: Exclude, point: Point): boolean {
+  const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return false;
+  return entries.every(([key, value]) => {
+    if (key === 'shape') {
+      const s = value as NonNullable<Exclude['shape']>;
+      return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+    }
+    return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
+  });
+}
+
+export interface PlanOptions {
+  file?: string;
+  allowLarge?: boolean;
+  maxRuns?: number;
+}
+
+export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
+  const file = opts.file ?? 'sweep';
+  const id = sweepId(sweep);
+  const points = expandPoints(sweep, file);
+  if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
+  const groups = groupPoints(sweep, points);
+  const total = groups.length * sweep.repeat;
+  const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
+  if (total > max && !opts.allowLarge) {
+    throw new UsageError(
+      `${file}: matrix: expands to ${total} runs (${points.length} points x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
+        'narrow the matrix or pass --allow-large',
+    );
+  }
+  const runs: PlannedRun[] = [];
+  for (let rep = 0; rep < sweep.repeat; rep++) {
+    for (const g of groups) {
+      runs.push({ id: runId(id, g.hash, rep), groupHash: g.hash, rep, seed: sweep.seed + rep, points: g.points });
+    }
+  }
+  return { sweepId: id, sweep, points, runs };
+}
+
+export function runId(sweepIdValue: string, groupHash: string, rep: number): string {
+  return `${sweepIdValue}-${groupHash}-r${rep}`;
+}
+
+/** Without interleave every point is its own group; with it, points that differ only by variant share one. */
+function groupPoints(sweep: Sweep, points: PlannedPoint[]): Array<{ hash: string; points: PlannedPoint[] }> {
+  if (!sweep.interleave) return points.map((p) => ({ hash: p.hash, points: [p] }));
+  const byKey = new Map<string, PlannedPoint[]>();
+  for (const p of points) {
+    const { variant: _variant, ...rest } = p.point;
+    const key = canonicalJson(rest);
+    const list = byKey.get(key);
+    if (list) list.push(p);
+    else byKey.set(key, [p]);
+  }
+  return [...byKey.entries()].map(([key, pts]) => ({ hash: 'i' + contentHash(key, 15), points: pts }));
+}

@@ -1,0 +1,25 @@
+/** Plain-text tables and CSV for terminal output. */
+export type Cell = string | number | null | undefined;
+
+export function renderTable(headers: string[], rows: Cell[][]): string {
+  const text = rows.map((r) => r.map(cellText));
+  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
+  const numeric = headers.map((_, i) => rows.every((r) => r[i] === null || r[i] === undefined || typeof r[i] === 'number'));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...text.map(line)].join('\n');
+}
+
+export function renderCsv(headers: string[], rows: Cell[][]): string {
+  const esc = (c: Cell) => {
+    const s = cellText(c);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [headers.map(esc).join(','), ...rows.map((r) => r.map(esc).join(','))].join('\n');
+}
+
+function cellText(c: Cell): string {
+  if (c === null || c === undefined) return '';
+  if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toPrecision(4);
+  return c;
+}

@@ -1,0 +1,27 @@
+/** A job's points → the native binary's argument array (never a shell string). */
+import type { RunJob } from '../src/schema/job.js';
+import type { Point } from '../src/schema/sweep.js';
+
+export interface TestHooks {
+  sleepMs?: number;
+  output?: 'garbage' | 'partial' | 'nan' | 'exit3';
+}
+
+export function binaryArgs(job: RunJob, hooks: TestHooks | null): string[] {
+  const first = job.points[0]!.point;
+  const variants = job.points.map((p) => p.point.variant);
+  const args = ['--backend', first.backend, '--variant', variants.join(','), ...shapeArgs(first)];
+  args.push('--tokens', String(first.tokens), '--dtype', first.dtype);
+  args.push('--warmup', String(first.warmup), '--iters', String(first.iters), '--seed', String(job.seed));
+  if (first.rotate !== null) args.push('--rotate', String(first.rotate));
+  if (first.cold_l2) args.push('--cold-l2');
+  if (variants.length > 1) args.push('--rounds', String(job.rounds));
+  if (hooks?.sleepMs) args.push('--test-sleep-ms', String(hooks.sleepMs));
+  if (hooks?.output) args.push('--test-output', hooks.output);
+  return args;
+}
+
+function shapeArgs(p: Point): string[] {
+  if (p.model !== null) return ['--model', p.model];
+  return ['--hidden', String(p.hidden), '--inter', String(p.inter), '--experts', String(p.experts), '--topk', String(p.topk)];
+}

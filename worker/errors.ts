@@ -1,0 +1,14 @@
+/** Failures of a run that end it for good: reported as an outcome, never retried. */
+import type { RunStatus } from '../src/schema/job.js';
+
+export class PermanentRunError extends Error {
+  override readonly name = 'PermanentRunError';
+  constructor(
+    readonly status: Exclude<RunStatus, 'done'>,
+    message: string,
+    readonly stdoutTail: string | null = null,
+    readonly stderrTail: string | null = null,
+  ) {
+    super(message);
+  }
+}
