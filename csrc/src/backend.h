@@ -54,5 +54,8 @@ void route_f64(const Model& m, const HostTensor& x, int T, Routing& r, std::vect
 // fp64 oracle for the given routing (r.ids/r.wts used as-is; wts recomputed in fp64 from logits).
 void oracle_forward(const Model& m, const HostTensor& x, int T, const Routing& r,
                     const std::vector<double>& logits, std::vector<double>& out);
+// Same, tokens [t0, t1) only, into out (sized T*H by the caller).
+void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const std::vector<double>& logits,
+                   double* out, int t0, int t1);
 
 }  // namespace moe

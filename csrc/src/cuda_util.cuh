@@ -16,7 +16,13 @@
                          " (" + cudaGetErrorString(err_) + ") at " + __FILE__ + ":" + std::to_string(__LINE__)); \
   } while (0)
 // After every launch.
-#define CUDA_CHECK_LAUNCH(what) CUDA_CHECK(cudaGetLastError())
+#define CUDA_CHECK_LAUNCH(what)                                                             \
+  do {                                                                                      \
+    cudaError_t err_ = cudaGetLastError();                                                  \
+    if (err_ != cudaSuccess)                                                                \
+      ::moe::die_runtime(std::string("CUDA error: launch of ") + (what) + " -> " + cudaGetErrorName(err_) + \
+                         " (" + cudaGetErrorString(err_) + ") at " + __FILE__ + ":" + std::to_string(__LINE__)); \
+  } while (0)
 
 namespace moe {
 

@@ -231,7 +231,12 @@ void make_cases(const Model& m, const Config& c, std::vector<Case>& cases, int& 
     route_f64(m, cs.x, c.tokens, cs.r, &cs.lg);
     for (int id : cs.r.ids) if (!seen[id]) { seen[id] = 1; ++hit; }
   }
-  parallel_for((int)cases.size(), [&](int i) { oracle_forward(m, cases[i].x, c.tokens, cases[i].r, cases[i].lg, cases[i].out); });
+  for (auto& cs : cases) cs.out.assign((size_t)c.tokens * m.s.hidden, 0.0);
+  const int T = c.tokens;
+  parallel_for((int)cases.size() * T, [&](int i) {
+    Case& cs = cases[i / T];
+    oracle_tokens(m, cs.x, cs.r, cs.lg, cs.out.data(), i % T, i % T + 1);
+  });
 }
 
 CheckResult check_variant(Backend& be, const std::string& v, const Model& m, const Config& c,

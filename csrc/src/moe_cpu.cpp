@@ -78,13 +78,16 @@ void route_f64(const Model& m, const HostTensor& x, int T, Routing& r, std::vect
   if (logits) *logits = lg;
 }
 
-void oracle_forward(const Model& m, const HostTensor& x, int T, const Routing& r,
-                    const std::vector<double>& lg, std::vector<double>& out) {
+namespace {
+template <class LD>
+void oracle_tokens(const Model& m, LD wr, LD w13, LD w2t, const HostTensor& x, const Routing& r,
+                   const std::vector<double>& lg, double* out_all, int t0, int t1) {
+  (void)wr;
   const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
-  out.assign((size_t)T * H, 0.0);
   std::vector<double> xv(H), a(I);
-  for (int t = 0; t < T; ++t) {
-    for (int h = 0; h < H; ++h) xv[h] = x.get((size_t)t * H + h);
+  for (int t = t0; t < t1; ++t) {
+    double* o = out_all + (size_t)t * H;
+    for (int h = 0; h < H; ++h) { xv[h] = x.get((size_t)t * H + h); o[h] = 0.0; }
     const int* ids = &r.ids[(size_t)t * K];
     double mx = -1e300;
     for (int k = 0; k < K; ++k) mx = std::max(mx, lg[(size_t)t * E + ids[k]]);
@@ -96,17 +99,35 @@ void oracle_forward(const Model& m, const HostTensor& x, int T, const Routing& r
       for (int i = 0; i < I; ++i) {
         const size_t g0 = ((size_t)e * 2 * I + 2 * i) * H, u0 = g0 + H;
         double g = 0, u = 0;
-        for (int h = 0; h < H; ++h) { g += (double)m.w13.get(g0 + h) * xv[h]; u += (double)m.w13.get(u0 + h) * xv[h]; }
+        for (int h = 0; h < H; ++h) { g += (double)w13(g0 + h) * xv[h]; u += (double)w13(u0 + h) * xv[h]; }
         a[i] = g / (1.0 + std::exp(-g)) * u;
       }
-      double* o = &out[(size_t)t * H];
       for (int i = 0; i < I; ++i) {
         const size_t r0 = ((size_t)e * I + i) * H;
         const double wa = w * a[i];
-        for (int h = 0; h < H; ++h) o[h] += wa * m.w2t.get(r0 + h);
+        for (int h = 0; h < H; ++h) o[h] += wa * (double)w2t(r0 + h);
       }
     }
   }
+}
+struct LdB { const uint16_t* p; float operator()(size_t i) const { return bf16_to_f32(p[i]); } };
+struct LdH { const uint16_t* p; float operator()(size_t i) const { return fp16_to_f32(p[i]); } };
+struct LdF { const float* p; float operator()(size_t i) const { return p[i]; } };
+}  // namespace
+
+void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const std::vector<double>& lg,
+                   double* out, int t0, int t1) {
+  switch (m.dt) {
+    case DType::BF16: oracle_tokens(m, LdB{m.wr.h16()}, LdB{m.w13.h16()}, LdB{m.w2t.h16()}, x, r, lg, out, t0, t1); break;
+    case DType::FP16: oracle_tokens(m, LdH{m.wr.h16()}, LdH{m.w13.h16()}, LdH{m.w2t.h16()}, x, r, lg, out, t0, t1); break;
+    default: oracle_tokens(m, LdF{m.wr.f32()}, LdF{m.w13.f32()}, LdF{m.w2t.f32()}, x, r, lg, out, t0, t1);
+  }
+}
+
+void oracle_forward(const Model& m, const HostTensor& x, int T, const Routing& r,
+                    const std::vector<double>& lg, std::vector<double>& out) {
+  out.assign((size_t)T * m.s.hidden, 0.0);
+  oracle_tokens(m, x, r, lg, out.data(), 0, T);
 }
 
 namespace {

@@ -149,7 +149,7 @@ export const CLIENT_SCRIPT = String.raw`
         },
         scales: {
           x: { type: 'category' },
-          y: { min: range.min, max: range.max, title: { display: true, text: 'latency (' + spec.unit + ')' } }
+          y: { beginAtZero: false, suggestedMin: range.min, suggestedMax: range.max, title: { display: true, text: 'latency (' + spec.unit + ')' } }
         }
       },
       plugins: [boxPlugin]
@@ -192,7 +192,7 @@ export const CLIENT_SCRIPT = String.raw`
           }
         },
         scales: {
-          x: { min: range.min, max: range.max, title: { display: true, text: 'speedup (baseline latency / variant latency; > 1 is faster)' } },
+          x: { beginAtZero: false, suggestedMin: range.min, suggestedMax: range.max, title: { display: true, text: 'speedup (baseline latency / variant latency; > 1 is faster)' } },
           y: { ticks: { autoSkip: false } }
         }
       },
@@ -235,7 +235,13 @@ export const CLIENT_SCRIPT = String.raw`
     };
   }
 
+  // The y axis spans at least 10% of the level: auto-scaling would blow a
+  // 0.3% wiggle between builds up into what looks like a cliff.
   function historyConfig(spec) {
+    var lo = Infinity, hi = -Infinity;
+    spec.series.forEach(function (s) { s.points.forEach(function (p) { lo = Math.min(lo, p.y); hi = Math.max(hi, p.y); }); });
+    var minSpan = 0.1 * Math.max(Math.abs(lo), Math.abs(hi));
+    if (hi - lo < minSpan) { var mid = (hi + lo) / 2; lo = mid - minSpan / 2; hi = mid + minSpan / 2; }
     return {
       type: 'line',
       data: {
@@ -255,7 +261,7 @@ export const CLIENT_SCRIPT = String.raw`
         plugins: { title: { display: true, text: spec.title }, legend: { position: 'bottom' } },
         scales: {
           x: { type: 'category', title: { display: true, text: 'build' } },
-          y: { title: { display: true, text: 'median latency (' + spec.unit + ')' } }
+          y: { suggestedMin: lo, suggestedMax: hi, title: { display: true, text: 'median latency (' + spec.unit + ')' } }
         }
       }
     };

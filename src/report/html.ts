@@ -120,6 +120,6 @@ function historySection(data: ReportData, charts: ChartSpec[]): string {
   charts.push(...specs);
   const cells = specs.map((s) => canvas(s, 300, `median latency per build: ${s.title}`));
   return `<section id="history"><h2>History</h2>
-<p class="hint">Median latency of each variant per build, in build order.</p>
+<p class="hint">Median latency of each variant per build, in build order. Each y axis spans at least 10% of the level, so noise between builds does not look like a step.</p>
 <div class="grid">${cells.join('\n')}</div></section>`;
 }

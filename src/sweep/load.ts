@@ -33,7 +33,7 @@ export function parseSweepText(text: string, file: string): Sweep {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new UsageError(`${file}: expected a mapping at the top level (name, pool, matrix, …)`);
   }
-  const parsed = SweepSchema.safeParse(data);
+  const parsed = SweepSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw new UsageError(formatIssues(file, parsed.error.issues));
   return parsed.data;
 }
@@ -57,7 +57,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') {
     return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `missing: ${issue.message.replace(/^Invalid input: /, '')}`;
+  if (issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined) return `missing: ${issue.message.replace(/^Invalid input: /, '')}`;
   const got = 'input' in issue && issue.input !== undefined ? `, got ${JSON.stringify(issue.input)?.slice(0, 60)}` : '';
   return `${issue.message}${got}`;
 }

@@ -1,0 +1,8 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const TEST_REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+/** A Postgres role allowed to create databases; each test gets its own database. */
+export const TEST_PG_ADMIN_URL = process.env['TEST_PG_ADMIN_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** Build cache shared by all tests (the CPU binary is built once). */
+export const TEST_CACHE = process.env['MOEFARM_TEST_CACHE'] ?? join(tmpdir(), 'moefarm-test-cache');

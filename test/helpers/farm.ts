@@ -1,0 +1,54 @@
+/** A whole farm in the test process: a real worker and a real collector on real Redis and a real database. */
+import { Redis } from 'ioredis';
+import { Collector } from '../../src/collector/collector.js';
+import { csrcDir } from '../../src/config.js';
+import { openDb, type Db } from '../../src/db/client.js';
+import { FarmWorker } from '../../worker/worker.js';
+import { TEST_CACHE, TEST_REDIS_URL } from './env.js';
+
+export interface Farm {
+  db: Db;
+  redis: Redis;
+  worker: FarmWorker;
+  collector: Collector;
+  close: () => Promise<void>;
+}
+
+export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: string; testHooks?: boolean; lockDurationMs?: number }): Promise<Farm> {
+  const db = await openDb({ url: opts.dbUrl });
+  const conns = [0, 1, 2].map(() => new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }));
+  const [redis, wc, cc] = conns as [Redis, Redis, Redis];
+  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500 });
+  const worker = new FarmWorker({
+    connection: wc,
+    pool: opts.pool,
+    backend: 'cpu',
+    gpu: null,
+    arch: 'sm_90a',
+    csrc: opts.csrc ?? csrcDir(),
+    cache: TEST_CACHE,
+    testHooks: opts.testHooks ?? false,
+    ...(opts.lockDurationMs ? { lockDurationMs: opts.lockDurationMs } : {}),
+    log: () => {},
+  });
+  await worker.start();
+  return {
+    db,
+    redis,
+    worker,
+    collector,
+    close: async () => {
+      await worker.close();
+      await collector.close();
+      for (const c of conns) c.disconnect();
+      await db.$disconnect();
+    },
+  };
+}
+
+/** Waits until every run of the sweep has an outcome in the database. */
+export async function runsSettled(db: Db, sweepId: string, expected: number): Promise<boolean> {
+  const open = await db.run.count({ where: { sweepId, status: 'queued' } });
+  const all = await db.run.count({ where: { sweepId } });
+  return all === expected && open === 0;
+}

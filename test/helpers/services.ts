@@ -1,0 +1,94 @@
+/**
+ * Real services for tests: a fresh Redis key prefix, a fresh SQLite file or a
+ * fresh Postgres database per test, the real CLI as a child process.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type Result } from 'execa';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { TEST_CACHE, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from './env.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+/** Points this process's queues at a key prefix of its own; returns a cleanup that deletes its keys. */
+export function freshPrefix(): { prefix: string; cleanup: () => Promise<void> } {
+  const prefix = `test-${randomUUID().slice(0, 8)}`;
+  process.env['MOEFARM_PREFIX'] = prefix;
+  process.env['REDIS_URL'] = TEST_REDIS_URL;
+  process.env['MOEFARM_CACHE'] = TEST_CACHE;
+  return {
+    prefix,
+    cleanup: async () => {
+      const r = new Redis(TEST_REDIS_URL);
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length) await r.del(...keys);
+        } while (cursor !== '0');
+      } finally {
+        r.disconnect();
+      }
+    },
+  };
+}
+
+export function tempDir(tag: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `moefarm-${tag}-`));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function sqliteUrl(dir: string): string {
+  return `file:${join(dir, 'test.db')}`;
+}
+
+/** A new, empty Postgres database; drop() removes it. */
+export async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `moefarm_test_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(TEST_PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Runs the built CLI (dist/) as a user would. */
+export function cli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<Result> {
+  return execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    cwd: ROOT,
+    timeout: opts.timeoutMs ?? 120_000,
+    env: {
+      REDIS_URL: TEST_REDIS_URL,
+      MOEFARM_CACHE: TEST_CACHE,
+      MOEFARM_PREFIX: process.env['MOEFARM_PREFIX'] ?? 'test-unset',
+      ...env,
+    },
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

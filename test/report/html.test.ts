@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { ZodError } from 'zod';
+import { escapeHtml, jsonForScript } from '../../src/report/escape.js';
+import { renderReport } from '../../src/report/html.js';
+import { HOSTILE_NAME, emptyReport, fullReport } from './fixture.js';
+
+function chartJson(html: string): unknown {
+  const m = /<script type="application\/json" id="moefarm-charts">([\s\S]*?)<\/script>/.exec(html);
+  expect(m).not.toBeNull();
+  return JSON.parse(m?.[1] ?? 'null');
+}
+
+describe('renderReport (string level)', () => {
+  it('escapes user text in HTML and in the JSON block', () => {
+    const html = renderReport(fullReport());
+    // Booleans, not toContain: a failure would otherwise print 200 kB of HTML.
+    expect(html.includes(HOSTILE_NAME)).toBe(false);
+    expect(html.includes(escapeHtml(HOSTILE_NAME))).toBe(true);
+    expect(html.includes('a note with &lt;b&gt;markup&lt;/b&gt; &amp; ampersands')).toBe(true);
+    // Exactly the three script elements we put there, however hostile the data.
+    expect(html.match(/<script/g)).toHaveLength(3);
+    expect(jsonForScript('</script><!--')).toBe('"\\u003c/script>\\u003c!--"');
+    expect(JSON.parse(jsonForScript({ s: '</script>' }))).toEqual({ s: '</script>' });
+  });
+
+  it('references nothing outside the file', () => {
+    const html = renderReport(fullReport());
+    // Markup outside the inline scripts: no tag may point anywhere (escaped user text has no raw "<").
+    const markup = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, '');
+    expect(markup.match(/<[a-z][^>]*\s(?:src|href|action|srcset)\s*=/gi)).toBeNull();
+    expect(/<style>[^<]*url\(/i.test(html)).toBe(false);
+    expect(html.includes("default-src 'none'")).toBe(true);
+    expect(/Chart\.js v4/.test(html)).toBe(true); // the bundle is inline
+  });
+
+  it('embeds chart specs with box numbers and drops all-null metrics', () => {
+    const specs = chartJson(renderReport(fullReport())) as Array<{ id: string; kind: string; metrics?: Array<{ key: string }> }>;
+    expect(specs.map((s) => s.id)).toEqual([
+      'chart-speedup',
+      'chart-box-0',
+      'chart-box-1',
+      'chart-telemetry-0',
+      'chart-telemetry-1',
+      'chart-history-0',
+      'chart-history-1',
+    ]);
+    expect(specs.find((s) => s.id === 'chart-telemetry-1')?.metrics?.map((m) => m.key)).toEqual(['sm_mhz', 'power_w']);
+  });
+
+  it('renders "no data" paragraphs and no canvases for an empty report', () => {
+    const html = renderReport(emptyReport());
+    expect(html.includes('<canvas')).toBe(false);
+    for (const what of ['notes', 'speedups', 'latency samples', 'telemetry', 'history']) {
+      expect(html.includes(`No ${what} in this report.`), what).toBe(true);
+    }
+    expect(chartJson(html)).toEqual([]);
+  });
+
+  it('rejects malformed data with the path of the bad field', () => {
+    const bad = fullReport();
+    const run = bad.telemetry[0];
+    if (run) run.power_w = [1, 2];
+    expect(() => renderReport(bad)).toThrow(ZodError);
+    expect(() => renderReport(bad)).toThrow(/power_w/);
+    const nan = fullReport();
+    const row = nan.speedups[0];
+    if (row) row.speedup = Number.NaN;
+    expect(() => renderReport(nan)).toThrow(ZodError);
+  });
+});

@@ -1,0 +1,121 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../src/errors.js';
+import { expandPoints, planSweep, pointHash } from '../src/sweep/expand.js';
+import { loadSweepFile, parseSweepText } from '../src/sweep/load.js';
+import { ROOT } from './helpers/services.js';
+
+const base = `
+name: t
+pool: p
+matrix:
+  variant: [reference, fused]
+  model: tiny
+`;
+
+function parseError(text: string): string {
+  try {
+    parseSweepText(text, 'bad.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the sweep to be refused');
+}
+
+describe('sweep files', () => {
+  it('accepts every sweep shipped in sweeps/', async () => {
+    const files = readdirSync(join(ROOT, 'sweeps')).filter((f) => f.endsWith('.yaml'));
+    expect(files).toEqual(expect.arrayContaining(['demo.yaml', 'qwen3-decode.yaml']));
+    for (const f of files) {
+      const s = await loadSweepFile(join(ROOT, 'sweeps', f));
+      expect(planSweep(s, { file: f }).runs.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('fills defaults and reads a single value as a list of one', () => {
+    const s = parseSweepText(base + '  tokens: 4\n', 'ok.yaml');
+    expect(s.repeat).toBe(1);
+    expect(s.matrix.tokens).toEqual([4]);
+    expect(s.matrix.backend).toEqual(['cpu']);
+    expect(s.matrix.clock).toEqual(['default']);
+  });
+
+  it.each([
+    ['a negative token count', base + '  tokens: [1, -3]\n', 'bad.yaml: matrix.tokens[1]: expected a token count'],
+    ['a string where a number goes', base + '  iters: lots\n', 'bad.yaml: matrix.iters[0]: expected an iteration count'],
+    ['an unknown axis', base + '  colour: [red]\n', "bad.yaml: matrix: unknown field 'colour'"],
+    ['an unknown top-level field', base + 'extra: 1\n', "bad.yaml: (top level): unknown field 'extra'"],
+    ['a bad clock', base + '  clock: [{lock: fast}]\n', 'bad.yaml: matrix.clock[0]'],
+    ['a path in the name', base.replace('name: t', 'name: ../../x'), 'bad.yaml: name: expected a sweep name'],
+    ['shell syntax in the pool', base.replace('pool: p', "pool: '; rm -rf /'"), 'bad.yaml: pool: expected a pool name'],
+    ['no variant', 'name: t\nmatrix:\n  model: tiny\n', 'bad.yaml: matrix.variant: missing'],
+    ['model and shape both', base + '  shape: [{hidden: 64, inter: 32, experts: 4, topk: 2}]\n', 'exactly one of matrix.model or matrix.shape'],
+    ['a baseline not in the matrix', base + 'baseline: {variant: nope}\n', "bad.yaml: baseline.variant: expected one of the sweep's variants"],
+    ['malformed YAML', 'name: [unclosed\n', 'bad.yaml: line 2, column 1: malformed YAML'],
+    ['a list at the top', '- a\n- b\n', 'expected a mapping at the top level'],
+    ['topk above experts', 'name: t\nmatrix:\n  variant: reference\n  shape: [{hidden: 64, inter: 32, experts: 4, topk: 8}]\n', 'bad.yaml: matrix.shape[0]: expected topk <= experts'],
+  ])('refuses %s, naming the field', (_what, text, expected) => {
+    expect(parseError(text)).toContain(expected);
+  });
+
+  it('refuses a variant its backend does not have, unless excluded', () => {
+    const s = parseSweepText(base.replace('[reference, fused]', '[reference, separate]'), 'v.yaml');
+    expect(() => expandPoints(s, 'v.yaml')).toThrow(/v\.yaml: matrix\.variant\[1\]: 'separate' is not a cpu variant/);
+    const ok = parseSweepText(base.replace('[reference, fused]', '[reference, separate]') + 'exclude:\n  - {variant: separate}\n', 'v.yaml');
+    expect(expandPoints(ok).map((p) => p.point.variant)).toEqual(['reference']);
+  });
+
+  it('refuses a matrix past the run limit unless allowed', () => {
+    const s = parseSweepText(base + '  tokens: [1, 2, 3, 4, 5]\nrepeat: 10\n', 'big.yaml');
+    expect(() => planSweep(s, { file: 'big.yaml', maxRuns: 50 })).toThrow(/expands to 100 runs .* --allow-large/);
+    expect(planSweep(s, { file: 'big.yaml', maxRuns: 50, allowLarge: true }).runs).toHaveLength(100);
+  });
+});
+
+describe('expansion and hashing', () => {
+  it('expands the cartesian product minus excludes, in a stable order', () => {
+    const s = parseSweepText(base + '  tokens: [1, 8]\n  dtype: [bf16, fp16]\nexclude:\n  - {variant: fused, tokens: 8}\n', 'x.yaml');
+    const pts = expandPoints(s);
+    expect(pts).toHaveLength(2 * 2 * 2 - 2);
+    expect(pts.some((p) => p.point.variant === 'fused' && p.point.tokens === 8)).toBe(false);
+    expect(pts[0]!.point).toMatchObject({ variant: 'reference', tokens: 1, dtype: 'bf16', hidden: 256, experts: 16 });
+  });
+
+  it('gives a point the same hash whatever the sweep or key order, and a different one for any change', () => {
+    const a = expandPoints(parseSweepText(base, 'a.yaml'));
+    const reordered = `
+matrix:
+  model: tiny
+  variant: [reference, fused]
+pool: other
+name: another-sweep
+repeat: 4
+`;
+    const b = expandPoints(parseSweepText(reordered, 'b.yaml'));
+    expect(b.map((p) => p.hash)).toEqual(a.map((p) => p.hash));
+    const p0 = a[0]!.point;
+    expect(pointHash({ ...p0, tokens: 2 })).not.toBe(a[0]!.hash);
+    expect(pointHash({ ...p0, clock: { lock: 1500 } })).not.toBe(a[0]!.hash);
+    expect(a[0]!.hash).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('derives run ids from sweep id, point hash and repetition; the sweep id from its content', () => {
+    const s = parseSweepText(base + 'repeat: 2\n', 'a.yaml');
+    const plan = planSweep(s);
+    expect(plan.runs).toHaveLength(4);
+    expect(new Set(plan.runs.map((r) => r.id)).size).toBe(4);
+    expect(plan.runs[0]!.id).toBe(`${plan.sweepId}-${plan.points[0]!.hash}-r0`);
+    expect(planSweep(parseSweepText(base + 'repeat: 2\n', 'again.yaml')).sweepId).toBe(plan.sweepId);
+    expect(planSweep(parseSweepText(base + 'repeat: 3\n', 'a.yaml')).sweepId).not.toBe(plan.sweepId);
+  });
+
+  it('groups the variants of a point into one run when interleaving', () => {
+    const s = parseSweepText(base + '  tokens: [1, 8]\ninterleave: true\nrepeat: 2\n', 'i.yaml');
+    const plan = planSweep(s);
+    expect(plan.points).toHaveLength(4);
+    expect(plan.runs).toHaveLength(4);
+    expect(plan.runs[0]!.points.map((p) => p.point.variant)).toEqual(['reference', 'fused']);
+  });
+});
