@@ -95,7 +95,7 @@ export class FarmWorker {
     let outcome: Outcome;
     try {
       this.checkRequests(data);
-      const built = await ensureBinary({ csrc: this.opts.csrc, cache: this.opts.cache, backend: this.opts.backend, arch: this.opts.arch });
+      const built = await ensureBinary({ csrc: this.opts.csrc, cache: this.opts.cache, backend: this.opts.backend, arch: this.opts.arch, extraFlags: data.buildFlags });
       const args = binaryArgs(data, this.opts.testHooks ? (data.test ?? null) : null);
       const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
       const run = await runBinary(built.path, args, { timeoutMs: data.timeoutS * 1000, ...(signal ? { signal } : {}), env });

@@ -37,6 +37,7 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
     powerWaitS: plan.sweep.power_wait_s,
     submittedAt,
     rounds: plan.sweep.rounds,
+    buildFlags: [],
     points: run.points,
   };
 }

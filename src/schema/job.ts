@@ -17,6 +17,8 @@ export const RunJobSchema = z.strictObject({
   /** First time the job was enqueued (ms since epoch): the power-source deadline counts from here. */
   submittedAt: z.number(),
   rounds: z.int().positive(),
+  /** Extra compiler flags for the build, already checked against the sweep schema's allow-list. */
+  buildFlags: z.array(z.string()).default([]),
   points: z.array(z.strictObject({ hash: z.string(), point: PointSchema })).min(1),
   /** TEST ONLY: make the native run misbehave. Honoured only by a worker started with test hooks enabled. */
   test: z
@@ -26,7 +28,8 @@ export const RunJobSchema = z.strictObject({
     })
     .optional(),
 });
-export type RunJob = z.infer<typeof RunJobSchema>;
+export type RunJob = z.output<typeof RunJobSchema>;
+export type RunJobInput = z.input<typeof RunJobSchema>;
 
 /** Terminal states of a run. Everything but `done` is a failure with a reason. */
 export const RUN_STATUSES = [

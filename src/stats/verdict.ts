@@ -103,7 +103,7 @@ function resolve(opts: CompareOptions): Resolved {
 
 const pct = (x: number): string => `${+(x * 100).toFixed(2)}%`;
 const fx = (x: number): string => x.toFixed(3);
-const fp = (p: number): string => (p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
+const fp = (p: number): string => (p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
 
 /** One line for the top of a report, so every verdict can be read against its rule. */
 export function describeThresholds(opts: CompareOptions = {}, mode: 'unpaired' | 'paired' = 'unpaired'): string {
@@ -143,10 +143,13 @@ function decide(
   return { verdict: 'UNSURE', reason: why };
 }
 
-function shapeNote(pKs: number, verdict: Verdict, alpha: number): string {
-  return verdict !== 'FASTER' && verdict !== 'SLOWER' && pKs < alpha
-    ? `; distributions differ in shape (KS p=${fp(pKs)})`
-    : '';
+/**
+ * KS also reacts to a plain shift, so it only adds information when the rank
+ * test saw no shift: then a small KS p means the shape changed (a new mode, a
+ * wider spread) with the centre in place, which a reader should know.
+ */
+function shapeNote(pMw: number, pKs: number, alpha: number): string {
+  return pMw >= alpha && pKs < alpha ? `; distributions differ in shape (KS p=${fp(pKs)})` : '';
 }
 
 /**
@@ -184,7 +187,7 @@ export function compareSamples(
     return { ...base, verdict: 'UNSURE', reason: `too few samples (${fewest} < ${r.minSamples}) for a verdict` };
   }
   const d = decide('Mann-Whitney', mw.p, boot.estimate, base.ci, r);
-  return { ...base, verdict: d.verdict, reason: d.reason + shapeNote(ks.p, d.verdict, r.alpha) };
+  return { ...base, verdict: d.verdict, reason: d.reason + shapeNote(mw.p, ks.p, r.alpha) };
 }
 
 /**
@@ -235,7 +238,7 @@ export function comparePaired(
     return { ...base, verdict: 'UNSURE', reason: `too few rounds (${rounds} < ${r.minRounds}) for a verdict` };
   }
   const d = decide('Wilcoxon', w.p, boot.estimate, base.ci, r);
-  let reason = d.reason + shapeNote(ks.p, d.verdict, r.alpha);
+  let reason = d.reason + shapeNote(mw.p, ks.p, r.alpha);
   if (d.verdict === 'UNSURE' && wilcoxonMinP(w.n) >= r.alpha) {
     reason += `; with ${w.n} non-tied rounds the signed-rank test cannot reach p < ${r.alpha}: run more rounds`;
   }

@@ -1,39 +1,61 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapMedianRatio, bootstrapPairedMedianRatio } from '../../src/stats/bootstrap.js';
+import { bootstrapMedianRatio, bootstrapPairedMedianRatio, resampledMedian } from '../../src/stats/bootstrap.js';
 import { StatsInputError } from '../../src/stats/errors.js';
+import { ksStatistic } from '../../src/stats/ks.js';
 import { median } from '../../src/stats/quantile.js';
 import { mulberry32 } from '../../src/stats/rng.js';
 import { latencies, seeded } from './synthetic.js';
 
-/** The textbook algorithm (resample, sort, take the median) with the same draw order as the O(n) implementation. */
-function naiveRatioCI(b: number[], c: number[], resamples: number, seed: number): [number, number] {
-  const rng = mulberry32(seed);
-  const draw = (xs: number[]): number[] => xs.map(() => xs[Math.floor(rng() * xs.length)] as number);
-  const stats: number[] = [];
-  for (let r = 0; r < resamples; r++) {
-    const mb = median(draw([...b].sort((x, y) => x - y)));
-    const mc = median(draw([...c].sort((x, y) => x - y)));
-    stats.push(mb / mc);
+/** Exact distribution of the median of a with-replacement resample, by enumerating all n^n index tuples. */
+function exactResampleMedianDist(data: number[]): Map<number, number> {
+  const n = data.length;
+  const dist = new Map<number, number>();
+  const idx = new Array<number>(n).fill(0);
+  for (let t = 0; t < n ** n; t++) {
+    let rest = t;
+    for (let i = 0; i < n; i++) {
+      idx[i] = rest % n;
+      rest = Math.floor(rest / n);
+    }
+    const m = median(idx.map((i) => data[i] as number));
+    dist.set(m, (dist.get(m) ?? 0) + n ** -n);
   }
-  stats.sort((x, y) => x - y);
-  const q = (p: number): number => {
-    const h = (stats.length - 1) * p;
-    const lo = Math.floor(h);
-    return (stats[lo] as number) + (h - lo) * ((stats[Math.min(lo + 1, stats.length - 1)] as number) - (stats[lo] as number));
-  };
-  return [q(0.025), q(0.975)];
+  return dist;
+}
+
+/** The textbook draw: resample n values, take their median. */
+function naiveResampleMedian(data: number[], rng: () => number): number {
+  return median(data.map(() => data[Math.floor(rng() * data.length)] as number));
 }
 
 describe('bootstrapMedianRatio', () => {
-  it('equals the naive resample-and-sort bootstrap exactly (odd and even n)', () => {
-    const rng = seeded(3);
-    const b = latencies(rng, 41, 110);
-    const c = latencies(rng, 40, 100);
-    const ci = bootstrapMedianRatio(b, c, { resamples: 500, seed: 9 });
-    const [lo, hi] = naiveRatioCI(b, c, 500, 9);
-    expect(ci.lo).toBeCloseTo(lo, 12);
-    expect(ci.hi).toBeCloseTo(hi, 12);
-    expect(ci.estimate).toBeCloseTo(median(b) / median(c), 14);
+  it('draws resample medians with exactly the naive bootstrap distribution (odd and even n)', () => {
+    // Powers of two: every median (a value or the mean of two) identifies its order statistics.
+    for (const data of [[1, 2, 4, 8, 16], [1, 2, 4, 8], [1, 2, 4, 8, 16, 32]]) {
+      const exact = exactResampleMedianDist(data);
+      const sorted = Float64Array.from(data);
+      const rng = mulberry32(42);
+      const draws = 200_000;
+      const freq = new Map<number, number>();
+      for (let i = 0; i < draws; i++) {
+        const m = resampledMedian(sorted, rng);
+        freq.set(m, (freq.get(m) ?? 0) + 1 / draws);
+      }
+      for (const m of freq.keys()) expect(exact.has(m), `impossible median ${m}`).toBe(true);
+      // Binomial sd of a frequency at 200k draws is <= 0.0011; allow 4 sd.
+      for (const [m, p] of exact) expect(Math.abs((freq.get(m) ?? 0) - p), `P(median=${m})`).toBeLessThan(0.0045);
+    }
+  });
+
+  it('matches the naive bootstrap on realistic samples (KS distance of 5000 draws each)', () => {
+    const data = latencies(seeded(3), 201, 100).sort((a, b) => a - b);
+    const sorted = Float64Array.from(data);
+    const fastRng = mulberry32(1);
+    const naiveRng = mulberry32(2);
+    const fast = Array.from({ length: 5000 }, () => resampledMedian(sorted, fastRng));
+    const naive = Array.from({ length: 5000 }, () => naiveResampleMedian(data, naiveRng));
+    // Two samples of 5000 from one distribution: D > 0.039 has p < 0.001.
+    expect(ksStatistic(fast, naive)).toBeLessThan(0.039);
   });
 
   it('is deterministic for a seed, uses documented defaults, and brackets the estimate', () => {

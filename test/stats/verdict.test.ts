@@ -64,6 +64,7 @@ describe('compareSamples', () => {
     expect(c.p_mw).toBeLessThan(DEFAULT_ALPHA);
     expect(c.verdict).toBe('SAME');
     expect(c.reason).toMatch(/detectable/);
+    expect(c.reason).not.toMatch(/shape/); // KS sees the shift too; that is not a shape change
   });
 
   it('is UNSURE on noisy small samples and on too few samples', () => {
@@ -82,6 +83,7 @@ describe('compareSamples', () => {
     const base = latencies(rng, 400, 100, 0.01);
     const cand = latencies(rng, 400, 100, 0.01).map((v, i) => (i % 4 === 0 ? v * 1.15 : i % 4 === 1 ? v * 0.85 : v));
     const c = compareSamples(base, cand);
+    expect(c.p_mw).toBeGreaterThanOrEqual(DEFAULT_ALPHA);
     expect(c.p_ks).toBeLessThan(DEFAULT_ALPHA);
     expect(c.reason).toMatch(/differ in shape/);
   });
