@@ -103,7 +103,8 @@ function resolve(opts: CompareOptions): Resolved {
 
 const pct = (x: number): string => `${+(x * 100).toFixed(2)}%`;
 const fx = (x: number): string => x.toFixed(3);
-const fp = (p: number): string => (p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
+/** "p=0.003", "p=2.1e-9", or "p<1e-300" where the normal tail underflows. */
+const fp = (p: number): string => (p === 0 ? 'p<1e-300' : p < 1e-3 ? `p=${p.toExponential(1)}` : `p=${p.toFixed(3)}`);
 
 /** One line for the top of a report, so every verdict can be read against its rule. */
 export function describeThresholds(opts: CompareOptions = {}, mode: 'unpaired' | 'paired' = 'unpaired'): string {
@@ -124,7 +125,7 @@ function decide(
   const [lo, hi] = ci;
   const sig = p < r.alpha;
   const ciText = `${pct(r.bootstrap.confidence)} CI [${fx(lo)}, ${fx(hi)}]`;
-  const pText = `${test} p=${fp(p)}`;
+  const pText = `${test} ${fp(p)}`;
   const bandText = `±${pct(r.band)} band`;
   if (sig && lo > 1 && speedup > 1 + r.band) {
     return { verdict: 'FASTER', reason: `${pText} < ${r.alpha}; speedup ${fx(speedup)}x, ${ciText} above 1 and beyond the ${bandText}` };
@@ -149,7 +150,7 @@ function decide(
  * wider spread) with the centre in place, which a reader should know.
  */
 function shapeNote(pMw: number, pKs: number, alpha: number): string {
-  return pMw >= alpha && pKs < alpha ? `; distributions differ in shape (KS p=${fp(pKs)})` : '';
+  return pMw >= alpha && pKs < alpha ? `; distributions differ in shape (KS ${fp(pKs)})` : '';
 }
 
 /**
