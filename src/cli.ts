@@ -6,6 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { exitCodeOf } from './errors.js';
+import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
 
 const program = new Command();
@@ -53,10 +54,22 @@ program
   .addOption(new Option('--arch <arch>', 'CUDA target (cuda backend)').choices(['sm_90a', 'sm_89', 'sm_80']).default('sm_90a'))
   .option('--name <name>', 'worker name (default host/pool/device)')
   .option('--once', 'exit when the queue is empty')
+  .option('--allow-clock-control', 'may lock GPU clocks (nvidia-smi -lgc/-rgc) for points that ask; needs root')
+  .option('--allow-power-control', 'may set the GPU power limit (nvidia-smi -pl) for points that ask; needs root')
+  .option('--no-telemetry', 'do not sample GPU telemetry during runs')
   .addOption(new Option('--test-hooks', 'honour TEST ONLY hooks in jobs').hideHelp())
-  .action(async (opts: { pool: string; backend: 'cpu' | 'cuda'; gpu?: number; arch: string; name?: string; once?: boolean; testHooks?: boolean }) => {
+  .action(async (opts: WorkerCliOptions) => {
     const { workerCommand } = await import('./commands/worker.js');
     await workerCommand(opts);
+  });
+
+program
+  .command('workers')
+  .description('live workers and what they can do (GPU, clocks, power, permissions); silent ones marked')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { workersCommand } = await import('./commands/workers.js');
+    await workersCommand(opts);
   });
 
 program

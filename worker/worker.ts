@@ -1,33 +1,44 @@
 /**
  * The worker daemon: one per GPU (or one per CPU host). Takes run jobs from
- * its pool's queue, one at a time; builds the binary (cached), checks the
- * job's environment requests, runs it, and hands the outcome to the results
- * queue with the run id as job id. Permanent failures become outcomes too;
- * only transient errors are thrown, for BullMQ to retry.
+ * its pool's queue, one at a time; builds the binary (cached), checks and
+ * applies the job's clock and power requests (only where permitted), runs the
+ * binary with telemetry sampled beside it, restores the GPU's settings, and
+ * hands the outcome to the results queue with the run id as job id.
+ * Permanent failures become outcomes too; only transient errors are thrown,
+ * for BullMQ to retry.
  *
- * Shutdown (SIGINT/SIGTERM): stop taking jobs and finish the one in flight;
- * a second signal kills the run and leaves the job to BullMQ's stalled-job
- * check, which hands it to another worker. Nothing is lost either way.
+ * Shutdown (SIGINT/SIGTERM): stop taking jobs and finish the one in flight
+ * (its `finally` restores the GPU); a second signal kills the run, restores
+ * the GPU and leaves the job to BullMQ's stalled-job check, which hands it to
+ * another worker. A process killed outright leaves a marker file that the
+ * next start on that GPU restores from. Nothing is lost either way.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { join } from 'node:path';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../src/config.js';
 import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
 import { RunJobSchema, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
+import type { Telemetry } from '../src/schema/telemetry.js';
 import { formatIssues } from '../src/sweep/load.js';
 import { binaryArgs } from './args.js';
 import { ensureBinary, type BuildBackend } from './build.js';
 import { PermanentRunError } from './errors.js';
+import { probeGpu, readPowerSource, type GpuCapabilities } from './gpu/capabilities.js';
+import { GpuController, describe, type Applied } from './gpu/control.js';
+import { runFlags } from './gpu/flags.js';
+import { TelemetrySampler, median } from './gpu/telemetry.js';
+import { Heartbeat } from './heartbeat.js';
 import { workerIdentity } from './identity.js';
-import { runBinary } from './run-binary.js';
+import { runBinary, type BinaryRun } from './run-binary.js';
 
 export interface WorkerOptions {
   /** Redis connection for the BullMQ worker (blocking) and the results producer. */
   connection: Redis;
   pool: string;
   backend: BuildBackend;
-  /** GPU index for the cuda backend (CUDA_VISIBLE_DEVICES is set to it for the run). */
+  /** GPU this worker owns (CUDA_VISIBLE_DEVICES is set to it for the run); null: no GPU. */
   gpu: number | null;
   /** cuda: sm_90a | sm_89 | sm_80. */
   arch: string;
@@ -35,6 +46,13 @@ export interface WorkerOptions {
   cache: string;
   /** Name of this worker (default host/pool/device). */
   name?: string;
+  /** May lock clocks / set the power limit for points that ask (default false). */
+  allowClockControl?: boolean;
+  allowPowerControl?: boolean;
+  /** Sample GPU telemetry beside each run (default true when there is a GPU). */
+  telemetry?: boolean;
+  /** How long a job waiting for a power source sleeps between checks, ms (default 30000). */
+  powerRetryMs?: number;
   /** Honour jobs' TEST ONLY hooks (default false). */
   testHooks?: boolean;
   /** Lock duration, ms: a killed worker's job is taken over after about this long (default 30000). */
@@ -48,7 +66,13 @@ export class FarmWorker {
   private worker: Worker | null = null;
   private results: Queue | null = null;
   private identity: WorkerIdentity | null = null;
+  private caps: GpuCapabilities | null = null;
+  private control: GpuController | null = null;
+  private heartbeat: Heartbeat | null = null;
   private closing: Promise<void> | null = null;
+  private busyWith: string | null = null;
+  private runAbort: AbortController | null = null;
+  private readonly startedAt = Date.now();
   processed = 0;
 
   constructor(private readonly opts: WorkerOptions) {}
@@ -57,11 +81,36 @@ export class FarmWorker {
     (this.opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(line);
   }
 
+  get capabilities(): GpuCapabilities | null {
+    return this.caps;
+  }
+
   async start(): Promise<WorkerIdentity> {
     this.identity = await workerIdentity({ pool: this.opts.pool, backend: this.opts.backend, gpuIndex: this.opts.gpu, ...(this.opts.name ? { name: this.opts.name } : {}) });
+    if (this.opts.gpu !== null) {
+      this.caps = await probeGpu({ index: this.opts.gpu, allowClockControl: this.opts.allowClockControl ?? false, allowPowerControl: this.opts.allowPowerControl ?? false });
+      if (!this.caps) this.log(`worker: GPU ${this.opts.gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
+      else {
+        this.control = new GpuController(this.caps, this.identity.id, join(this.opts.cache, 'state'));
+        const stale = await this.control.recoverFromMarker();
+        if (stale) this.log(`worker: restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
+      }
+    }
     const prefix = queuePrefix();
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
-    this.worker = new Worker(runQueueName(this.opts.pool), (job, _token, signal) => this.process(job, signal), {
+    this.heartbeat = new Heartbeat(this.opts.connection, () => ({
+      id: this.identity!.id,
+      state: 'running',
+      lastBeat: Date.now(),
+      startedAt: this.startedAt,
+      busyWith: this.busyWith,
+      processed: this.processed,
+      identity: this.identity,
+      capabilities: this.caps,
+      powerSource: readPowerSource(),
+    }));
+    await this.heartbeat.start();
+    this.worker = new Worker(runQueueName(this.opts.pool), (job, token, signal) => this.process(job, token, signal), {
       connection: this.opts.connection,
       prefix,
       concurrency: 1,
@@ -73,36 +122,32 @@ export class FarmWorker {
     return this.identity;
   }
 
-  private async process(job: Job, signal?: AbortSignal): Promise<string> {
+  private async process(job: Job, token: string | undefined, signal?: AbortSignal): Promise<string> {
     const parsed = RunJobSchema.safeParse(job.data);
     if (!parsed.success) {
       // Without a valid payload there is no run id to report under; fail the job for the collector's reconciler.
       throw new Error(`invalid job payload: ${formatIssues(`job ${job.id}`, parsed.error.issues.slice(0, 3))}`);
     }
     const data = parsed.data;
+    const first = data.points[0]!.point;
     const startedAt = Date.now();
-    const base = {
-      runId: data.runId,
-      sweepId: data.sweepId,
-      pool: this.opts.pool,
-      job: data,
-      attempts: job.attemptsMade + 1,
-      worker: this.identity,
-      env: this.environment(data),
-      telemetry: null,
-      flags: [] as string[],
-    };
     let outcome: Outcome;
+    let applied: Applied | null = null;
+    this.busyWith = data.runId;
     try {
       this.checkRequests(data);
+      if (first.power === 'ac' || first.power === 'battery') await this.awaitPowerSource(job, token, data, first.power);
       const built = await ensureBinary({ csrc: this.opts.csrc, cache: this.opts.cache, backend: this.opts.backend, arch: this.opts.arch, extraFlags: data.buildFlags });
-      const args = binaryArgs(data, this.opts.testHooks ? (data.test ?? null) : null);
-      const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
-      const run = await runBinary(built.path, args, { timeoutMs: data.timeoutS * 1000, ...(signal ? { signal } : {}), env });
+      if (this.control) applied = await this.control.apply(first.clock, first.power);
+      const { run, telemetry } = await this.measure(data, built.path, signal);
+      const kernelMhz = median(run.output.results.flatMap((r) => r.sm_clock_mhz ?? []));
+      const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
+      if (this.caps && this.caps.smCount === null && typeof run.output.device.sm_count === 'number') this.caps.smCount = run.output.device.sm_count;
       outcome = {
-        ...base,
+        ...this.base(job, data, applied, telemetry, kernelMhz),
         status: 'done',
-        reason: null,
+        reason: flagged.notes.length ? flagged.notes.join('; ') : null,
+        flags: flagged.flags,
         build: built.info,
         output: run.output,
         stdoutTail: null,
@@ -112,9 +157,10 @@ export class FarmWorker {
         finishedAt: Date.now(),
       };
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
       if (!(err instanceof PermanentRunError)) throw err; // transient: BullMQ retries
       outcome = {
-        ...base,
+        ...this.base(job, data, applied, null, null),
         status: err.status,
         reason: err.message,
         build: null,
@@ -126,6 +172,9 @@ export class FarmWorker {
         finishedAt: Date.now(),
       };
       this.log(`worker: ${data.runId}: ${err.status}: ${err.message}`);
+    } finally {
+      this.busyWith = null;
+      if (this.control?.holdsSettings) await this.control.restore();
     }
     // The run id is the result's job id: a retried hand-off adds nothing.
     await this.results!.add('outcome', outcome, { ...RESULT_JOB_OPTIONS, jobId: data.runId });
@@ -133,30 +182,100 @@ export class FarmWorker {
     return outcome.status;
   }
 
-  /** Environment requests this worker cannot honour end the run as unsatisfiable, never run under other conditions. */
+  /** Runs the binary with the telemetry sampler around it. */
+  private async measure(data: RunJob, binary: string, signal?: AbortSignal): Promise<{ run: BinaryRun; telemetry: Telemetry | null }> {
+    const sampler = this.caps && this.opts.telemetry !== false ? new TelemetrySampler(this.caps.index) : null;
+    await sampler?.start();
+    this.runAbort = new AbortController();
+    const signals = [this.runAbort.signal, ...(signal ? [signal] : [])];
+    let run: BinaryRun;
+    try {
+      const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
+      const args = binaryArgs(data, this.opts.testHooks ? (data.test ?? null) : null);
+      run = await runBinary(binary, args, { timeoutMs: data.timeoutS * 1000, signal: AbortSignal.any(signals), env });
+    } catch (err) {
+      await sampler?.stop(null, null);
+      throw err;
+    } finally {
+      this.runAbort = null;
+    }
+    if (!sampler) return { run, telemetry: null };
+    const kernelMhz = median(run.output.results.flatMap((r) => r.sm_clock_mhz ?? []));
+    return { run, telemetry: await sampler.stop(timedWindow(run), kernelMhz) };
+  }
+
+  private base(job: Job, data: RunJob, applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {
+    const p = data.points[0]!.point;
+    return {
+      runId: data.runId,
+      sweepId: data.sweepId,
+      pool: this.opts.pool,
+      job: data,
+      attempts: job.attemptsMade + 1,
+      worker: this.identity,
+      env: {
+        backend: this.opts.backend,
+        clock: p.clock,
+        power: p.power,
+        gpu: this.caps?.name ?? this.identity?.gpu ?? null,
+        gpuUuid: this.caps?.uuid ?? null,
+        gpuIndex: this.caps?.index ?? null,
+        driver: this.caps?.driver ?? null,
+        powerSource: readPowerSource(),
+        lockedClockMhz: applied?.lockedClockMhz ?? null,
+        powerLimitW: applied?.powerLimitW ?? this.caps?.powerLimitW ?? null,
+        observedSmMhz: telemetry?.summary?.sm_mhz?.median ?? null,
+        kernelSmMhz: kernelMhz,
+      },
+      telemetry,
+      flags: [] as string[],
+    };
+  }
+
+  /** Requests this worker cannot honour end the run as unsatisfiable: never a crash, never run under other conditions. */
   private checkRequests(job: RunJob): void {
     const id = this.identity?.id ?? 'this worker';
     for (const { point } of job.points) {
       if (point.backend !== this.opts.backend) {
         throw new PermanentRunError('unsatisfiable', `worker ${id} runs the ${this.opts.backend} backend, the point asks for ${point.backend}`);
       }
-      if (point.clock !== 'default') {
-        throw new PermanentRunError('unsatisfiable', `worker ${id}: clock control not permitted (point asks for clock ${JSON.stringify(point.clock)})`);
+      if (this.control) {
+        this.control.check(point.clock, point.power);
+        continue;
       }
-      if (point.power !== 'default') {
-        throw new PermanentRunError('unsatisfiable', `worker ${id}: power control not permitted (point asks for power ${JSON.stringify(point.power)})`);
-      }
+      if (point.clock !== 'default') throw new PermanentRunError('unsatisfiable', `worker ${id}: clock ${describe(point.clock)} requested, but this worker has no GPU it can control`);
+      if (typeof point.power === 'object') throw new PermanentRunError('unsatisfiable', `worker ${id}: power limit ${point.power.limit} W requested, but this worker has no GPU it can control`);
     }
   }
 
-  private environment(job: RunJob): Record<string, unknown> {
-    const p = job.points[0]!.point;
-    return { clock: p.clock, power: p.power, gpu: this.identity?.gpu ?? null, backend: this.opts.backend };
+  /** A power-source requirement not met now: wait (the job is delayed and retried) until the sweep's deadline. */
+  private async awaitPowerSource(job: Job, token: string | undefined, data: RunJob, want: 'ac' | 'battery'): Promise<void> {
+    const now = readPowerSource();
+    if (now === want) return;
+    const deadline = data.submittedAt + data.powerWaitS * 1000;
+    const id = this.identity?.id ?? 'this worker';
+    if (Date.now() >= deadline) {
+      throw new PermanentRunError('unsatisfiable', `worker ${id}: power source '${want}' required, but it was '${now}' until the deadline (${data.powerWaitS} s after submission)`);
+    }
+    const retry = Math.min(this.opts.powerRetryMs ?? 30_000, Math.max(0, deadline - Date.now()));
+    this.log(`worker: ${data.runId}: waiting for power source '${want}' (now '${now}'), next check in ${Math.round(retry / 1000)} s`);
+    await job.moveToDelayed(Date.now() + retry, token);
+    throw new DelayedError();
   }
 
   /** Resolves when the queue has no job left for this worker. */
   drained(): Promise<void> {
     return new Promise((resolveDrained) => this.worker?.once('drained', () => resolveDrained()));
+  }
+
+  /** Second signal: kill the run in flight and put the GPU back now. The job is left for the stalled-job check. */
+  async abortAndRestore(): Promise<void> {
+    this.runAbort?.abort();
+    try {
+      await this.control?.restore();
+    } catch (err) {
+      this.log(`worker: ${(err as Error).message}`);
+    }
   }
 
   /** Idempotent. Graceful unless `force`: the job in flight finishes and reports first. */
@@ -168,6 +287,16 @@ export class FarmWorker {
         this.log(`worker: close: ${(err as Error).message}`);
       }
       try {
+        if (this.control?.holdsSettings) await this.control.restore();
+      } catch (err) {
+        this.log(`worker: ${(err as Error).message}`);
+      }
+      try {
+        await this.heartbeat?.stop();
+      } catch {
+        /* Redis may be gone */
+      }
+      try {
         await this.results?.close();
       } catch {
         /* closing anyway */
@@ -175,4 +304,18 @@ export class FarmWorker {
     })();
     return this.closing;
   }
+}
+
+/** The binary's timed window (ms since epoch) when it reports one. */
+function timedWindow(run: BinaryRun): [number, number] | null {
+  let from = Infinity;
+  let to = -Infinity;
+  for (const r of run.output.results) {
+    const w = (r as { timed_window_unix_ms?: unknown }).timed_window_unix_ms;
+    if (Array.isArray(w) && typeof w[0] === 'number' && typeof w[1] === 'number') {
+      from = Math.min(from, w[0]);
+      to = Math.max(to, w[1]);
+    }
+  }
+  return Number.isFinite(from) && Number.isFinite(to) ? [from, to] : null;
 }

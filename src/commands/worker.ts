@@ -10,6 +10,10 @@ export interface WorkerCommandOptions {
   arch: string;
   name?: string;
   once?: boolean;
+  allowClockControl?: boolean;
+  allowPowerControl?: boolean;
+  /** commander's --no-telemetry sets this false. */
+  telemetry?: boolean;
   testHooks?: boolean;
 }
 
@@ -22,7 +26,12 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     connection,
     pool: opts.pool,
     backend: opts.backend,
-    gpu: opts.backend === 'cuda' ? (opts.gpu ?? 0) : null,
+    // A CPU-backend worker may still own a GPU (--gpu): its environment is then controlled and recorded.
+    gpu: opts.gpu ?? (opts.backend === 'cuda' ? 0 : null),
+    allowClockControl: opts.allowClockControl ?? false,
+    allowPowerControl: opts.allowPowerControl ?? false,
+    telemetry: opts.telemetry !== false,
+    ...(process.env['MOEFARM_POWER_RETRY_MS'] ? { powerRetryMs: Number(process.env['MOEFARM_POWER_RETRY_MS']) } : {}),
     arch: opts.arch,
     csrc: csrcDir(),
     cache: cacheDir(),
@@ -31,12 +40,16 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(lock ? { lockDurationMs: lock } : {}),
   });
   const identity = await worker.start();
-  process.stderr.write(`worker ${identity.id}: serving pool ${opts.pool} (${opts.backend}${identity.gpu ? `, ${identity.gpu}` : ''}), pid ${process.pid}\n`);
+  const caps = worker.capabilities;
+  process.stderr.write(
+    `worker ${identity.id}: serving pool ${opts.pool} (${opts.backend}${caps?.name ? `, ${caps.name}` : ''}), pid ${process.pid}` +
+      (caps ? `; clock control: ${caps.clockControl.allowed ? 'allowed' : caps.clockControl.reason}; power control: ${caps.powerControl.allowed ? 'allowed' : caps.powerControl.reason}` : '') +
+      '\n',
+  );
   const stop = onShutdown(
     () => worker.close(false),
     () => {
-      void worker.close(true);
-      process.exit(130);
+      void worker.abortAndRestore().finally(() => process.exit(130));
     },
   );
   if (opts.once) {

@@ -1,0 +1,50 @@
+/**
+ * GPU telemetry stored with a run (Run.telemetry, JSON): compact columns of
+ * samples taken by the worker's sampler during the binary's run, and their
+ * summary. Times are ms from the sampler's start.
+ */
+import { z } from 'zod';
+
+const col = z.array(z.number().nullable());
+
+export const TelemetrySamplesSchema = z.object({
+  t_ms: z.array(z.number()),
+  sm_mhz: col,
+  mem_mhz: col,
+  power_w: col,
+  temp_c: col,
+  pstate: z.array(z.string().nullable()),
+  /** Clock-event reason bitmask per sample (nvidia-smi clocks_event_reasons.active). */
+  reasons: col,
+});
+export type TelemetrySamples = z.infer<typeof TelemetrySamplesSchema>;
+
+const band = z.object({ min: z.number(), median: z.number(), max: z.number() }).nullable();
+
+export const TelemetrySummarySchema = z.object({
+  samples: z.int(),
+  /** Sampling period asked of nvidia-smi, ms. */
+  period_ms: z.number(),
+  /** Samples inside the binary's timed window, when the binary reported one; else all. */
+  window: z.enum(['timed', 'whole-run']),
+  sm_mhz: band,
+  mem_mhz: band,
+  power_w: band,
+  temp_c: band,
+  /** Union of clock-event reasons seen in the window, decoded to names. */
+  reasons: z.array(z.string()),
+  /** Median of the SM clock the binary measured inside the kernel (clock64 over %globaltimer). */
+  kernel_sm_mhz: z.number().nullable(),
+});
+export type TelemetrySummary = z.infer<typeof TelemetrySummarySchema>;
+
+export const TelemetrySchema = z.object({
+  source: z.enum(['nvidia-smi', 'none']),
+  samples: TelemetrySamplesSchema.nullable(),
+  summary: TelemetrySummarySchema.nullable(),
+});
+export type Telemetry = z.infer<typeof TelemetrySchema>;
+
+/** Run flags: a flagged run is left out of comparisons by default. */
+export const RUN_FLAGS = ['throttled', 'clock-mismatch'] as const;
+export type RunFlag = (typeof RUN_FLAGS)[number];

@@ -1,0 +1,155 @@
+/**
+ * Applying a point's clock and power requests to one GPU, and undoing them.
+ *
+ * Before anything is changed a marker file records what to restore; it is
+ * removed only after the restore succeeded. So whatever kills the worker
+ * (a crash, SIGKILL, a power cut), the next start on that GPU finds the marker
+ * and restores first. Restores run in `finally` after every job and on
+ * SIGINT/SIGTERM too.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Clock, Power } from '../../src/schema/sweep.js';
+import { PermanentRunError } from '../errors.js';
+import type { GpuCapabilities } from './capabilities.js';
+import { smi } from './smi.js';
+
+export interface Marker {
+  pid: number;
+  gpu: number;
+  uuid: string | null;
+  /** Locked graphics clock in force: reset with -rgc. */
+  clockLocked: boolean;
+  /** Power limit before we changed it: set back with -pl. */
+  previousPowerLimitW: number | null;
+  at: string;
+}
+
+export interface Applied {
+  clock: Clock;
+  power: Power;
+  /** The clock the GPU was locked to, MHz; null at default clocks. */
+  lockedClockMhz: number | null;
+  powerLimitW: number | null;
+}
+
+export class GpuController {
+  private marker: Marker | null = null;
+  readonly markerPath: string;
+
+  constructor(
+    private readonly caps: GpuCapabilities,
+    private readonly workerId: string,
+    stateDir: string,
+  ) {
+    this.markerPath = join(stateDir, `gpu-control-${caps.uuid ?? `index${caps.index}`}.json`);
+  }
+
+  /** At start: an earlier process died holding settings on this GPU; put them back. Returns what was restored. */
+  async recoverFromMarker(): Promise<Marker | null> {
+    if (!existsSync(this.markerPath)) return null;
+    const stale = JSON.parse(readFileSync(this.markerPath, 'utf8')) as Marker;
+    this.marker = stale;
+    await this.restore();
+    return stale;
+  }
+
+  /** The clock a request means on this GPU, MHz; null for `default`. */
+  targetClock(clock: Clock): number | null {
+    if (clock === 'default') return null;
+    if (clock === 'max') return this.caps.maxSmClockMhz ?? this.caps.graphicsClocksMhz[0] ?? null;
+    if (clock === 'base') return this.caps.baseClockMhz;
+    return clock.lock;
+  }
+
+  /** Fail the run as unsatisfiable unless this worker may and can honour the requests. Nothing is changed. */
+  check(clock: Clock, power: Power): void {
+    const who = `worker ${this.workerId} (GPU ${this.caps.index}${this.caps.name ? `, ${this.caps.name}` : ''})`;
+    if (clock !== 'default') {
+      if (!this.caps.clockControl.allowed) throw new PermanentRunError('unsatisfiable', `${who}: clock ${describe(clock)} requested, but clock control is ${this.caps.clockControl.reason}`);
+      const target = this.targetClock(clock);
+      if (target === null) throw new PermanentRunError('unsatisfiable', `${who}: clock ${describe(clock)} requested, but the GPU does not report that clock`);
+      const supported = this.caps.graphicsClocksMhz;
+      if (supported.length > 0 && !supported.includes(target)) {
+        throw new PermanentRunError('unsatisfiable', `${who}: clock ${target} MHz is not a supported graphics clock (supported: ${supported.slice(0, 6).join(', ')}${supported.length > 6 ? ', …' : ''})`);
+      }
+    }
+    if (typeof power === 'object') {
+      if (!this.caps.powerControl.allowed) throw new PermanentRunError('unsatisfiable', `${who}: power limit ${power.limit} W requested, but power control is ${this.caps.powerControl.reason}`);
+      const range = this.caps.powerLimitRangeW;
+      if (range && (power.limit < range[0] || power.limit > range[1])) {
+        throw new PermanentRunError('unsatisfiable', `${who}: power limit ${power.limit} W is outside the GPU's range ${range[0]}..${range[1]} W`);
+      }
+    }
+  }
+
+  /** Apply the requests (after check()). A driver refusal restores what was done and fails the run as unsatisfiable. */
+  async apply(clock: Clock, power: Power): Promise<Applied> {
+    this.check(clock, power);
+    const applied: Applied = { clock, power, lockedClockMhz: null, powerLimitW: this.caps.powerLimitW };
+    const target = this.targetClock(clock);
+    const wantPower = typeof power === 'object' ? power.limit : null;
+    if (target === null && wantPower === null) return applied;
+    this.writeMarker({
+      pid: process.pid,
+      gpu: this.caps.index,
+      uuid: this.caps.uuid,
+      clockLocked: target !== null,
+      previousPowerLimitW: wantPower !== null ? this.caps.powerLimitW : null,
+      at: new Date().toISOString(),
+    });
+    const i = String(this.caps.index);
+    if (target !== null) {
+      const r = await smi(['-i', i, '-lgc', `${target},${target}`]);
+      if (!r.ok) {
+        await this.restore();
+        this.caps.clockControl = { allowed: false, reason: `refused by the driver (${r.message})` };
+        throw new PermanentRunError('unsatisfiable', `worker ${this.workerId}: locking GPU ${i} to ${target} MHz was refused by the driver: ${r.message}`);
+      }
+      applied.lockedClockMhz = target;
+    }
+    if (wantPower !== null) {
+      const r = await smi(['-i', i, '-pl', String(wantPower)]);
+      if (!r.ok) {
+        await this.restore();
+        this.caps.powerControl = { allowed: false, reason: `refused by the driver (${r.message})` };
+        throw new PermanentRunError('unsatisfiable', `worker ${this.workerId}: setting GPU ${i}'s power limit to ${wantPower} W was refused by the driver: ${r.message}`);
+      }
+      applied.powerLimitW = wantPower;
+    }
+    return applied;
+  }
+
+  /** Undo whatever the marker says is in force. Idempotent; the marker goes only when every step succeeded. */
+  async restore(): Promise<void> {
+    const m = this.marker;
+    if (!m) return;
+    const i = String(m.gpu);
+    const problems: string[] = [];
+    if (m.clockLocked) {
+      const r = await smi(['-i', i, '-rgc']);
+      if (!r.ok) problems.push(`-rgc: ${r.message}`);
+    }
+    if (m.previousPowerLimitW !== null) {
+      const r = await smi(['-i', i, '-pl', String(m.previousPowerLimitW)]);
+      if (!r.ok) problems.push(`-pl ${m.previousPowerLimitW}: ${r.message}`);
+    }
+    if (problems.length > 0) throw new Error(`could not restore GPU ${i}: ${problems.join('; ')} (marker kept at ${this.markerPath})`);
+    rmSync(this.markerPath, { force: true });
+    this.marker = null;
+  }
+
+  get holdsSettings(): boolean {
+    return this.marker !== null;
+  }
+
+  private writeMarker(m: Marker): void {
+    mkdirSync(dirname(this.markerPath), { recursive: true });
+    writeFileSync(this.markerPath, JSON.stringify(m, null, 2));
+    this.marker = m;
+  }
+}
+
+export function describe(v: Clock | Power): string {
+  return typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
+}

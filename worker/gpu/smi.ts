@@ -1,0 +1,46 @@
+/**
+ * nvidia-smi, the one tool the worker uses to read and (when allowed) set a
+ * GPU's clocks and power limit. Always called with an argument array and
+ * always with `-i INDEX`: settings are never applied to another GPU.
+ */
+import { execa } from 'execa';
+
+export const SMI = process.env['MOEFARM_NVIDIA_SMI'] ?? 'nvidia-smi';
+
+export interface SmiResult {
+  ok: boolean;
+  stdout: string;
+  /** What nvidia-smi said when it refused (first lines of stdout/stderr). */
+  message: string;
+}
+
+export async function smi(args: string[], timeoutMs = 15_000): Promise<SmiResult> {
+  const r = await execa(SMI, args, { reject: false, timeout: timeoutMs });
+  const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim();
+  const ok = !r.failed && r.exitCode === 0;
+  return { ok, stdout: typeof r.stdout === 'string' ? r.stdout : '', message: ok ? '' : (text.split('\n').slice(0, 3).join(' ') || (r.failed ? String(r.shortMessage) : `exit ${r.exitCode}`)) };
+}
+
+/** A CSV value from `--format=csv,noheader,nounits`: null for [N/A], [Not Supported] and the like. */
+export function field(value: string | undefined): string | null {
+  const v = value?.trim();
+  if (v === undefined || v === '' || v.startsWith('[') || v === 'N/A') return null;
+  return v;
+}
+
+export function num(value: string | undefined): number | null {
+  const v = field(value);
+  if (v === null) return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** One `--query-gpu` row of the GPU at `index`, by field name. */
+export async function queryGpu(index: number, fields: readonly string[]): Promise<Record<string, string | null> | null> {
+  const r = await smi(['-i', String(index), `--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits']);
+  if (!r.ok) return null;
+  const line = r.stdout.trim().split('\n')[0];
+  if (!line) return null;
+  const values = line.split(',');
+  return Object.fromEntries(fields.map((f, i) => [f, field(values[i])]));
+}

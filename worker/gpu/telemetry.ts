@@ -1,0 +1,136 @@
+/**
+ * Telemetry sampler: `nvidia-smi --query-gpu=… -lms PERIOD` runs beside the
+ * binary (started before it, stopped after it) and its lines are collected
+ * into compact columns, then summarised. Clock-event reasons are decoded to
+ * NVML's names.
+ */
+import { execa, type ResultPromise } from 'execa';
+import type { Telemetry, TelemetrySamples, TelemetrySummary } from '../../src/schema/telemetry.js';
+import { SMI, field, num } from './smi.js';
+
+/** NVML clock-event (formerly throttle) reason bits. */
+export const REASON_BITS: ReadonlyArray<[number, string]> = [
+  [0x1, 'GpuIdle'],
+  [0x2, 'ApplicationsClocksSetting'],
+  [0x4, 'SwPowerCap'],
+  [0x8, 'HwSlowdown'],
+  [0x10, 'SyncBoost'],
+  [0x20, 'SwThermalSlowdown'],
+  [0x40, 'HwThermalSlowdown'],
+  [0x80, 'HwPowerBrakeSlowdown'],
+  [0x100, 'DisplayClockSetting'],
+];
+
+/** Reasons that mean the GPU was slowed against its will: a run that saw one is flagged `throttled`. */
+export const THROTTLE_REASONS = new Set(['SwPowerCap', 'HwSlowdown', 'SwThermalSlowdown', 'HwThermalSlowdown', 'HwPowerBrakeSlowdown']);
+
+export function decodeReasons(mask: number): string[] {
+  return REASON_BITS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name);
+}
+
+const QUERY = ['clocks.sm', 'clocks.mem', 'power.draw', 'temperature.gpu', 'pstate'];
+/** The reasons field was renamed in driver 535; older drivers know only the old name. */
+const REASON_FIELDS = ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'];
+
+export class TelemetrySampler {
+  private child: ResultPromise | null = null;
+  private t0 = 0;
+  private buffer = '';
+  private readonly cols: TelemetrySamples = { t_ms: [], sm_mhz: [], mem_mhz: [], power_w: [], temp_c: [], pstate: [], reasons: [] };
+  /** Wall-clock time (ms since epoch) of each sample, for cutting to the timed window. */
+  private readonly wall: number[] = [];
+
+  constructor(
+    private readonly gpu: number,
+    readonly periodMs = 50,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const reasonField of REASON_FIELDS) {
+      this.t0 = Date.now();
+      const child = execa(SMI, ['-i', String(this.gpu), `--query-gpu=${[...QUERY, reasonField].join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.periodMs)], {
+        reject: false,
+        buffer: false,
+        stdin: 'ignore',
+      });
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.on('data', (chunk: string) => this.feed(chunk));
+      this.child = child;
+      // An unknown field makes nvidia-smi exit at once; give it a moment to say so, then try the old name.
+      const early = await Promise.race([child.then((r) => r.exitCode ?? -1), new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+      if (early === null || early === 0 || this.cols.t_ms.length > 0) return;
+    }
+    this.child = null;
+  }
+
+  private feed(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl).trim();
+      this.buffer = this.buffer.slice(nl + 1);
+      const v = line.split(',');
+      if (v.length < 6) continue;
+      const now = Date.now();
+      this.wall.push(now);
+      this.cols.t_ms.push(now - this.t0);
+      this.cols.sm_mhz.push(num(v[0]));
+      this.cols.mem_mhz.push(num(v[1]));
+      this.cols.power_w.push(num(v[2]));
+      this.cols.temp_c.push(num(v[3]));
+      this.cols.pstate.push(field(v[4]));
+      const r = field(v[5]);
+      this.cols.reasons.push(r === null ? null : Number.parseInt(r, 16) || 0);
+    }
+  }
+
+  /** Stop sampling; summarise the samples inside [from, to] (ms since epoch) when given, else all. */
+  async stop(window: [number, number] | null, kernelSmMhz: number | null): Promise<Telemetry> {
+    if (this.child) {
+      this.child.kill('SIGTERM');
+      await this.child.catch(() => undefined);
+      this.child = null;
+    }
+    if (this.cols.t_ms.length === 0) return { source: 'nvidia-smi', samples: null, summary: null };
+    let idx = this.cols.t_ms.map((_, i) => i);
+    let kind: TelemetrySummary['window'] = 'whole-run';
+    if (window) {
+      const inside = idx.filter((i) => this.wall[i]! >= window[0] && this.wall[i]! <= window[1] + this.periodMs);
+      if (inside.length > 0) {
+        idx = inside;
+        kind = 'timed';
+      }
+    }
+    const pick = (c: Array<number | null>) => idx.map((i) => c[i] ?? null);
+    let mask = 0;
+    for (const r of pick(this.cols.reasons)) mask |= r ?? 0;
+    return {
+      source: 'nvidia-smi',
+      samples: this.cols,
+      summary: {
+        samples: idx.length,
+        period_ms: this.periodMs,
+        window: kind,
+        sm_mhz: band(pick(this.cols.sm_mhz)),
+        mem_mhz: band(pick(this.cols.mem_mhz)),
+        power_w: band(pick(this.cols.power_w)),
+        temp_c: band(pick(this.cols.temp_c)),
+        reasons: decodeReasons(mask),
+        kernel_sm_mhz: kernelSmMhz,
+      },
+    };
+  }
+}
+
+function band(values: Array<number | null>): { min: number; median: number; max: number } | null {
+  const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { min: v[0]!, median, max: v.at(-1)! };
+}
+
+export function median(values: ReadonlyArray<number | null> | null | undefined): number | null {
+  if (!values) return null;
+  return band([...values])?.median ?? null;
+}
