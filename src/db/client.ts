@@ -38,14 +38,33 @@ export interface OpenOptions {
   migrate?: boolean;
 }
 
+const providers = new WeakMap<Db, Provider>();
+
+/** Which database a client talks to: raw SQL differs in its placeholders ($1 or ?). */
+export function providerOf(db: Db): Provider {
+  return providers.get(db) ?? 'sqlite';
+}
+
 export async function openDb(opts: OpenOptions = {}): Promise<Db> {
   const target = parseDatabaseUrl(opts.url ?? databaseUrl());
   if (opts.migrate !== false) await migrate(target);
+  let db: Db;
   if (target.provider === 'sqlite') {
     // busy timeout: a second process writing the same file waits instead of failing.
-    const adapter = new PrismaBetterSqlite3({ url: target.location, timeout: 10_000 });
-    return new SqliteClient({ adapter });
+    db = new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.location, timeout: 10_000 }) });
+  } else {
+    db = new PostgresClient({ adapter: new PrismaPg({ connectionString: target.location, max: 4 }) }) as unknown as Db;
   }
-  const adapter = new PrismaPg({ connectionString: target.location, max: 4 });
-  return new PostgresClient({ adapter }) as unknown as Db;
+  providers.set(db, target.provider);
+  return db;
+}
+
+/** `count` rows of `columns` placeholders for a multi-row INSERT, in the provider's style. */
+export function valuesPlaceholders(provider: Provider, count: number, columns: number): string {
+  const rows: string[] = [];
+  for (let r = 0; r < count; r++) {
+    const cells = Array.from({ length: columns }, (_, c) => (provider === 'postgres' ? `$${r * columns + c + 1}` : '?'));
+    rows.push(`(${cells.join(',')})`);
+  }
+  return rows.join(',');
 }
