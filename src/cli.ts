@@ -30,7 +30,9 @@ sweep
   .option('--dry-run', 'validate and expand only: print the number of jobs and the sweep id, enqueue nothing')
   .option('--allow-large', 'allow a sweep that expands past the run limit')
   .option('--json', 'print the report as JSON')
-  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean }) => {
+  .option('--until-confident', 'then wait for outcomes and repeat the runs of UNSURE comparisons until decided (needs a collector: moefarm serve)')
+  .option('--budget <n>', 'with --until-confident: at most this many extra runs (default: the sweep\'s run count)', positiveInt)
+  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number }) => {
     const { sweepSubmit } = await import('./commands/sweep-submit.js');
     await sweepSubmit(file, opts);
   });
@@ -74,10 +76,12 @@ program
 
 program
   .command('serve')
-  .description('run the collector: write results from the queue into the database')
-  .action(async () => {
+  .description('run the collector: write results from the queue into the database; with --http, also serve reports')
+  .option('--http <port>', 'also serve the sweeps\' HTML reports on this port (0: any free port)', positiveInt)
+  .option('--host <address>', 'address the HTTP server binds', '127.0.0.1')
+  .action(async (opts: { http?: number; host: string }) => {
     const { serve } = await import('./commands/serve.js');
-    await serve();
+    await serve(opts);
   });
 
 const results = program.command('results').description('query stored results');
@@ -95,14 +99,43 @@ results
   });
 results
   .command('compare')
-  .description('compare variants of a sweep against a baseline: median, p10, p90, speedup')
+  .description('compare variants against a baseline per point and environment: medians, speedup with 95% CI, test, verdict')
   .requiredOption('--sweep <id>', 'sweep id')
   .option('--baseline <spec>', 'baseline, as variant=NAME (default: the sweep file\'s baseline)')
+  .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
+  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)
   .option('--json', 'print as JSON')
   .option('--csv', 'print as CSV')
-  .action(async (opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean }) => {
+  .action(async (opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }) => {
     const { resultsCompare } = await import('./commands/results-compare.js');
     await resultsCompare(opts);
+  });
+results
+  .command('history')
+  .description('a point across builds (source hash / git commit), with regressions and improvements flagged')
+  .requiredOption('--point <hash>', 'point hash (Result.pointHash or a run\'s group hash; a prefix of 6+ characters will do)')
+  .option('--variant <name>', 'only this variant')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch')
+  .option('--json', 'print as JSON')
+  .option('--csv', 'print as CSV')
+  .action(async (opts: { point: string; variant?: string; includeFlagged?: boolean; json?: boolean; csv?: boolean }) => {
+    const { resultsHistory } = await import('./commands/results-history.js');
+    await resultsHistory(opts);
+  });
+
+program
+  .command('report')
+  .description('write one self-contained HTML report of a sweep: distributions, speedups, telemetry, history')
+  .requiredOption('--sweep <id>', 'sweep id')
+  .option('-o, --output <file>', 'output file (- for stdout)', undefined)
+  .option('--baseline <spec>', 'baseline, as variant=NAME (default: the sweep file\'s baseline)')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch')
+  .option('--telemetry-runs <ids>', 'comma list of run ids whose telemetry to draw (default: up to 4 runs that have it)')
+  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)
+  .action(async (opts: { sweep: string; output?: string; baseline?: string; includeFlagged?: boolean; telemetryRuns?: string; clockBand?: number }) => {
+    const { reportCommand } = await import('./commands/report.js');
+    await reportCommand(opts);
   });
 
 program

@@ -1,28 +1,150 @@
-import { compareSweep, parseBaseline, type Comparison } from '../results/compare.js';
+import { compareSweep, parseBaseline, type Comparison, type CompareRow } from '../results/compare.js';
 import { loadSweepResults } from '../results/load.js';
 import { renderCsv, renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
-export async function resultsCompare(opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean }): Promise<void> {
+export interface ResultsCompareOptions {
+  sweep: string;
+  baseline?: string;
+  json?: boolean;
+  csv?: boolean;
+  /** The seed's table: one row per condition (environment) and variant, baseline and variant in ms. */
+  byCondition?: boolean;
+  includeFlagged?: boolean;
+  /** Observed SM clock band width, MHz (0: do not split by observed clock). */
+  clockBand?: number;
+}
+
+export async function resultsCompare(opts: ResultsCompareOptions): Promise<void> {
   const baseline = parseBaseline(opts.baseline);
-  const cmp = await withDb(async (db) => compareSweep(await loadSweepResults(db, opts.sweep), baseline));
+  const cmp = await withDb(async (db) =>
+    compareSweep(await loadSweepResults(db, opts.sweep, opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand }), baseline, {
+      includeFlagged: opts.includeFlagged ?? false,
+    }),
+  );
   if (opts.json) process.stdout.write(JSON.stringify(cmp, null, 2) + '\n');
-  else if (opts.csv) process.stdout.write(renderCsv(HEADERS, rowsOf(cmp)) + '\n');
-  else process.stdout.write(formatComparison(cmp) + '\n');
+  else if (opts.csv) process.stdout.write((opts.byCondition ? conditionCsv(cmp) : comparisonCsv(cmp)) + '\n');
+  else process.stdout.write((opts.byCondition ? formatByCondition(cmp) : formatComparison(cmp)) + '\n');
 }
 
-const HEADERS = ['point', 'variant', 'runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'speedup'];
+/** CSV keeps full precision (the table's 4 significant digits are for eyes). */
+const full = (rows: Cell[][]): Cell[][] => rows.map((r) => r.map((c) => (typeof c === 'number' ? String(c) : c)));
+const r3 = (x: number | null): number | null => (x === null ? null : Number(x.toFixed(3)));
+const ci = (r: CompareRow): string => (r.ciLo === null || r.ciHi === null ? '' : `[${r.ciLo.toFixed(3)}, ${r.ciHi.toFixed(3)}]`);
+const pText = (p: number | null): string => (p === null ? '' : p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
 
-function rowsOf(cmp: Comparison): Cell[][] {
-  return cmp.rows.map((r) => [r.point, r.variant, r.runs, r.samples, r.medianUs, r.p10Us, r.p90Us, r.speedup === null ? null : Number(r.speedup.toFixed(3))]);
+function singleEnv(cmp: Comparison): string | null {
+  const envs = new Set(cmp.rows.map((r) => r.env));
+  return envs.size === 1 ? [...envs][0]! : null;
 }
+
+const TABLE_HEADERS = ['point', 'variant', 'runs', 'excl', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_%', 'speedup', 'ci95', 'p', 'verdict'];
 
 export function formatComparison(cmp: Comparison): string {
+  const env = singleEnv(cmp);
+  const headers = env === null ? ['point', 'env', ...TABLE_HEADERS.slice(1)] : TABLE_HEADERS;
+  const rows = cmp.rows.map((r): Cell[] => [
+    r.point,
+    ...(env === null ? [r.env] : []),
+    r.variant,
+    r.runs,
+    r.excludedRuns,
+    r.samples,
+    r.medianUs,
+    r.p10Us,
+    r.p90Us,
+    Number((r.iqrRel * 100).toFixed(1)),
+    r3(r.speedup),
+    ci(r),
+    pText(r.p),
+    r.verdict + (r.mode === 'paired' ? ' (paired)' : ''),
+  ]);
   const lines = [
-    `sweep ${cmp.sweepId}: baseline ${cmp.baseline}; speedup = baseline median / variant median (>1: faster than baseline)`,
-    renderTable(HEADERS, rowsOf(cmp)),
+    `sweep ${cmp.sweepId} (${cmp.name}): baseline ${cmp.baseline}; speedup = baseline median / variant median (>1: faster than baseline)` +
+      (env === null ? '' : `\nenvironment: ${env}`),
+    renderTable(headers, rows),
   ];
+  lines.push(...footer(cmp));
+  return lines.join('\n');
+}
+
+function footer(cmp: Comparison): string[] {
+  const lines: string[] = [];
+  const why = cmp.rows.filter((r) => r.verdict === 'UNSURE' || r.verdict === 'NO-BASELINE');
+  for (const r of why) lines.push(`  ${r.verdict} ${r.point} ${r.variant}${singleEnv(cmp) === null ? ` [${r.env}]` : ''}: ${r.reason}`);
+  lines.push(cmp.thresholds.text);
+  lines.push(
+    cmp.includeFlagged
+      ? `flagged runs (throttled, clock-mismatch) included: ${cmp.excludedFlagged === 0 ? 'none' : 'yes'}`
+      : `flagged runs (throttled, clock-mismatch) excluded: ${cmp.excludedFlagged}${cmp.excludedFlagged ? ' (--include-flagged to use them)' : ''}`,
+  );
   const failed = Object.entries(cmp.failures);
   if (failed.length) lines.push(`runs without a result: ${failed.map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  return lines.join('\n');
+  if (cmp.queued) lines.push(`runs still waiting for an outcome: ${cmp.queued}`);
+  return lines;
+}
+
+const CSV_HEADERS = [
+  'point', 'gpu', 'clock', 'power', 'clock_band', 'variant', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
+  'speedup', 'ci_lo', 'ci_hi', 'mode', 'p', 'p_mann_whitney', 'p_run_level', 'verdict', 'reason',
+];
+
+function comparisonCsv(cmp: Comparison): string {
+  return renderCsv(
+    CSV_HEADERS,
+    full(cmp.rows.map((r) => [
+      r.point, r.gpu, r.clock, r.power, r.clockBand, r.variant, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
+      r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason,
+    ])),
+  );
+}
+
+/** One row per condition and candidate variant: the seed's table (baseline ms, variant ms, speedup [CI]). */
+interface ConditionRow {
+  condition: string;
+  point: string;
+  baseline: string;
+  baselineMs: number | null;
+  variant: string;
+  variantMs: number;
+  row: CompareRow;
+}
+
+function conditionRows(cmp: Comparison): ConditionRow[] {
+  const out: ConditionRow[] = [];
+  for (const r of cmp.rows) {
+    if (r.verdict === 'BASELINE') continue;
+    const base = cmp.rows.find((b) => b.verdict === 'BASELINE' && b.point === r.point && b.env === r.env);
+    out.push({
+      condition: `${r.gpu} clock=${r.clock} power=${r.power}${r.clockBand === 'n/a' ? '' : ` sm=${r.clockBand}`}`,
+      point: r.point,
+      baseline: r.baseline,
+      baselineMs: base ? base.medianUs / 1000 : null,
+      variant: r.variant,
+      variantMs: r.medianUs / 1000,
+      row: r,
+    });
+  }
+  return out.sort((a, b) => a.condition.localeCompare(b.condition) || a.point.localeCompare(b.point, 'en', { numeric: true }) || a.variant.localeCompare(b.variant));
+}
+
+export function formatByCondition(cmp: Comparison): string {
+  const rows = conditionRows(cmp).map((c): Cell[] => [
+    c.condition, c.point, c.variant, c.baselineMs === null ? null : Number(c.baselineMs.toFixed(4)), Number(c.variantMs.toFixed(4)),
+    r3(c.row.speedup), ci(c.row), c.row.verdict,
+  ]);
+  return [
+    `sweep ${cmp.sweepId} (${cmp.name}) by condition: baseline ${cmp.baseline}; medians in ms; speedup = baseline / variant`,
+    renderTable(['condition', 'point', 'variant', `${cmp.baseline}_ms`, 'variant_ms', 'speedup', 'ci95', 'verdict'], rows),
+    ...footer(cmp),
+  ].join('\n');
+}
+
+function conditionCsv(cmp: Comparison): string {
+  return renderCsv(
+    ['gpu', 'clock', 'power', 'clock_band', 'point', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
+    full(conditionRows(cmp).map((c) => [
+      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
+    ])),
+  );
 }

@@ -1,18 +1,38 @@
 import { Collector } from '../collector/collector.js';
 import { createRedis } from '../queue/connection.js';
 import { databaseUrl } from '../config.js';
+import { startHttpServer, type HttpServer } from '../http/server.js';
 import { redactUrl } from '../util/redact.js';
 import { onShutdown, withDb, withRedis } from './context.js';
 
-export async function serve(): Promise<void> {
+export interface ServeOptions {
+  /** Also serve the reports over HTTP on this port. */
+  http?: number;
+  /** Address the HTTP server binds (default 127.0.0.1). */
+  host?: string;
+}
+
+export async function serve(opts: ServeOptions = {}): Promise<void> {
   await withRedis(() =>
     withDb(async (db) => {
       const connection = createRedis();
       connection.on('error', (e) => process.stderr.write(`collector: redis: ${e.message}\n`));
       const collector = new Collector({ db, connection, log: (l) => process.stderr.write(l + '\n') });
       process.stderr.write(`collector: writing results to ${redactUrl(databaseUrl())}\n`);
+      let http: HttpServer | null = null;
+      if (opts.http !== undefined) {
+        http = await startHttpServer({ db, port: opts.http, host: opts.host ?? '127.0.0.1', log: (l) => process.stderr.write(l + '\n') });
+        process.stderr.write(`http: reports at ${http.url}/\n`);
+      }
       await onShutdown(
-        () => collector.close(),
+        async () => {
+          try {
+            await http?.close();
+          } catch {
+            /* stopping anyway */
+          }
+          await collector.close();
+        },
         () => process.exit(130),
       );
       connection.disconnect();

@@ -1,15 +1,21 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
 import { submitPlan } from '../queue/submit.js';
+import { UsageError } from '../errors.js';
 import { withDb, withRedis } from './context.js';
 
 export interface SweepSubmitOptions {
   dryRun?: boolean;
   allowLarge?: boolean;
   json?: boolean;
+  /** After submitting, wait for outcomes and repeat the runs of UNSURE comparisons until decided or the budget is spent. */
+  untilConfident?: boolean;
+  /** Most extra runs --until-confident may add (default: as many as the sweep has runs). */
+  budget?: number;
 }
 
 export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promise<void> {
+  if (opts.budget !== undefined && !opts.untilConfident) throw new UsageError('--budget: only with --until-confident');
   const sweep = await loadSweepFile(file);
   const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false });
   if (opts.dryRun) {
@@ -17,12 +23,36 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
     print(opts.json, report, `sweep ${plan.sweepId} (${sweep.name}): ${plan.points.length} points, ${plan.runs.length} jobs (dry run: nothing enqueued)`);
     return;
   }
-  const report = await withRedis((redis) => withDb((db) => submitPlan(db, redis, plan, file)));
-  print(
-    opts.json,
-    { ...report, name: sweep.name, jobs: report.runs },
-    `sweep ${report.sweepId} (${sweep.name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
-      `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)`,
+  await withRedis((redis) =>
+    withDb(async (db) => {
+      const report = await submitPlan(db, redis, plan, file);
+      const line =
+        `sweep ${report.sweepId} (${sweep.name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
+        `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)`;
+      if (!opts.untilConfident) {
+        print(opts.json, { ...report, name: sweep.name, jobs: report.runs }, line);
+        return;
+      }
+      process.stderr.write(line + '\n');
+      const { untilConfident } = await import('../results/adaptive.js');
+      const budget = opts.budget ?? plan.runs.length;
+      process.stderr.write(`until-confident: waiting for outcomes (needs a collector, moefarm serve, and workers on pool ${report.pool}); budget ${budget} extra run(s)\n`);
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once('SIGINT', stop);
+      try {
+        const a = await untilConfident(db, redis, plan, { budget, log: (l) => process.stderr.write(l + '\n'), signal: ac.signal });
+        const { formatComparison } = await import('./results-compare.js');
+        if (opts.json) {
+          const { comparison, ...rest } = a;
+          process.stdout.write(JSON.stringify({ ...report, name: sweep.name, jobs: report.runs, untilConfident: { ...rest, rows: comparison.rows } }) + '\n');
+        } else {
+          process.stdout.write(`${line}\nuntil-confident: ${a.stoppedBecause}; ${a.extraRuns} extra run(s) in ${a.rounds.length} round(s)\n${formatComparison(a.comparison)}\n`);
+        }
+      } finally {
+        process.off('SIGINT', stop);
+      }
+    }),
   );
 }
 

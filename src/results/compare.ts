@@ -1,28 +1,110 @@
 /**
- * The comparison table: per point and variant, the median, p10 and p90 of
- * all raw samples of all repetitions, and the speedup against the baseline
- * (baseline median / variant median: above 1 means faster than the baseline).
+ * The comparison of a sweep: per point and environment group (GPU, clock and
+ * power settings, observed clock band), the median and spread of each
+ * variant, the speedup against the baseline with a bootstrap 95% CI, a test
+ * on the raw samples, and a verdict FASTER / SLOWER / SAME / UNSURE.
+ *
+ * Two designs, chosen by how the runs were made:
+ * - paired: the variants ran interleaved in rounds inside one job (sweep
+ *   `interleave: true`). Each round is reduced to its median per variant and
+ *   the per-round ratios are compared (stats comparePaired: Wilcoxon
+ *   signed-rank on log ratios, paired bootstrap CI). Drift that hits a round
+ *   hits both variants and cancels. Rounds of all repetitions are pooled.
+ * - unpaired: each variant ran in its own jobs. Mann-Whitney U on all raw
+ *   samples of all repetitions AND Welch's t on log per-run medians must
+ *   both reject (runLevel.ts says why the second one is needed); the CI is
+ *   the wider of the sample bootstrap and the run (cluster) bootstrap.
+ *
+ * Speedup = baseline median / variant median: above 1 means faster.
+ * Flagged runs (throttled, clock-mismatch) are left out unless asked for,
+ * and counted.
  */
 import { UsageError } from '../errors.js';
-import { quantile, type SweepResults } from './load.js';
+import { comparePaired, compareSamples, DEFAULT_ALPHA, DEFAULT_EQUIVALENCE_BAND, DEFAULT_MIN_ROUNDS, DEFAULT_MIN_SAMPLES, mannWhitney, median } from '../stats/index.js';
+import { quantile, type PointGroup, type SweepResults, type VariantRun } from './load.js';
+import { clusterBootstrapRatio, welchLogTest } from './runLevel.js';
+
+export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 'NO-BASELINE';
+
+/** Fewest runs per variant for an unpaired verdict: one run says nothing about run-to-run variation. */
+export const DEFAULT_MIN_RUNS = 2;
+export const CONFIDENCE = 0.95;
+
+export interface VerdictOptions {
+  /** Significance level. Default 0.01 (stats DEFAULT_ALPHA). */
+  alpha?: number;
+  /** Equivalence band on the speedup. Default 0.02 (±2%). */
+  band?: number;
+  /** Runs per variant needed for an unpaired verdict. Default 2. */
+  minRuns?: number;
+  /** Bootstrap resamples. Default 2000. */
+  resamples?: number;
+}
+
+export interface CompareOptions extends VerdictOptions {
+  /** Include runs flagged throttled / clock-mismatch (default: leave them out). */
+  includeFlagged?: boolean;
+}
+
+export interface Thresholds {
+  alpha: number;
+  band: number;
+  confidence: number;
+  resamples: number;
+  minRuns: number;
+  minSamples: number;
+  minRounds: number;
+  text: string;
+}
 
 export interface CompareRow {
   point: string;
+  /** The environment group, as one label (gpu · clock · power · observed SM band). */
+  env: string;
+  gpu: string;
+  clock: string;
+  power: string;
+  clockBand: string;
   variant: string;
   baseline: string;
   runs: number;
   samples: number;
+  /** Runs of this variant in this group left out because they were flagged. */
+  excludedRuns: number;
   medianUs: number;
   p10Us: number;
   p90Us: number;
+  /** Interquartile range / median: the relative spread. */
+  iqrRel: number;
   speedup: number | null;
+  ciLo: number | null;
+  ciHi: number | null;
+  /** 'paired' (interleaved rounds), 'unpaired', or null (baseline row / no baseline). */
+  mode: 'paired' | 'unpaired' | null;
+  /** p of the verdict: Wilcoxon (paired), max(Mann-Whitney, Welch on run medians) (unpaired). */
+  p: number | null;
+  pMannWhitney: number | null;
+  pRunLevel: number | null;
+  pKs: number | null;
+  /** Paired: rounds compared. */
+  rounds: number | null;
+  verdict: RowVerdict;
+  reason: string;
+  /** Run groups (Run.pointHash) of this variant and of the baseline in this environment: what to repeat. */
+  groupHashes: string[];
 }
 
 export interface Comparison {
   sweepId: string;
+  name: string;
   baseline: string;
+  thresholds: Thresholds;
+  includeFlagged: boolean;
+  /** Runs left out because they were flagged, over the whole sweep. */
+  excludedFlagged: number;
   rows: CompareRow[];
   failures: Record<string, number>;
+  queued: number;
 }
 
 export function parseBaseline(spec: string | undefined): string | null {
@@ -32,37 +114,211 @@ export function parseBaseline(spec: string | undefined): string | null {
   return m[1]!;
 }
 
-export function compareSweep(results: SweepResults, baselineOpt: string | null): Comparison {
+export function thresholds(opts: VerdictOptions = {}): Thresholds {
+  const alpha = opts.alpha ?? DEFAULT_ALPHA;
+  const band = opts.band ?? DEFAULT_EQUIVALENCE_BAND;
+  const minRuns = opts.minRuns ?? DEFAULT_MIN_RUNS;
+  const resamples = opts.resamples ?? 2000;
+  const pct = (x: number) => `${+(x * 100).toFixed(2)}%`;
+  const text =
+    `verdict: FASTER/SLOWER when p < ${alpha}, the ${pct(CONFIDENCE)} bootstrap CI of the speedup excludes 1 and the speedup is beyond ±${pct(band)}; ` +
+    `SAME when the CI lies inside ±${pct(band)}; otherwise UNSURE. ` +
+    `Unpaired: p = max(Mann-Whitney U on all raw samples, run-level p), run-level p = 2 x min(Welch t on log per-run medians, Mann-Whitney U on per-run medians), CI = wider of sample and run bootstrap, needs >= ${minRuns} runs and >= ${DEFAULT_MIN_SAMPLES} samples per variant. ` +
+    `Paired (interleaved): Wilcoxon signed-rank on per-round median ratios, paired bootstrap CI, needs >= ${DEFAULT_MIN_ROUNDS} rounds. ` +
+    `${resamples} resamples, seed 1.`;
+  return { alpha, band, confidence: CONFIDENCE, resamples, minRuns, minSamples: DEFAULT_MIN_SAMPLES, minRounds: DEFAULT_MIN_ROUNDS, text };
+}
+
+export function compareSweep(results: SweepResults, baselineOpt: string | null, opts: CompareOptions = {}): Comparison {
   const allVariants = new Set(results.groups.flatMap((g) => [...g.variants.keys()]));
   const baseline = baselineOpt ?? results.baselineFromSpec ?? [...allVariants][0] ?? '';
   if (baselineOpt && !allVariants.has(baselineOpt)) {
     throw new UsageError(`--baseline: variant '${baselineOpt}' has no results in sweep ${results.sweepId} (has: ${[...allVariants].join(', ') || 'none'})`);
   }
+  const th = thresholds(opts);
+  const includeFlagged = opts.includeFlagged ?? false;
   const rows: CompareRow[] = [];
-  for (const g of results.groups) {
-    const base = g.variants.get(baseline);
-    const baseMedian = base ? quantile(sortedSamples(base), 0.5) : null;
+  const excludedRunIds = new Set<string>();
+  const sortedGroups = [...results.groups].sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }) || a.envLabel.localeCompare(b.envLabel));
+  for (const g of sortedGroups) {
+    const clean = new Map<string, VariantRun[]>();
+    for (const [v, runs] of g.variants) {
+      const kept = includeFlagged ? runs : runs.filter((r) => r.flags.length === 0);
+      for (const r of runs) if (!kept.includes(r)) excludedRunIds.add(r.runId);
+      clean.set(v, kept);
+    }
+    const base = clean.get(baseline) ?? [];
     const variants = [...g.variants.keys()].sort((a, b) => (a === baseline ? -1 : b === baseline ? 1 : a.localeCompare(b)));
     for (const v of variants) {
-      const runs = g.variants.get(v)!;
-      const s = sortedSamples(runs);
-      const median = quantile(s, 0.5);
-      rows.push({
-        point: g.label,
-        variant: v,
-        baseline,
-        runs: runs.length,
-        samples: s.length,
-        medianUs: median,
-        p10Us: quantile(s, 0.1),
-        p90Us: quantile(s, 0.9),
-        speedup: baseMedian === null ? null : baseMedian / median,
-      });
+      const runs = clean.get(v)!;
+      const excludedRuns = g.variants.get(v)!.length - runs.length;
+      rows.push(compareRow(g, v, baseline, base, runs, excludedRuns, th));
     }
   }
-  return { sweepId: results.sweepId, baseline, rows, failures: results.failures };
+  return {
+    sweepId: results.sweepId,
+    name: results.name,
+    baseline,
+    thresholds: th,
+    includeFlagged,
+    excludedFlagged: excludedRunIds.size,
+    rows,
+    failures: results.failures,
+    queued: results.queued,
+  };
 }
 
-function sortedSamples(runs: Array<{ samples: number[] }>): number[] {
-  return runs.flatMap((r) => r.samples).sort((a, b) => a - b);
+function compareRow(g: PointGroup, variant: string, baseline: string, base: VariantRun[], runs: VariantRun[], excludedRuns: number, th: Thresholds): CompareRow {
+  const s = pooled(runs).sort((a, b) => a - b);
+  const med = quantile(s, 0.5);
+  const row: CompareRow = {
+    point: g.label,
+    env: g.envLabel,
+    gpu: g.env.gpu,
+    clock: g.env.clock,
+    power: g.env.power,
+    clockBand: g.env.band,
+    variant,
+    baseline,
+    runs: runs.length,
+    samples: s.length,
+    excludedRuns,
+    medianUs: med,
+    p10Us: quantile(s, 0.1),
+    p90Us: quantile(s, 0.9),
+    iqrRel: (quantile(s, 0.75) - quantile(s, 0.25)) / med,
+    speedup: null,
+    ciLo: null,
+    ciHi: null,
+    mode: null,
+    p: null,
+    pMannWhitney: null,
+    pRunLevel: null,
+    pKs: null,
+    rounds: null,
+    verdict: 'UNSURE',
+    reason: '',
+    groupHashes: [...new Set([...runs, ...base].map((r) => r.groupHash))].sort(),
+  };
+  if (runs.length === 0) {
+    return { ...row, verdict: 'UNSURE', reason: `every run of ${variant} here is flagged (${excludedRuns}); --include-flagged to use them` };
+  }
+  if (variant === baseline) {
+    return { ...row, speedup: 1, verdict: 'BASELINE', reason: 'the baseline' };
+  }
+  if (base.length === 0) {
+    return { ...row, verdict: 'NO-BASELINE', reason: `no unflagged run of the baseline ${baseline} in this environment group` };
+  }
+  return { ...row, ...verdictOf(base, runs, th) };
+}
+
+function pooled(runs: VariantRun[]): number[] {
+  return runs.flatMap((r) => r.samples);
+}
+
+type VerdictPart = Pick<CompareRow, 'speedup' | 'ciLo' | 'ciHi' | 'mode' | 'p' | 'pMannWhitney' | 'pRunLevel' | 'pKs' | 'rounds' | 'verdict' | 'reason'>;
+
+/** Per-round samples of the runs both variants share (interleaved jobs), as aligned lists of rounds. */
+export function pairedRounds(base: VariantRun[], cand: VariantRun[]): { base: number[][]; cand: number[][]; runs: number } {
+  const candById = new Map(cand.filter((r) => r.interleaved).map((r) => [r.runId, r]));
+  const out = { base: [] as number[][], cand: [] as number[][], runs: 0 };
+  for (const b of base) {
+    const c = candById.get(b.runId);
+    if (!b.interleaved || !c) continue;
+    const byRound = (r: VariantRun) => {
+      const m = new Map<number, number[]>();
+      if (r.rounds.length !== r.samples.length) return m;
+      r.samples.forEach((x, i) => {
+        const k = r.rounds[i]!;
+        const list = m.get(k) ?? [];
+        list.push(x);
+        m.set(k, list);
+      });
+      return m;
+    };
+    const rb = byRound(b);
+    const rc = byRound(c);
+    const shared = [...rb.keys()].filter((k) => rc.has(k)).sort((x, y) => x - y);
+    if (shared.length === 0) continue;
+    out.runs++;
+    for (const k of shared) {
+      out.base.push(rb.get(k)!);
+      out.cand.push(rc.get(k)!);
+    }
+  }
+  return out;
+}
+
+export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds): VerdictPart {
+  const bootstrap = { resamples: th.resamples, confidence: th.confidence, seed: 1 };
+  const statOpts = { alpha: th.alpha, band: th.band, minSamples: th.minSamples, minRounds: th.minRounds, bootstrap };
+  const paired = pairedRounds(base, cand);
+  if (paired.base.length > 0) {
+    const c = comparePaired(paired.base, paired.cand, statOpts);
+    return {
+      speedup: c.speedup,
+      ciLo: c.ci[0],
+      ciHi: c.ci[1],
+      mode: 'paired',
+      p: c.p,
+      pMannWhitney: c.p_mw,
+      pRunLevel: null,
+      pKs: c.p_ks,
+      rounds: c.rounds,
+      verdict: c.verdict,
+      reason: `paired over ${c.rounds} rounds of ${paired.runs} interleaved run(s): ${c.reason}`,
+    };
+  }
+  const pb = pooled(base);
+  const pc = pooled(cand);
+  const c = compareSamples(pb, pc, statOpts);
+  const common = { speedup: c.speedup, mode: 'unpaired' as const, pMannWhitney: c.p_mw, pKs: c.p_ks, rounds: null };
+  if (c.verdict === 'UNSURE' && Math.min(pb.length, pc.length) < th.minSamples) {
+    return { ...common, ciLo: c.ci[0], ciHi: c.ci[1], p: c.p_mw, pRunLevel: null, verdict: 'UNSURE', reason: c.reason };
+  }
+  const fewest = Math.min(base.length, cand.length);
+  if (fewest < th.minRuns) {
+    return {
+      ...common,
+      ciLo: c.ci[0],
+      ciHi: c.ci[1],
+      p: c.p_mw,
+      pRunLevel: null,
+      verdict: 'UNSURE',
+      reason:
+        `${base.length} run(s) of the baseline and ${cand.length} of the variant: run-to-run variation is unmeasured with fewer than ${th.minRuns} runs per variant ` +
+        `(Mann-Whitney on samples p=${fmtP(c.p_mw)}, sample CI [${c.ci[0].toFixed(3)}, ${c.ci[1].toFixed(3)}]); more repetitions decide it (sweep submit --until-confident)`,
+    };
+  }
+  const baseMedians = base.map((r) => median(r.samples));
+  const candMedians = cand.map((r) => median(r.samples));
+  const welch = welchLogTest(baseMedians, candMedians);
+  const mwRuns = mannWhitney(baseMedians, candMedians).p;
+  // Welch has the power with 2-4 well-behaved runs a side; Mann-Whitney on the run medians stays valid when a
+  // few runs are far off (a shared machine's busy moments). Either may decide; Bonferroni (x2) keeps alpha.
+  const pRun = Math.min(1, 2 * Math.min(welch.p, mwRuns));
+  const cluster = clusterBootstrapRatio(base.map((r) => r.samples), cand.map((r) => r.samples), { resamples: th.resamples, confidence: th.confidence, seed: 1 });
+  const lo = Math.min(cluster.lo, c.ci[0]);
+  const hi = Math.max(cluster.hi, c.ci[1]);
+  const p = Math.max(c.p_mw, pRun);
+  const d = decide(p, c.speedup, lo, hi, th);
+  const tests = `Mann-Whitney on samples p=${fmtP(c.p_mw)}; on ${base.length}+${cand.length} run medians: Welch p=${fmtP(welch.p)}, Mann-Whitney p=${fmtP(mwRuns)}, run-level p=${fmtP(pRun)}`;
+  const shape = c.p_mw >= th.alpha && c.p_ks < th.alpha ? `; distributions differ in shape (KS p=${fmtP(c.p_ks)})` : '';
+  return { ...common, ciLo: lo, ciHi: hi, p, pRunLevel: pRun, verdict: d.verdict, reason: `${tests}; ${d.reason}${shape}` };
+}
+
+export function fmtP(p: number): string {
+  return p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3);
+}
+
+function decide(p: number, speedup: number, lo: number, hi: number, th: Thresholds): { verdict: 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE'; reason: string } {
+  const sig = p < th.alpha;
+  const ci = `95% CI [${lo.toFixed(3)}, ${hi.toFixed(3)}]`;
+  const band = `±${+(th.band * 100).toFixed(2)}%`;
+  if (sig && lo > 1 && speedup > 1 + th.band) return { verdict: 'FASTER', reason: `p < ${th.alpha}, speedup ${speedup.toFixed(3)}x, ${ci} above 1 and beyond ${band}` };
+  if (sig && hi < 1 && speedup < 1 - th.band) return { verdict: 'SLOWER', reason: `p < ${th.alpha}, speedup ${speedup.toFixed(3)}x, ${ci} below 1 and beyond ${band}` };
+  if (lo >= 1 - th.band && hi <= 1 + th.band) return { verdict: 'SAME', reason: `${ci} inside ${band}` };
+  if (!sig) return { verdict: 'UNSURE', reason: `p >= ${th.alpha} and ${ci} is wider than ${band}: more repetitions needed` };
+  if (lo <= 1 && hi >= 1) return { verdict: 'UNSURE', reason: `p < ${th.alpha} but ${ci} includes 1` };
+  return { verdict: 'UNSURE', reason: `${ci} excludes 1 but the speedup ${speedup.toFixed(3)}x is within ${band} and the CI is not` };
 }

@@ -1,26 +1,43 @@
 /**
  * Loading a sweep's results from the database into plain records, grouped by
- * point (all parameters but the variant) so that variants can be compared.
+ * point (all parameters but the variant) and by the environment the run was
+ * measured in (results/environment.ts), so that only like is compared with
+ * like.
  */
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { PointSchema, type Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
 import { z } from 'zod';
+import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
 export interface VariantRun {
   runId: string;
   rep: number;
+  /** Run.pointHash: the job's group (one point, or every variant of an interleaved point). */
+  groupHash: string;
+  /** Result.pointHash: the point with this variant (the key of history). */
+  pointHash: string;
   samples: number[];
   rounds: number[];
   median: number;
   flags: string[];
   interleaved: boolean;
+  sourceHash: string;
+  gitCommit: string | null;
+  finishedAt: Date | null;
+  hasTelemetry: boolean;
 }
 
 export interface PointGroup {
+  /** Point key + environment key. */
   key: string;
+  /** Key of the point without its variant. */
+  pointKey: string;
+  /** Short label of the point (see labelGroups). */
   label: string;
+  env: RunEnvironment;
+  envLabel: string;
   point: Omit<Point, 'variant'>;
   variants: Map<string, VariantRun[]>;
 }
@@ -32,14 +49,22 @@ export interface SweepResults {
   groups: PointGroup[];
   /** Runs that ended without a result, by status. */
   failures: Record<string, number>;
+  /** Runs still waiting for an outcome. */
+  queued: number;
+}
+
+export interface LoadOptions {
+  /** Width of the observed SM clock bands, MHz; 0 groups all observed clocks together. Default 50. */
+  bandMhz?: number;
 }
 
 const ParamsSchema = z.array(z.object({ hash: z.string(), point: PointSchema }));
 const numbers = z.array(z.number());
 
-export async function loadSweepResults(db: Db, sweepId: string): Promise<SweepResults> {
+export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOptions = {}): Promise<SweepResults> {
+  const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
-  if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database`);
+  if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database (see \`moefarm results list\`)`);
   let baselineFromSpec: string | null = null;
   try {
     const spec = JSON.parse(sweep.spec) as { baseline?: { variant?: string } };
@@ -47,57 +72,86 @@ export async function loadSweepResults(db: Db, sweepId: string): Promise<SweepRe
   } catch {
     /* an unplanned sweep has no spec */
   }
-  const runs = await db.run.findMany({ where: { sweepId }, include: { results: true }, orderBy: [{ rep: 'asc' }, { id: 'asc' }] });
+  const runs = await db.run.findMany({
+    where: { sweepId },
+    include: { results: true },
+    orderBy: [{ rep: 'asc' }, { id: 'asc' }],
+  });
+  const workerIds = [...new Set(runs.map((r) => r.workerId).filter((w): w is string => w !== null))];
+  const workers = workerIds.length ? await db.worker.findMany({ where: { id: { in: workerIds } }, select: { id: true, gpu: true } }) : [];
+  const gpuOf = new Map(workers.map((w) => [w.id, w.gpu]));
   const groups = new Map<string, PointGroup>();
   const failures: Record<string, number> = {};
+  let queued = 0;
   for (const run of runs) {
+    if (run.status === 'queued') {
+      queued++;
+      continue;
+    }
     if (run.status !== 'done') {
       failures[run.status] = (failures[run.status] ?? 0) + 1;
       continue;
     }
     const params = ParamsSchema.parse(JSON.parse(run.params));
+    const first = params[0]!.point;
+    const env = runEnvironment({
+      point: first,
+      envJson: run.env,
+      telemetryJson: run.telemetry,
+      workerGpu: run.workerId ? (gpuOf.get(run.workerId) ?? null) : null,
+      bandMhz,
+    });
+    const flags = run.flags ? run.flags.split(',').filter(Boolean) : [];
     for (const res of run.results) {
-      const p = params.find((x) => x.point.variant === res.variant)?.point ?? params[0]!.point;
+      const p = params.find((x) => x.point.variant === res.variant)?.point ?? first;
       const { variant: _v, ...rest } = p;
-      const key = canonicalJson(rest);
+      const pointKey = canonicalJson(rest);
+      const key = `${pointKey}|${envKey(env)}`;
       let g = groups.get(key);
       if (!g) {
-        g = { key, label: '', point: rest, variants: new Map() };
+        g = { key, pointKey, label: '', env, envLabel: envLabel(env), point: rest, variants: new Map() };
         groups.set(key, g);
       }
       const list = g.variants.get(res.variant) ?? [];
       list.push({
         runId: run.id,
         rep: run.rep,
+        groupHash: run.pointHash,
+        pointHash: res.pointHash,
         samples: numbers.parse(JSON.parse(res.samplesUs)),
         rounds: numbers.parse(JSON.parse(res.rounds)),
         median: res.median,
-        flags: run.flags ? run.flags.split(',').filter(Boolean) : [],
+        flags,
         interleaved: params.length > 1,
+        sourceHash: res.sourceHash,
+        gitCommit: res.gitCommit,
+        finishedAt: run.finishedAt,
+        hasTelemetry: run.telemetry !== null,
       });
       g.variants.set(res.variant, list);
     }
   }
   const list = [...groups.values()];
   labelGroups(list);
-  return { sweepId, name: sweep.name, baselineFromSpec, groups: list, failures };
+  return { sweepId, name: sweep.name, baselineFromSpec, groups: list, failures, queued };
 }
 
 /** A short label per group: the shape, then only the parameters that differ between groups. */
 function labelGroups(groups: PointGroup[]): void {
   const keys = ['backend', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
   const varying = keys.filter((k) => new Set(groups.map((g) => canonicalJson(g.point[k]))).size > 1);
-  for (const g of groups) {
-    const p = g.point;
-    const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}`;
-    const parts = [shape, `T=${p.tokens}`, p.dtype];
-    for (const k of varying) {
-      if (k === 'tokens' || k === 'dtype') continue;
-      const v = p[k];
-      parts.push(`${k}=${typeof v === 'object' && v !== null ? Object.entries(v).map(([a, b]) => `${a}:${String(b)}`).join(',') : String(v)}`);
-    }
-    g.label = parts.join(' ');
+  for (const g of groups) g.label = pointLabel(g.point, varying);
+}
+
+export function pointLabel(p: Omit<Point, 'variant'>, extra: ReadonlyArray<keyof Omit<Point, 'variant'>> = []): string {
+  const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}`;
+  const parts = [shape, `T=${p.tokens}`, p.dtype];
+  for (const k of extra) {
+    if (k === 'tokens' || k === 'dtype') continue;
+    const v = p[k];
+    parts.push(`${k}=${typeof v === 'object' && v !== null ? Object.entries(v).map(([a, b]) => `${a}:${String(b)}`).join(',') : String(v)}`);
   }
+  return parts.join(' ');
 }
 
 export function quantile(sorted: number[], q: number): number {

@@ -9,8 +9,9 @@ export const CUDA_VARIANTS = [
   'persistent-simple',
   'persistent-multiwarp',
   'persistent-roundrobin',
-  'persistent-static',
-  'persistent-selfdispatch',
+  'persistent-splitk',
+  'persistent-splitk-dyn',
+  'persistent-stream',
 ] as const;
 
 export const BACKENDS = ['cpu', 'cuda'] as const;

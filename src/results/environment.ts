@@ -1,0 +1,91 @@
+/**
+ * The environment a run was measured in, reduced to the few things a
+ * comparison must not mix: the GPU model, the clock and power settings the
+ * point asked for, and the band of the SM clock actually observed during the
+ * run (a locked clock can still sag; an unlocked one wanders). Run.env and
+ * Run.telemetry are JSON whose keys grow over time, so everything here reads
+ * them leniently: an unknown key is ignored, a missing one reads as 'n/a'.
+ */
+import type { Point } from '../schema/sweep.js';
+
+/** Width of the observed-clock bands runs are grouped by, MHz (0: do not group by observed clock). */
+export const DEFAULT_CLOCK_BAND_MHZ = 50;
+
+export interface RunEnvironment {
+  gpu: string;
+  clock: string;
+  power: string;
+  /** Observed SM clock band, e.g. "1950-1999 MHz", or 'n/a' when no clock was observed. */
+  band: string;
+  /** Median observed SM clock, MHz, when known. */
+  observedMhz: number | null;
+}
+
+export function settingText(v: Point['clock'] | Point['power']): string {
+  if (typeof v === 'string') return v;
+  return Object.entries(v)
+    .map(([k, x]) => `${k}:${String(x)}`)
+    .join(',');
+}
+
+function record(v: unknown): Record<string, unknown> | null {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+function parseJson(text: string | null): unknown {
+  if (text === null || text === '') return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** The median SM clock of a run's telemetry: summary.sm_mhz.median, else summary.kernel_sm_mhz, else null. */
+export function observedSmMhz(telemetryJson: string | null): number | null {
+  const summary = record(record(parseJson(telemetryJson))?.['summary']);
+  if (!summary) return null;
+  const sm = record(summary['sm_mhz'])?.['median'];
+  if (typeof sm === 'number' && Number.isFinite(sm) && sm > 0) return sm;
+  const k = summary['kernel_sm_mhz'];
+  if (typeof k === 'number' && Number.isFinite(k) && k > 0) return k;
+  return null;
+}
+
+export function clockBand(mhz: number | null, width: number): string {
+  if (mhz === null || width <= 0) return 'n/a';
+  const lo = Math.floor(mhz / width) * width;
+  return `${lo}-${lo + width - 1} MHz`;
+}
+
+export interface EnvInput {
+  point: Pick<Point, 'backend' | 'clock' | 'power'>;
+  envJson: string | null;
+  telemetryJson: string | null;
+  /** The GPU of the worker that ran it (Worker.gpu), when known. */
+  workerGpu: string | null;
+  bandMhz: number;
+}
+
+export function runEnvironment(i: EnvInput): RunEnvironment {
+  const env = record(parseJson(i.envJson));
+  const envGpu = env?.['gpu'];
+  const gpu = typeof envGpu === 'string' && envGpu !== '' ? envGpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
+  const observedMhz = observedSmMhz(i.telemetryJson);
+  return {
+    gpu,
+    clock: settingText(i.point.clock),
+    power: settingText(i.point.power),
+    band: clockBand(observedMhz, i.bandMhz),
+    observedMhz,
+  };
+}
+
+/** Key of the environment group (what runs must share to be compared). */
+export function envKey(e: RunEnvironment): string {
+  return `${e.gpu}|${e.clock}|${e.power}|${e.band}`;
+}
+
+export function envLabel(e: RunEnvironment): string {
+  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}`;
+}

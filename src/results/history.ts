@@ -1,0 +1,155 @@
+/**
+ * History of one point across builds: every result keeps the identity of the
+ * binary that produced it (Result.sourceHash, Result.gitCommit), so the same
+ * point (Result.pointHash: its parameters with the variant, independent of
+ * the sweep) can be followed from build to build. Builds are ordered by the
+ * time their first run of the point finished. Steps between builds are found
+ * by stats detectSteps (Mann-Whitney against the previous level, and a
+ * minimum relative change).
+ */
+import type { Db } from '../db/client.js';
+import { UsageError } from '../errors.js';
+import { PointSchema } from '../schema/sweep.js';
+import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, type StepKind } from '../stats/index.js';
+import { z } from 'zod';
+import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
+import { pointLabel } from './load.js';
+
+export interface HistoryOptions {
+  /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
+  point?: string;
+  /** Several point hashes at once (exact), e.g. every point of a sweep. */
+  pointHashes?: string[];
+  variant?: string;
+  includeFlagged?: boolean;
+  alpha?: number;
+  minChange?: number;
+  bandMhz?: number;
+}
+
+export interface BuildEntry {
+  sourceHash: string;
+  gitCommit: string | null;
+  firstSeen: string | null;
+  runs: number;
+  samples: number;
+  medianUs: number;
+  /** Against the level before (detectSteps): median after / median before - 1. Null for the first build. */
+  change: number | null;
+  p: number | null;
+  step: StepKind | null;
+}
+
+export interface HistorySeries {
+  pointHash: string;
+  point: string;
+  variant: string;
+  env: string;
+  excludedFlagged: number;
+  builds: BuildEntry[];
+}
+
+export interface History {
+  query: { point: string | null; variant: string | null };
+  alpha: number;
+  minChange: number;
+  text: string;
+  series: HistorySeries[];
+}
+
+const ParamsSchema = z.array(z.object({ hash: z.string(), point: PointSchema }));
+const numbers = z.array(z.number());
+
+export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History> {
+  const alpha = opts.alpha ?? DEFAULT_CHANGEPOINT_ALPHA;
+  const minChange = opts.minChange ?? DEFAULT_MIN_CHANGE;
+  const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
+  let where: object;
+  if (opts.point !== undefined) {
+    if (!/^[A-Za-z0-9]{6,}$/.test(opts.point)) throw new UsageError(`--point: expected a point hash (at least 6 letters or digits), got "${opts.point}"`);
+    where = { OR: [{ pointHash: { startsWith: opts.point } }, { run: { pointHash: { startsWith: opts.point } } }] };
+  } else if (opts.pointHashes !== undefined) {
+    where = { pointHash: { in: opts.pointHashes } };
+  } else {
+    throw new UsageError('history: expected --point HASH');
+  }
+  const results = await db.result.findMany({
+    where: { AND: [where, opts.variant ? { variant: opts.variant } : {}, { run: { status: 'done' } }] },
+    include: { run: { select: { id: true, finishedAt: true, flags: true, env: true, telemetry: true, workerId: true, params: true } } },
+  });
+  const workerIds = [...new Set(results.map((r) => r.run.workerId).filter((w): w is string => w !== null))];
+  const workers = workerIds.length ? await db.worker.findMany({ where: { id: { in: workerIds } }, select: { id: true, gpu: true } }) : [];
+  const gpuOf = new Map(workers.map((w) => [w.id, w.gpu]));
+
+  interface Acc {
+    pointHash: string;
+    point: string;
+    variant: string;
+    env: string;
+    excluded: number;
+    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[] }>;
+  }
+  const series = new Map<string, Acc>();
+  for (const r of results) {
+    const params = ParamsSchema.parse(JSON.parse(r.run.params));
+    const p = params.find((x) => x.point.variant === r.variant)?.point ?? params[0]!.point;
+    const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, bandMhz });
+    const key = `${r.pointHash}|${envKey(env)}`;
+    let acc = series.get(key);
+    if (!acc) {
+      const { variant: _v, ...rest } = p;
+      acc = { pointHash: r.pointHash, point: pointLabel(rest, ['warmup', 'iters', 'clock', 'power']), variant: r.variant, env: envLabel(env), excluded: 0, builds: new Map() };
+      series.set(key, acc);
+    }
+    const flagged = r.run.flags.split(',').filter(Boolean).length > 0;
+    if (flagged && !opts.includeFlagged) {
+      acc.excluded++;
+      continue;
+    }
+    const t = r.run.finishedAt?.getTime() ?? Number.MAX_SAFE_INTEGER;
+    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [] };
+    b.first = Math.min(b.first, t);
+    b.runs++;
+    b.samples.push(...numbers.parse(JSON.parse(r.samplesUs)));
+    acc.builds.set(r.sourceHash, b);
+  }
+  const out: HistorySeries[] = [];
+  for (const acc of series.values()) {
+    const ordered = [...acc.builds.entries()].sort((a, b) => a[1].first - b[1].first || a[0].localeCompare(b[0]));
+    const steps = detectSteps(
+      ordered.map(([build, b]) => ({ build, samples: b.samples })),
+      { alpha, minChange },
+    );
+    out.push({
+      pointHash: acc.pointHash,
+      point: acc.point,
+      variant: acc.variant,
+      env: acc.env,
+      excludedFlagged: acc.excluded,
+      builds: ordered.map(([sourceHash, b], i) => {
+        const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
+        return {
+          sourceHash,
+          gitCommit: b.gitCommit,
+          firstSeen: b.first === Number.MAX_SAFE_INTEGER ? null : new Date(b.first).toISOString(),
+          runs: b.runs,
+          samples: b.samples.length,
+          medianUs: median(b.samples),
+          change: t ? t.change : null,
+          p: t ? t.p : null,
+          step: t ? t.kind : null,
+        };
+      }),
+    });
+  }
+  out.sort((a, b) => a.point.localeCompare(b.point, 'en', { numeric: true }) || a.variant.localeCompare(b.variant) || a.env.localeCompare(b.env));
+  return {
+    query: { point: opts.point ?? null, variant: opts.variant ?? null },
+    alpha,
+    minChange,
+    text:
+      `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) when Mann-Whitney U against the builds of the level before it gives p < ${alpha} ` +
+      `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds ordered by first time seen`,
+    series: out.filter((s) => s.builds.length > 0),
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * The data of a sweep's HTML report (report/html.ts renderReport), read from
+ * the database: latency distributions per group and variant, speedups with
+ * their intervals and verdicts (results/compare.ts), the telemetry timeline
+ * of a few chosen runs, and the history of the sweep's points across builds.
+ */
+import type { Db } from '../db/client.js';
+import type { ReportDataInput } from '../report/types.js';
+import { TelemetrySchema } from '../schema/telemetry.js';
+import { compareSweep, type Comparison } from './compare.js';
+import { loadHistory, type History } from './history.js';
+import { loadSweepResults, type SweepResults } from './load.js';
+
+export interface ReportOptions {
+  baseline?: string | null;
+  includeFlagged?: boolean;
+  /** Runs whose telemetry to draw; default: up to `maxTelemetry` runs of the sweep that have telemetry, one per job group first. */
+  telemetryRuns?: string[];
+  maxTelemetry?: number;
+  bandMhz?: number;
+  /** Shown in the header; default now. */
+  generatedAt?: string;
+}
+
+export interface SweepReport {
+  data: ReportDataInput;
+  comparison: Comparison;
+  history: History;
+}
+
+export async function buildReportData(db: Db, sweepId: string, opts: ReportOptions = {}): Promise<SweepReport> {
+  const results = await loadSweepResults(db, sweepId, opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz });
+  const cmp = compareSweep(results, opts.baseline ?? null, { includeFlagged: opts.includeFlagged ?? false });
+  const singleEnv = new Set(results.groups.map((g) => g.envLabel)).size <= 1;
+  const groupName = (point: string, env: string) => (singleEnv ? point : `${point} · ${env}`);
+
+  const distributions = [...results.groups]
+    .sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }) || a.envLabel.localeCompare(b.envLabel))
+    .map((g) => ({
+      group: groupName(g.label, g.envLabel),
+      variants: [...g.variants.entries()]
+        .sort(([a], [b]) => (a === cmp.baseline ? -1 : b === cmp.baseline ? 1 : a.localeCompare(b)))
+        .map(([variant, runs]) => ({
+          variant,
+          samples: runs.filter((r) => cmp.includeFlagged || r.flags.length === 0).flatMap((r) => r.samples),
+        }))
+        .filter((v) => v.samples.length > 0),
+    }))
+    .filter((g) => g.variants.length > 0);
+
+  const speedups = cmp.rows
+    .filter((r) => r.verdict !== 'BASELINE' && r.speedup !== null && r.ciLo !== null && r.ciHi !== null)
+    .map((r) => ({
+      group: groupName(r.point, r.env),
+      variant: r.variant,
+      baseline: r.baseline,
+      speedup: r.speedup!,
+      lo: r.ciLo!,
+      hi: r.ciHi!,
+      verdict: r.mode === 'paired' ? `${r.verdict}` : r.verdict,
+    }));
+
+  const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.variants.values()].flat().map((r) => r.pointHash)))];
+  const history = await loadHistory(db, {
+    pointHashes,
+    includeFlagged: opts.includeFlagged ?? false,
+    ...(opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz }),
+  });
+  const historyEnvs = new Set(history.series.map((s) => s.env)).size;
+  const historyData = history.series.map((s) => ({
+    point: historyEnvs > 1 ? `${s.point} · ${s.env}` : s.point,
+    variant: s.variant,
+    builds: s.builds.map((b) => buildLabel(b.sourceHash, b.gitCommit)),
+    medians: s.builds.map((b) => b.medianUs),
+  }));
+
+  const telemetry = await telemetryRuns(db, results, opts);
+  const notes = [cmp.thresholds.text, history.text];
+  notes.push(
+    cmp.includeFlagged
+      ? 'flagged runs (throttled, clock-mismatch) included'
+      : `flagged runs (throttled, clock-mismatch) excluded: ${cmp.excludedFlagged}`,
+  );
+  if (singleEnv && results.groups[0]) notes.push(`environment: ${results.groups[0].envLabel}`);
+  const paired = cmp.rows.filter((r) => r.mode === 'paired').length;
+  if (paired) notes.push(`${paired} comparison(s) use paired rounds of interleaved runs (per-round medians, Wilcoxon signed-rank)`);
+  const failed = Object.entries(results.failures);
+  if (failed.length) notes.push(`runs without a result: ${failed.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (results.queued) notes.push(`runs still waiting for an outcome: ${results.queued}`);
+  for (const r of cmp.rows.filter((x) => x.verdict === 'UNSURE' || x.verdict === 'NO-BASELINE')) {
+    notes.push(`${r.verdict} ${groupName(r.point, r.env)} ${r.variant}: ${r.reason}`);
+  }
+  for (const s of history.series) {
+    for (const b of s.builds) {
+      if (b.step) notes.push(`${b.step} at build ${buildLabel(b.sourceHash, b.gitCommit)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})`);
+    }
+  }
+  if (telemetry.none) notes.push(`telemetry: no run of this sweep recorded telemetry (CPU backend, or workers started with --no-telemetry)`);
+
+  return {
+    comparison: cmp,
+    history,
+    data: {
+      title: `moefarm report: ${results.name}`,
+      generatedAt: opts.generatedAt ?? new Date().toISOString(),
+      sweep: { id: results.sweepId, name: results.name },
+      distributions,
+      speedups,
+      telemetry: telemetry.runs,
+      history: historyData,
+      notes,
+    },
+  };
+}
+
+function buildLabel(sourceHash: string, gitCommit: string | null): string {
+  return gitCommit ? `${sourceHash.slice(0, 8)}@${gitCommit.slice(0, 7)}` : sourceHash.slice(0, 8);
+}
+
+type TelemetryRun = ReportDataInput['telemetry'][number];
+
+async function telemetryRuns(db: Db, results: SweepResults, opts: ReportOptions): Promise<{ runs: TelemetryRun[]; none: boolean }> {
+  const max = opts.maxTelemetry ?? 4;
+  const labelOf = new Map<string, string>();
+  for (const g of results.groups) {
+    for (const [variant, runs] of g.variants) {
+      for (const r of runs) {
+        const prev = labelOf.get(r.runId);
+        labelOf.set(r.runId, prev ? prev.replace(/^([^ ]+)/, `$1+${variant}`) : `${variant} ${g.label} rep ${r.rep}`);
+      }
+    }
+  }
+  let rows: Array<{ id: string; pointHash: string; telemetry: string | null }>;
+  if (opts.telemetryRuns && opts.telemetryRuns.length > 0) {
+    rows = await db.run.findMany({ where: { sweepId: results.sweepId, id: { in: opts.telemetryRuns } }, select: { id: true, pointHash: true, telemetry: true } });
+  } else {
+    const all = await db.run.findMany({
+      where: { sweepId: results.sweepId, status: 'done', telemetry: { not: null } },
+      select: { id: true, pointHash: true, telemetry: true },
+      orderBy: [{ rep: 'asc' }, { id: 'asc' }],
+    });
+    // One run per job group first (so each variant/point shows up), then the rest.
+    const seen = new Set<string>();
+    const first = all.filter((r) => (seen.has(r.pointHash) ? false : (seen.add(r.pointHash), true)));
+    rows = [...first, ...all.filter((r) => !first.includes(r))].slice(0, max);
+  }
+  const runs: TelemetryRun[] = [];
+  let any = false;
+  for (const r of rows) {
+    const label = labelOf.get(r.id) ?? r.id;
+    const parsed = r.telemetry === null ? null : TelemetrySchema.safeParse(JSON.parse(r.telemetry));
+    const s = parsed?.success ? parsed.data.samples : null;
+    if (!s || s.t_ms.length === 0) {
+      runs.push({ runId: r.id, label, t_ms: [], sm_mhz: [], power_w: [], temp_c: [] });
+      continue;
+    }
+    any = true;
+    const fit = (col: (number | null)[]) => s.t_ms.map((_, i) => col[i] ?? null);
+    runs.push({ runId: r.id, label, t_ms: s.t_ms, sm_mhz: fit(s.sm_mhz), power_w: fit(s.power_w), temp_c: fit(s.temp_c) });
+  }
+  // No readings anywhere: one "no data" line is clearer than a paragraph per run.
+  return any ? { runs, none: false } : { runs: [], none: true };
+}

@@ -1,0 +1,156 @@
+/**
+ * The verdicts of results/compare.ts on controlled inputs: a real injected
+ * difference is called with an interval that excludes 1; identical variants
+ * are SAME or UNSURE, and across many trials with run-to-run drift they are
+ * called significant at about the stated rate (alpha) and not more.
+ */
+import { describe, expect, it } from 'vitest';
+import { pairedRounds, thresholds, verdictOf } from '../../src/results/compare.js';
+import { clusterBootstrapRatio, studentTwoSidedP, welchLogTest } from '../../src/results/runLevel.js';
+import { clockBand, observedSmMhz, runEnvironment } from '../../src/results/environment.js';
+import { compareSamples } from '../../src/stats/index.js';
+import { fakeRun, rng, runSamples, telemetry } from './synth.js';
+
+const th = thresholds({ resamples: 1000 });
+
+describe('Student t and Welch on run medians', () => {
+  it('matches tabulated two-sided critical values', () => {
+    expect(studentTwoSidedP(2.776, 4)).toBeCloseTo(0.05, 3);
+    expect(studentTwoSidedP(9.925, 2)).toBeCloseTo(0.01, 4);
+    expect(studentTwoSidedP(2.576, 1e6)).toBeCloseTo(0.01, 4);
+    expect(studentTwoSidedP(0, 5)).toBeCloseTo(1, 12);
+  });
+
+  it('tests the log ratio of run medians', () => {
+    const w = welchLogTest([100, 102, 98], [90, 91, 89]);
+    expect(w.diff).toBeGreaterThan(0);
+    expect(w.p).toBeLessThan(0.01);
+    expect(welchLogTest([100, 100], [100, 100]).p).toBe(1);
+  });
+
+  it('widens the cluster bootstrap interval with run-to-run spread', () => {
+    const r = rng(3);
+    const tight = clusterBootstrapRatio([0, 1, 2].map(() => runSamples(r, 50, 100, 0.001)), [0, 1, 2].map(() => runSamples(r, 50, 100, 0.001)), { resamples: 1000 });
+    const loose = clusterBootstrapRatio([0, 1, 2].map(() => runSamples(r, 50, 100, 0.08)), [0, 1, 2].map(() => runSamples(r, 50, 100, 0.08)), { resamples: 1000 });
+    expect(loose.hi - loose.lo).toBeGreaterThan(3 * (tight.hi - tight.lo));
+  });
+});
+
+describe('verdicts', () => {
+  it('calls a real 10% slowdown SLOWER with a CI below 1, despite 3% run drift', () => {
+    const r = rng(11);
+    const base = [0, 1, 2, 3].map(() => fakeRun(runSamples(r, 40, 100, 0.03)));
+    const cand = [0, 1, 2, 3].map(() => fakeRun(runSamples(r, 40, 110, 0.03)));
+    const v = verdictOf(base, cand, th);
+    expect(v.mode).toBe('unpaired');
+    expect(v.verdict).toBe('SLOWER');
+    expect(v.ciHi!).toBeLessThan(1);
+    expect(v.speedup!).toBeCloseTo(100 / 110, 1);
+    expect(v.pRunLevel!).toBeLessThan(0.01);
+    const mirrored = verdictOf(cand, base, th);
+    expect(mirrored.verdict).toBe('FASTER');
+    expect(mirrored.ciLo!).toBeGreaterThan(1);
+  });
+
+  it('calls identical variants with little drift SAME', () => {
+    const r = rng(12);
+    const base = [0, 1, 2, 3, 4].map(() => fakeRun(runSamples(r, 200, 100, 0.002, 0.01)));
+    const cand = [0, 1, 2, 3, 4].map(() => fakeRun(runSamples(r, 200, 100, 0.002, 0.01)));
+    const v = verdictOf(base, cand, th);
+    expect(v.verdict).toBe('SAME');
+    expect(v.ciLo!).toBeGreaterThanOrEqual(0.98);
+    expect(v.ciHi!).toBeLessThanOrEqual(1.02);
+  });
+
+  it('says UNSURE with one run per variant, whatever the samples say, and why', () => {
+    const r = rng(13);
+    const v = verdictOf([fakeRun(runSamples(r, 50, 100, 0))], [fakeRun(runSamples(r, 50, 50, 0))], th);
+    expect(v.verdict).toBe('UNSURE');
+    expect(v.reason).toMatch(/fewer than 2 runs per variant/);
+    expect(v.ciLo!).toBeGreaterThan(1); // the interval is still shown
+  });
+
+  it('keeps identical variants with run-to-run drift significant at no more than about alpha', () => {
+    // 5% run-to-run drift, 40 samples a run, 3 runs a side: the regime where pooled-sample tests fail.
+    const trials = 150;
+    let significant = 0;
+    let pooledOnly = 0;
+    const r = rng(2024);
+    for (let t = 0; t < trials; t++) {
+      const base = [0, 1, 2].map(() => fakeRun(runSamples(r, 40, 100, 0.05)));
+      const cand = [0, 1, 2].map(() => fakeRun(runSamples(r, 40, 100, 0.05)));
+      const v = verdictOf(base, cand, th);
+      expect(['SAME', 'UNSURE']).toContain(v.verdict === 'FASTER' || v.verdict === 'SLOWER' ? (significant++, 'UNSURE') : v.verdict);
+      const naive = compareSamples(base.flatMap((x) => x.samples), cand.flatMap((x) => x.samples), { bootstrap: { resamples: 200 } });
+      if (naive.verdict === 'FASTER' || naive.verdict === 'SLOWER') pooledOnly++;
+    }
+    // alpha = 0.01: expect ~1.5 of 150; allow chance (P(X >= 6 | Bin(150, 0.01)) < 0.02).
+    expect(significant).toBeLessThanOrEqual(5);
+    // The pooled-sample test alone calls most of these identical pairs different: why the run-level test exists.
+    expect(pooledOnly).toBeGreaterThan(trials / 3);
+  });
+});
+
+describe('paired rounds', () => {
+  function interleaved(r: () => number, rounds: number, perRound: number, baseUs: number, candUs: number, drift: number) {
+    const id = `il-${Math.floor(r() * 1e9)}`;
+    const b: number[] = [];
+    const c: number[] = [];
+    const rb: number[] = [];
+    const rc: number[] = [];
+    for (let k = 0; k < rounds; k++) {
+      // A round's drift (heat, clocks) hits both variants alike.
+      const level = 1 + drift * Math.sin(k * 1.7 + r() * 6);
+      for (let i = 0; i < perRound; i++) {
+        b.push(baseUs * level * (1 + 0.01 * (r() - 0.5)));
+        rb.push(k);
+        c.push(candUs * level * (1 + 0.01 * (r() - 0.5)));
+        rc.push(k);
+      }
+    }
+    return [fakeRun(b, { runId: id, rounds: rb, interleaved: true }), fakeRun(c, { runId: id, rounds: rc, interleaved: true })] as const;
+  }
+
+  it('uses per-round medians of interleaved runs and decides a 5% difference under 20% drift', () => {
+    const r = rng(5);
+    const runs = [0, 1].map(() => interleaved(r, 6, 10, 100, 95, 0.2));
+    const base = runs.map((x) => x[0]);
+    const cand = runs.map((x) => x[1]);
+    const pr = pairedRounds(base, cand);
+    expect(pr.runs).toBe(2);
+    expect(pr.base).toHaveLength(12);
+    const v = verdictOf(base, cand, th);
+    expect(v.mode).toBe('paired');
+    expect(v.rounds).toBe(12);
+    expect(v.verdict).toBe('FASTER');
+    expect(v.ciLo!).toBeGreaterThan(1);
+    expect(v.reason).toMatch(/paired over 12 rounds of 2 interleaved run/);
+  });
+
+  it('does not call identical interleaved variants different', () => {
+    const r = rng(6);
+    const runs = [0, 1].map(() => interleaved(r, 6, 10, 100, 100, 0.2));
+    const v = verdictOf(runs.map((x) => x[0]), runs.map((x) => x[1]), th);
+    expect(['SAME', 'UNSURE']).toContain(v.verdict);
+  });
+});
+
+describe('environment', () => {
+  it('reads the observed clock from telemetry and bands it', () => {
+    expect(observedSmMhz(JSON.stringify(telemetry(1987)))).toBe(1987);
+    expect(observedSmMhz(JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }))).toBe(1500);
+    expect(observedSmMhz('not json')).toBeNull();
+    expect(observedSmMhz(null)).toBeNull();
+    expect(clockBand(1987, 50)).toBe('1950-1999 MHz');
+    expect(clockBand(null, 50)).toBe('n/a');
+    expect(clockBand(1987, 0)).toBe('n/a');
+  });
+
+  it('takes the GPU from Run.env, then the worker, and ignores unknown keys', () => {
+    const point = { backend: 'cuda' as const, clock: { lock: 1500 }, power: 'default' as const };
+    const e = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100', observed: { whatever: [1] } }), telemetryJson: null, workerGpu: 'other', bandMhz: 50 });
+    expect(e).toMatchObject({ gpu: 'NVIDIA H100', clock: 'lock:1500', power: 'default', band: 'n/a' });
+    expect(runEnvironment({ point, envJson: '{"gpu":null}', telemetryJson: null, workerGpu: 'NVIDIA L4', bandMhz: 50 }).gpu).toBe('NVIDIA L4');
+    expect(runEnvironment({ point: { ...point, backend: 'cpu' }, envJson: null, telemetryJson: null, workerGpu: null, bandMhz: 50 }).gpu).toBe('cpu');
+  });
+});

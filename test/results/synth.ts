@@ -1,0 +1,169 @@
+/**
+ * Controlled results for the results/ tests: a planned sweep whose outcomes
+ * are synthesized (samples chosen by the test) and written through the
+ * collector's own write (recordOutcome), so compare, history and the report
+ * read exactly what a real farm would have stored.
+ */
+import type { Db } from '../../src/db/client.js';
+import { recordPlan } from '../../src/db/plan.js';
+import { recordOutcome } from '../../src/db/record.js';
+import type { VariantRun } from '../../src/results/load.js';
+import { OutcomeSchema, type Outcome } from '../../src/schema/job.js';
+import { planSweep, type Plan, type PlannedRun } from '../../src/sweep/expand.js';
+import { parseSweepText } from '../../src/sweep/load.js';
+import { toJob } from '../../src/queue/submit.js';
+import { mulberry32, normalDraw, type Rng } from '../../src/stats/index.js';
+
+export function rng(seed: number): Rng {
+  return mulberry32(seed);
+}
+
+/** n lognormal latencies around `median` (sigma as a fraction). */
+export function draw(r: Rng, n: number, median: number, sigma = 0.02): number[] {
+  return Array.from({ length: n }, () => median * Math.exp(sigma * normalDraw(r)));
+}
+
+/** A run's samples: its own level (median x exp(drift N(0,1))) and within-run noise. */
+export function runSamples(r: Rng, n: number, median: number, drift: number, sigma = 0.02): number[] {
+  return draw(r, n, median * Math.exp(drift * normalDraw(r)), sigma);
+}
+
+let fakeId = 0;
+export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): VariantRun {
+  fakeId++;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    runId: `run-${fakeId}`,
+    rep: 0,
+    groupHash: 'g',
+    pointHash: 'p',
+    samples,
+    rounds: samples.map(() => 0),
+    median: sorted[Math.floor(sorted.length / 2)]!,
+    flags: [],
+    interleaved: false,
+    sourceHash: 'src',
+    gitCommit: null,
+    finishedAt: null,
+    hasTelemetry: false,
+    ...extra,
+  };
+}
+
+export function sweepYaml(opts: { name?: string; repeat?: number; interleave?: boolean; rounds?: number; tokens?: number[]; pool?: string } = {}): string {
+  return `
+name: ${opts.name ?? 'synth'}
+pool: ${opts.pool ?? 'synth'}
+repeat: ${opts.repeat ?? 3}
+interleave: ${opts.interleave ?? false}
+rounds: ${opts.rounds ?? 5}
+baseline: {variant: reference}
+matrix:
+  variant: [reference, fused]
+  model: tiny
+  tokens: [${(opts.tokens ?? [1]).join(', ')}]
+  warmup: 2
+  iters: 40
+`;
+}
+
+export async function plannedSweep(db: Db, yaml: string): Promise<Plan> {
+  const plan = planSweep(parseSweepText(yaml, 'synth.yaml'));
+  await recordPlan(db, plan, 'synth.yaml');
+  return plan;
+}
+
+export interface SynthResult {
+  variant: string;
+  samples: number[];
+  rounds?: number[];
+}
+
+export interface SynthOutcome {
+  results: SynthResult[];
+  flags?: string[];
+  env?: Record<string, unknown>;
+  telemetry?: unknown;
+  sourceHash?: string;
+  gitCommit?: string | null;
+  finishedAt?: number;
+}
+
+export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcome {
+  const finishedAt = o.finishedAt ?? Date.now();
+  const stats = (s: number[]) => {
+    const x = [...s].sort((a, b) => a - b);
+    const q = (p: number) => x[Math.min(x.length - 1, Math.floor(p * x.length))]!;
+    const mean = x.reduce((a, b) => a + b, 0) / x.length;
+    return { n: x.length, min: x[0]!, p10: q(0.1), median: q(0.5), mean, p90: q(0.9), p99: q(0.99), max: x.at(-1)!, stdev: 0 };
+  };
+  const p = run.points[0]!.point;
+  return {
+    runId: run.id,
+    sweepId: plan.sweepId,
+    pool: plan.sweep.pool,
+    job: toJob(plan, run, finishedAt - 1000),
+    status: 'done',
+    reason: null,
+    attempts: 1,
+    worker: { id: 'synth-host/synth/cpu', host: 'synth-host', pool: plan.sweep.pool, backend: 'cpu', cpu: 'synthetic cpu', gpu: null, gpuIndex: null, driver: null, compiler: 'g++ 12', pid: 1 },
+    build: null,
+    output: {
+      schema: 'moefarm.bench/1',
+      config: { backend: 'cpu', variants: o.results.map((r) => r.variant), hidden: p.hidden, inter: p.inter, experts: p.experts, topk: p.topk, tokens: p.tokens, dtype: p.dtype, warmup: p.warmup, iters: p.iters },
+      device: { kind: 'cpu', name: 'synthetic' },
+      build: { source_hash: o.sourceHash ?? 'srcA', git_commit: o.gitCommit ?? null, compiler: 'g++ 12', flags: '-O3', arch: 'x86-64' },
+      bytes_per_iter: 1000,
+      check: { pass: true },
+      results: o.results.map((r) => ({
+        variant: r.variant,
+        check: { pass: true, rel_err: 0, tol: 1e-2 },
+        samples_us: r.samples,
+        rounds: r.rounds ?? r.samples.map(() => 0),
+        sm_clock_mhz: null,
+        stats: stats(r.samples),
+        bandwidth_gbps: null,
+      })),
+    },
+    flags: o.flags ?? [],
+    env: o.env ?? { clock: p.clock, power: p.power, gpu: null, backend: 'cpu' },
+    telemetry: o.telemetry ?? null,
+    stdoutTail: null,
+    stderrTail: null,
+    wallMs: 1000,
+    startedAt: finishedAt - 1000,
+    finishedAt,
+  };
+}
+
+export async function record(db: Db, plan: Plan, run: PlannedRun, o: SynthOutcome): Promise<void> {
+  await recordOutcome(db, OutcomeSchema.parse(outcomeFor(plan, run, o)));
+}
+
+/** Telemetry JSON as the worker stores it (src/schema/telemetry.ts), with a given SM clock. */
+export function telemetry(smMhz: number, n = 20): unknown {
+  const t = Array.from({ length: n }, (_, i) => i * 50);
+  return {
+    source: 'nvidia-smi',
+    samples: {
+      t_ms: t,
+      sm_mhz: t.map(() => smMhz),
+      mem_mhz: t.map(() => 2619),
+      power_w: t.map((_, i) => 200 + i),
+      temp_c: t.map((_, i) => 40 + i / 4),
+      pstate: t.map(() => 'P0'),
+      reasons: t.map(() => 0),
+    },
+    summary: {
+      samples: n,
+      period_ms: 50,
+      window: 'timed',
+      sm_mhz: { min: smMhz, median: smMhz, max: smMhz },
+      mem_mhz: { min: 2619, median: 2619, max: 2619 },
+      power_w: { min: 200, median: 210, max: 219 },
+      temp_c: { min: 40, median: 42, max: 45 },
+      reasons: [],
+      kernel_sm_mhz: null,
+    },
+  };
+}
