@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { TEST_CACHE, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from './env.js';
@@ -68,9 +68,15 @@ export async function freshPostgres(): Promise<{ url: string; drop: () => Promis
   };
 }
 
+export interface CliResult {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
 /** Runs the built CLI (dist/) as a user would. */
-export function cli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<Result> {
-  return execa(process.execPath, [CLI, ...args], {
+export async function cli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  const r = await execa(process.execPath, [CLI, ...args], {
     reject: false,
     cwd: ROOT,
     timeout: opts.timeoutMs ?? 120_000,
@@ -81,6 +87,7 @@ export function cli(args: string[], env: Record<string, string> = {}, opts: { ti
       ...env,
     },
   });
+  return { exitCode: r.exitCode, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
