@@ -9,7 +9,7 @@
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
@@ -25,6 +25,12 @@ export interface CollectorOptions {
   connection: Redis;
   /** How often failed run jobs are reconciled, ms (default 2000). */
   reconcileEveryMs?: number;
+  /**
+   * Lock on a result being written, ms (default MOEFARM_LOCK_MS, else 30000):
+   * a collector killed mid-write loses it, and another collector (or this one
+   * restarted) takes the result over after about this long.
+   */
+  lockDurationMs?: number;
   onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
   log?: (line: string) => void;
 }
@@ -39,10 +45,15 @@ export class Collector {
 
   constructor(private readonly opts: CollectorOptions) {
     const log = opts.log ?? (() => {});
+    const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
       connection: opts.connection,
       prefix: queuePrefix(),
       concurrency: 1,
+      lockDuration,
+      stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
+      // A result is never given up for stalling: a collector killed mid-write leaves it, the next one writes it.
+      maxStalledCount: 1_000_000,
       settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
     });
     this.worker.on('failed', (job, err) => log(`collector: write of ${job?.id ?? '?'} failed, will retry: ${err.message}`));
@@ -53,8 +64,9 @@ export class Collector {
   private async process(job: Job): Promise<RecordResult> {
     const parsed = OutcomeSchema.safeParse(job.data);
     if (!parsed.success) {
-      // A malformed message can never be written; keep it in the failed set for a human, with the reason.
-      throw new Error(`malformed outcome ${job.id}: ${formatIssues('outcome', parsed.error.issues)}`);
+      // A malformed message can never be written; keep it in the failed set for a human, with the reason
+      // (unrecoverable: retrying it a million times with backoff would change nothing).
+      throw new UnrecoverableError(`malformed outcome ${job.id}: ${formatIssues('outcome', parsed.error.issues)}`);
     }
     const r = await recordOutcome(this.opts.db, parsed.data);
     if (r === 'recorded') this.recorded++;
@@ -68,37 +80,14 @@ export class Collector {
     if (this.reconciling) return 0;
     this.reconciling = true;
     let closed = 0;
+    const prefix = queuePrefix();
+    const results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     try {
-      const prefix = queuePrefix();
-      const pools = await this.opts.connection.smembers(poolsKey(prefix));
-      for (const pool of pools) {
+      for (const pool of await this.opts.connection.smembers(poolsKey(prefix))) {
         const queue = new Queue(runQueueName(pool), { connection: this.opts.connection, prefix });
         try {
           for (const job of await queue.getFailed(0, 199)) {
-            const data = RunJobSchema.safeParse(job.data);
-            if (data.success) {
-              const o: ParsedOutcome = {
-                runId: data.data.runId,
-                sweepId: data.data.sweepId,
-                pool,
-                job: data.data,
-                status: 'failed',
-                reason: `gave up after ${job.attemptsMade} attempt(s): ${job.failedReason ?? 'unknown'}`,
-                attempts: job.attemptsMade,
-                worker: null,
-                build: null,
-                output: null,
-                flags: [],
-                env: null,
-                telemetry: null,
-                stdoutTail: null,
-                stderrTail: job.stacktrace?.at(-1) ?? null,
-                wallMs: null,
-                startedAt: job.processedOn ?? null,
-                finishedAt: job.finishedOn ?? Date.now(),
-              };
-              await recordOutcome(this.opts.db, o);
-            }
+            await this.closeFailedRun(pool, job, results);
             await job.remove();
             closed++;
           }
@@ -107,9 +96,40 @@ export class Collector {
         }
       }
     } finally {
+      await results.close().catch(() => {});
       this.reconciling = false;
     }
     return closed;
+  }
+
+  private async closeFailedRun(pool: string, job: Job, results: Queue): Promise<void> {
+    const data = RunJobSchema.safeParse(job.data);
+    if (!data.success) return;
+    // A worker may have handed over the run's outcome and died before it could mark the run job done (the job
+    // then stalls, and fails once stalled too often). That outcome is still on the results queue under the run
+    // id: let it be recorded, rather than a 'failed' that would win the race to the table.
+    if ((await results.getJob(data.data.runId)) !== undefined) return;
+    const o: ParsedOutcome = {
+      runId: data.data.runId,
+      sweepId: data.data.sweepId,
+      pool,
+      job: data.data,
+      status: 'failed',
+      reason: `gave up after ${job.attemptsMade} attempt(s): ${job.failedReason ?? 'unknown'}`,
+      attempts: job.attemptsMade,
+      worker: null,
+      build: null,
+      output: null,
+      flags: [],
+      env: null,
+      telemetry: null,
+      stdoutTail: null,
+      stderrTail: job.stacktrace?.at(-1) ?? null,
+      wallMs: null,
+      startedAt: job.processedOn ?? null,
+      finishedAt: job.finishedOn ?? Date.now(),
+    };
+    await recordOutcome(this.opts.db, o);
   }
 
   /** Idempotent: stops taking results, finishes the write in flight. */
@@ -124,4 +144,9 @@ export class Collector {
     })();
     return this.closing;
   }
+}
+
+function envLockMs(): number | undefined {
+  const v = Number(process.env['MOEFARM_LOCK_MS']);
+  return Number.isInteger(v) && v >= 500 ? v : undefined;
 }

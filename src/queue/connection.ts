@@ -17,15 +17,21 @@ export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
 export async function assertRedisReachable(url = redisUrl(), timeoutMs = 3000): Promise<void> {
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
   probe.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await probe.connect();
-    await probe.ping();
+    // The whole probe has a deadline, not only the TCP connect: a server that accepts the connection and never
+    // answers (a TLS-only port spoken to in plain text, a stuck proxy) must not hang the command.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    await Promise.race([probe.connect().then(() => probe.ping()), deadline]);
   } catch (err) {
     throw new ServiceError(
       `cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}).\n` +
         'Start one with `docker compose up -d redis` or `redis-server --daemonize yes`, or set REDIS_URL.',
     );
   } finally {
+    clearTimeout(timer);
     probe.disconnect();
   }
 }

@@ -37,7 +37,8 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
     powerWaitS: plan.sweep.power_wait_s,
     submittedAt,
     rounds: plan.sweep.rounds,
-    buildFlags: [],
+    // Already checked against the allow-list (src/schema/sweep.ts BUILD_FLAG_RULES).
+    buildFlags: [...(plan.sweep.build?.flags ?? [])],
     points: run.points,
   };
 }

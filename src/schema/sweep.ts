@@ -45,6 +45,48 @@ function axis<T extends z.ZodType>(item: T) {
   return z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(item).min(1, { error: 'expected at least one value' }));
 }
 
+/**
+ * Extra compiler flags a sweep may ask for (`build: { flags: [...] }`). They
+ * reach make as CXXFLAGS_EXTRA, which the Makefile hands to g++ (cpu) and, via
+ * -Xcompiler, to nvcc's host compiler (cuda), inside a make recipe that runs
+ * through /bin/sh. So every flag must be one that g++ accepts AND that is
+ * inert in a shell: each is matched whole against this list (exact strings or
+ * anchored patterns of letters, digits, '-', '=', '.'), never passed through
+ * as free text. nvcc-only flags (-lineinfo, --use_fast_math, -maxrregcount=N,
+ * -Xptxas=-v) would break the host compile; they are refused with a pointer
+ * until the Makefile grows a separate NVCCFLAGS_EXTRA.
+ */
+export const BUILD_FLAG_RULES: ReadonlyArray<{ pattern: RegExp; doc: string }> = [
+  { pattern: /^-O[0-3s]$/, doc: '-O0 -O1 -O2 -O3 -Os (the last -O wins over the Makefile\'s -O3)' },
+  { pattern: /^-DNDEBUG$/, doc: '-DNDEBUG' },
+  { pattern: /^-g[0-3]?$/, doc: '-g, -g0..-g3' },
+  { pattern: /^-march=x86-64(-v[234])?$/, doc: '-march=x86-64, -march=x86-64-v2|v3|v4' },
+  { pattern: /^-f(no-)?(omit-frame-pointer|unroll-loops|strict-aliasing|tree-vectorize)$/, doc: '-f[no-]omit-frame-pointer, -f[no-]unroll-loops, -f[no-]strict-aliasing, -f[no-]tree-vectorize' },
+];
+/** nvcc-only flags: recognised so the message can say why they are refused. */
+const NVCC_ONLY_FLAG = /^(-lineinfo|--use_fast_math|-use_fast_math|-maxrregcount=\d+|-Xptxas(=|\s).*|--ptxas-options=.*)$/;
+export const MAX_BUILD_FLAGS = 16;
+
+/** One extra compiler flag, matched whole against BUILD_FLAG_RULES. Exported for the job schema (the worker's side). */
+export const BuildFlagSchema = z.string({ error: 'expected a compiler flag (a string)' }).superRefine((flag, ctx) => {
+  if (BUILD_FLAG_RULES.some((r) => r.pattern.test(flag))) return;
+  const shown = JSON.stringify(flag.slice(0, 60));
+  if (NVCC_ONLY_FLAG.test(flag)) {
+    ctx.addIssue({ code: 'custom', message: `${shown} is an nvcc-only flag; the build passes extra flags to the host compiler (g++), which would reject it` });
+    return;
+  }
+  ctx.addIssue({ code: 'custom', message: `${shown} is not an allowed compiler flag (allowed: ${BUILD_FLAG_RULES.map((r) => r.doc).join('; ')})` });
+});
+
+export const BuildSchema = z.strictObject({
+  flags: z
+    .array(BuildFlagSchema, { error: 'expected a list of compiler flags' })
+    .max(MAX_BUILD_FLAGS, { error: `expected at most ${MAX_BUILD_FLAGS} flags` })
+    .refine((f) => new Set(f).size === f.length, { error: 'expected each flag once' })
+    .default([]),
+});
+export type BuildSpec = z.infer<typeof BuildSchema>;
+
 export const AXES = ['backend', 'variant', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
 
 export const MatrixSchema = z.strictObject({
@@ -93,6 +135,8 @@ export const SweepSchema = z
     interleave: z.boolean({ error: 'expected true or false' }).default(false),
     rounds: int(1, 1000, 'a round count').default(5),
     baseline: z.strictObject({ variant: VariantSchema }).optional(),
+    /** Extra compiler flags (allow-listed): part of the sweep id and of every point's hash, since they change the build. */
+    build: BuildSchema.optional(),
     matrix: MatrixSchema,
     exclude: z.array(ExcludeSchema, { error: 'expected a list of exclude rules' }).default([]),
   })
@@ -131,5 +175,7 @@ export const PointSchema = z.strictObject({
   cold_l2: z.boolean(),
   clock: ClockSchema,
   power: PowerSchema,
+  /** Extra compiler flags of the sweep; absent when there are none, so flag-less points keep their hashes. */
+  build_flags: z.array(z.string()).min(1).optional(),
 });
 export type Point = z.infer<typeof PointSchema>;

@@ -11,6 +11,15 @@ import { canonicalJson, contentHash } from '../util/hash.js';
 /** Runs a sweep may plan without --allow-large. */
 export const DEFAULT_MAX_RUNS = 5000;
 
+/**
+ * Combinations of the axes (before excludes) that are ever expanded, even with
+ * --allow-large: the expansion holds every combination in memory, and a
+ * 1 MiB sweep file can name lists whose product is astronomical (ten axes of
+ * a hundred values: 10^20). Checked by multiplying list lengths, before
+ * anything is built.
+ */
+export const HARD_MAX_COMBINATIONS = 1_000_000;
+
 export interface PlannedPoint {
   hash: string;
   point: Point;
@@ -60,6 +69,15 @@ export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
     ['clock', m.clock],
     ['power', m.power],
   ];
+  const product = axes.reduce((n, [, values]) => n * values.length, 1);
+  if (product > HARD_MAX_COMBINATIONS) {
+    const sizes = axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`);
+    throw new UsageError(
+      `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes.join(' x ')}), ` +
+        `more than ${HARD_MAX_COMBINATIONS} even before excludes; split the sweep`,
+    );
+  }
+  const buildFlags = sweep.build?.flags ?? [];
   let combos: Combo[] = [{}];
   for (const [key, values] of axes) {
     const next: Combo[] = [];
@@ -86,6 +104,8 @@ export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
       cold_l2: c['cold_l2'] as boolean,
       clock: c['clock'] as Point['clock'],
       power: c['power'] as Point['power'],
+      // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
+      ...(buildFlags.length > 0 ? { build_flags: [...buildFlags] } : {}),
     };
     if (sweep.exclude.some((rule) => excludes(rule, point))) continue;
     const allowed = VARIANTS_BY_BACKEND[point.backend];

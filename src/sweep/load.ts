@@ -29,9 +29,15 @@ export function parseSweepText(text: string, file: string): Sweep {
     const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'YAML';
     throw new UsageError(`${file}: ${where}: malformed YAML: ${e.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new UsageError(`${file}: expected a mapping at the top level (name, pool, matrix, …)`);
+  let data: unknown;
+  try {
+    // maxAliasCount: a "billion laughs" file (aliases of aliases) is refused, not expanded.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new UsageError(`${file}: YAML: cannot be read: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data) || data instanceof Uint8Array) {
+    throw new UsageError(`${file}: (top level): expected a mapping at the top level (name, pool, matrix, …)`);
   }
   const parsed = SweepSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw new UsageError(formatIssues(file, parsed.error.issues));
@@ -58,6 +64,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
   }
   if (issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined) return `missing: ${issue.message.replace(/^Invalid input: /, '')}`;
-  const got = 'input' in issue && issue.input !== undefined ? `, got ${JSON.stringify(issue.input)?.slice(0, 60)}` : '';
+  const got = 'input' in issue && issue.input !== undefined ? `, got ${shown(issue.input)}` : '';
   return `${issue.message}${got}`;
+}
+
+/** The offending value as the user wrote it: JSON, but NaN and Infinity by name (JSON would say null). */
+function shown(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return (JSON.stringify(value) ?? String(value)).slice(0, 60);
 }
