@@ -18,9 +18,13 @@ export interface BinaryRun {
 
 export const KILL_GRACE_MS = 5000;
 
-export async function runBinary(binary: string, args: string[], opts: { timeoutMs: number; signal?: AbortSignal; env?: Record<string, string> }): Promise<BinaryRun> {
+export async function runBinary(
+  binary: string,
+  args: string[],
+  opts: { timeoutMs: number; signal?: AbortSignal; env?: Record<string, string>; onSpawn?: (pid: number) => void },
+): Promise<BinaryRun> {
   const t0 = performance.now();
-  const r = await execa(binary, args, {
+  const child = execa(binary, args, {
     reject: false,
     timeout: opts.timeoutMs,
     killSignal: 'SIGTERM',
@@ -31,6 +35,8 @@ export async function runBinary(binary: string, args: string[], opts: { timeoutM
     env: opts.env ?? {},
     extendEnv: true,
   });
+  if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+  const r = await child;
   const wallMs = performance.now() - t0;
   const stdout = typeof r.stdout === 'string' ? r.stdout : '';
   const stderr = typeof r.stderr === 'string' ? r.stderr : '';

@@ -13,6 +13,7 @@
  * another worker. A process killed outright leaves a marker file that the
  * next start on that GPU restores from. Nothing is lost either way.
  */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -96,6 +97,7 @@ export class FarmWorker {
         if (stale) this.log(`worker: restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
       }
     }
+    this.killOrphan();
     const prefix = queuePrefix();
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     this.heartbeat = new Heartbeat(this.opts.connection, () => ({
@@ -192,12 +194,13 @@ export class FarmWorker {
     try {
       const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
       const args = binaryArgs(data, this.opts.testHooks ? (data.test ?? null) : null);
-      run = await runBinary(binary, args, { timeoutMs: data.timeoutS * 1000, signal: AbortSignal.any(signals), env });
+      run = await runBinary(binary, args, { timeoutMs: data.timeoutS * 1000, signal: AbortSignal.any(signals), env, onSpawn: (pid) => this.noteChild(pid) });
     } catch (err) {
       await sampler?.stop(null, null);
       throw err;
     } finally {
       this.runAbort = null;
+      rmSync(this.childFile(), { force: true });
     }
     if (!sampler) return { run, telemetry: null };
     const kernelMhz = median(run.output.results.flatMap((r) => r.sm_clock_mhz ?? []));
@@ -261,6 +264,36 @@ export class FarmWorker {
     this.log(`worker: ${data.runId}: waiting for power source '${want}' (now '${now}'), next check in ${Math.round(retry / 1000)} s`);
     await job.moveToDelayed(Date.now() + retry, token);
     throw new DelayedError();
+  }
+
+  /**
+   * The binary's pid is noted while it runs: a worker killed outright (SIGKILL) cannot take its child
+   * with it, and on a GPU the orphan would compete with the next run. The next start of this worker
+   * (same host, pool and device) kills it.
+   */
+  private childFile(): string {
+    return join(this.opts.cache, 'state', `child-${(this.identity?.id ?? 'worker').replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+  }
+
+  private noteChild(pid: number): void {
+    mkdirSync(join(this.opts.cache, 'state'), { recursive: true });
+    writeFileSync(this.childFile(), JSON.stringify({ pid, parent: process.pid, at: new Date().toISOString() }));
+  }
+
+  private killOrphan(): void {
+    const file = this.childFile();
+    if (!existsSync(file)) return;
+    try {
+      const { pid } = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes('moe-bench')) {
+        process.kill(pid, 'SIGKILL');
+        this.log(`worker: killed run ${pid} left behind by a worker that died`);
+      }
+    } catch {
+      /* gone already */
+    }
+    rmSync(file, { force: true });
   }
 
   /** Resolves when the queue has no job left for this worker. */

@@ -13,7 +13,7 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
-import { recordOutcome, type RecordResult } from '../db/record.js';
+import { recordOutcome, recordOutcomes, type RecordResult } from '../db/record.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
@@ -31,8 +31,20 @@ export interface CollectorOptions {
    * restarted) takes the result over after about this long.
    */
   lockDurationMs?: number;
+  /**
+   * Most results written in one transaction (default 100). The results queue is consumed with this
+   * much concurrency; outcomes that arrive together are written together, and each message is
+   * acknowledged only after the transaction holding it has committed.
+   */
+  batchSize?: number;
   onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
   log?: (line: string) => void;
+}
+
+interface Pending {
+  outcome: ParsedOutcome;
+  resolve: (r: RecordResult) => void;
+  reject: (e: unknown) => void;
 }
 
 export class Collector {
@@ -40,16 +52,21 @@ export class Collector {
   private readonly timer: NodeJS.Timeout;
   private closing: Promise<void> | null = null;
   private reconciling = false;
+  private pending: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly batchSize: number;
   recorded = 0;
   duplicates = 0;
 
   constructor(private readonly opts: CollectorOptions) {
     const log = opts.log ?? (() => {});
     const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
+    this.batchSize = opts.batchSize ?? 200;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
       connection: opts.connection,
       prefix: queuePrefix(),
-      concurrency: 1,
+      concurrency: this.batchSize,
       lockDuration,
       stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
       // A result is never given up for stalling: a collector killed mid-write leaves it, the next one writes it.
@@ -68,11 +85,48 @@ export class Collector {
       // (unrecoverable: retrying it a million times with backoff would change nothing).
       throw new UnrecoverableError(`malformed outcome ${job.id}: ${formatIssues('outcome', parsed.error.issues)}`);
     }
-    const r = await recordOutcome(this.opts.db, parsed.data);
-    if (r === 'recorded') this.recorded++;
-    else this.duplicates++;
-    this.opts.onRecorded?.(parsed.data, r);
-    return r;
+    return new Promise<RecordResult>((resolve, reject) => {
+      this.pending.push({ outcome: parsed.data, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Write what has gathered: at once when a batch is full, else after a moment for more to arrive. */
+  private scheduleFlush(): void {
+    if (this.flushing) return; // the running flush picks them up when it ends
+    if (this.pending.length >= this.batchSize) {
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      void this.flush();
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        void this.flush();
+      }, 5);
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.pending.length === 0) return;
+    const batch = this.pending.splice(0, this.batchSize);
+    this.flushing = (async () => {
+      try {
+        const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
+        batch.forEach((p, i) => {
+          const r = results[i]!;
+          if (r === 'recorded') this.recorded++;
+          else this.duplicates++;
+          this.opts.onRecorded?.(p.outcome, r);
+          p.resolve(r);
+        });
+      } catch (err) {
+        // Nothing of the batch committed: every message stays in Redis and is retried on its own backoff.
+        for (const p of batch) p.reject(err);
+      }
+    })();
+    await this.flushing;
+    this.flushing = null;
+    if (this.pending.length > 0) this.scheduleFlush();
   }
 
   /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */

@@ -1,8 +1,6 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
-import { submitPlan } from '../queue/submit.js';
 import { UsageError } from '../errors.js';
-import { withDb, withRedis } from './context.js';
 
 export interface SweepSubmitOptions {
   dryRun?: boolean;
@@ -23,6 +21,8 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
     print(opts.json, report, `sweep ${plan.sweepId} (${sweep.name}): ${plan.points.length} points, ${plan.runs.length} jobs (dry run: nothing enqueued)`);
     return;
   }
+  // Loaded only once the file is valid: a refusal should not pay for Prisma and BullMQ (about 0.7 s).
+  const [{ submitPlan }, { withDb, withRedis }] = await Promise.all([import('../queue/submit.js'), import('./context.js')]);
   await withRedis((redis) =>
     withDb(async (db) => {
       const report = await submitPlan(db, redis, plan, file);

@@ -40,6 +40,8 @@ export interface OpenOptions {
 
 const providers = new WeakMap<Db, Provider>();
 
+export const SQLITE_BUSY_TIMEOUT_MS = 1000;
+
 /** Which database a client talks to: raw SQL differs in its placeholders ($1 or ?). */
 export function providerOf(db: Db): Provider {
   return providers.get(db) ?? 'sqlite';
@@ -50,8 +52,10 @@ export async function openDb(opts: OpenOptions = {}): Promise<Db> {
   if (opts.migrate !== false) await migrate(target);
   let db: Db;
   if (target.provider === 'sqlite') {
-    // busy timeout: a second process writing the same file waits instead of failing.
-    db = new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.location, timeout: 10_000 }) });
+    // Busy timeout: a writer waits this long for another's lock, then fails and the caller retries (the
+    // collector through the queue's backoff). Short on purpose: better-sqlite3 is synchronous, so the wait
+    // blocks the event loop (queue locks, heartbeats) for as long as it lasts.
+    db = new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.location, timeout: SQLITE_BUSY_TIMEOUT_MS }) });
   } else {
     db = new PostgresClient({ adapter: new PrismaPg({ connectionString: target.location, max: 4 }) }) as unknown as Db;
   }

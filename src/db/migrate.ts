@@ -38,8 +38,9 @@ function migrateSqlite(file: string): string[] {
   mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file, { timeout: 10_000 });
   try {
-    // WAL: readers (compare, report) do not block the collector's writes.
-    db.pragma('journal_mode = WAL');
+    // WAL: readers (compare, report) do not block the collector's writes. Switching needs an exclusive
+    // lock that the busy timeout does not wait for, so only switch when needed, and wait for it by hand.
+    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') retryBusy(() => db.pragma('journal_mode = WAL'));
     db.exec(`CREATE TABLE IF NOT EXISTS "${TABLE}" (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`);
     const applied: string[] = [];
     for (const m of migrations('sqlite')) {
@@ -51,11 +52,25 @@ function migrateSqlite(file: string): string[] {
         db.prepare(`INSERT INTO "${TABLE}" (name, applied_at) VALUES (?, ?)`).run(m.name, new Date().toISOString());
         return true;
       });
-      if (apply.immediate()) applied.push(m.name);
+      if (retryBusy(() => apply.immediate())) applied.push(m.name);
     }
     return applied;
   } finally {
     db.close();
+  }
+}
+
+/** SQLite can answer SQLITE_BUSY without waiting (lock upgrades, journal mode): retry for up to 30 s. */
+function retryBusy<T>(fn: () => T, deadlineMs = 30_000): T {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() > until) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
   }
 }
 

@@ -1,108 +1,164 @@
 /**
- * The collector's write: one outcome → its Run row, a Result row per variant,
- * the Worker and Build rows. Idempotent, keyed by run id: the first outcome of
- * a run wins; a second delivery of the same run (a retried hand-off, a
- * re-run after a lost acknowledgement) changes nothing.
+ * The collector's write: outcomes → their Run rows, a Result row per timed
+ * variant, the Worker and Build rows. Idempotent, keyed by run id: the first
+ * outcome of a run wins; a second delivery of the same run (a retried
+ * hand-off, a re-run after a lost acknowledgement) changes nothing.
+ *
+ * A batch of outcomes is written in one transaction of a few multi-row
+ * statements (through Prisma's raw queries; the same SQL serves SQLite and
+ * Postgres). Measured with `npm run bench:farm`: one Prisma upsert chain per
+ * outcome ingested 209 results/s into SQLite and 126/s into Postgres; see the
+ * README's performance section for this version's figures.
+ *
+ * Every statement writes, the first one included: a SQLite transaction that
+ * read first could not wait for the write lock (SQLITE_BUSY at once), and the
+ * "first outcome wins" rule is a condition of the upsert itself
+ * (`DO UPDATE … WHERE status = 'queued'`), whose RETURNING tells which runs
+ * this batch recorded.
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
-import type { Db } from './client.js';
+import { providerOf, valuesPlaceholders, type Db } from './client.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
 /** Output kept for diagnosis is capped. */
 export const TAIL_BYTES = 16 * 1024;
 
+/** Rows per multi-row statement: well inside SQLite's and Postgres's parameter limits. */
+const ROWS_PER_STATEMENT = 50;
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+type Value = string | number | boolean | Date | null;
+
 export async function recordOutcome(db: Db, o: ParsedOutcome): Promise<RecordResult> {
-  return db.$transaction(async (tx) => {
-    const existing = await tx.run.findUnique({ where: { id: o.runId }, select: { status: true } });
-    if (existing && existing.status !== 'queued') return 'duplicate';
-    if (!existing) {
-      // No plan row (the plan went to another database, or was lost): record the run anyway.
-      await tx.sweep.upsert({
-        where: { id: o.sweepId },
-        create: { id: o.sweepId, name: '(unplanned)', pool: o.pool, spec: '{}', points: 0, runs: 0 },
-        update: {},
-      });
+  const [r] = await recordOutcomes(db, [o]);
+  return r!;
+}
+
+/** Writes a batch in one transaction; returns, per outcome in order, whether it was recorded or a duplicate. */
+export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[]): Promise<RecordResult[]> {
+  if (outcomes.length === 0) return [];
+  // Within a batch the first delivery of a run wins too.
+  const first = new Map<string, ParsedOutcome>();
+  for (const o of outcomes) if (!first.has(o.runId)) first.set(o.runId, o);
+  const batch = [...first.values()];
+  const provider = providerOf(db);
+  const insert = async (tx: Tx, head: string, columns: number, rows: Value[][], tail: string, returning = false): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
+      const sql = `${head} VALUES ${valuesPlaceholders(provider, chunk.length, columns)} ${tail}`;
+      if (returning) ids.push(...(await tx.$queryRawUnsafe<Array<{ id: string }>>(sql, ...chunk.flat())).map((r) => r.id));
+      else await tx.$executeRawUnsafe(sql, ...chunk.flat());
     }
-    const now = new Date(o.finishedAt);
-    if (o.worker) {
-      const w = o.worker;
-      await tx.worker.upsert({
-        where: { id: w.id },
-        create: { id: w.id, host: w.host, pool: w.pool, backend: w.backend, cpu: w.cpu, gpu: w.gpu, driver: w.driver, compiler: w.compiler, info: canonicalJson(w), lastSeen: now },
-        update: { lastSeen: now, info: canonicalJson(w), driver: w.driver, compiler: w.compiler },
-      });
-    }
-    if (o.build) {
-      const b = o.build;
-      await tx.build.upsert({ where: { key: b.key }, create: { ...b }, update: {} });
-    }
-    const runData = {
-      status: o.status,
-      reason: o.reason,
-      attempts: o.attempts,
-      workerId: o.worker?.id ?? null,
-      buildKey: o.build?.key ?? null,
-      flags: o.flags.join(','),
-      env: o.env ? canonicalJson(o.env) : null,
-      telemetry: o.telemetry === null ? null : JSON.stringify(o.telemetry),
-      stdoutTail: cap(o.stdoutTail),
-      stderrTail: cap(o.stderrTail),
-      wallMs: o.wallMs,
-      startedAt: o.startedAt === null ? null : new Date(o.startedAt),
-      finishedAt: now,
-    };
-    await tx.run.upsert({
-      where: { id: o.runId },
-      create: {
-        id: o.runId,
-        sweepId: o.sweepId,
-        pointHash: o.job.groupHash,
-        rep: o.job.rep,
-        pool: o.pool,
-        params: canonicalJson(o.job.points),
-        ...runData,
-      },
-      update: runData,
-    });
-    if (o.output) {
-      const hashByVariant = new Map(o.job.points.map((p) => [p.point.variant, p.hash]));
-      for (const r of o.output.results) {
-        if (!r.stats) continue; // not timed (its check failed): nothing to store as a result
-        const id = `${o.runId}/${r.variant}`;
-        await tx.result.upsert({
-          where: { id },
-          update: {},
-          create: {
-            id,
-            runId: o.runId,
-            variant: r.variant,
-            pointHash: hashByVariant.get(r.variant) ?? o.job.groupHash,
-            n: r.stats.n,
-            median: r.stats.median,
-            p10: r.stats.p10,
-            p90: r.stats.p90,
-            mean: r.stats.mean,
-            min: r.stats.min,
-            max: r.stats.max,
-            stdev: r.stats.stdev,
-            bandwidthGbps: r.bandwidth_gbps,
-            bytesPerIter: o.output.bytes_per_iter,
-            checkPass: r.check.pass,
-            relErr: r.check.rel_err ?? -1,
-            samplesUs: JSON.stringify(r.samples_us),
-            rounds: JSON.stringify(r.rounds),
-            smClockMhz: r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
-            waits: r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
-            sourceHash: o.output.build.source_hash,
-            gitCommit: o.output.build.git_commit ?? null,
-          },
-        });
+    return ids;
+  };
+
+  const won = await db.$transaction(
+    async (tx) => {
+      // Sweeps with no plan row (the plan went to another database, or was lost): record the runs anyway.
+      const sweeps = new Map(batch.map((o) => [o.sweepId, o.pool]));
+      await insert(tx, 'INSERT INTO "Sweep" ("id", "name", "pool", "spec", "points", "runs")', 6, [...sweeps].map(([id, pool]) => [id, '(unplanned)', pool, '{}', 0, 0]), 'ON CONFLICT ("id") DO NOTHING');
+
+      const workers = new Map(batch.filter((o) => o.worker).map((o) => [o.worker!.id, o]));
+      await insert(
+        tx,
+        'INSERT INTO "Worker" ("id", "host", "pool", "backend", "cpu", "gpu", "driver", "compiler", "info", "lastSeen")',
+        10,
+        [...workers.values()].map((o) => {
+          const w = o.worker!;
+          return [w.id, w.host, w.pool, w.backend, w.cpu, w.gpu, w.driver, w.compiler, canonicalJson(w), new Date(o.finishedAt)];
+        }),
+        'ON CONFLICT ("id") DO UPDATE SET "lastSeen" = excluded."lastSeen", "info" = excluded."info", "driver" = excluded."driver", "compiler" = excluded."compiler"',
+      );
+
+      const builds = new Map(batch.filter((o) => o.build).map((o) => [o.build!.key, o.build!]));
+      await insert(
+        tx,
+        'INSERT INTO "Build" ("key", "backend", "sourceHash", "gitCommit", "compiler", "flags", "arch")',
+        7,
+        [...builds.values()].map((b) => [b.key, b.backend, b.sourceHash, b.gitCommit, b.compiler, b.flags, b.arch]),
+        'ON CONFLICT ("key") DO NOTHING',
+      );
+
+      const recorded = await insert(
+        tx,
+        'INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status", "reason", "attempts", "workerId", "buildKey", "flags", "env", "telemetry", "stdoutTail", "stderrTail", "wallMs", "startedAt", "finishedAt")',
+        19,
+        batch.map((o) => [
+          o.runId,
+          o.sweepId,
+          o.job.groupHash,
+          o.job.rep,
+          o.pool,
+          canonicalJson(o.job.points),
+          o.status,
+          o.reason,
+          o.attempts,
+          o.worker?.id ?? null,
+          o.build?.key ?? null,
+          o.flags.join(','),
+          o.env ? canonicalJson(o.env) : null,
+          o.telemetry === null ? null : JSON.stringify(o.telemetry),
+          cap(o.stdoutTail),
+          cap(o.stderrTail),
+          o.wallMs,
+          o.startedAt === null ? null : new Date(o.startedAt),
+          new Date(o.finishedAt),
+        ]),
+        'ON CONFLICT ("id") DO UPDATE SET ' +
+          ['status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'].map((c) => `"${c}" = excluded."${c}"`).join(', ') +
+          ` WHERE "Run"."status" = 'queued' RETURNING "id"`,
+        true,
+      );
+      const wonIds = new Set(recorded);
+
+      const results: Value[][] = [];
+      for (const o of batch) {
+        if (!wonIds.has(o.runId) || !o.output) continue;
+        const hashByVariant = new Map(o.job.points.map((p) => [p.point.variant, p.hash]));
+        for (const r of o.output.results) {
+          if (!r.stats) continue; // not timed (its check failed): nothing to store as a result
+          results.push([
+            `${o.runId}/${r.variant}`,
+            o.runId,
+            r.variant,
+            hashByVariant.get(r.variant) ?? o.job.groupHash,
+            r.stats.n,
+            r.stats.median,
+            r.stats.p10,
+            r.stats.p90,
+            r.stats.mean,
+            r.stats.min,
+            r.stats.max,
+            r.stats.stdev,
+            r.bandwidth_gbps,
+            o.output.bytes_per_iter,
+            r.check.pass,
+            r.check.rel_err ?? -1,
+            JSON.stringify(r.samples_us),
+            JSON.stringify(r.rounds),
+            r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
+            r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
+            o.output.build.source_hash,
+            o.output.build.git_commit ?? null,
+          ]);
+        }
       }
-    }
-    return 'recorded';
-  });
+      await insert(
+        tx,
+        'INSERT INTO "Result" ("id", "runId", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit")',
+        22,
+        results,
+        'ON CONFLICT ("id") DO NOTHING',
+      );
+      return wonIds;
+    },
+    { timeout: 60_000, maxWait: 60_000 },
+  );
+  // The first delivery of each run in this batch is the one written; every other is a duplicate.
+  return outcomes.map((o) => (first.get(o.runId) === o && won.has(o.runId) ? 'recorded' : 'duplicate'));
 }
 
 function cap(text: string | null): string | null {

@@ -3,7 +3,7 @@
  * outcome message (worker → collector). Validated on both ends.
  */
 import { z } from 'zod';
-import { PointSchema } from './sweep.js';
+import { BuildFlagSchema, PointSchema } from './sweep.js';
 import { BenchOutputSchema } from './bench-output.js';
 
 export const RunJobSchema = z.strictObject({
@@ -17,8 +17,12 @@ export const RunJobSchema = z.strictObject({
   /** First time the job was enqueued (ms since epoch): the power-source deadline counts from here. */
   submittedAt: z.number(),
   rounds: z.int().positive(),
-  /** Extra compiler flags for the build, already checked against the sweep schema's allow-list. */
-  buildFlags: z.array(z.string()).default([]),
+  /**
+   * Extra compiler flags for the build, checked against the sweep schema's allow-list again here:
+   * they reach make, whose recipes run through a shell, so a job written straight into Redis must
+   * not be able to carry anything else.
+   */
+  buildFlags: z.array(BuildFlagSchema).default([]),
   points: z.array(z.strictObject({ hash: z.string(), point: PointSchema })).min(1),
   /** TEST ONLY: make the native run misbehave. Honoured only by a worker started with test hooks enabled. */
   test: z

@@ -133,17 +133,16 @@ describe('jobs pushed straight into Redis', () => {
     expect(existsSync(marker(r))).toBe(false);
   });
 
-  // KNOWN BUG (reported to the lead; src/schema/job.ts is not ours to edit): RunJobSchema takes buildFlags as any
-  // strings, and worker/build.ts hands them to make as CXXFLAGS_EXTRA, which the Makefile's recipe passes through
-  // /bin/sh. Anyone who can write to Redis can run a command on every worker. The sweep file path is safe (the
-  // allow-list in src/schema/sweep.ts); the job path is not. Fix: validate RunJobSchema.buildFlags with the same
-  // allow-list (BuildFlagSchema, exported from src/schema/sweep.ts). When that lands this test passes: drop `.fails`.
-  it.fails('build flags carrying shell syntax are refused by the worker before make runs', async () => {
+  // RunJobSchema validates buildFlags with the sweep schema's allow-list (BuildFlagSchema): make's recipes run
+  // through /bin/sh, so a job pushed straight into Redis must not smuggle a command into CXXFLAGS_EXTRA.
+  it('build flags carrying shell syntax are refused by the worker before make runs', async () => {
     const r = await rig('inject-flags');
     rmSync(marker(r), { force: true });
     await startWorker(r, r.pool, 'w-inject');
     const id = await push(r, (j) => ({ ...j, buildFlags: [`-O2; touch ${marker(r)} #`] }));
-    await finalState(r, id);
+    const end = await finalState(r, id);
+    expect(end.state).toBe('failed');
+    expect(end.reason).toMatch(/invalid job payload: .*buildFlags\[0\]/);
     expect(existsSync(marker(r))).toBe(false);
   });
 });

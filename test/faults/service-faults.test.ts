@@ -85,14 +85,14 @@ describe('the database away while results arrive', () => {
     const plan = tinyPlan(r.pool, { tokens: range(8) });
     const n = plan.runs.length;
     await enqueuePlan(r.db, r.client, r.prefix, plan);
-    // Another connection takes the write lock and holds it past the collector's busy timeout (10 s).
+    // Another connection takes the write lock and holds it well past the collector's busy timeout (1 s).
     const locker = new Database(r.dbUrl.slice('file:'.length));
     locker.exec('BEGIN EXCLUSIVE');
     const lockedAt = Date.now();
     const worker = await startWorker(r, r.pool, 'w1');
     await waitFor('the worker to finish every run', async () => (await queueCounts(r, runQueueName(r.pool)))['completed'] === n, 30_000);
     expect(await pendingResults(r)).toBe(n);
-    // Three failed writes, each retried with a longer backoff (0.5 s, 1 s, 2 s): the database is really away.
+    // Three failed writes, each after SQLite's busy timeout (1 s) and retried with a longer backoff: the database is really away.
     await waitFor('the collector to fail a write three times', async () => (collector.output().match(/write of .* failed, will retry/g) ?? []).length >= 3, 30_000);
     const waiting = await pendingResults(r);
     const recordedWhileLocked = (locker.prepare(`SELECT count(*) AS c FROM "Run" WHERE "sweepId" = ? AND status <> 'queued'`).get(plan.sweepId) as { c: number }).c;
@@ -153,8 +153,8 @@ describe('the database away while results arrive', () => {
 
 describe('the collector killed', () => {
   it('between receiving a result and committing it: the result is written once, by the next collector', async () => {
-    // Postgres, because a lock there makes the collector's transaction wait for as long as it is held (SQLite in
-    // WAL mode answers SQLITE_BUSY at once to a transaction that must upgrade from read to write).
+    // Postgres, because a lock there makes the collector's transaction wait for as long as it is held (SQLite
+    // gives up after its 10 s busy timeout).
     const pgdb = await freshPostgres();
     try {
       const r = await rig('collector-kill', { lockMs: 2000, dbUrl: pgdb.url });
@@ -169,9 +169,10 @@ describe('the collector killed', () => {
       await locker.query('LOCK TABLE "Run" IN ACCESS EXCLUSIVE MODE');
       const worker = await startWorker(r, r.pool, 'w1');
       await waitFor('the worker to finish every run', async () => (await queueCounts(r, runQueueName(r.pool)))['completed'] === n, 30_000);
-      await waitFor('the collector to hold a result mid-write', async () => (await queueCounts(r, RESULTS_QUEUE))['active'] === 1, 10_000, 50);
+      // The collector writes in batches: it holds every result, one batch blocked in its transaction, the rest waiting for it.
+      await waitFor('the collector to hold the results mid-write', async () => (await queueCounts(r, RESULTS_QUEUE))['active'] === n, 10_000, 50);
       await sleep(500);
-      expect((await queueCounts(r, RESULTS_QUEUE))['active']).toBe(1); // still blocked in its transaction
+      expect((await queueCounts(r, RESULTS_QUEUE))['active']).toBe(n); // still blocked in its transaction
       await first.kill();
       await locker.query('ROLLBACK');
       await locker.end();
@@ -185,7 +186,7 @@ describe('the collector killed', () => {
       const results = new Queue(RESULTS_QUEUE, { connection: r.client, prefix: r.prefix });
       const stalled = (await results.getCompleted()).filter((j) => j.stalledCounter > 0).length;
       await results.close();
-      expect(stalled).toBe(1); // the one the first collector held, taken back by the stalled-job check
+      expect(stalled).toBe(n); // those the first collector held, taken back by the stalled-job check
       expect(await stopAndCount(second)).toEqual({ recorded: n, duplicates: 0 });
       await worker.stop();
       report('collector SIGKILL mid-write', { runs: n, takenBackAfterKill: stalled, recoverMs, duplicates: 0 });
