@@ -119,3 +119,13 @@ repeat: 4
     expect(plan.runs[0]!.points.map((p) => p.point.variant)).toEqual(['reference', 'fused']);
   });
 });
+
+describe('the plan text', () => {
+  it('writes each run\'s points as their canonical JSON', async () => {
+    const { pointsJson } = await import('../src/sweep/expand.js');
+    const { canonicalJson } = await import('../src/util/hash.js');
+    const plan = planSweep(parseSweepText(base + '  tokens: [1, 8]\ninterleave: true\n', 'p.yaml'));
+    for (const r of plan.runs) expect(pointsJson(r.points)).toBe(canonicalJson(r.points));
+    for (const p of plan.points) expect(pointHash(p.point)).toBe(p.hash);
+  });
+});

@@ -4,7 +4,7 @@
  * writes nothing new and tells which runs still need a job.
  */
 import { canonicalJson } from '../util/hash.js';
-import type { Plan } from '../sweep/expand.js';
+import { pointsJson, type Plan } from '../sweep/expand.js';
 import { providerOf, valuesPlaceholders, type Db } from './client.js';
 
 const CHUNK = 500;
@@ -41,7 +41,7 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null): Pro
   await db.$transaction(async (tx) => {
     for (let i = 0; i < fresh.length; i += CHUNK) {
       const chunk = fresh.slice(i, i + CHUNK);
-      const values = chunk.flatMap((r) => [r.id, plan.sweepId, r.groupHash, r.rep, plan.sweep.pool, canonicalJson(r.points), 'queued']);
+      const values = chunk.flatMap((r) => [r.id, plan.sweepId, r.groupHash, r.rep, plan.sweep.pool, pointsJson(r.points), 'queued']);
       await tx.$executeRawUnsafe(
         `INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status") VALUES ${valuesPlaceholders(provider, chunk.length, 7)} ON CONFLICT DO NOTHING`,
         ...values,

@@ -53,20 +53,23 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
   let enqueued = 0;
   let alreadyQueued = 0;
   const now = Date.now();
-  try {
-    for (let i = 0; i < pending.length; i += BATCH) {
-      const batch = pending.slice(i, i + BATCH);
-      // One round trip tells which job ids Redis already holds.
-      const pipe = redis.pipeline();
-      for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
-      const exists = (await pipe.exec()) ?? [];
-      const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
-      alreadyQueued += batch.length - fresh.length;
-      if (fresh.length > 0) {
-        await queue.addBulk(fresh.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
-        enqueued += fresh.length;
-      }
+  // Batches go out together: BullMQ's client-side work for one overlaps Redis's for another.
+  const enqueueBatch = async (batch: PlannedRun[]): Promise<void> => {
+    // One round trip tells which job ids Redis already holds.
+    const pipe = redis.pipeline();
+    for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
+    const exists = (await pipe.exec()) ?? [];
+    const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
+    alreadyQueued += batch.length - fresh.length;
+    if (fresh.length > 0) {
+      await queue.addBulk(fresh.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
+      enqueued += fresh.length;
     }
+  };
+  try {
+    const batches: PlannedRun[][] = [];
+    for (let i = 0; i < pending.length; i += BATCH) batches.push(pending.slice(i, i + BATCH));
+    await Promise.all(batches.map(enqueueBatch));
   } finally {
     await queue.close();
   }
