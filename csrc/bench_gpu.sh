@@ -15,7 +15,9 @@ mkdir -p "$OUTDIR"
 for dt in ${DTYPES:-bf16 fp16}; do
   for T in ${TOKENS:-1 4 16 64}; do
     f="$OUTDIR/$MODEL-$dt-T$T"
-    timeout 300 "$BIN" --backend cuda --model "$MODEL" --dtype $dt --tokens $T --variant "$V" \
+    VT=$V
+    if [ "$T" -gt 4 ]; then VT=$(echo "$V" | sed 's/,persistent-stream//'); fi  # stream refuses T > 4
+    timeout 300 "$BIN" --backend cuda --model "$MODEL" --dtype $dt --tokens $T --variant "$VT" \
       --iters ${ITERS:-200} --warmup 20 --rounds ${ROUNDS:-3} --rotate 64 ${EXTRA:-} --trace "$f.trace.json" >"$f.json" \
       || echo "rc=$? for $f"
   done

@@ -6,7 +6,7 @@ import json, os, sys, statistics
 bw = float(os.environ.get("COPY_TBPS", "3.02")) * 1e12
 print("| model | dtype | T | variant | median us | p90 us | floor us | floor/median | SM MHz | wait share | check rel err |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
-for f in sys.argv[1:]:
+for f in [a for a in sys.argv[1:] if not a.endswith(".trace.json")]:
     try:
         d = json.load(open(f))
     except Exception as e:

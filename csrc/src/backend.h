@@ -15,6 +15,7 @@ struct Waits {             // persistent CUDA variants only
   double share = 0;        // total wait / (blocks * kernel span)
   double kernel_us = 0;    // span of the traced launch(es), mean
   int launches = 0;        // traced launches averaged
+  double tail_us = 0;      // summed over blocks: time from a block's last event to the kernel's end
 };
 
 class Backend {

@@ -537,6 +537,9 @@ int main(int argc, char** argv) {
       j.kv("share", vo.waits.share);
       j.kv("kernel_us", vo.waits.kernel_us);
       j.kv("traced_launches", vo.waits.launches);
+      j.kv("tail_us", vo.waits.tail_us);
+      j.kv("tail_share", vo.waits.kernel_us > 0 && !vo.waits.per_block_us.empty()
+                             ? vo.waits.tail_us / (vo.waits.per_block_us.size() * vo.waits.kernel_us) : 0.0);
       j.end_obj();
     } else {
       j.kv_null("waits");
