@@ -67,7 +67,12 @@ function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
 }
 
-/** A sweep of the smallest real work: tiny shape, one token, one timed iteration. */
+/** Jobs of the smallest real work (tiny shape, one token, one timed iteration): one point repeated. */
+function tinyRuns(name: string, pool: string, jobs: number): string {
+  return [`name: ${name}`, `pool: ${pool}`, `repeat: ${jobs}`, 'timeout_s: 60', 'matrix:', '  variant: reference', '  model: tiny', '  tokens: 1', '  warmup: 0', '  iters: 1', '  rotate: 1'].join('\n');
+}
+
+/** A sweep with many distinct points (tiny shape; token counts x warm-up counts), for the submit figure. */
 function tinySweep(name: string, pool: string, points: number): string {
   // tokens x warmup gives as many distinct points as asked (each point its own hash and job).
   const tokens = Math.min(points, 100);
@@ -142,7 +147,7 @@ async function benchOverhead(jobs: number): Promise<void> {
   const collector = new Collector({ db, connection: cc, onRecorded: (o) => committed.set(o.runId, Date.now()) });
   const worker = new FarmWorker({ connection: wc, pool, backend: 'cpu', gpu: null, arch: 'sm_90a', csrc: csrcDir(), cache: cacheDir(), log: () => {} });
   await worker.start();
-  const plan = planSweep(parseSweepText(tinySweep('bench-overhead', pool, jobs), 'o.yaml'), { allowLarge: true });
+  const plan = planSweep(parseSweepText(tinyRuns('bench-overhead', pool, jobs), 'o.yaml'), { allowLarge: true });
   await submitPlan(db, r, plan, null);
   while (committed.size < jobs) await sleep(50);
   const q = new Queue(runQueueName(pool), { connection: r, prefix: queuePrefix() });
@@ -301,7 +306,7 @@ async function benchMemory(): Promise<void> {
   const dbUrl = `file:${join(scratch, 'memory.db')}`;
   const db = await openDb({ url: dbUrl });
   const r = redis();
-  const plan = planSweep(parseSweepText(tinySweep('bench-memory', pool, jobs), 'm.yaml'), { allowLarge: true });
+  const plan = planSweep(parseSweepText(tinyRuns('bench-memory', pool, jobs), 'm.yaml'), { allowLarge: true });
   await submitPlan(db, r, plan, null);
   const worker = spawnCli(['worker', '--pool', pool], {});
   const collector = spawnCli(['serve'], { DATABASE_URL: dbUrl });
@@ -350,7 +355,7 @@ async function benchThroughput(): Promise<void> {
     const collector = spawnCli(['serve'], { DATABASE_URL: dbUrl });
     const workers = Array.from({ length: n }, () => spawnCli(['worker', '--pool', pool], {}));
     await sleep(1500); // let the processes start before the clock does
-    const plan = planSweep(parseSweepText(tinySweep(`bench-tp-${n}`, pool, jobs), 't.yaml'), { allowLarge: true });
+    const plan = planSweep(parseSweepText(tinyRuns(`bench-tp-${n}`, pool, jobs), 't.yaml'), { allowLarge: true });
     const t0 = performance.now();
     await submitPlan(db, r, plan, null);
     await waitRecorded(db, plan.sweepId, jobs);

@@ -339,16 +339,9 @@ export class FarmWorker {
   }
 }
 
-/** The binary's timed window (ms since epoch) when it reports one. */
+/** The binary's timed window (ms since epoch, all variants together) when it reports one. */
 function timedWindow(run: BinaryRun): [number, number] | null {
-  let from = Infinity;
-  let to = -Infinity;
-  for (const r of run.output.results) {
-    const w = (r as { timed_window_unix_ms?: unknown }).timed_window_unix_ms;
-    if (Array.isArray(w) && typeof w[0] === 'number' && typeof w[1] === 'number') {
-      from = Math.min(from, w[0]);
-      to = Math.max(to, w[1]);
-    }
-  }
-  return Number.isFinite(from) && Number.isFinite(to) ? [from, to] : null;
+  const windows = run.output.results.map((r) => r.timed_window_unix_ms).filter((w): w is [number, number] => Array.isArray(w));
+  if (windows.length === 0) return null;
+  return [Math.min(...windows.map((w) => w[0])), Math.max(...windows.map((w) => w[1]))];
 }

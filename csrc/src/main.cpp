@@ -297,7 +297,14 @@ struct VariantOut {
   std::vector<double> us, mhz;
   std::vector<int> rounds;
   Waits waits;
+  // Wall-clock bounds (ms since the Unix epoch) of this variant's timed iterations, warm-up included:
+  // the worker cuts its GPU telemetry to this window.
+  double window_start_ms = 0, window_end_ms = 0;
 };
+
+static double unix_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -400,7 +407,10 @@ int main(int argc, char** argv) {
       VariantOut& vo = res[(k + r) % nv];
       if (!vo.check.pass) continue;
       std::vector<double> us, mhz;
+      const double t0 = unix_ms();
       be->time_iters(vo.name, c.warmup, c.iters, us, mhz);
+      if (vo.window_start_ms == 0) vo.window_start_ms = t0;
+      vo.window_end_ms = unix_ms();
       for (size_t i = 0; i < us.size(); ++i) {
         vo.us.push_back(us[i]);
         vo.rounds.push_back(r);
@@ -499,6 +509,15 @@ int main(int argc, char** argv) {
     j.begin_arr();
     for (int r : vo.rounds) j.val(r);
     j.end_arr();
+    if (vo.window_end_ms > 0) {
+      j.key("timed_window_unix_ms");
+      j.begin_arr();
+      j.val((long long)std::floor(vo.window_start_ms));
+      j.val((long long)std::ceil(vo.window_end_ms));
+      j.end_arr();
+    } else {
+      j.kv_null("timed_window_unix_ms");
+    }
     if (c.backend == "cuda" && !vo.mhz.empty()) {
       j.key("sm_clock_mhz");
       j.begin_arr();

@@ -38,6 +38,8 @@ export const VariantResultSchema = z
     stats: StatsSchema.nullable(),
     bandwidth_gbps: z.number().nullable(),
     waits: z.unknown().nullable().optional(),
+    /** Wall-clock ms since the epoch around the timed iterations: GPU telemetry is cut to it. */
+    timed_window_unix_ms: z.tuple([z.number(), z.number()]).nullable().optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.check.pass) return;
