@@ -35,6 +35,10 @@ cp -r prisma sweeps "$app/"
 cp -r csrc/Makefile csrc/src "$app/csrc/"
 cp csrc/*.sh csrc/*.py "$app/csrc/" 2>/dev/null || true
 for m in better-sqlite3 bindings file-uri-to-path; do cp -r "node_modules/$m" "$app/node_modules/"; done
+# The HTML report inlines Chart.js, read from node_modules when it renders.
+mkdir -p "$app/node_modules/chart.js/dist"
+cp node_modules/chart.js/package.json "$app/node_modules/chart.js/"
+cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/dist/chart.cjs "$app/node_modules/chart.js/dist/"
 rm -rf "$app/node_modules/better-sqlite3/deps" "$app/node_modules/better-sqlite3/src" "$app/node_modules/better-sqlite3/build/Release/obj"* "$app/node_modules/better-sqlite3/build/Release/.deps"
 tar -C "$app" -cJf "$out/app.tar.xz" .
 du -sh "$out"/*

@@ -3,7 +3,7 @@
 # scripts/gpu-host-bundle.sh packed into .device-carry/: Redis, the collector
 # into SQLite, one CUDA worker for GPU 0 (WITHOUT clock or power permission:
 # the host's settings are never changed), the sweep given (default
-# sweeps/gpu-env.yaml), then `moefarm demo` (CUDA backend). Everything it
+# sweeps/gpu-env.yaml), then `moefarm demo` (CUDA backend; SKIP_DEMO=1 skips it). Everything it
 # prints and the databases go to $OUT (or ./e2e-out).
 set -uo pipefail
 root=$(pwd)
@@ -41,10 +41,14 @@ log "status"; "${M[@]}" sweep status "$id" | tee "$out/status.txt"
 log "compare"; "${M[@]}" results compare --sweep "$id" | tee "$out/compare.txt"
 log "list"; "${M[@]}" results list --sweep "$id" --limit 100 | tee "$out/list.txt"
 "${M[@]}" results list --sweep "$id" --limit 100 --json > "$out/list.json"
+"${M[@]}" results compare --sweep "$id" --csv > "$out/compare.csv"
+"${M[@]}" report --sweep "$id" -o "$out/report.html"
 kill -TERM "$worker" "$collector"; wait "$worker" "$collector"
 log "worker log"; tail -20 "$out/worker.log"
 
-log "moefarm demo (CUDA backend, its own database)"
-DATABASE_URL="file:$out/demo.db" "${M[@]}" demo 2>&1 | tee "$out/demo.txt" | tail -25
+if [ -z "${SKIP_DEMO:-}" ]; then
+  log "moefarm demo (CUDA backend, its own database)"
+  DATABASE_URL="file:$out/demo.db" "${M[@]}" demo 2>&1 | tee "$out/demo.txt" | tail -25
+fi
 "$B/redis/usr/bin/redis-cli" -p 6399 shutdown nosave >/dev/null 2>&1
 log "done"
