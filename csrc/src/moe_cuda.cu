@@ -1013,6 +1013,28 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
   if (threadIdx.x == 0) tr.finish(p);
 }
 
+// Router logits for every expert, spread over the grid, then a grid-wide barrier so that every
+// block sees all logits before its own top-k (used by the split-K and stream kernels).
+// `fail_code` tells which kernel's barrier spun out.
+template <bool BF>
+__device__ __forceinline__ void route_all_then_barrier(const Params& p, const uint16_t* x, Tracer& tr, int fail_code) {
+  const unsigned long long t0 = gt(p);
+  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned long long t1 = gt(p);
+    tr.add(TR_ROUTER, -1, t0, t1);
+    __threadfence();
+    atomicAdd(&p.ctrl[C_ROUTER], 1);
+    long long spins = 0;
+    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
+      if (++spins > kSpinLimit) spin_fail(p, fail_code);
+    __threadfence();
+    tr.add(TR_BARRIER, -1, t1, gt(p));
+  }
+  __syncthreads();
+}
+
 // ================================================================== persistent split-K (ours)
 template <bool BF>
 __global__ void __launch_bounds__(kThreads, 1) k_persistent_splitk(Params p) {
@@ -1031,21 +1053,8 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_splitk(Params p) {
   if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
   const int iter = p.ctrl[C_ITER];
   const uint16_t* x = x_of(p, iter);
-  unsigned long long t0 = gt(p);
-  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned long long t1 = gt(p);
-    tr.add(TR_ROUTER, -1, t0, t1);
-    __threadfence();
-    atomicAdd(&p.ctrl[C_ROUTER], 1);
-    long long spins = 0;
-    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
-      if (++spins > kSpinLimit) spin_fail(p, 2);
-    __threadfence();
-    tr.add(TR_BARRIER, -1, t1, gt(p));
-  }
-  __syncthreads();
+  route_all_then_barrier<BF>(p, x, tr, 2);
+  unsigned long long t0;
   // every block routes redundantly (cheap: T*E logits from L2)
   t0 = gt(p);
   topk_softmax(p, s.ids, s.w, s.red);
@@ -1356,21 +1365,8 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_stream(Params p) {
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   const int iter = p.ctrl[C_ITER];
   const uint16_t* x = x_of(p, iter);
-  unsigned long long t0 = gt(p);
-  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned long long t1 = gt(p);
-    tr.add(TR_ROUTER, -1, t0, t1);
-    __threadfence();
-    atomicAdd(&p.ctrl[C_ROUTER], 1);
-    long long spins = 0;
-    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
-      if (++spins > kSpinLimit) spin_fail(p, 3);
-    __threadfence();
-    tr.add(TR_BARRIER, -1, t1, gt(p));
-  }
-  __syncthreads();
+  route_all_then_barrier<BF>(p, x, tr, 3);
+  unsigned long long t0;
   t0 = gt(p);
   topk_softmax(p, s.ids, s.w, s.red);
   __syncthreads();
