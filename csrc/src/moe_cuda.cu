@@ -1035,6 +1035,27 @@ __device__ __forceinline__ void route_all_then_barrier(const Params& p, const ui
   __syncthreads();
 }
 
+// The last block to finish converts the fp32 output and resets the counters for the next launch
+// (the split-K task counter too: the stream kernel leaves it at 0 anyway); then the clock and trace
+// records are closed. Shared by the split-K and stream kernels.
+template <bool BF>
+__device__ __forceinline__ void finish_launch(const Params& p, Tracer& tr, int iter, const long long (&clk)[2]) {
+  if (arrive_last(&p.ctrl[C_DONE], gridDim.x)) {
+    const unsigned long long t0 = gt(p);
+    convert_out<BF>(p);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      p.ctrl[C_DONE] = 0;
+      p.ctrl[C_ROUTER] = 0;
+      p.ctrl[C_TASK] = 0;
+      p.ctrl[C_ITER] = iter + 1;
+      tr.add(TR_CONVERT, -1, t0, gt(p));
+    }
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
 // ================================================================== persistent split-K (ours)
 template <bool BF>
 __global__ void __launch_bounds__(kThreads, 1) k_persistent_splitk(Params p) {
@@ -1158,20 +1179,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_splitk(Params p) {
     }
     if (threadIdx.x == 0) tr.add(TR_SK_FLUSH, -1, tf, gt(p));
   }
-  if (arrive_last(&p.ctrl[C_DONE], gridDim.x)) {
-    t0 = gt(p);
-    convert_out<BF>(p);
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      p.ctrl[C_DONE] = 0;
-      p.ctrl[C_ROUTER] = 0;
-      p.ctrl[C_TASK] = 0;
-      p.ctrl[C_ITER] = iter + 1;
-      tr.add(TR_CONVERT, -1, t0, gt(p));
-    }
-  }
-  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
-  if (threadIdx.x == 0) tr.finish(p);
+  finish_launch<BF>(p, tr, iter, clk);
 }
 
 // ================================================================== persistent stream (ours, sm_90)
@@ -1412,19 +1420,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_stream(Params p) {
     else stream_task<BF, kNT>(p, s, eg, neg, ntask, rc, stages, full, pr, consumed, t, x, gu);
     if (threadIdx.x == 0) tr.add(TR_SPLITK, task_make(3, t.e, t.i0 / p.ti), t0, gt(p));
   }
-  if (arrive_last(&p.ctrl[C_DONE], gridDim.x)) {
-    t0 = gt(p);
-    convert_out<BF>(p);
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      p.ctrl[C_DONE] = 0;
-      p.ctrl[C_ROUTER] = 0;
-      p.ctrl[C_ITER] = iter + 1;
-      tr.add(TR_CONVERT, -1, t0, gt(p));
-    }
-  }
-  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
-  if (threadIdx.x == 0) tr.finish(p);
+  finish_launch<BF>(p, tr, iter, clk);
 #else
   __trap();  // the host refuses persistent-stream below compute capability 9.0
 #endif
