@@ -24,10 +24,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { execa, type ResultPromise } from 'execa';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { Collector } from '../src/collector/collector.js';
 import { cacheDir, csrcDir, projectRoot, queuePrefix } from '../src/config.js';
 import { openDb, type Db } from '../src/db/client.js';
+import { createScratchPostgres } from '../src/db/scratch.js';
 import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
 import { submitPlan } from '../src/queue/submit.js';
@@ -91,23 +91,8 @@ function tinySweep(name: string, pool: string, points: number): string {
   ].join('\n');
 }
 
-async function freshPg(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `moefarm_bench_${randomUUID().replace(/-/g, '').slice(0, 10)}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_ADMIN);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_ADMIN });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+function freshPg(): Promise<{ url: string; drop: () => Promise<void> }> {
+  return createScratchPostgres(PG_ADMIN, 'moefarm_bench');
 }
 
 async function benchSubmit(): Promise<void> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
-import pg from 'pg';
+import { createScratchPostgres } from '../../src/db/scratch.js';
 import { TEST_CACHE, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from './env.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -49,23 +49,8 @@ export function sqliteUrl(dir: string): string {
 }
 
 /** A new, empty Postgres database; drop() removes it. */
-export async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `moefarm_test_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(TEST_PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+export function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
+  return createScratchPostgres(TEST_PG_ADMIN_URL, 'moefarm_test');
 }
 
 export interface CliResult {
