@@ -1,0 +1,142 @@
+/**
+ * The variant table of a build of moe-bench (`csrc/variants.json`): shape
+ * presets, and per variant its backend, family, dtypes, shape limits and
+ * tunables. It is the one list: the binary embeds the file and checks every
+ * run against it, and the coordinator reads the same file from the source a
+ * sweep submits, so a point that passes submit is one the binary accepts.
+ *
+ * Two builds may carry different tables (a new variant on a branch): each is
+ * read from its own source.
+ */
+import { z } from 'zod';
+
+export const VARIANT_TABLE_SCHEMA = 'moefarm.variants/1';
+
+const SHAPE_FIELDS = ['hidden', 'inter', 'experts', 'topk', 'tokens'] as const;
+export type ShapeField = (typeof SHAPE_FIELDS)[number];
+
+/** A limit on one integer field. Every key is optional; all that are given must hold. */
+export const LimitSchema = z.strictObject({
+  min: z.int().positive().optional(),
+  max: z.int().positive().optional(),
+  multiple_of: z.int().positive().optional(),
+  power_of_two: z.boolean().optional(),
+});
+export type Limit = z.infer<typeof LimitSchema>;
+
+const LimitsSchema = z.strictObject({
+  hidden: LimitSchema.optional(),
+  inter: LimitSchema.optional(),
+  experts: LimitSchema.optional(),
+  topk: LimitSchema.optional(),
+  tokens: LimitSchema.optional(),
+});
+export type Limits = z.infer<typeof LimitsSchema>;
+
+/** A tunable: a list of allowed values, or a range; its default is a value or "auto" (the binary's heuristic). */
+export const TunableSchema = z.strictObject({
+  summary: z.string().optional(),
+  values: z.array(z.int()).min(1).optional(),
+  min: z.int().optional(),
+  max: z.int().optional(),
+  multiple_of: z.int().positive().optional(),
+  default: z.union([z.int(), z.literal('auto')]),
+});
+export type Tunable = z.infer<typeof TunableSchema>;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export const PresetSchema = z.strictObject({
+  name: z.string().regex(NAME),
+  hidden: z.int().positive(),
+  inter: z.int().positive(),
+  experts: z.int().positive(),
+  topk: z.int().positive(),
+});
+export type Preset = z.infer<typeof PresetSchema>;
+
+export const VariantSpecSchema = z.strictObject({
+  name: z.string().regex(NAME),
+  backend: z.enum(['cpu', 'cuda']),
+  family: z.string().regex(NAME),
+  strategy: z.string().regex(NAME).nullable(),
+  summary: z.string(),
+  dtypes: z.array(z.string()).min(1),
+  limits: LimitsSchema,
+  min_compute_capability: z.string().regex(/^\d+\.\d+$/).optional(),
+  note: z.string().optional(),
+  tunables: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/), TunableSchema),
+});
+export type VariantSpec = z.infer<typeof VariantSpecSchema>;
+
+export const VariantTableSchema = z.strictObject({
+  schema: z.literal(VARIANT_TABLE_SCHEMA),
+  about: z.string().optional(),
+  /** What the command line accepts at all, for every variant. */
+  limits: LimitsSchema,
+  presets: z.array(PresetSchema),
+  variants: z.array(VariantSpecSchema).min(1),
+});
+export type VariantTable = z.infer<typeof VariantTableSchema>;
+
+/** Parse the text of a variants.json; errors name the file and the field. */
+export function parseVariantTable(text: string, where: string): VariantTable {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${where}: not JSON (${(err as Error).message})`);
+  }
+  const parsed = VariantTableSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new Error(`${where}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+  }
+  const names = new Set<string>();
+  for (const v of parsed.data.variants) {
+    if (names.has(v.name)) throw new Error(`${where}: variants: '${v.name}' listed twice`);
+    names.add(v.name);
+  }
+  return parsed.data;
+}
+
+/** What a point asks of a variant: its shape, token count and dtype. */
+export interface ShapeRequest {
+  hidden: number;
+  inter: number;
+  experts: number;
+  topk: number;
+  tokens: number;
+  dtype: string;
+}
+
+function limitFailure(field: ShapeField, value: number, limit: Limit | undefined): string | null {
+  if (!limit) return null;
+  if (limit.min !== undefined && value < limit.min) return `${field} (${value}) must be >= ${limit.min}`;
+  if (limit.max !== undefined && value > limit.max) return `${field} (${value}) must be <= ${limit.max}`;
+  if (limit.multiple_of !== undefined && value % limit.multiple_of !== 0) return `${field} (${value}) must be a multiple of ${limit.multiple_of}`;
+  if (limit.power_of_two && (value & (value - 1)) !== 0) return `${field} (${value}) must be a power of two`;
+  return null;
+}
+
+/**
+ * Why this variant cannot run the request, or null when it can. The same rule the binary applies
+ * (its --list prints this table; csrc checks every run against it), in the same words.
+ */
+export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: ShapeRequest): string | null {
+  if (req.topk > req.experts) return `topk (${req.topk}) must be <= experts (${req.experts})`;
+  for (const field of SHAPE_FIELDS) {
+    const why = limitFailure(field, req[field], table.limits[field]) ?? limitFailure(field, req[field], spec.limits[field]);
+    if (why) return why + (spec.note && spec.limits[field] ? ` (${spec.note})` : '');
+  }
+  if (!spec.dtypes.includes(req.dtype)) return `dtype ${req.dtype} is not supported (expected ${spec.dtypes.join(' or ')})`;
+  return null;
+}
+
+export function findVariant(table: VariantTable, name: string): VariantSpec | undefined {
+  return table.variants.find((v) => v.name === name);
+}
+
+export function variantsOf(table: VariantTable, backend: 'cpu' | 'cuda'): string[] {
+  return table.variants.filter((v) => v.backend === backend).map((v) => v.name);
+}
