@@ -175,17 +175,19 @@ function syntheticOutcome(sweepId: string, i: number): Outcome {
     runId,
     sweepId,
     pool: 'ingest',
-    job: { runId, sweepId, groupHash: String(i).padStart(16, '0'), rep: 0, seed: 1, timeoutS: 60, powerWaitS: 0, submittedAt: Date.now(), rounds: 1, buildFlags: [], points: [{ hash: String(i).padStart(16, '0'), point }] },
+    job: { runId, sweepId, groupHash: String(i).padStart(16, '0'), rep: 0, seed: 1, timeoutS: 60, powerWaitS: 0, submittedAt: Date.now(), rounds: 1, builds: [{ name: 'default', source: { bundle: 'f'.repeat(64), commit: null }, flags: [] }], points: [{ hash: String(i).padStart(16, '0'), point, build: 'default' }] },
     status: 'done',
     reason: null,
     attempts: 1,
     worker: { id: 'bench/ingest/cpu', host: 'bench', pool: 'ingest', backend: 'cpu', cpu: 'cpu', gpu: null, gpuIndex: null, driver: null, compiler: 'g++', pid: 1 },
-    build: { key: 'b'.repeat(24), backend: 'cpu', sourceHash: 'f'.repeat(16), gitCommit: null, compiler: 'g++', flags: '-O3', arch: 'x64' },
-    output: {
+    builds: [{
+      name: 'default',
+      info: { key: 'b'.repeat(24), backend: 'cpu', sourceHash: 'f'.repeat(64), gitCommit: null, compiler: 'g++', flags: '-O3', arch: 'x64' },
+      output: {
       schema: 'moefarm.bench/1',
       config: { backend: 'cpu', variants: ['reference'], hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'bf16', warmup: 0, iters: 100 },
       device: { kind: 'cpu', name: 'bench' },
-      build: { source_hash: 'f'.repeat(16), git_commit: null, compiler: 'g++', flags: '-O3', arch: 'x64' },
+      build: { source_hash: 'f'.repeat(64), git_commit: null, compiler: 'g++', flags: '-O3', arch: 'x64' },
       bytes_per_iter: 1000,
       check: { pass: true },
       results: [
@@ -199,7 +201,8 @@ function syntheticOutcome(sweepId: string, i: number): Outcome {
           bandwidth_gbps: 1,
         },
       ],
-    },
+      },
+    }],
     flags: [],
     env: null,
     telemetry: null,

@@ -32,7 +32,8 @@ sweep
   .option('--json', 'print the report as JSON')
   .option('--until-confident', 'then wait for outcomes and repeat the runs of UNSURE comparisons until decided (needs a collector: moefarm serve)')
   .option('--budget <n>', 'with --until-confident: at most this many extra runs (default: the sweep\'s run count)', positiveInt)
-  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number }) => {
+  .option('--source <dir>', 'the kernel source to measure, for a sweep without builds: (default: this checkout\'s csrc/ as it is on disk)')
+  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number; source?: string }) => {
     const { sweepSubmit } = await import('./commands/sweep-submit.js');
     await sweepSubmit(file, opts);
   });
@@ -101,7 +102,7 @@ results
   .command('compare')
   .description('compare variants against a baseline per point and environment: medians, speedup with 95% CI, test, verdict')
   .requiredOption('--sweep <id>', 'sweep id')
-  .option('--baseline <spec>', 'baseline, as variant=NAME (default: the sweep file\'s baseline)')
+  .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)
@@ -129,7 +130,7 @@ program
   .description('write one self-contained HTML report of a sweep: distributions, speedups, telemetry, history')
   .requiredOption('--sweep <id>', 'sweep id')
   .option('-o, --output <file>', 'output file (- for stdout)', undefined)
-  .option('--baseline <spec>', 'baseline, as variant=NAME (default: the sweep file\'s baseline)')
+  .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch')
   .option('--telemetry-runs <ids>', 'comma list of run ids whose telemetry to draw (default: up to 4 runs that have it)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)

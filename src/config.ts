@@ -43,3 +43,15 @@ export function cacheDir(): string {
 export function csrcDir(): string {
   return process.env['MOEFARM_CSRC'] ? resolve(process.env['MOEFARM_CSRC']) : join(projectRoot, 'csrc');
 }
+
+/** Largest compressed source bundle a sweep may carry, bytes (submit refuses more; a worker refuses more too). */
+export function bundleMaxBytes(): number {
+  const v = Number(process.env['MOEFARM_BUNDLE_MAX_BYTES']);
+  return Number.isInteger(v) && v > 0 ? v : 4 * 1024 * 1024;
+}
+
+/** How long a source bundle stays in Redis after the last sweep that needed it finished, seconds. */
+export function bundleGraceSeconds(): number {
+  const v = Number(process.env['MOEFARM_BUNDLE_GRACE_S']);
+  return Number.isFinite(v) && v >= 1 ? v : 3600;
+}

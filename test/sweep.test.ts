@@ -2,9 +2,14 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
+import { resolveBuilds } from '../src/sweep/builds.js';
 import { expandPoints, planSweep, pointHash } from '../src/sweep/expand.js';
+import type { Sweep } from '../src/schema/sweep.js';
 import { loadSweepFile, parseSweepText } from '../src/sweep/load.js';
 import { ROOT } from './helpers/services.js';
+
+/** The points of a sweep over its builds, resolved from this checkout. */
+const pointsOf = (s: Sweep, file = 'sweep') => expandPoints(s, resolveBuilds(s, { file }), file);
 
 const base = `
 name: t
@@ -62,9 +67,9 @@ describe('sweep files', () => {
 
   it('refuses a variant its backend does not have, unless excluded', () => {
     const s = parseSweepText(base.replace('[reference, fused]', '[reference, separate]'), 'v.yaml');
-    expect(() => expandPoints(s, 'v.yaml')).toThrow(/v\.yaml: matrix\.variant\[1\]: 'separate' is not a cpu variant/);
+    expect(() => pointsOf(s, 'v.yaml')).toThrow(/v\.yaml: matrix\.variant\[1\]: 'separate' is not a cpu variant/);
     const ok = parseSweepText(base.replace('[reference, fused]', '[reference, separate]') + 'exclude:\n  - {variant: separate}\n', 'v.yaml');
-    expect(expandPoints(ok).map((p) => p.point.variant)).toEqual(['reference']);
+    expect(pointsOf(ok).map((p) => p.point.variant)).toEqual(['reference']);
   });
 
   it('refuses a matrix past the run limit unless allowed', () => {
@@ -77,14 +82,14 @@ describe('sweep files', () => {
 describe('expansion and hashing', () => {
   it('expands the cartesian product minus excludes, in a stable order', () => {
     const s = parseSweepText(base + '  tokens: [1, 8]\n  dtype: [bf16, fp16]\nexclude:\n  - {variant: fused, tokens: 8}\n', 'x.yaml');
-    const pts = expandPoints(s);
+    const pts = pointsOf(s);
     expect(pts).toHaveLength(2 * 2 * 2 - 2);
     expect(pts.some((p) => p.point.variant === 'fused' && p.point.tokens === 8)).toBe(false);
     expect(pts[0]!.point).toMatchObject({ variant: 'reference', tokens: 1, dtype: 'bf16', hidden: 256, experts: 16 });
   });
 
   it('gives a point the same hash whatever the sweep or key order, and a different one for any change', () => {
-    const a = expandPoints(parseSweepText(base, 'a.yaml'));
+    const a = pointsOf(parseSweepText(base, 'a.yaml'));
     const reordered = `
 matrix:
   model: tiny
@@ -93,7 +98,7 @@ pool: other
 name: another-sweep
 repeat: 4
 `;
-    const b = expandPoints(parseSweepText(reordered, 'b.yaml'));
+    const b = pointsOf(parseSweepText(reordered, 'b.yaml'));
     expect(b.map((p) => p.hash)).toEqual(a.map((p) => p.hash));
     const p0 = a[0]!.point;
     expect(pointHash({ ...p0, tokens: 2 })).not.toBe(a[0]!.hash);

@@ -1,26 +1,32 @@
 /**
  * Builds the native binary from csrc/ into a content-addressed cache.
  *
- * Key = sha256(source files, compiler version, backend, arch, extra flags).
+ * Key = sha256(source hash, compiler version, backend, arch, extra flags),
+ * where the source hash covers exactly the build inputs that
+ * csrc/build-inputs.txt names (src/source/inputs.ts).
  * A key already in the cache is used as is (no rebuild). A build happens in a
- * private temporary folder — the sources are copied there first, so the
- * binary matches the hash even if csrc/ changes meanwhile — and is published
+ * private temporary folder — the hashed files are written there first, so
+ * the binary matches the hash even if csrc/ changes meanwhile — and is published
  * with one atomic rename: two workers building the same key never see a
  * half-written binary; the loser of the race discards its copy.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { BuildInfoSchema, type BuildInfo } from '../src/schema/job.js';
+import { describeDir } from '../src/source/describe.js';
+import { snapshotDir, type SourceSnapshot } from '../src/source/inputs.js';
 import { canonicalJson, sha256 } from '../src/util/hash.js';
 import { PermanentRunError } from './errors.js';
 
 export type BuildBackend = 'cpu' | 'cuda';
 
 export interface BuildRequest {
-  csrc: string;
+  /** A source folder (read now), or `source`. */
+  csrc?: string;
+  source?: BuildSource;
   cache: string;
   backend: BuildBackend;
   /** cuda: sm_90a | sm_89 | sm_80; cpu: ignored (host arch). */
@@ -36,33 +42,31 @@ export interface BuiltBinary {
   ms: number;
 }
 
-/** Files that are part of the build: sources and the Makefile, not notes, not build output. */
-async function listSources(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(d: string): Promise<void> {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const full = join(d, e.name);
-      if (e.isDirectory()) {
-        if (e.name === 'build' || e.name.startsWith('.')) continue;
-        await walk(full);
-      } else if (e.isFile() && !/\.(md|txt|json|log|sh)$/i.test(e.name)) {
-        out.push(full);
-      }
-    }
-  }
-  await walk(dir);
-  return out.sort();
+/**
+ * The source of a build: its hash, and how to get its files when the cache does not hold the build
+ * already (a bundle is fetched and verified only then: a cached build of the same hash was made from
+ * verified files with that hash).
+ */
+export interface BuildSource {
+  hash: string;
+  /** The files, and the commit the binary reports (hex, "-dirty" when edited; null when not known). */
+  load: () => Promise<{ snapshot: SourceSnapshot; gitCommit: string | null }>;
 }
 
-export async function sourceHash(csrc: string): Promise<{ hash: string; files: string[] }> {
-  const files = await listSources(csrc);
-  const h = createHash('sha256');
-  for (const f of files) {
-    h.update(relative(csrc, f) + '\0');
-    h.update(await readFile(f));
-    h.update('\0');
-  }
-  return { hash: h.digest('hex'), files };
+/** A source folder: its build inputs (csrc/build-inputs.txt) hashed now; git asked only if a build is needed. */
+export function folderSource(csrc: string): BuildSource {
+  return {
+    hash: snapshotDir(csrc).hash,
+    load: async () => {
+      const { snapshot, meta } = describeDir(csrc, `dir ${csrc}`);
+      return { snapshot, gitCommit: meta.gitCommit === null ? null : meta.gitCommit + (meta.dirty ? '-dirty' : '') };
+    },
+  };
+}
+
+/** The source hash of a folder's build inputs. */
+export function sourceHash(csrc: string): string {
+  return snapshotDir(csrc).hash;
 }
 
 const compilerCache = new Map<BuildBackend, Promise<string>>();
@@ -86,13 +90,6 @@ export function compilerVersion(backend: BuildBackend): Promise<string> {
   return p;
 }
 
-async function gitCommit(csrc: string): Promise<string | null> {
-  const head = await execa('git', ['-C', csrc, 'rev-parse', 'HEAD'], { reject: false });
-  if (head.exitCode !== 0) return null;
-  const dirty = await execa('git', ['-C', csrc, 'status', '--porcelain', '--', '.'], { reject: false });
-  return head.stdout.trim() + (dirty.stdout.trim() ? '-dirty' : '');
-}
-
 export function buildKey(parts: { sourceHash: string; compiler: string; backend: string; arch: string; extraFlags: string[] }): string {
   return sha256(canonicalJson(parts)).slice(0, 24);
 }
@@ -101,7 +98,10 @@ export async function ensureBinary(req: BuildRequest): Promise<BuiltBinary> {
   const t0 = performance.now();
   const extraFlags = req.extraFlags ?? [];
   const arch = req.backend === 'cpu' ? process.arch : req.arch;
-  const [{ hash, files }, compiler] = await Promise.all([sourceHash(req.csrc), compilerVersion(req.backend)]);
+  const source = req.source ?? (req.csrc !== undefined ? folderSource(req.csrc) : null);
+  if (!source) throw new Error('ensureBinary: a source folder or a source is needed');
+  const hash = source.hash;
+  const compiler = await compilerVersion(req.backend);
   const key = buildKey({ sourceHash: hash, compiler, backend: req.backend, arch, extraFlags });
   const root = join(req.cache, 'builds');
   const final = join(root, key);
@@ -110,20 +110,22 @@ export async function ensureBinary(req: BuildRequest): Promise<BuiltBinary> {
     const info = BuildInfoSchema.parse(JSON.parse(await readFile(join(final, 'build.json'), 'utf8')));
     return { path: binary, info, cached: true, ms: performance.now() - t0 };
   }
+  const { snapshot, gitCommit: commit } = await source.load();
+  if (snapshot.hash !== hash) throw new Error(`source changed while building: ${snapshot.hash} is not ${hash}`);
   await mkdir(root, { recursive: true });
   const tmp = join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
+    // Only the build inputs, from the snapshot: the binary is made of exactly the files that were hashed.
     const src = join(tmp, 'src');
-    for (const f of files) {
-      const dest = join(src, relative(req.csrc, f));
-      await mkdir(join(dest, '..'), { recursive: true });
-      await cp(f, dest, { preserveTimestamps: true });
+    for (const f of snapshot.files) {
+      const dest = join(src, f.path);
+      await mkdir(dirname(dest), { recursive: true });
+      await writeFile(dest, f.data);
     }
-    const commit = await gitCommit(req.csrc);
     const makeArgs = [
       '-C', src, req.backend,
       `BUILD=${tmp}`,
-      `SOURCE_HASH=${hash.slice(0, 16)}`,
+      `SOURCE_HASH=${hash}`,
       `GIT_COMMIT=${commit ?? ''}`,
       `CXXFLAGS_EXTRA=${extraFlags.join(' ')}`,
     ];
@@ -136,7 +138,7 @@ export async function ensureBinary(req: BuildRequest): Promise<BuiltBinary> {
     const info: BuildInfo = {
       key,
       backend: req.backend,
-      sourceHash: hash.slice(0, 16),
+      sourceHash: hash,
       gitCommit: commit,
       compiler,
       flags: flags.stdout.split('\n').find((l) => l.startsWith(`${req.backend}: `))?.slice(req.backend.length + 2).trim() ?? extraFlags.join(' '),

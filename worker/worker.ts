@@ -1,6 +1,9 @@
 /**
  * The worker daemon: one per GPU (or one per CPU host). Takes run jobs from
- * its pool's queue, one at a time; builds the binary (cached), checks and
+ * its pool's queue, one at a time; builds the binary of every build the job
+ * names, from the source bundle the job names by hash (fetched from Redis and
+ * verified; never from the worker's own checkout, unless the sweep says
+ * `source: worker`), cached; checks and
  * applies the job's clock and power requests (only where permitted), runs the
  * binary with telemetry sampled beside it, restores the GPU's settings, and
  * hands the outcome to the results queue with the run id as job id.
@@ -20,11 +23,16 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../src/config.js';
 import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
-import { RunJobSchema, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
+import { RunJobSchema, type BuiltOutput, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
 import { formatIssues } from '../src/sweep/load.js';
 import { binaryArgs } from './args.js';
-import { ensureBinary, type BuildBackend } from './build.js';
+import { ensureBinary, type BuildBackend, type BuildSource, type BuiltBinary } from './build.js';
+import { mergeRounds, roundOrder } from './rounds.js';
+import { BundleError, readBundle } from '../src/source/bundle.js';
+import { describeDir, type SourceMeta } from '../src/source/describe.js';
+import { fetchBundle } from '../src/source/store.js';
+import type { BenchOutput } from '../src/schema/bench-output.js';
 import { PermanentRunError } from './errors.js';
 import { probeGpu, readPowerSource, type GpuCapabilities } from './gpu/capabilities.js';
 import { GpuController, describe, type Applied } from './gpu/control.js';
@@ -33,6 +41,15 @@ import { TelemetrySampler, median } from './gpu/telemetry.js';
 import { Heartbeat } from './heartbeat.js';
 import { workerIdentity } from './identity.js';
 import { runBinary, type BinaryRun } from './run-binary.js';
+
+interface Built {
+  name: string;
+  built: BuiltBinary;
+  /** What this worker's own checkout was (source: worker); null for a bundle (the submitter recorded it). */
+  source: SourceMeta | null;
+}
+
+type MeasuredBuild = BuiltOutput & { wallMs: number; stderrTail: string };
 
 export interface WorkerOptions {
   /** Redis connection for the BullMQ worker (blocking) and the results producer. */
@@ -139,22 +156,23 @@ export class FarmWorker {
     try {
       this.checkRequests(data);
       if (first.power === 'ac' || first.power === 'battery') await this.awaitPowerSource(job, token, data, first.power);
-      const built = await ensureBinary({ csrc: this.opts.csrc, cache: this.opts.cache, backend: this.opts.backend, arch: this.opts.arch, extraFlags: data.buildFlags });
+      const builds = await this.buildAll(data);
       if (this.control) applied = await this.control.apply(first.clock, first.power);
-      const { run, telemetry } = await this.measure(data, built.path, signal);
-      const kernelMhz = median(run.output.results.flatMap((r) => r.sm_clock_mhz ?? []));
+      const { outputs, telemetry } = await this.measure(data, builds, signal);
+      const allResults = outputs.flatMap((o) => o.output.results);
+      const kernelMhz = median(allResults.flatMap((r) => r.sm_clock_mhz ?? []));
       const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
-      if (this.caps && this.caps.smCount === null && typeof run.output.device.sm_count === 'number') this.caps.smCount = run.output.device.sm_count;
+      const device = outputs[0]!.output.device;
+      if (this.caps && this.caps.smCount === null && typeof device.sm_count === 'number') this.caps.smCount = device.sm_count;
       outcome = {
         ...this.base(job, data, applied, telemetry, kernelMhz),
         status: 'done',
         reason: flagged.notes.length ? flagged.notes.join('; ') : null,
         flags: flagged.flags,
-        build: built.info,
-        output: run.output,
+        builds: outputs.map(({ name, info, output, source }) => ({ name, info, output, source })),
         stdoutTail: null,
-        stderrTail: run.stderrTail || null,
-        wallMs: run.wallMs,
+        stderrTail: outputs.map((o) => o.stderrTail).filter(Boolean).join('\n') || null,
+        wallMs: outputs.reduce((n, o) => n + o.wallMs, 0),
         startedAt,
         finishedAt: Date.now(),
       };
@@ -165,8 +183,7 @@ export class FarmWorker {
         ...this.base(job, data, applied, null, null),
         status: err.status,
         reason: err.message,
-        build: null,
-        output: null,
+        builds: [],
         stdoutTail: err.stdoutTail,
         stderrTail: err.stderrTail,
         wallMs: Date.now() - startedAt,
@@ -184,27 +201,109 @@ export class FarmWorker {
     return outcome.status;
   }
 
-  /** Runs the binary with the telemetry sampler around it. */
-  private async measure(data: RunJob, binary: string, signal?: AbortSignal): Promise<{ run: BinaryRun; telemetry: Telemetry | null }> {
+  /**
+   * Every build of the job, from its own source: a bundle fetched from Redis by hash and verified
+   * before anything is written (a cached build of that hash needs no fetch), or, for `source: worker`,
+   * this worker's checkout. A missing or bad bundle ends the run as `bad-source`: the worker never
+   * builds something else in its place.
+   */
+  private async buildAll(data: RunJob): Promise<Built[]> {
+    const several = data.builds.length > 1;
+    const out: Built[] = [];
+    for (const b of data.builds) {
+      let source: BuildSource;
+      let meta: SourceMeta | null = null;
+      if ('bundle' in b.source) {
+        const { bundle: hash, commit } = b.source;
+        source = {
+          hash,
+          load: async () => {
+            const blob = await fetchBundle(this.opts.connection, hash);
+            if (blob === null) {
+              throw new PermanentRunError('bad-source', `build ${b.name}: source bundle ${hash.slice(0, 12)} is not in Redis (never stored, or removed after its sweeps finished); nothing else is built in its place`);
+            }
+            try {
+              return { snapshot: await readBundle(blob, hash), gitCommit: commit };
+            } catch (err) {
+              if (err instanceof BundleError) throw new PermanentRunError('bad-source', `build ${b.name}: ${err.message}; nothing was built`);
+              throw err;
+            }
+          },
+        };
+      } else {
+        const described = describeDir(this.opts.csrc, `worker ${this.identity?.id ?? '?'} (${this.opts.csrc})`);
+        meta = described.meta;
+        const commit = meta.gitCommit === null ? null : meta.gitCommit + (meta.dirty ? '-dirty' : '');
+        source = { hash: described.snapshot.hash, load: async () => ({ snapshot: described.snapshot, gitCommit: commit }) };
+      }
+      try {
+        const built = await ensureBinary({ source, cache: this.opts.cache, backend: this.opts.backend, arch: this.opts.arch, extraFlags: b.flags });
+        out.push({ name: b.name, built, source: meta });
+      } catch (err) {
+        if (several && err instanceof PermanentRunError && err.status !== 'bad-source') {
+          throw new PermanentRunError(err.status, `build ${b.name}: ${err.message}`, err.stdoutTail, err.stderrTail);
+        }
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Runs the binaries with the telemetry sampler around them. One build: one process, its variants
+   * interleaved in rounds by the binary. Several builds: a process per build per round, the builds'
+   * order rotated each round, all within the job's one timeout.
+   */
+  private async measure(data: RunJob, builds: Built[], signal?: AbortSignal): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
     const sampler = this.caps && this.opts.telemetry !== false ? new TelemetrySampler(this.caps.index) : null;
     await sampler?.start();
     this.runAbort = new AbortController();
     const signals = [this.runAbort.signal, ...(signal ? [signal] : [])];
-    let run: BinaryRun;
+    const deadline = Date.now() + data.timeoutS * 1000;
+    const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
+    const hooks = this.opts.testHooks ? (data.test ?? null) : null;
+    const once = async (b: Built, rounds?: number): Promise<BinaryRun> => {
+      const args = binaryArgs(data, hooks, { build: b.name, ...(rounds === undefined ? {} : { rounds }) });
+      const left = deadline - Date.now();
+      if (left <= 0) throw new PermanentRunError('timeout', `ran past the job's timeout of ${data.timeoutS} s (${builds.length} builds x ${data.rounds} rounds)`);
+      return runBinary(b.built.path, args, { timeoutMs: left, signal: AbortSignal.any(signals), env, onSpawn: (pid) => this.noteChild(pid) });
+    };
+    const outputs: MeasuredBuild[] = [];
     try {
-      const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
-      const args = binaryArgs(data, this.opts.testHooks ? (data.test ?? null) : null);
-      run = await runBinary(binary, args, { timeoutMs: data.timeoutS * 1000, signal: AbortSignal.any(signals), env, onSpawn: (pid) => this.noteChild(pid) });
+      if (builds.length === 1) {
+        const b = builds[0]!;
+        const run = await once(b);
+        outputs.push({ name: b.name, info: b.built.info, output: run.output, source: b.source, wallMs: run.wallMs, stderrTail: run.stderrTail });
+      } else {
+        const perBuild = new Map<string, BinaryRun[]>(builds.map((b) => [b.name, []]));
+        for (let round = 0; round < data.rounds; round++) {
+          for (const b of roundOrder(builds, round)) perBuild.get(b.name)!.push(await once(b, 1));
+        }
+        for (const b of builds) {
+          const runs = perBuild.get(b.name)!;
+          outputs.push({
+            name: b.name,
+            info: b.built.info,
+            output: mergeRounds(runs.map((r) => r.output)),
+            source: b.source,
+            wallMs: runs.reduce((n, r) => n + r.wallMs, 0),
+            stderrTail: runs.at(-1)?.stderrTail ?? '',
+          });
+        }
+      }
     } catch (err) {
       await sampler?.stop(null, null);
+      if (builds.length > 1 && err instanceof PermanentRunError && !err.message.startsWith('build ')) {
+        throw new PermanentRunError(err.status, `${err.message} (while interleaving builds ${builds.map((b) => b.name).join(', ')})`, err.stdoutTail, err.stderrTail);
+      }
       throw err;
     } finally {
       this.runAbort = null;
       rmSync(this.childFile(), { force: true });
     }
-    if (!sampler) return { run, telemetry: null };
-    const kernelMhz = median(run.output.results.flatMap((r) => r.sm_clock_mhz ?? []));
-    return { run, telemetry: await sampler.stop(timedWindow(run), kernelMhz) };
+    if (!sampler) return { outputs, telemetry: null };
+    const kernelMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
+    return { outputs, telemetry: await sampler.stop(timedWindow(outputs.map((o) => o.output)), kernelMhz) };
   }
 
   private base(job: Job, data: RunJob, applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {
@@ -339,9 +438,9 @@ export class FarmWorker {
   }
 }
 
-/** The binary's timed window (ms since epoch, all variants together) when it reports one. */
-function timedWindow(run: BinaryRun): [number, number] | null {
-  const windows = run.output.results.map((r) => r.timed_window_unix_ms).filter((w): w is [number, number] => Array.isArray(w));
+/** The binaries' timed window (ms since epoch, all builds and variants together) when they report one. */
+function timedWindow(outputs: BenchOutput[]): [number, number] | null {
+  const windows = outputs.flatMap((o) => o.results.map((r) => r.timed_window_unix_ms)).filter((w): w is [number, number] => Array.isArray(w));
   if (windows.length === 0) return null;
   return [Math.min(...windows.map((w) => w[0])), Math.max(...windows.map((w) => w[1]))];
 }

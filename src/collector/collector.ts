@@ -4,6 +4,10 @@
  * is after its transaction has committed; a failed write is retried with
  * backoff for as long as the database is away.
  *
+ * When a sweep's last run has its outcome, it releases the sweep's source
+ * bundles in Redis (source/store.ts): each expires after a grace period
+ * unless another unfinished sweep still needs it.
+ *
  * It also closes runs whose jobs failed without an outcome (attempts used up
  * on transient errors, or stalled too often after worker crashes): it scans
  * the run queues' failed sets and records each as `failed` with BullMQ's
@@ -11,12 +15,13 @@
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { queuePrefix } from '../config.js';
+import { bundleGraceSeconds, queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { recordOutcome, recordOutcomes, type RecordResult } from '../db/record.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
+import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../sweep/load.js';
 
 export interface CollectorOptions {
@@ -37,6 +42,8 @@ export interface CollectorOptions {
    * acknowledged only after the transaction holding it has committed.
    */
   batchSize?: number;
+  /** Seconds a released source bundle stays in Redis (default MOEFARM_BUNDLE_GRACE_S, else 3600). */
+  bundleGraceS?: number;
   onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
   log?: (line: string) => void;
 }
@@ -112,6 +119,8 @@ export class Collector {
     this.flushing = (async () => {
       try {
         const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
+        // Before the acknowledgements: whoever waits for the last outcome finds the bundles already released.
+        await this.releaseFinished(batch.filter((_, i) => results[i] === 'recorded').map((p) => p.outcome.sweepId));
         batch.forEach((p, i) => {
           const r = results[i]!;
           if (r === 'recorded') this.recorded++;
@@ -172,8 +181,7 @@ export class Collector {
       reason: `gave up after ${job.attemptsMade} attempt(s): ${job.failedReason ?? 'unknown'}`,
       attempts: job.attemptsMade,
       worker: null,
-      build: null,
-      output: null,
+      builds: [],
       flags: [],
       env: null,
       telemetry: null,
@@ -184,6 +192,23 @@ export class Collector {
       finishedAt: job.finishedOn ?? Date.now(),
     };
     await recordOutcome(this.opts.db, o);
+    await this.releaseFinished([o.sweepId]);
+  }
+
+  /**
+   * Sweeps whose every run now has an outcome no longer need their source bundles: release them
+   * (each expires after the grace period unless another unfinished sweep holds it). Idempotent; a
+   * failure only delays the removal to the next outcome of that sweep or the bundle stays, which is safe.
+   */
+  private async releaseFinished(sweepIds: Iterable<string>): Promise<void> {
+    for (const sweepId of new Set(sweepIds)) {
+      try {
+        const open = await this.opts.db.run.count({ where: { sweepId, status: 'queued' } });
+        if (open === 0) await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+      } catch (err) {
+        (this.opts.log ?? (() => {}))(`collector: releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Idempotent: stops taking results, finishes the write in flight. */

@@ -1,5 +1,5 @@
 import { compareSweep, parseBaseline, type Comparison, type CompareRow } from '../results/compare.js';
-import { loadSweepResults } from '../results/load.js';
+import { armLabel, loadSweepResults } from '../results/load.js';
 import { renderCsv, renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
@@ -40,12 +40,19 @@ function singleEnv(cmp: Comparison): string | null {
 
 const TABLE_HEADERS = ['point', 'variant', 'runs', 'excl', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_%', 'speedup', 'ci95', 'p', 'verdict'];
 
+/** "baseline reference" or "baseline build=base" (the same variant of build base). */
+function baselineText(cmp: Comparison): string {
+  return cmp.baselineBy === 'build' ? `baseline build=${cmp.baseline} (each variant against the same variant of build ${cmp.baseline})` : `baseline ${cmp.baseline}`;
+}
+
 export function formatComparison(cmp: Comparison): string {
   const env = singleEnv(cmp);
-  const headers = env === null ? ['point', 'env', ...TABLE_HEADERS.slice(1)] : TABLE_HEADERS;
+  const builds = cmp.builds.length > 1;
+  const headers = [...(env === null ? ['point', 'env'] : ['point']), ...(builds ? ['build'] : []), ...TABLE_HEADERS.slice(1)];
   const rows = cmp.rows.map((r): Cell[] => [
     r.point,
     ...(env === null ? [r.env] : []),
+    ...(builds ? [r.build] : []),
     r.variant,
     r.runs,
     r.excludedRuns,
@@ -60,7 +67,7 @@ export function formatComparison(cmp: Comparison): string {
     r.verdict + (r.mode === 'paired' ? ' (paired)' : ''),
   ]);
   const lines = [
-    `sweep ${cmp.sweepId} (${cmp.name}): baseline ${cmp.baseline}; speedup = baseline median / variant median (>1: faster than baseline)` +
+    `sweep ${cmp.sweepId} (${cmp.name}): ${baselineText(cmp)}; speedup = baseline median / variant median (>1: faster than baseline)` +
       (env === null ? '' : `\nenvironment: ${env}`),
     renderTable(headers, rows),
   ];
@@ -71,7 +78,7 @@ export function formatComparison(cmp: Comparison): string {
 function footer(cmp: Comparison): string[] {
   const lines: string[] = [];
   const why = cmp.rows.filter((r) => r.verdict === 'UNSURE' || r.verdict === 'NO-BASELINE');
-  for (const r of why) lines.push(`  ${r.verdict} ${r.point} ${r.variant}${singleEnv(cmp) === null ? ` [${r.env}]` : ''}: ${r.reason}`);
+  for (const r of why) lines.push(`  ${r.verdict} ${r.point} ${armLabel(r.build, r.variant, cmp.builds)}${singleEnv(cmp) === null ? ` [${r.env}]` : ''}: ${r.reason}`);
   lines.push(cmp.thresholds.text);
   lines.push(
     cmp.includeFlagged
@@ -85,7 +92,7 @@ function footer(cmp: Comparison): string[] {
 }
 
 const CSV_HEADERS = [
-  'point', 'gpu', 'clock', 'power', 'clock_band', 'variant', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
+  'point', 'gpu', 'clock', 'power', 'clock_band', 'build', 'variant', 'baseline_by', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
   'speedup', 'ci_lo', 'ci_hi', 'mode', 'p', 'p_mann_whitney', 'p_run_level', 'verdict', 'reason',
 ];
 
@@ -93,7 +100,7 @@ function comparisonCsv(cmp: Comparison): string {
   return renderCsv(
     CSV_HEADERS,
     full(cmp.rows.map((r) => [
-      r.point, r.gpu, r.clock, r.power, r.clockBand, r.variant, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
+      r.point, r.gpu, r.clock, r.power, r.clockBand, r.build, r.variant, cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
       r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason,
     ])),
   );
@@ -103,6 +110,7 @@ function comparisonCsv(cmp: Comparison): string {
 interface ConditionRow {
   condition: string;
   point: string;
+  build: string;
   baseline: string;
   baselineMs: number | null;
   variant: string;
@@ -114,10 +122,14 @@ function conditionRows(cmp: Comparison): ConditionRow[] {
   const out: ConditionRow[] = [];
   for (const r of cmp.rows) {
     if (r.verdict === 'BASELINE') continue;
-    const base = cmp.rows.find((b) => b.verdict === 'BASELINE' && b.point === r.point && b.env === r.env);
+    // The row's own baseline arm: the same variant of the baseline build, or the baseline variant of the same build.
+    const base = cmp.rows.find(
+      (b) => b.verdict === 'BASELINE' && b.point === r.point && b.env === r.env && (cmp.baselineBy === 'build' ? b.variant === r.variant : b.build === r.build),
+    );
     out.push({
       condition: `${r.gpu} clock=${r.clock} power=${r.power}${r.clockBand === 'n/a' ? '' : ` sm=${r.clockBand}`}`,
       point: r.point,
+      build: r.build,
       baseline: r.baseline,
       baselineMs: base ? base.medianUs / 1000 : null,
       variant: r.variant,
@@ -125,26 +137,27 @@ function conditionRows(cmp: Comparison): ConditionRow[] {
       row: r,
     });
   }
-  return out.sort((a, b) => a.condition.localeCompare(b.condition) || a.point.localeCompare(b.point, 'en', { numeric: true }) || a.variant.localeCompare(b.variant));
+  return out.sort((a, b) => a.condition.localeCompare(b.condition) || a.point.localeCompare(b.point, 'en', { numeric: true }) || a.variant.localeCompare(b.variant) || a.build.localeCompare(b.build));
 }
 
 export function formatByCondition(cmp: Comparison): string {
+  const builds = cmp.builds.length > 1;
   const rows = conditionRows(cmp).map((c): Cell[] => [
-    c.condition, c.point, c.variant, c.baselineMs === null ? null : Number(c.baselineMs.toFixed(4)), Number(c.variantMs.toFixed(4)),
+    c.condition, c.point, ...(builds ? [c.build] : []), c.variant, c.baselineMs === null ? null : Number(c.baselineMs.toFixed(4)), Number(c.variantMs.toFixed(4)),
     r3(c.row.speedup), ci(c.row), c.row.verdict,
   ]);
   return [
-    `sweep ${cmp.sweepId} (${cmp.name}) by condition: baseline ${cmp.baseline}; medians in ms; speedup = baseline / variant`,
-    renderTable(['condition', 'point', 'variant', `${cmp.baseline}_ms`, 'variant_ms', 'speedup', 'ci95', 'verdict'], rows),
+    `sweep ${cmp.sweepId} (${cmp.name}) by condition: ${baselineText(cmp)}; medians in ms; speedup = baseline / variant`,
+    renderTable(['condition', 'point', ...(builds ? ['build'] : []), 'variant', `${cmp.baseline}_ms`, 'variant_ms', 'speedup', 'ci95', 'verdict'], rows),
     ...footer(cmp),
   ].join('\n');
 }
 
 function conditionCsv(cmp: Comparison): string {
   return renderCsv(
-    ['gpu', 'clock', 'power', 'clock_band', 'point', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
+    ['gpu', 'clock', 'power', 'clock_band', 'point', 'build', 'baseline_by', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
     full(conditionRows(cmp).map((c) => [
-      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
+      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.build, cmp.baselineBy, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
     ])),
   );
 }

@@ -10,15 +10,18 @@ export interface ResultsHistoryOptions {
   csv?: boolean;
 }
 
-const HEADERS = ['point', 'variant', 'build', 'commit', 'first_seen', 'runs', 'samples', 'median_us', 'change_%', 'p', 'step'];
+const HEADERS = ['point', 'variant', 'order', 'build', 'commit', 'dirty', 'source', 'first_seen', 'runs', 'samples', 'median_us', 'change_%', 'p', 'step'];
 
 function rows(h: History, short: boolean, withEnv: boolean): Cell[][] {
   return h.series.flatMap((s) =>
     s.builds.map((b): Cell[] => [
       `${s.point}${withEnv ? ` [${s.env}]` : ''}`,
       s.variant,
+      s.order,
       short ? b.sourceHash.slice(0, 12) : b.sourceHash,
       b.gitCommit === null ? '' : short ? b.gitCommit.slice(0, 10) : b.gitCommit,
+      b.dirty ? 'dirty' : '',
+      b.label ?? '',
       b.firstSeen === null ? '' : short ? b.firstSeen.slice(0, 19).replace('T', ' ') : b.firstSeen,
       b.runs,
       b.samples,

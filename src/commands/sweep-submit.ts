@@ -1,6 +1,7 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
 import { UsageError } from '../errors.js';
+import { buildReports, formatBuilds } from '../queue/format-builds.js';
 
 export interface SweepSubmitOptions {
   dryRun?: boolean;
@@ -10,15 +11,18 @@ export interface SweepSubmitOptions {
   untilConfident?: boolean;
   /** Most extra runs --until-confident may add (default: as many as the sweep has runs). */
   budget?: number;
+  /** The source folder of a sweep without builds: (default: this checkout's csrc/). */
+  source?: string;
 }
 
 export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promise<void> {
   if (opts.budget !== undefined && !opts.untilConfident) throw new UsageError('--budget: only with --until-confident');
   const sweep = await loadSweepFile(file);
-  const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false });
+  const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false, ...(opts.source !== undefined ? { sourceDir: opts.source } : {}) });
+  const builds = buildReports(plan);
   if (opts.dryRun) {
-    const report = { sweepId: plan.sweepId, name: sweep.name, pool: sweep.pool, points: plan.points.length, jobs: plan.runs.length, dryRun: true };
-    print(opts.json, report, `sweep ${plan.sweepId} (${sweep.name}): ${plan.points.length} points, ${plan.runs.length} jobs (dry run: nothing enqueued)`);
+    const report = { sweepId: plan.sweepId, name: sweep.name, pool: sweep.pool, points: plan.points.length, jobs: plan.runs.length, builds, dryRun: true };
+    print(opts.json, report, `sweep ${plan.sweepId} (${sweep.name}): ${plan.points.length} points, ${plan.runs.length} jobs (dry run: nothing enqueued)\n${formatBuilds(builds)}`);
     return;
   }
   // Loaded only once the file is valid: a refusal should not pay for Prisma and BullMQ (about 0.7 s).
@@ -28,7 +32,7 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
       const report = await submitPlan(db, redis, plan, file);
       const line =
         `sweep ${report.sweepId} (${sweep.name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
-        `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)`;
+        `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)\n${formatBuilds(report.builds)}`;
       if (!opts.untilConfident) {
         print(opts.json, { ...report, name: sweep.name, jobs: report.runs }, line);
         return;

@@ -5,7 +5,10 @@
  */
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
-import { providerOf, valuesPlaceholders, type Db } from './client.js';
+import type { SourceMeta } from '../source/describe.js';
+import { providerOf, valuesPlaceholders, type Db, type Provider } from './client.js';
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
 const CHUNK = 500;
 
@@ -17,13 +20,15 @@ export interface PlanWrite {
 }
 
 export async function recordPlan(db: Db, plan: Plan, source: string | null): Promise<PlanWrite> {
+  await recordBuildSources(db, providerOf(db), plan.builds.flatMap((b) => (b.source.kind === 'bundle' ? [{ ...b.source.meta, files: b.source.files, bytes: b.source.bytes }] : [])));
   await db.sweep.upsert({
     where: { id: plan.sweepId },
     create: {
       id: plan.sweepId,
       name: plan.sweep.name,
       pool: plan.sweep.pool,
-      spec: canonicalJson(plan.sweep),
+      // The spec as written, and what each build resolved to (its source hash; 'worker' when each worker builds its own).
+      spec: canonicalJson({ ...plan.sweep, resolvedBuilds: plan.builds.map((b) => ({ name: b.name, source: b.source.kind === 'bundle' ? b.source.hash : 'worker', flags: b.flags, label: b.label })) }),
       source,
       points: plan.points.length,
       runs: plan.runs.length,
@@ -54,4 +59,18 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null): Pro
     if (status === undefined || status === 'queued') pending.add(r.id);
   }
   return { created: fresh.length, existing: known.size, pending };
+}
+
+/**
+ * BuildSource rows: what is known of each source (commit, time, parents, generation, dirty). The
+ * first description of a hash stays (ON CONFLICT DO NOTHING): the same bytes are the same source,
+ * whichever sweep or worker saw them first.
+ */
+export async function recordBuildSources(db: Db | Tx, provider: Provider, sources: ReadonlyArray<SourceMeta & { files?: number | null; bytes?: number | null }>): Promise<void> {
+  if (sources.length === 0) return;
+  const rows = [...new Map(sources.map((s) => [s.hash, s])).values()];
+  await db.$executeRawUnsafe(
+    `INSERT INTO "BuildSource" ("hash", "gitCommit", "commitTime", "parents", "generation", "dirty", "label", "files", "bytes") VALUES ${valuesPlaceholders(provider, rows.length, 9)} ON CONFLICT ("hash") DO NOTHING`,
+    ...rows.flatMap((s) => [s.hash, s.gitCommit, s.commitTime, JSON.stringify(s.parents), s.generation, s.dirty, s.label, s.files ?? null, s.bytes ?? null]),
+  );
 }

@@ -19,6 +19,7 @@
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
 import { providerOf, valuesPlaceholders, type Db } from './client.js';
+import { recordBuildSources } from './plan.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
@@ -73,7 +74,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
         'ON CONFLICT ("id") DO UPDATE SET "lastSeen" = excluded."lastSeen", "info" = excluded."info", "driver" = excluded."driver", "compiler" = excluded."compiler"',
       );
 
-      const builds = new Map(batch.filter((o) => o.build).map((o) => [o.build!.key, o.build!]));
+      const builds = new Map(batch.flatMap((o) => o.builds.map((b) => [b.info.key, b.info] as const)));
       await insert(
         tx,
         'INSERT INTO "Build" ("key", "backend", "sourceHash", "gitCommit", "compiler", "flags", "arch")',
@@ -81,6 +82,8 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
         [...builds.values()].map((b) => [b.key, b.backend, b.sourceHash, b.gitCommit, b.compiler, b.flags, b.arch]),
         'ON CONFLICT ("key") DO NOTHING',
       );
+      // A worker that built its own checkout (sweep source: worker) says what it was.
+      await recordBuildSources(tx, provider, batch.flatMap((o) => o.builds.flatMap((b) => (b.source ? [b.source] : []))));
 
       const recorded = await insert(
         tx,
@@ -97,7 +100,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
           o.reason,
           o.attempts,
           o.worker?.id ?? null,
-          o.build?.key ?? null,
+          o.builds[0]?.info.key ?? null,
           o.flags.join(','),
           o.env ? canonicalJson(o.env) : null,
           o.telemetry === null ? null : JSON.stringify(o.telemetry),
@@ -116,40 +119,45 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
 
       const results: Value[][] = [];
       for (const o of batch) {
-        if (!wonIds.has(o.runId) || !o.output) continue;
-        const hashByVariant = new Map(o.job.points.map((p) => [p.point.variant, p.hash]));
-        for (const r of o.output.results) {
-          if (!r.stats) continue; // not timed (its check failed): nothing to store as a result
-          results.push([
-            `${o.runId}/${r.variant}`,
-            o.runId,
-            r.variant,
-            hashByVariant.get(r.variant) ?? o.job.groupHash,
-            r.stats.n,
-            r.stats.median,
-            r.stats.p10,
-            r.stats.p90,
-            r.stats.mean,
-            r.stats.min,
-            r.stats.max,
-            r.stats.stdev,
-            r.bandwidth_gbps,
-            o.output.bytes_per_iter,
-            r.check.pass,
-            r.check.rel_err ?? -1,
-            JSON.stringify(r.samples_us),
-            JSON.stringify(r.rounds),
-            r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
-            r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
-            o.output.build.source_hash,
-            o.output.build.git_commit ?? null,
-          ]);
+        if (!wonIds.has(o.runId)) continue;
+        const hashOf = new Map(o.job.points.map((p) => [`${p.build}\0${p.point.variant}`, p.hash]));
+        const several = o.job.builds.length > 1;
+        for (const { name, info, output } of o.builds) {
+          for (const r of output.results) {
+            if (!r.stats) continue; // not timed (its check failed): nothing to store as a result
+            results.push([
+              several ? `${o.runId}/${name}/${r.variant}` : `${o.runId}/${r.variant}`,
+              o.runId,
+              name,
+              info.key,
+              r.variant,
+              hashOf.get(`${name}\0${r.variant}`) ?? o.job.groupHash,
+              r.stats.n,
+              r.stats.median,
+              r.stats.p10,
+              r.stats.p90,
+              r.stats.mean,
+              r.stats.min,
+              r.stats.max,
+              r.stats.stdev,
+              r.bandwidth_gbps,
+              output.bytes_per_iter,
+              r.check.pass,
+              r.check.rel_err ?? -1,
+              JSON.stringify(r.samples_us),
+              JSON.stringify(r.rounds),
+              r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
+              r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
+              output.build.source_hash,
+              output.build.git_commit ?? null,
+            ]);
+          }
         }
       }
       await insert(
         tx,
-        'INSERT INTO "Result" ("id", "runId", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit")',
-        22,
+        'INSERT INTO "Result" ("id", "runId", "build", "buildKey", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit")',
+        24,
         results,
         'ON CONFLICT ("id") DO NOTHING',
       );

@@ -9,7 +9,9 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { recordPlan } from '../db/plan.js';
-import type { RunJob } from '../schema/job.js';
+import type { JobBuild, RunJob } from '../schema/job.js';
+import { storeBundles } from '../source/store.js';
+import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
 import { jobKey, poolsKey, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
@@ -17,6 +19,8 @@ import { RUN_JOB_OPTIONS } from './options.js';
 export interface SubmitReport {
   sweepId: string;
   pool: string;
+  /** Each build: its name, source hash (null: each worker's own checkout), commit and whether it was dirty. */
+  builds: BuildReport[];
   points: number;
   runs: number;
   enqueued: number;
@@ -25,6 +29,21 @@ export interface SubmitReport {
 }
 
 const BATCH = 1000;
+
+/** The job's builds: those of the run's points, in the plan's order; a bundle by hash, never its bytes. */
+export function jobBuilds(plan: Plan, run: PlannedRun): JobBuild[] {
+  return plan.builds
+    .filter((b) => run.points.some((p) => p.build === b.name))
+    .map((b) => ({
+      name: b.name,
+      // Already checked against the allow-list (src/schema/sweep.ts BUILD_FLAG_RULES).
+      flags: [...b.flags],
+      source:
+        b.source.kind === 'bundle'
+          ? { bundle: b.source.hash, commit: b.source.meta.gitCommit === null ? null : b.source.meta.gitCommit + (b.source.meta.dirty ? '-dirty' : '') }
+          : { worker: true as const },
+    }));
+}
 
 export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob {
   return {
@@ -37,13 +56,21 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
     powerWaitS: plan.sweep.power_wait_s,
     submittedAt,
     rounds: plan.sweep.rounds,
-    // Already checked against the allow-list (src/schema/sweep.ts BUILD_FLAG_RULES).
-    buildFlags: [...(plan.sweep.build?.flags ?? [])],
+    builds: jobBuilds(plan, run),
     points: run.points,
   };
 }
 
+/** The bundles a plan carries (one per distinct source). */
+export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
+  const out = new Map<string, Buffer>();
+  for (const b of plan.builds) if (b.source.kind === 'bundle') out.set(b.source.hash, b.source.blob);
+  return [...out].map(([hash, blob]) => ({ hash, blob }));
+}
+
 export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null): Promise<SubmitReport> {
+  // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet.
+  await storeBundles(redis, plan.sweepId, planBundles(plan));
   const written = await recordPlan(db, plan, source);
   const prefix = queuePrefix();
   const queueName = runQueueName(plan.sweep.pool);
@@ -76,6 +103,7 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
   return {
     sweepId: plan.sweepId,
     pool: plan.sweep.pool,
+    builds: buildReports(plan),
     points: plan.points.length,
     runs: plan.runs.length,
     enqueued,
@@ -83,3 +111,4 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
     alreadyDone: plan.runs.length - pending.length,
   };
 }
+

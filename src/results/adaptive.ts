@@ -24,11 +24,11 @@ import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { RUN_JOB_OPTIONS } from '../queue/options.js';
 import { runQueueName } from '../queue/names.js';
-import { toJob } from '../queue/submit.js';
-import { PointSchema } from '../schema/sweep.js';
+import { planBundles, toJob } from '../queue/submit.js';
+import { storeBundles } from '../source/store.js';
+import { RunParamsSchema } from '../schema/job.js';
 import { runId, type Plan, type PlannedRun } from '../sweep/expand.js';
 import { canonicalJson } from '../util/hash.js';
-import { z } from 'zod';
 import { compareSweep, type CompareOptions, type Comparison } from './compare.js';
 import { loadSweepResults } from './load.js';
 
@@ -61,8 +61,6 @@ export interface AdaptiveReport {
   undecided: Array<{ point: string; env: string; variant: string; reason: string }>;
   comparison: Comparison;
 }
-
-const ParamsSchema = z.array(z.object({ hash: z.string(), point: PointSchema }));
 
 /** Resolves when no run of the sweep is waiting for an outcome. */
 export async function waitForOutcomes(db: Db, sweepId: string, opts: Pick<AdaptiveOptions, 'pollMs' | 'stallWarnMs' | 'log' | 'signal'> & { pool: string }): Promise<void> {
@@ -142,7 +140,7 @@ export async function untilConfident(db: Db, redis: Redis, plan: Plan, opts: Ada
     const planned: PlannedRun[] = [];
     for (const w of want) {
       const g = byGroup.get(w.g)!;
-      const points = ParamsSchema.parse(JSON.parse(g.params));
+      const points = RunParamsSchema.parse(JSON.parse(g.params));
       for (let i = 1; i <= w.given; i++) {
         const rep = g.maxRep + i;
         planned.push({ id: runId(sweepId, w.g, rep), groupHash: w.g, rep, seed: plan.sweep.seed + rep, points });
@@ -179,6 +177,8 @@ export async function enqueueExtraRuns(db: Db, redis: Redis, plan: Plan, runs: P
       })),
     });
   }
+  // The sweep may have finished (and released its bundles) before these runs were added: pin them again.
+  await storeBundles(redis, plan.sweepId, planBundles(plan));
   const queue = new Queue(runQueueName(plan.sweep.pool), { connection: redis, prefix: queuePrefix() });
   try {
     const now = Date.now();

@@ -15,13 +15,19 @@
  *   both reject (runLevel.ts says why the second one is needed); the CI is
  *   the wider of the sample bootstrap and the run (cluster) bootstrap.
  *
+ * What is compared is an arm: a build and a variant at one point. The
+ * baseline is a variant (each build's variants against that variant of the
+ * same build) or a build (each build against that build, variant by
+ * variant). Builds interleaved in one job pair by round exactly as variants do.
+ *
  * Speedup = baseline median / variant median: above 1 means faster.
  * Flagged runs (throttled, clock-mismatch) are left out unless asked for,
  * and counted.
  */
 import { UsageError } from '../errors.js';
 import { comparePaired, compareSamples, DEFAULT_ALPHA, DEFAULT_EQUIVALENCE_BAND, DEFAULT_MIN_ROUNDS, DEFAULT_MIN_SAMPLES, mannWhitney, median } from '../stats/index.js';
-import { quantile, type PointGroup, type SweepResults, type VariantRun } from './load.js';
+import { DEFAULT_BUILD } from '../schema/sweep.js';
+import { armKey, quantile, type Arm, type Baseline, type PointGroup, type SweepResults, type VariantRun } from './load.js';
 import { clusterBootstrapRatio, welchLogTest } from './runLevel.js';
 
 export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 'NO-BASELINE';
@@ -59,6 +65,8 @@ export interface Thresholds {
 
 export interface CompareRow {
   point: string;
+  /** The build (the sweep's name for it) this row measured. */
+  build: string;
   /** The environment group, as one label (gpu · clock · power · observed SM band). */
   env: string;
   gpu: string;
@@ -66,6 +74,7 @@ export interface CompareRow {
   power: string;
   clockBand: string;
   variant: string;
+  /** The baseline's name in its dimension (Comparison.baselineBy): a variant of this build, or a build with this variant. */
   baseline: string;
   runs: number;
   samples: number;
@@ -98,6 +107,10 @@ export interface Comparison {
   sweepId: string;
   name: string;
   baseline: string;
+  /** 'variant': each build's variants against one of its variants; 'build': each build against one build, variant by variant. */
+  baselineBy: 'variant' | 'build';
+  /** The sweep's builds, in order. */
+  builds: string[];
   thresholds: Thresholds;
   includeFlagged: boolean;
   /** Runs left out because they were flagged, over the whole sweep. */
@@ -107,11 +120,11 @@ export interface Comparison {
   queued: number;
 }
 
-export function parseBaseline(spec: string | undefined): string | null {
+export function parseBaseline(spec: string | undefined): Baseline | null {
   if (spec === undefined) return null;
-  const m = /^variant=([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(spec);
-  if (!m) throw new UsageError(`--baseline: expected variant=NAME, got "${spec}"`);
-  return m[1]!;
+  const m = /^(variant|build)=([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(spec);
+  if (!m) throw new UsageError(`--baseline: expected variant=NAME or build=NAME, got "${spec}"`);
+  return { by: m[1] as Baseline['by'], name: m[2]! };
 }
 
 export function thresholds(opts: VerdictOptions = {}): Thresholds {
@@ -129,36 +142,53 @@ export function thresholds(opts: VerdictOptions = {}): Thresholds {
   return { alpha, band, confidence: CONFIDENCE, resamples, minRuns, minSamples: DEFAULT_MIN_SAMPLES, minRounds: DEFAULT_MIN_ROUNDS, text };
 }
 
-export function compareSweep(results: SweepResults, baselineOpt: string | null, opts: CompareOptions = {}): Comparison {
-  const allVariants = new Set(results.groups.flatMap((g) => [...g.variants.keys()]));
-  const baseline = baselineOpt ?? results.baselineFromSpec ?? [...allVariants][0] ?? '';
-  if (baselineOpt && !allVariants.has(baselineOpt)) {
-    throw new UsageError(`--baseline: variant '${baselineOpt}' has no results in sweep ${results.sweepId} (has: ${[...allVariants].join(', ') || 'none'})`);
+export function compareSweep(results: SweepResults, baselineOpt: Baseline | null, opts: CompareOptions = {}): Comparison {
+  const arms = results.groups.flatMap((g) => [...g.arms.values()]);
+  const allVariants = [...new Set(arms.map((a) => a.variant))];
+  const allBuilds = results.builds.filter((b) => arms.some((a) => a.build === b));
+  if (baselineOpt?.by === 'variant' && !allVariants.includes(baselineOpt.name)) {
+    throw new UsageError(`--baseline: variant '${baselineOpt.name}' has no results in sweep ${results.sweepId} (has: ${allVariants.join(', ') || 'none'})`);
   }
+  if (baselineOpt?.by === 'build' && !allBuilds.includes(baselineOpt.name)) {
+    throw new UsageError(`--baseline: build '${baselineOpt.name}' has no results in sweep ${results.sweepId} (has: ${allBuilds.join(', ') || 'none'})`);
+  }
+  // Default: the sweep's own baseline; else, with several builds, the first build; else the first variant.
+  const baseline: Baseline =
+    baselineOpt ??
+    results.baselineFromSpec ??
+    (allBuilds.length > 1 ? { by: 'build', name: allBuilds[0]! } : { by: 'variant', name: allVariants[0] ?? '' });
   const th = thresholds(opts);
   const includeFlagged = opts.includeFlagged ?? false;
   const rows: CompareRow[] = [];
   const excludedRunIds = new Set<string>();
+  const buildRank = (b: string) => (baseline.by === 'build' && b === baseline.name ? -1 : allBuilds.indexOf(b));
   const sortedGroups = [...results.groups].sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }) || a.envLabel.localeCompare(b.envLabel));
   for (const g of sortedGroups) {
     const clean = new Map<string, VariantRun[]>();
-    for (const [v, runs] of g.variants) {
-      const kept = includeFlagged ? runs : runs.filter((r) => r.flags.length === 0);
-      for (const r of runs) if (!kept.includes(r)) excludedRunIds.add(r.runId);
-      clean.set(v, kept);
+    for (const [k, arm] of g.arms) {
+      const kept = includeFlagged ? arm.runs : arm.runs.filter((r) => r.flags.length === 0);
+      for (const r of arm.runs) if (!kept.includes(r)) excludedRunIds.add(r.runId);
+      clean.set(k, kept);
     }
-    const base = clean.get(baseline) ?? [];
-    const variants = [...g.variants.keys()].sort((a, b) => (a === baseline ? -1 : b === baseline ? 1 : a.localeCompare(b)));
-    for (const v of variants) {
-      const runs = clean.get(v)!;
-      const excludedRuns = g.variants.get(v)!.length - runs.length;
-      rows.push(compareRow(g, v, baseline, base, runs, excludedRuns, th));
+    const baseOf = (a: Arm) => (baseline.by === 'build' ? armKey(baseline.name, a.variant) : armKey(a.build, baseline.name));
+    const isBase = (a: Arm) => baseOf(a) === armKey(a.build, a.variant);
+    const ordered = [...g.arms.values()].sort((a, b) =>
+      baseline.by === 'build'
+        ? a.variant.localeCompare(b.variant) || buildRank(a.build) - buildRank(b.build)
+        : buildRank(a.build) - buildRank(b.build) || (isBase(a) ? -1 : isBase(b) ? 1 : a.variant.localeCompare(b.variant)),
+    );
+    for (const arm of ordered) {
+      const runs = clean.get(armKey(arm.build, arm.variant))!;
+      const base = clean.get(baseOf(arm)) ?? [];
+      rows.push(compareRow(g, arm, baseline, isBase(arm), base, runs, arm.runs.length - runs.length, th));
     }
   }
   return {
     sweepId: results.sweepId,
     name: results.name,
-    baseline,
+    baseline: baseline.name,
+    baselineBy: baseline.by,
+    builds: allBuilds,
     thresholds: th,
     includeFlagged,
     excludedFlagged: excludedRunIds.size,
@@ -168,11 +198,16 @@ export function compareSweep(results: SweepResults, baselineOpt: string | null, 
   };
 }
 
-function compareRow(g: PointGroup, variant: string, baseline: string, base: VariantRun[], runs: VariantRun[], excludedRuns: number, th: Thresholds): CompareRow {
+function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline: boolean, base: VariantRun[], runs: VariantRun[], excludedRuns: number, th: Thresholds): CompareRow {
+  const variant = arm.variant;
+  const baseline = baselineSpec.name;
+  const what = arm.build === DEFAULT_BUILD ? variant : `${arm.build} ${variant}`;
+  const baseWhat = baselineSpec.by === 'build' ? `build ${baseline} (${variant})` : arm.build === DEFAULT_BUILD ? baseline : `${arm.build} ${baseline}`;
   const s = pooled(runs).sort((a, b) => a - b);
   const med = quantile(s, 0.5);
   const row: CompareRow = {
     point: g.label,
+    build: arm.build,
     env: g.envLabel,
     gpu: g.env.gpu,
     clock: g.env.clock,
@@ -201,13 +236,13 @@ function compareRow(g: PointGroup, variant: string, baseline: string, base: Vari
     groupHashes: [...new Set([...runs, ...base].map((r) => r.groupHash))].sort(),
   };
   if (runs.length === 0) {
-    return { ...row, verdict: 'UNSURE', reason: `every run of ${variant} here is flagged (${excludedRuns}); --include-flagged to use them` };
+    return { ...row, verdict: 'UNSURE', reason: `every run of ${what} here is flagged (${excludedRuns}); --include-flagged to use them` };
   }
-  if (variant === baseline) {
+  if (isBaseline) {
     return { ...row, speedup: 1, verdict: 'BASELINE', reason: 'the baseline' };
   }
   if (base.length === 0) {
-    return { ...row, verdict: 'NO-BASELINE', reason: `no unflagged run of the baseline ${baseline} in this environment group` };
+    return { ...row, verdict: 'NO-BASELINE', reason: `no unflagged run of the baseline ${baseWhat} in this environment group` };
   }
   return { ...row, ...verdictOf(base, runs, th) };
 }

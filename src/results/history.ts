@@ -2,14 +2,18 @@
  * History of one point across builds: every result keeps the identity of the
  * binary that produced it (Result.sourceHash, Result.gitCommit), so the same
  * point (Result.pointHash: its parameters with the variant, independent of
- * the sweep) can be followed from build to build. Builds are ordered by the
- * time their first run of the point finished. Steps between builds are found
+ * the sweep) can be followed from build to build. Builds are ordered by git
+ * ancestry where it is known (BuildSource: every build of the series has a
+ * commit; by generation, the number of commits reachable from the commit, so
+ * an ancestor always comes first; a dirty build right after its commit), else
+ * by the time their first run of the point finished; each series says which.
+ * Steps between builds are found
  * by stats detectSteps (Mann-Whitney against the previous level, and a
  * minimum relative change).
  */
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { PointSchema } from '../schema/sweep.js';
+import { RunParamsSchema } from '../schema/job.js';
 import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, type StepKind } from '../stats/index.js';
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
@@ -30,6 +34,12 @@ export interface HistoryOptions {
 export interface BuildEntry {
   sourceHash: string;
   gitCommit: string | null;
+  /** Build inputs differed from gitCommit's (edits not committed). */
+  dirty: boolean;
+  /** Where the source came from first ("git origin/main", "dir ./csrc"); null for results older than BuildSource. */
+  label: string | null;
+  commitTime: string | null;
+  generation: number | null;
   firstSeen: string | null;
   runs: number;
   samples: number;
@@ -46,6 +56,8 @@ export interface HistorySeries {
   variant: string;
   env: string;
   excludedFlagged: number;
+  /** 'ancestry': every build has a known commit, ordered by git ancestry; 'first-seen': by the time first seen. */
+  order: 'ancestry' | 'first-seen';
   builds: BuildEntry[];
 }
 
@@ -57,7 +69,6 @@ export interface History {
   series: HistorySeries[];
 }
 
-const ParamsSchema = z.array(z.object({ hash: z.string(), point: PointSchema }));
 const numbers = z.array(z.number());
 
 export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History> {
@@ -91,8 +102,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
   }
   const series = new Map<string, Acc>();
   for (const r of results) {
-    const params = ParamsSchema.parse(JSON.parse(r.run.params));
-    const p = params.find((x) => x.point.variant === r.variant)?.point ?? params[0]!.point;
+    const params = RunParamsSchema.parse(JSON.parse(r.run.params));
+    const p = params.find((x) => x.point.variant === r.variant && x.build === r.build)?.point ?? params[0]!.point;
     const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, bandMhz });
     const key = `${r.pointHash}|${envKey(env)}`;
     let acc = series.get(key);
@@ -113,9 +124,21 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     b.samples.push(...numbers.parse(JSON.parse(r.samplesUs)));
     acc.builds.set(r.sourceHash, b);
   }
+  const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
+  const sources = new Map((hashes.length ? await db.buildSource.findMany({ where: { hash: { in: hashes } } }) : []).map((b) => [b.hash, b]));
   const out: HistorySeries[] = [];
   for (const acc of series.values()) {
-    const ordered = [...acc.builds.entries()].sort((a, b) => a[1].first - b[1].first || a[0].localeCompare(b[0]));
+    const byTime = (a: [string, { first: number }], b: [string, { first: number }]) => a[1].first - b[1].first || a[0].localeCompare(b[0]);
+    const entries = [...acc.builds.entries()];
+    const known = entries.every(([h]) => sources.get(h)?.generation != null);
+    // Ancestry: generation (an ancestor has fewer reachable commits), a dirty tree after its commit, then time.
+    const ordered = known
+      ? entries.sort((a, b) => {
+          const sa = sources.get(a[0])!;
+          const sb = sources.get(b[0])!;
+          return sa.generation! - sb.generation! || (sa.gitCommit ?? '').localeCompare(sb.gitCommit ?? '') || Number(sa.dirty) - Number(sb.dirty) || byTime(a, b);
+        })
+      : entries.sort(byTime);
     const steps = detectSteps(
       ordered.map(([build, b]) => ({ build, samples: b.samples })),
       { alpha, minChange },
@@ -126,11 +149,17 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       variant: acc.variant,
       env: acc.env,
       excludedFlagged: acc.excluded,
+      order: known ? 'ancestry' : 'first-seen',
       builds: ordered.map(([sourceHash, b], i) => {
         const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
+        const src = sources.get(sourceHash);
         return {
           sourceHash,
-          gitCommit: b.gitCommit,
+          gitCommit: src?.gitCommit ?? b.gitCommit,
+          dirty: src?.dirty ?? /-dirty$/.test(b.gitCommit ?? ''),
+          label: src?.label ?? null,
+          commitTime: src?.commitTime ?? null,
+          generation: src?.generation ?? null,
           firstSeen: b.first === Number.MAX_SAFE_INTEGER ? null : new Date(b.first).toISOString(),
           runs: b.runs,
           samples: b.samples.length,
@@ -149,7 +178,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     minChange,
     text:
       `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) when Mann-Whitney U against the builds of the level before it gives p < ${alpha} ` +
-      `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds ordered by first time seen`,
+      `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds in git ancestry order where every build of a series has a known commit ` +
+      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which`,
     series: out.filter((s) => s.builds.length > 0),
   };
 }

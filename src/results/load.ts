@@ -6,13 +6,16 @@
  */
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { PointSchema, type Point } from '../schema/sweep.js';
+import { RunParamsSchema } from '../schema/job.js';
+import type { Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
 export interface VariantRun {
   runId: string;
+  /** The sweep's name of the build that produced it ('default' for a sweep with one build). */
+  build: string;
   rep: number;
   /** Run.pointHash: the job's group (one point, or every variant of an interleaved point). */
   groupHash: string;
@@ -39,13 +42,38 @@ export interface PointGroup {
   env: RunEnvironment;
   envLabel: string;
   point: Omit<Point, 'variant'>;
-  variants: Map<string, VariantRun[]>;
+  /** One arm per build and variant measured at this point (armKey). */
+  arms: Map<string, Arm>;
+}
+
+/** What one build and variant gave at one point: a thing a speedup is measured of. */
+export interface Arm {
+  build: string;
+  variant: string;
+  runs: VariantRun[];
+}
+
+/** How an arm is named for people: the variant, prefixed by its build when the sweep has several. */
+export function armLabel(build: string, variant: string, builds: readonly string[]): string {
+  return builds.length > 1 ? `${build} ${variant}` : variant;
+}
+
+export function armKey(build: string, variant: string): string {
+  return `${build}\0${variant}`;
+}
+
+/** What speedups are measured against: a variant (within each build) or a build (for each variant). */
+export interface Baseline {
+  by: 'variant' | 'build';
+  name: string;
 }
 
 export interface SweepResults {
   sweepId: string;
   name: string;
-  baselineFromSpec: string | null;
+  baselineFromSpec: Baseline | null;
+  /** The sweep's builds in its order (its spec), then any others found in its results. */
+  builds: string[];
   groups: PointGroup[];
   /** Runs that ended without a result, by status. */
   failures: Record<string, number>;
@@ -58,17 +86,19 @@ export interface LoadOptions {
   bandMhz?: number;
 }
 
-const ParamsSchema = z.array(z.object({ hash: z.string(), point: PointSchema }));
 const numbers = z.array(z.number());
 
 export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOptions = {}): Promise<SweepResults> {
   const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
   if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database (see \`moefarm results list\`)`);
-  let baselineFromSpec: string | null = null;
+  let baselineFromSpec: Baseline | null = null;
+  const builds: string[] = [];
   try {
-    const spec = JSON.parse(sweep.spec) as { baseline?: { variant?: string } };
-    baselineFromSpec = spec.baseline?.variant ?? null;
+    const spec = JSON.parse(sweep.spec) as { baseline?: { variant?: string; build?: string }; resolvedBuilds?: Array<{ name: string }> };
+    if (spec.baseline?.build) baselineFromSpec = { by: 'build', name: spec.baseline.build };
+    else if (spec.baseline?.variant) baselineFromSpec = { by: 'variant', name: spec.baseline.variant };
+    for (const b of spec.resolvedBuilds ?? []) builds.push(b.name);
   } catch {
     /* an unplanned sweep has no spec */
   }
@@ -92,7 +122,7 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
       failures[run.status] = (failures[run.status] ?? 0) + 1;
       continue;
     }
-    const params = ParamsSchema.parse(JSON.parse(run.params));
+    const params = RunParamsSchema.parse(JSON.parse(run.params));
     const first = params[0]!.point;
     const env = runEnvironment({
       point: first,
@@ -103,18 +133,22 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
     });
     const flags = run.flags ? run.flags.split(',').filter(Boolean) : [];
     for (const res of run.results) {
-      const p = params.find((x) => x.point.variant === res.variant)?.point ?? first;
-      const { variant: _v, ...rest } = p;
+      const p = params.find((x) => x.point.variant === res.variant && x.build === res.build)?.point ?? first;
+      // Builds of one point differ in flags at most: the point (the compared thing) is the rest.
+      const { variant: _v, build_flags: _f, ...rest } = p;
       const pointKey = canonicalJson(rest);
       const key = `${pointKey}|${envKey(env)}`;
       let g = groups.get(key);
       if (!g) {
-        g = { key, pointKey, label: '', env, envLabel: envLabel(env), point: rest, variants: new Map() };
+        g = { key, pointKey, label: '', env, envLabel: envLabel(env), point: rest, arms: new Map() };
         groups.set(key, g);
       }
-      const list = g.variants.get(res.variant) ?? [];
-      list.push({
+      if (!builds.includes(res.build)) builds.push(res.build);
+      const ak = armKey(res.build, res.variant);
+      const arm = g.arms.get(ak) ?? { build: res.build, variant: res.variant, runs: [] };
+      arm.runs.push({
         runId: run.id,
+        build: res.build,
         rep: run.rep,
         groupHash: run.pointHash,
         pointHash: res.pointHash,
@@ -128,12 +162,12 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
         finishedAt: run.finishedAt,
         hasTelemetry: run.telemetry !== null,
       });
-      g.variants.set(res.variant, list);
+      g.arms.set(ak, arm);
     }
   }
   const list = [...groups.values()];
   labelGroups(list);
-  return { sweepId, name: sweep.name, baselineFromSpec, groups: list, failures, queued };
+  return { sweepId, name: sweep.name, baselineFromSpec, builds, groups: list, failures, queued };
 }
 
 /** A short label per group: the shape, then only the parameters that differ between groups. */

@@ -9,10 +9,10 @@ import type { ReportDataInput } from '../report/types.js';
 import { TelemetrySchema } from '../schema/telemetry.js';
 import { compareSweep, type Comparison } from './compare.js';
 import { loadHistory, type History } from './history.js';
-import { loadSweepResults, type SweepResults } from './load.js';
+import { armLabel, loadSweepResults, type Arm, type Baseline, type SweepResults } from './load.js';
 
 export interface ReportOptions {
-  baseline?: string | null;
+  baseline?: Baseline | null;
   includeFlagged?: boolean;
   /** Runs whose telemetry to draw; default: up to `maxTelemetry` runs of the sweep that have telemetry, one per job group first. */
   telemetryRuns?: string[];
@@ -32,17 +32,19 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   const results = await loadSweepResults(db, sweepId, opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz });
   const cmp = compareSweep(results, opts.baseline ?? null, { includeFlagged: opts.includeFlagged ?? false });
   const singleEnv = new Set(results.groups.map((g) => g.envLabel)).size <= 1;
+  // The baseline's arms first.
+  const rank = (a: Arm) => ((cmp.baselineBy === 'build' ? a.build : a.variant) === cmp.baseline ? 0 : 1);
   const groupName = (point: string, env: string) => (singleEnv ? point : `${point} · ${env}`);
 
   const distributions = [...results.groups]
     .sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }) || a.envLabel.localeCompare(b.envLabel))
     .map((g) => ({
       group: groupName(g.label, g.envLabel),
-      variants: [...g.variants.entries()]
-        .sort(([a], [b]) => (a === cmp.baseline ? -1 : b === cmp.baseline ? 1 : a.localeCompare(b)))
-        .map(([variant, runs]) => ({
-          variant,
-          samples: runs.filter((r) => cmp.includeFlagged || r.flags.length === 0).flatMap((r) => r.samples),
+      variants: [...g.arms.values()]
+        .sort((a, b) => rank(a) - rank(b) || cmp.builds.indexOf(a.build) - cmp.builds.indexOf(b.build) || a.variant.localeCompare(b.variant))
+        .map((arm) => ({
+          variant: armLabel(arm.build, arm.variant, cmp.builds),
+          samples: arm.runs.filter((r) => cmp.includeFlagged || r.flags.length === 0).flatMap((r) => r.samples),
         }))
         .filter((v) => v.samples.length > 0),
     }))
@@ -52,15 +54,15 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
     .filter((r) => r.verdict !== 'BASELINE' && r.speedup !== null && r.ciLo !== null && r.ciHi !== null)
     .map((r) => ({
       group: groupName(r.point, r.env),
-      variant: r.variant,
-      baseline: r.baseline,
+      variant: armLabel(r.build, r.variant, cmp.builds),
+      baseline: cmp.baselineBy === 'build' ? armLabel(r.baseline, r.variant, cmp.builds) : armLabel(r.build, r.baseline, cmp.builds),
       speedup: r.speedup!,
       lo: r.ciLo!,
       hi: r.ciHi!,
       verdict: r.mode === 'paired' ? `${r.verdict}` : r.verdict,
     }));
 
-  const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.variants.values()].flat().map((r) => r.pointHash)))];
+  const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.arms.values()].flatMap((a) => a.runs.map((r) => r.pointHash))))];
   const history = await loadHistory(db, {
     pointHashes,
     includeFlagged: opts.includeFlagged ?? false,
@@ -70,12 +72,13 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   const historyData = history.series.map((s) => ({
     point: historyEnvs > 1 ? `${s.point} · ${s.env}` : s.point,
     variant: s.variant,
-    builds: s.builds.map((b) => buildLabel(b.sourceHash, b.gitCommit)),
+    builds: s.builds.map((b) => buildLabel(b)),
     medians: s.builds.map((b) => b.medianUs),
   }));
 
   const telemetry = await telemetryRuns(db, results, opts);
   const notes = [cmp.thresholds.text, history.text];
+  if (cmp.builds.length > 1) notes.push(`builds: ${cmp.builds.join(', ')}; baseline ${cmp.baselineBy} ${cmp.baseline}`);
   notes.push(
     cmp.includeFlagged
       ? 'flagged runs (throttled, clock-mismatch) included'
@@ -88,11 +91,11 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   if (failed.length) notes.push(`runs without a result: ${failed.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (results.queued) notes.push(`runs still waiting for an outcome: ${results.queued}`);
   for (const r of cmp.rows.filter((x) => x.verdict === 'UNSURE' || x.verdict === 'NO-BASELINE')) {
-    notes.push(`${r.verdict} ${groupName(r.point, r.env)} ${r.variant}: ${r.reason}`);
+    notes.push(`${r.verdict} ${groupName(r.point, r.env)} ${armLabel(r.build, r.variant, cmp.builds)}: ${r.reason}`);
   }
   for (const s of history.series) {
     for (const b of s.builds) {
-      if (b.step) notes.push(`${b.step} at build ${buildLabel(b.sourceHash, b.gitCommit)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})`);
+      if (b.step) notes.push(`${b.step} at build ${buildLabel(b)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})`);
     }
   }
   if (telemetry.none) notes.push(`telemetry: no run of this sweep recorded telemetry (CPU backend, or workers started with --no-telemetry)`);
@@ -113,8 +116,9 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   };
 }
 
-function buildLabel(sourceHash: string, gitCommit: string | null): string {
-  return gitCommit ? `${sourceHash.slice(0, 8)}@${gitCommit.slice(0, 7)}` : sourceHash.slice(0, 8);
+/** A build on the history axis: source hash, commit, and a '+' for edits not committed (dirty). */
+function buildLabel(b: { sourceHash: string; gitCommit: string | null; dirty: boolean }): string {
+  return (b.gitCommit ? `${b.sourceHash.slice(0, 8)}@${b.gitCommit.slice(0, 7)}` : b.sourceHash.slice(0, 8)) + (b.dirty ? '+' : '');
 }
 
 type TelemetryRun = ReportDataInput['telemetry'][number];
@@ -123,8 +127,9 @@ async function telemetryRuns(db: Db, results: SweepResults, opts: ReportOptions)
   const max = opts.maxTelemetry ?? 4;
   const labelOf = new Map<string, string>();
   for (const g of results.groups) {
-    for (const [variant, runs] of g.variants) {
-      for (const r of runs) {
+    for (const arm of g.arms.values()) {
+      const variant = armLabel(arm.build, arm.variant, results.builds).replace(/ /g, ':');
+      for (const r of arm.runs) {
         const prev = labelOf.get(r.runId);
         labelOf.set(r.runId, prev ? prev.replace(/^([^ ]+)/, `$1+${variant}`) : `${variant} ${g.label} rep ${r.rep}`);
       }

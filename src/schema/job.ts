@@ -3,8 +3,32 @@
  * outcome message (worker → collector). Validated on both ends.
  */
 import { z } from 'zod';
-import { BuildFlagSchema, PointSchema } from './sweep.js';
+import { BuildFlagSchema, DEFAULT_BUILD, PointSchema } from './sweep.js';
 import { BenchOutputSchema } from './bench-output.js';
+import { SourceMetaSchema } from '../source/describe.js';
+
+/** A source hash (source/inputs.ts): sha256, hex. */
+export const SourceHashSchema = z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a source hash (64 hex digits)' });
+
+/**
+ * One build of a job: where its source comes from and its extra flags. `bundle` names a source bundle in
+ * Redis by hash (the worker builds exactly that, or nothing); `worker` is the worker's own checkout.
+ * The commit goes into the binary through make (a -D define inside a shell recipe), so it is held to
+ * hex digits; the flags are checked against the sweep schema's allow-list again, for the same reason.
+ */
+export const JobBuildSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  source: z.union([
+    z.strictObject({ bundle: SourceHashSchema, commit: z.string().regex(/^[0-9a-f]{40}(-dirty)?$/).nullable().default(null) }),
+    z.strictObject({ worker: z.literal(true) }),
+  ]),
+  flags: z.array(BuildFlagSchema).default([]),
+});
+export type JobBuild = z.output<typeof JobBuildSchema>;
+
+/** One point of a job (and of Run.params): its hash, its parameters, and the build that runs it. */
+export const JobPointSchema = z.strictObject({ hash: z.string(), point: PointSchema, build: z.string().default(DEFAULT_BUILD) });
+export const RunParamsSchema = z.array(JobPointSchema);
 
 export const RunJobSchema = z.strictObject({
   runId: z.string(),
@@ -17,13 +41,9 @@ export const RunJobSchema = z.strictObject({
   /** First time the job was enqueued (ms since epoch): the power-source deadline counts from here. */
   submittedAt: z.number(),
   rounds: z.int().positive(),
-  /**
-   * Extra compiler flags for the build, checked against the sweep schema's allow-list again here:
-   * they reach make, whose recipes run through a shell, so a job written straight into Redis must
-   * not be able to carry anything else.
-   */
-  buildFlags: z.array(BuildFlagSchema).default([]),
-  points: z.array(z.strictObject({ hash: z.string(), point: PointSchema })).min(1),
+  /** The builds this job runs (one, or with interleave every build of the point), each in every round. */
+  builds: z.array(JobBuildSchema).min(1).max(16),
+  points: z.array(JobPointSchema).min(1),
   /** TEST ONLY: make the native run misbehave. Honoured only by a worker started with test hooks enabled. */
   test: z
     .strictObject({
@@ -31,8 +51,20 @@ export const RunJobSchema = z.strictObject({
       output: z.enum(['garbage', 'partial', 'nan', 'exit3']).optional(),
     })
     .optional(),
+}).superRefine((job, ctx) => {
+  const why = jobBuildsConsistent(job);
+  if (why) ctx.addIssue({ code: 'custom', path: ['builds'], message: why });
 });
 export type RunJob = z.output<typeof RunJobSchema>;
+/** Every point names a build of the job, and every build has a point. */
+export function jobBuildsConsistent(job: Pick<RunJob, 'builds' | 'points'>): string | null {
+  const names = new Set(job.builds.map((b) => b.name));
+  if (names.size !== job.builds.length) return 'a build is listed twice';
+  const missing = job.points.find((p) => !names.has(p.build));
+  if (missing) return `point ${missing.hash} names build '${missing.build}', which the job does not list`;
+  const idle = job.builds.find((b) => !job.points.some((p) => p.build === b.name));
+  return idle ? `build '${idle.name}' has no point` : null;
+}
 export type RunJobInput = z.input<typeof RunJobSchema>;
 
 /** Terminal states of a run. Everything but `done` is a failure with a reason. */
@@ -46,6 +78,7 @@ export const RUN_STATUSES = [
   'crashed',
   'compile-error',
   'invalid',
+  'bad-source',
 ] as const;
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
@@ -75,6 +108,15 @@ export const BuildInfoSchema = z.strictObject({
 });
 export type BuildInfo = z.infer<typeof BuildInfoSchema>;
 
+/** What one build of a run gave: the build, the binary's output, and for a worker-source build what its checkout was. */
+export const BuiltOutputSchema = z.strictObject({
+  name: z.string(),
+  info: BuildInfoSchema,
+  output: BenchOutputSchema,
+  source: SourceMetaSchema.nullable().default(null),
+});
+export type BuiltOutput = z.output<typeof BuiltOutputSchema>;
+
 export const OutcomeSchema = z.strictObject({
   runId: z.string(),
   sweepId: z.string(),
@@ -85,8 +127,8 @@ export const OutcomeSchema = z.strictObject({
   reason: z.string().nullable(),
   attempts: z.int().nonnegative(),
   worker: WorkerIdentitySchema.nullable(),
-  build: BuildInfoSchema.nullable(),
-  output: BenchOutputSchema.nullable(),
+  /** One entry per build of the job when the run is done; empty otherwise. */
+  builds: z.array(BuiltOutputSchema).default([]),
   flags: z.array(z.string()).default([]),
   env: z.record(z.string(), z.unknown()).nullable().default(null),
   telemetry: z.unknown().nullable().default(null),

@@ -3,7 +3,7 @@
  * Every axis takes a list (a single value is read as a list of one).
  */
 import { z } from 'zod';
-import { BACKENDS, DTYPES, MODEL_NAMES } from './variants.js';
+import { BACKENDS, DTYPES } from './variants.js';
 
 /** Names that end up in queue names, job ids and file names: no paths, no shell syntax. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -37,8 +37,11 @@ export type Power = z.infer<typeof PowerSchema>;
 
 const BackendSchema = z.enum(BACKENDS, { error: `expected a backend: ${BACKENDS.join(' | ')}` });
 const DtypeSchema = z.enum(DTYPES, { error: `expected a dtype: ${DTYPES.join(' | ')}` });
-const ModelSchema = z.enum(MODEL_NAMES as [string, ...string[]], { error: `expected a model preset: ${MODEL_NAMES.join(' | ')}` });
+// Preset and variant names are checked against each build's own variant table (csrc/variants.json of
+// that source) at submit, where the table is known: two builds may differ (sweep/validate.ts).
+const ModelSchema = safeName('a model preset name');
 const VariantSchema = safeName('a variant name');
+const BuildNameSchema = safeName('a build name');
 
 /** An axis: a non-empty list of values; a single value stands for a list of one. */
 function axis<T extends z.ZodType>(item: T) {
@@ -87,9 +90,31 @@ export const BuildSchema = z.strictObject({
 });
 export type BuildSpec = z.infer<typeof BuildSchema>;
 
-export const AXES = ['backend', 'variant', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+/**
+ * A git ref as `git` takes it (HEAD, HEAD~2, origin/main, v1.2, a commit id): it goes to git as one
+ * argument after --end-of-options, never through a shell; no leading '-', no whitespace, no '..' ranges.
+ */
+const GitRefSchema = z
+  .string({ error: 'expected a git ref (a string)' })
+  .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._/~^@{}+-]{0,199}$/, { error: "expected a git ref such as HEAD, HEAD~1, origin/main or a commit id (no leading '-', no '..', no spaces)" });
+
+/** One named build: its source (a git ref of the submitter's repository, or a folder as it is on disk) and extra flags. */
+export const BuildSourceSpecSchema = z
+  .strictObject({
+    git: GitRefSchema.optional(),
+    /** A folder holding the build inputs (like csrc/), relative to the directory the submit runs in. */
+    dir: z.string({ error: 'expected a folder (a string)' }).min(1).max(1000).refine((d) => !d.includes('\0'), { error: 'expected a folder path' }).optional(),
+    /** Extra compiler flags of this build (allow-listed); default: the sweep's build.flags. */
+    flags: BuildSchema.shape.flags.optional(),
+  })
+  .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
+export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
+
+export const AXES = ['build', 'backend', 'variant', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
 
 export const MatrixSchema = z.strictObject({
+  /** Names from `builds`; default: every build listed there (or the one implicit build). */
+  build: axis(BuildNameSchema).optional(),
   backend: axis(BackendSchema).default(['cpu']),
   variant: axis(VariantSchema),
   model: axis(ModelSchema).optional(),
@@ -106,6 +131,7 @@ export const MatrixSchema = z.strictObject({
 
 /** One exclude rule: a point is dropped when every field given here equals the point's. */
 export const ExcludeSchema = z.strictObject({
+  build: BuildNameSchema.optional(),
   backend: BackendSchema.optional(),
   variant: VariantSchema.optional(),
   model: ModelSchema.optional(),
@@ -134,9 +160,24 @@ export const SweepSchema = z
     /** Run all variants of a point in one job, alternating in rounds (drift hits them alike). */
     interleave: z.boolean({ error: 'expected true or false' }).default(false),
     rounds: int(1, 1000, 'a round count').default(5),
-    baseline: z.strictObject({ variant: VariantSchema }).optional(),
+    /** What speedups are measured against: a variant (within each build) or a build (per variant). */
+    baseline: z
+      .strictObject({ variant: VariantSchema.optional(), build: BuildNameSchema.optional() })
+      .refine((b) => (b.variant === undefined) !== (b.build === undefined), { error: 'expected exactly one of {variant: NAME} or {build: NAME}' })
+      .optional(),
     /** Extra compiler flags (allow-listed): part of the sweep id and of every point's hash, since they change the build. */
     build: BuildSchema.optional(),
+    /**
+     * Named builds (the `build` axis): each a source and flags. Without it the sweep has one build,
+     * `default`: the submitter's csrc/ as it is on disk (or `--source DIR`).
+     */
+    builds: z
+      .record(BuildNameSchema, BuildSourceSpecSchema, { error: 'expected a mapping of build names to {git: REF} or {dir: FOLDER}' })
+      .refine((b) => Object.keys(b).length > 0, { error: 'expected at least one build' })
+      .refine((b) => Object.keys(b).length <= 16, { error: 'expected at most 16 builds' })
+      .optional(),
+    /** `worker`: each worker builds its own checkout (fixed-host fleets) and records what it built; nothing travels. */
+    source: z.literal('worker', { error: "expected 'worker' (or leave it out: the source travels with the sweep)" }).optional(),
     matrix: MatrixSchema,
     exclude: z.array(ExcludeSchema, { error: 'expected a list of exclude rules' }).default([]),
   })
@@ -146,14 +187,31 @@ export const SweepSchema = z
     if (hasModel === hasShape) {
       ctx.addIssue({ code: 'custom', path: ['matrix'], message: 'expected exactly one of matrix.model or matrix.shape' });
     }
-    if (s.baseline && !s.matrix.variant.includes(s.baseline.variant)) {
+    if (s.baseline?.variant !== undefined && !s.matrix.variant.includes(s.baseline.variant)) {
       ctx.addIssue({
         code: 'custom',
         path: ['baseline', 'variant'],
         message: `expected one of the sweep's variants (${s.matrix.variant.join(', ')}), got '${s.baseline.variant}'`,
       });
     }
+    const names = buildNames(s);
+    (s.matrix.build ?? []).forEach((b, i) => {
+      if (!names.includes(b)) ctx.addIssue({ code: 'custom', path: ['matrix', 'build', i], message: `expected one of the builds named under builds: (${names.join(', ')}), got '${b}'` });
+    });
+    if (s.matrix.build && new Set(s.matrix.build).size !== s.matrix.build.length) ctx.addIssue({ code: 'custom', path: ['matrix', 'build'], message: 'expected each build once' });
+    if (s.baseline?.build !== undefined && !(s.matrix.build ?? names).includes(s.baseline.build)) {
+      ctx.addIssue({ code: 'custom', path: ['baseline', 'build'], message: `expected one of the sweep's builds (${(s.matrix.build ?? names).join(', ')}), got '${s.baseline.build}'` });
+    }
+    if (s.source === 'worker' && s.builds) ctx.addIssue({ code: 'custom', path: ['source'], message: "expected either source: worker or builds:, not both (a worker's own checkout is one build)" });
   });
+
+/** The name of the one build of a sweep that names none. */
+export const DEFAULT_BUILD = 'default';
+
+/** The builds a sweep runs, in order: matrix.build, else every build under builds:, else the implicit one. */
+export function buildNames(s: { builds?: Record<string, unknown> | undefined; matrix: { build?: string[] | undefined } }): string[] {
+  return s.matrix.build ?? (s.builds ? Object.keys(s.builds) : [DEFAULT_BUILD]);
+}
 
 export type SweepInput = z.input<typeof SweepSchema>;
 export type Sweep = z.output<typeof SweepSchema>;

@@ -1,35 +1,39 @@
 /**
- * Variants and shape presets the native binary (csrc/) knows. Kept here so a
- * sweep naming an unknown variant is refused at submit time, before any work
- * is queued. csrc/CONTRACT.md is the source of truth; keep the two in step.
+ * What is static about every build of moe-bench: its backends and the storage
+ * types its command line takes. Everything else a build supports (variants,
+ * presets, shape limits, per-variant dtypes) is in that build's own variant
+ * table, csrc/variants.json, read from each build's source at submit
+ * (src/schema/variant-table.ts, src/sweep/validate.ts).
  */
-export const CPU_VARIANTS = ['reference', 'fused'] as const;
-export const CUDA_VARIANTS = [
-  'separate',
-  'persistent-simple',
-  'persistent-multiwarp',
-  'persistent-roundrobin',
-  'persistent-splitk',
-  'persistent-splitk-dyn',
-  'persistent-stream',
-] as const;
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../config.js';
+import { parseVariantTable, variantsOf, type VariantTable } from './variant-table.js';
 
 export const BACKENDS = ['cpu', 'cuda'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
-export const VARIANTS_BY_BACKEND: Record<Backend, readonly string[]> = {
-  cpu: CPU_VARIANTS,
-  cuda: CUDA_VARIANTS,
-};
-
-/** Shape presets: public MoE layer shapes (routed experts only). */
-export const MODELS = {
-  tiny: { hidden: 256, inter: 128, experts: 16, topk: 4 },
-  'qwen3-30b-a3b': { hidden: 2048, inter: 768, experts: 128, topk: 8 },
-  'olmoe-1b-7b': { hidden: 2048, inter: 1024, experts: 64, topk: 8 },
-  'deepseek-v2-lite': { hidden: 2048, inter: 1408, experts: 64, topk: 6 },
-} as const;
-export type ModelName = keyof typeof MODELS;
-export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
-
 export const DTYPES = ['fp16', 'bf16', 'fp32'] as const;
+
+/** The table of this checkout's csrc/, or null when there is none (a bundled CLI without sources). */
+function checkoutTable(): VariantTable | null {
+  try {
+    return parseVariantTable(readFileSync(join(projectRoot, 'csrc', 'variants.json'), 'utf8'), 'csrc/variants.json');
+  } catch {
+    return null;
+  }
+}
+
+// Views of this checkout's table, kept only for test/variants.test.ts (which compares them with the
+// binary's --list); no code path of the farm uses them: a sweep is checked against each build's table.
+const checkout = checkoutTable();
+/** @deprecated this checkout's table only; use the build's table. */
+export const CPU_VARIANTS: readonly string[] = checkout ? variantsOf(checkout, 'cpu') : [];
+/** @deprecated this checkout's table only; use the build's table. */
+export const CUDA_VARIANTS: readonly string[] = checkout ? variantsOf(checkout, 'cuda') : [];
+/** @deprecated this checkout's table only; use the build's table. */
+export const MODELS: Readonly<Record<string, { hidden: number; inter: number; experts: number; topk: number }>> = Object.fromEntries(
+  (checkout?.presets ?? []).map((p) => [p.name, { hidden: p.hidden, inter: p.inter, experts: p.experts, topk: p.topk }]),
+);
+/** @deprecated this checkout's table only; use the build's table. */
+export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);

@@ -4,9 +4,10 @@
  * in two sweeps is recognised as the same and its history can be followed.
  */
 import { UsageError } from '../errors.js';
-import { MODELS, VARIANTS_BY_BACKEND, type ModelName } from '../schema/variants.js';
 import type { Exclude, Point, Sweep } from '../schema/sweep.js';
 import { canonicalJson, contentHash, sha256 } from '../util/hash.js';
+import { resolveBuilds, type PlanBuild, type ResolveOptions } from './builds.js';
+import { pointRefusal } from './validate.js';
 
 /** Runs a sweep may plan without --allow-large. */
 export const DEFAULT_MAX_RUNS = 5000;
@@ -21,11 +22,14 @@ export const DEFAULT_MAX_RUNS = 5000;
 export const HARD_MAX_COMBINATIONS = 1_000_000;
 
 export interface PlannedPoint {
+  /** Hash of the point's parameters (variant and flags included, source not): the key of history across builds. */
   hash: string;
   point: Point;
+  /** Name of the build (PlanBuild.name) that runs it. */
+  build: string;
 }
 
-/** A unit of work: one job on the queue. With interleave, one job holds every variant of a point. */
+/** A unit of work: one job on the queue. With interleave, one job holds every build and variant of a point. */
 export interface PlannedRun {
   id: string; // sweepId-groupHash-rN: run id, BullMQ job id
   groupHash: string;
@@ -37,29 +41,32 @@ export interface PlannedRun {
 export interface Plan {
   sweepId: string;
   sweep: Sweep;
+  builds: PlanBuild[];
   points: PlannedPoint[];
   runs: PlannedRun[];
 }
 
-export function sweepId(sweep: Sweep): string {
-  return 's' + contentHash(sweep, 12);
+/**
+ * The sweep's id: its normalised spec and the identity of every build's source, so the same file
+ * over an edited kernel is a new sweep, and the same file over the same sources adds nothing.
+ */
+export function sweepId(sweep: Sweep, builds: readonly PlanBuild[]): string {
+  return 's' + contentHash({ sweep, sources: builds.map((b) => [b.name, b.source.kind === 'bundle' ? b.source.hash : 'worker']) }, 12);
 }
 
 export function pointHash(point: Point): string {
   return contentHash(point, 16);
 }
 
-type Combo = Record<string, unknown>;
+type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number };
+type Combo = { values: Record<string, unknown>; index: Record<string, number> };
 
-export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
+export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 'sweep'): PlannedPoint[] {
   const m = sweep.matrix;
-  const shapes: Array<{ model: string | null; hidden: number; inter: number; experts: number; topk: number }> = m.model
-    ? m.model.map((name) => ({ model: name, ...MODELS[name as ModelName] }))
-    : (m.shape ?? []).map((s) => ({ model: null, ...s }));
   const axes: Array<[string, readonly unknown[]]> = [
     ['backend', m.backend],
     ['variant', m.variant],
-    ['shapeSpec', shapes],
+    ['shapeSpec', m.model ?? m.shape ?? []],
     ['tokens', m.tokens],
     ['dtype', m.dtype],
     ['warmup', m.warmup],
@@ -69,61 +76,65 @@ export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
     ['clock', m.clock],
     ['power', m.power],
   ];
-  const product = axes.reduce((n, [, values]) => n * values.length, 1);
+  const product = axes.reduce((n, [, values]) => n * values.length, builds.length);
   if (product > HARD_MAX_COMBINATIONS) {
-    const sizes = axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`);
+    const sizes = [...(builds.length > 1 ? [`build ${builds.length}`] : []), ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`)];
     throw new UsageError(
       `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes.join(' x ')}), ` +
         `more than ${HARD_MAX_COMBINATIONS} even before excludes; split the sweep`,
     );
   }
-  const buildFlags = sweep.build?.flags ?? [];
-  let combos: Combo[] = [{}];
+  let combos: Combo[] = [{ values: {}, index: {} }];
   for (const [key, values] of axes) {
     const next: Combo[] = [];
-    for (const c of combos) for (const v of values) next.push({ ...c, [key]: v });
+    for (const c of combos) values.forEach((v, i) => next.push({ values: { ...c.values, [key]: v }, index: { ...c.index, [key]: i } }));
     combos = next;
   }
   const points: PlannedPoint[] = [];
   const seen = new Set<string>();
-  for (const c of combos) {
-    const s = c['shapeSpec'] as (typeof shapes)[number];
-    const point: Point = {
-      backend: c['backend'] as Point['backend'],
-      variant: c['variant'] as string,
-      model: s.model,
-      hidden: s.hidden,
-      inter: s.inter,
-      experts: s.experts,
-      topk: s.topk,
-      tokens: c['tokens'] as number,
-      dtype: c['dtype'] as Point['dtype'],
-      warmup: c['warmup'] as number,
-      iters: c['iters'] as number,
-      rotate: c['rotate'] as number | null,
-      cold_l2: c['cold_l2'] as boolean,
-      clock: c['clock'] as Point['clock'],
-      power: c['power'] as Point['power'],
-      // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
-      ...(buildFlags.length > 0 ? { build_flags: [...buildFlags] } : {}),
+  for (const build of builds) {
+    const shapeOf = (spec: unknown, i: number): Shape => {
+      if (typeof spec !== 'string') return { model: null, ...(spec as Omit<Shape, 'model'>) };
+      const preset = build.table.presets.find((p) => p.name === spec);
+      if (!preset) {
+        throw new UsageError(`${file}: matrix.model[${i}]: expected a model preset of ${build.label} (${build.table.presets.map((p) => p.name).join(' | ')}), got '${spec}'`);
+      }
+      return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk };
     };
-    if (sweep.exclude.some((rule) => excludes(rule, point))) continue;
-    const allowed = VARIANTS_BY_BACKEND[point.backend];
-    if (!allowed.includes(point.variant)) {
-      const i = m.variant.indexOf(point.variant);
-      throw new UsageError(
-        `${file}: matrix.variant[${i}]: '${point.variant}' is not a ${point.backend} variant (expected one of ${allowed.join(', ')}); ` +
-          `drop it or add an exclude rule {backend: ${point.backend}, variant: ${point.variant}}`,
-      );
+    for (const c of combos) {
+      const v = c.values;
+      const s = shapeOf(v['shapeSpec'], c.index['shapeSpec']!);
+      const point: Point = {
+        backend: v['backend'] as Point['backend'],
+        variant: v['variant'] as string,
+        model: s.model,
+        hidden: s.hidden,
+        inter: s.inter,
+        experts: s.experts,
+        topk: s.topk,
+        tokens: v['tokens'] as number,
+        dtype: v['dtype'] as Point['dtype'],
+        warmup: v['warmup'] as number,
+        iters: v['iters'] as number,
+        rotate: v['rotate'] as number | null,
+        cold_l2: v['cold_l2'] as boolean,
+        clock: v['clock'] as Point['clock'],
+        power: v['power'] as Point['power'],
+        // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
+        ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
+      };
+      if (sweep.exclude.some((rule) => excludes(rule, point, build.name))) continue;
+      const refusal = pointRefusal(build, point, c.index, m.model !== undefined);
+      if (refusal) throw new UsageError(`${file}: ${refusal}`);
+      const json = canonicalJson(point);
+      const hash = sha256(json).slice(0, 16);
+      if (seen.has(`${build.name}\0${hash}`)) continue;
+      seen.add(`${build.name}\0${hash}`);
+      const planned = { hash, point, build: build.name };
+      // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
+      plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
+      points.push(planned);
     }
-    const json = canonicalJson(point);
-    const hash = sha256(json).slice(0, 16);
-    if (seen.has(hash)) continue;
-    seen.add(hash);
-    const planned = { hash, point };
-    // The canonical text of {hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
-    plannedJson.set(planned, `{"hash":"${hash}","point":${json}}`);
-    points.push(planned);
   }
   return points;
 }
@@ -138,10 +149,11 @@ export function pointsJson(points: readonly PlannedPoint[]): string {
   return `[${points.map((p) => plannedJson.get(p) ?? canonicalJson(p)).join(',')}]`;
 }
 
-function excludes(rule: Exclude, point: Point): boolean {
+function excludes(rule: Exclude, point: Point, build: string): boolean {
   const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return false;
   return entries.every(([key, value]) => {
+    if (key === 'build') return value === build;
     if (key === 'shape') {
       const s = value as NonNullable<Exclude['shape']>;
       return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
@@ -150,23 +162,25 @@ function excludes(rule: Exclude, point: Point): boolean {
   });
 }
 
-export interface PlanOptions {
-  file?: string;
+export interface PlanOptions extends ResolveOptions {
   allowLarge?: boolean;
   maxRuns?: number;
+  /** The sweep's builds, already resolved (resolveBuilds); default: resolved now. */
+  builds?: PlanBuild[];
 }
 
 export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   const file = opts.file ?? 'sweep';
-  const id = sweepId(sweep);
-  const points = expandPoints(sweep, file);
+  const builds = opts.builds ?? resolveBuilds(sweep, opts);
+  const id = sweepId(sweep, builds);
+  const points = expandPoints(sweep, builds, file);
   if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
-  const groups = groupPoints(sweep, points);
+  const groups = groupPoints(sweep, points, builds.length);
   const total = groups.length * sweep.repeat;
   const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
   if (total > max && !opts.allowLarge) {
     throw new UsageError(
-      `${file}: matrix: expands to ${total} runs (${points.length} points x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
+      `${file}: matrix: expands to ${total} runs (${points.length} points${builds.length > 1 ? ` over ${builds.length} builds` : ''} x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
         'narrow the matrix or pass --allow-large',
     );
   }
@@ -176,19 +190,22 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
       runs.push({ id: runId(id, g.hash, rep), groupHash: g.hash, rep, seed: sweep.seed + rep, points: g.points });
     }
   }
-  return { sweepId: id, sweep, points, runs };
+  return { sweepId: id, sweep, builds, points, runs };
 }
 
 export function runId(sweepIdValue: string, groupHash: string, rep: number): string {
   return `${sweepIdValue}-${groupHash}-r${rep}`;
 }
 
-/** Without interleave every point is its own group; with it, points that differ only by variant share one. */
-function groupPoints(sweep: Sweep, points: PlannedPoint[]): Array<{ hash: string; points: PlannedPoint[] }> {
-  if (!sweep.interleave) return points.map((p) => ({ hash: p.hash, points: [p] }));
+/**
+ * Without interleave every point of every build is its own group (its hash is the point's when the
+ * sweep has one build); with it, points that differ only by variant or build share one job.
+ */
+function groupPoints(sweep: Sweep, points: PlannedPoint[], builds: number): Array<{ hash: string; points: PlannedPoint[] }> {
+  if (!sweep.interleave) return points.map((p) => ({ hash: builds === 1 ? p.hash : 'b' + contentHash([p.build, p.hash], 15), points: [p] }));
   const byKey = new Map<string, PlannedPoint[]>();
   for (const p of points) {
-    const { variant: _variant, ...rest } = p.point;
+    const { variant: _variant, build_flags: _flags, ...rest } = p.point;
     const key = canonicalJson(rest);
     const list = byKey.get(key);
     if (list) list.push(p);

@@ -27,8 +27,8 @@ describe('build flags', () => {
     const hashes = new Set([plain, flagged, other].flatMap((pl) => pl.points.map((p) => p.hash)));
     expect(hashes.size).toBe(6);
     expect(new Set([plain.sweepId, flagged.sweepId, other.sweepId]).size).toBe(3);
-    expect(toJob(flagged, flagged.runs[0]!, 0).buildFlags).toEqual(FLAGS);
-    expect(toJob(plain, plain.runs[0]!, 0).buildFlags).toEqual([]);
+    expect(toJob(flagged, flagged.runs[0]!, 0).builds.map((b) => b.flags)).toEqual([FLAGS]);
+    expect(toJob(plain, plain.runs[0]!, 0).builds.map((b) => b.flags)).toEqual([[]]);
   });
 
   it('are matched whole: nothing of a flag reaches a shell', () => {

@@ -34,6 +34,7 @@ export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): Var
   const sorted = [...samples].sort((a, b) => a - b);
   return {
     runId: `run-${fakeId}`,
+    build: 'default',
     rep: 0,
     groupHash: 'g',
     pointHash: 'p',
@@ -107,8 +108,10 @@ export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcom
     reason: null,
     attempts: 1,
     worker: { id: 'synth-host/synth/cpu', host: 'synth-host', pool: plan.sweep.pool, backend: 'cpu', cpu: 'synthetic cpu', gpu: null, gpuIndex: null, driver: null, compiler: 'g++ 12', pid: 1 },
-    build: null,
-    output: {
+    builds: [{
+      name: run.points[0]!.build,
+      info: { key: `synth-${o.sourceHash ?? 'srcA'}`, backend: 'cpu', sourceHash: o.sourceHash ?? 'srcA', gitCommit: o.gitCommit ?? null, compiler: 'g++ 12', flags: '-O3', arch: 'x86-64' },
+      output: {
       schema: 'moefarm.bench/1',
       config: { backend: 'cpu', variants: o.results.map((r) => r.variant), hidden: p.hidden, inter: p.inter, experts: p.experts, topk: p.topk, tokens: p.tokens, dtype: p.dtype, warmup: p.warmup, iters: p.iters },
       device: { kind: 'cpu', name: 'synthetic' },
@@ -124,7 +127,8 @@ export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcom
         stats: stats(r.samples),
         bandwidth_gbps: null,
       })),
-    },
+      },
+    }],
     flags: o.flags ?? [],
     env: o.env ?? { clock: p.clock, power: p.power, gpu: null, backend: 'cpu' },
     telemetry: o.telemetry ?? null,
