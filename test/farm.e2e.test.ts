@@ -8,7 +8,8 @@ import { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { queuePrefix } from '../src/config.js';
 import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
-import { submitPlan, toJob } from '../src/queue/submit.js';
+import { planBundles, submitPlan, toJob } from '../src/queue/submit.js';
+import { storeBundles } from '../src/source/store.js';
 import { RUN_JOB_OPTIONS } from '../src/queue/options.js';
 import { recordPlan } from '../src/db/plan.js';
 import { compareSweep } from '../src/results/compare.js';
@@ -122,12 +123,13 @@ describe('failure paths', () => {
     await farm.close();
     const t = tempDir('csrc');
     cleanups.push(t.cleanup);
-    cpSync(join(ROOT, 'csrc'), t.dir, { recursive: true, filter: (src) => !src.includes(`${join('csrc', 'build')}`) });
+    cpSync(join(ROOT, 'csrc'), t.dir, { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
     const main = join(t.dir, 'src', 'main.cpp');
     writeFileSync(main, readFileSync(main, 'utf8') + '\nthis is not C++;\n');
-    const broken = await startFarm({ dbUrl: sqliteUrl(t.dir), pool, csrc: t.dir });
+    // The broken source is the submitted one (--source); the worker's own checkout is sound and never built.
+    const broken = await startFarm({ dbUrl: sqliteUrl(t.dir), pool });
     cleanups.push(broken.close);
-    const plan = planSweep(parseSweepText(SWEEP(pool).replace('repeat: 2', 'repeat: 1').replace('[reference, fused]', '[reference]').replace('tokens: [1, 4]', 'tokens: [1]'), 'ce.yaml'));
+    const plan = planSweep(parseSweepText(SWEEP(pool).replace('repeat: 2', 'repeat: 1').replace('[reference, fused]', '[reference]').replace('tokens: [1, 4]', 'tokens: [1]'), 'ce.yaml'), { sourceDir: t.dir });
     await submitPlan(broken.db, broken.redis, plan, null);
     await waitFor('the run to fail', () => runsSettled(broken.db, plan.sweepId, 1));
     const run = await broken.db.run.findFirstOrThrow({ where: { sweepId: plan.sweepId } });
@@ -142,6 +144,7 @@ describe('failure paths', () => {
     const plan = planSweep(parseSweepText(SWEEP(pool).replace('repeat: 2', 'repeat: 1').replace('[reference, fused]', '[reference]'), 'to.yaml'));
     expect(plan.runs).toHaveLength(2);
     await recordPlan(farm.db, plan, null);
+    await storeBundles(farm.redis, plan.sweepId, planBundles(plan));
     const q = new Queue(runQueueName(pool), { connection: farm.redis, prefix: queuePrefix() });
     const [hung, normal] = plan.runs as [PlannedRun, PlannedRun];
     // The first job's binary hangs (TEST ONLY hook); its timeout is 1 s.

@@ -18,7 +18,8 @@ import { openDb, type Db } from '../src/db/client.js';
 import { recordPlan } from '../src/db/plan.js';
 import { runQueueName } from '../src/queue/names.js';
 import { RUN_JOB_OPTIONS } from '../src/queue/options.js';
-import { submitPlan, toJob } from '../src/queue/submit.js';
+import { planBundles, submitPlan, toJob } from '../src/queue/submit.js';
+import { storeBundles } from '../src/source/store.js';
 import { TelemetrySchema } from '../src/schema/telemetry.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
@@ -233,6 +234,7 @@ describe('crash and signals (worker processes)', () => {
 
   async function enqueueSlow(plan: Plan, sleepMs: number): Promise<void> {
     await recordPlan(db, plan, null);
+    await storeBundles(redis, plan.sweepId, planBundles(plan));
     const q = new Queue(runQueueName(pool), { connection: redis, prefix: queuePrefix() });
     await q.add('run', { ...toJob(plan, plan.runs[0]!, Date.now()), test: { sleepMs } }, { ...RUN_JOB_OPTIONS, jobId: plan.runs[0]!.id });
     await q.close();

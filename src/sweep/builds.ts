@@ -41,7 +41,10 @@ export interface PlanBuild {
 export interface ResolveOptions {
   /** Sweep file name, for messages. */
   file?: string;
-  /** `--source DIR`: the implicit build's folder (default: this checkout's csrc/). Also the repository that git refs are read from. */
+  /**
+   * `--source DIR`: the source tree (default: this checkout's csrc/). A sweep without builds measures
+   * it as it is on disk; `git:` builds are read from the repository holding it, at the same folder.
+   */
   sourceDir?: string;
   /** Base of relative `dir:` folders (default: the current directory). */
   cwd?: string;
@@ -50,9 +53,6 @@ export interface ResolveOptions {
 export function resolveBuilds(sweep: Sweep, opts: ResolveOptions = {}): PlanBuild[] {
   const file = opts.file ?? 'sweep';
   const cwd = opts.cwd ?? process.cwd();
-  if (opts.sourceDir !== undefined && sweep.builds) {
-    throw new UsageError(`--source: ${file} names its builds (builds:); --source applies only to a sweep without builds (give each build a dir: instead)`);
-  }
   const sourceDir = resolve(cwd, opts.sourceDir ?? csrcDir());
   const flagsOf = (name: string) => [...(sweep.builds?.[name]?.flags ?? sweep.build?.flags ?? [])];
   return buildNames(sweep).map((name) => {

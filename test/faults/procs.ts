@@ -18,7 +18,8 @@ import { recordPlan } from '../../src/db/plan.js';
 import type { Db } from '../../src/db/client.js';
 import { poolsKey, runQueueName } from '../../src/queue/names.js';
 import { RUN_JOB_OPTIONS } from '../../src/queue/options.js';
-import { toJob } from '../../src/queue/submit.js';
+import { planBundles, toJob } from '../../src/queue/submit.js';
+import { storeBundles } from '../../src/source/store.js';
 import type { RunJob } from '../../src/schema/job.js';
 import type { Plan, PlannedRun } from '../../src/sweep/expand.js';
 import { TEST_CACHE } from '../helpers/env.js';
@@ -334,6 +335,7 @@ export async function enqueuePlan(
   plan: Plan,
   tweak: (job: RunJob, run: PlannedRun, index: number) => RunJob = (j) => j,
 ): Promise<void> {
+  await storeBundles(redis, plan.sweepId, planBundles(plan), prefix);
   await recordPlan(db, plan, null);
   await redis.sadd(poolsKey(prefix), plan.sweep.pool);
   const q = new Queue(runQueueName(plan.sweep.pool), { connection: redis, prefix });

@@ -17,7 +17,8 @@ import { Queue } from 'bullmq';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runQueueName } from '../../src/queue/names.js';
 import { RUN_JOB_OPTIONS } from '../../src/queue/options.js';
-import { toJob } from '../../src/queue/submit.js';
+import { planBundles, toJob } from '../../src/queue/submit.js';
+import { storeBundles } from '../../src/source/store.js';
 import { waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { report, runCli, settled, startCollector, startWorker, type Proc } from './procs.js';
@@ -102,6 +103,7 @@ describe('jobs pushed straight into Redis', () => {
   async function push(r: Rig, mutate: (job: ReturnType<typeof toJob>) => unknown): Promise<string> {
     const plan = tinyPlan(r.pool);
     const run = plan.runs[0]!;
+    await storeBundles(r.client, plan.sweepId, planBundles(plan), r.prefix);
     const q = new Queue(runQueueName(r.pool), { connection: r.client, prefix: r.prefix });
     await q.add('run', mutate(toJob(plan, run, Date.now())), { ...RUN_JOB_OPTIONS, attempts: 1, jobId: run.id });
     await q.close();

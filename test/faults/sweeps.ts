@@ -9,6 +9,8 @@ export interface TinySweep {
   repeat?: number;
   timeoutS?: number;
   iters?: number;
+  /** The source folder to submit (default: this checkout's csrc/). */
+  sourceDir?: string;
 }
 
 export function tinySweepText(pool: string, o: TinySweep = {}): string {
@@ -28,7 +30,7 @@ export function tinySweepText(pool: string, o: TinySweep = {}): string {
 }
 
 export function tinyPlan(pool: string, o: TinySweep = {}): Plan {
-  return planSweep(parseSweepText(tinySweepText(pool, o), 'faults.yaml'), { allowLarge: true });
+  return planSweep(parseSweepText(tinySweepText(pool, o), 'faults.yaml'), { allowLarge: true, ...(o.sourceDir ? { sourceDir: o.sourceDir } : {}) });
 }
 
 /** `n` distinct token counts (1..n): a sweep of n points. */

@@ -147,14 +147,15 @@ describe('a native binary that misbehaves', () => {
     // A real binary with a real defect: a copy of csrc/ whose check can never pass (tolerance below zero).
     const r = await rig('check');
     const csrc = join(r.dir, 'csrc');
-    cpSync(join(ROOT, 'csrc'), csrc, { recursive: true, filter: (src) => !src.includes(join('csrc', 'build')) });
+    cpSync(join(ROOT, 'csrc'), csrc, { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
     const main = join(csrc, 'src', 'main.cpp');
     const text = readFileSync(main, 'utf8');
     expect(text).toContain('worst <= cr.tol');
     writeFileSync(main, text.replace('worst <= cr.tol', 'worst < -1.0'));
     const collector = await startCollector(r, r.dbUrl);
-    await startWorker(r, r.pool, 'worker-C', { MOEFARM_CSRC: csrc });
-    const plan = tinyPlan(r.pool);
+    // The defective copy is the submitted source; the worker's own checkout plays no part.
+    await startWorker(r, r.pool, 'worker-C');
+    const plan = tinyPlan(r.pool, { sourceDir: csrc });
     await enqueuePlan(r.db, r.client, r.prefix, plan);
     await waitFor('the run to end', () => settled(r.db, plan.sweepId, 1), 90_000);
     const run = await r.db.run.findFirstOrThrow({ where: { sweepId: plan.sweepId }, include: { results: true } });

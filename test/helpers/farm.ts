@@ -14,11 +14,11 @@ export interface Farm {
   close: () => Promise<void>;
 }
 
-export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: string; testHooks?: boolean; lockDurationMs?: number }): Promise<Farm> {
+export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: string; cache?: string; testHooks?: boolean; lockDurationMs?: number; bundleGraceS?: number }): Promise<Farm> {
   const db = await openDb({ url: opts.dbUrl });
   const conns = [0, 1, 2].map(() => new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }));
   const [redis, wc, cc] = conns as [Redis, Redis, Redis];
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500 });
+  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, ...(opts.bundleGraceS ? { bundleGraceS: opts.bundleGraceS } : {}) });
   const worker = new FarmWorker({
     connection: wc,
     pool: opts.pool,
@@ -26,7 +26,7 @@ export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: stri
     gpu: null,
     arch: 'sm_90a',
     csrc: opts.csrc ?? csrcDir(),
-    cache: TEST_CACHE,
+    cache: opts.cache ?? TEST_CACHE,
     testHooks: opts.testHooks ?? false,
     ...(opts.lockDurationMs ? { lockDurationMs: opts.lockDurationMs } : {}),
     log: () => {},
