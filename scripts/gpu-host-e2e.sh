@@ -4,7 +4,9 @@
 # into SQLite, one CUDA worker for GPU 0 (WITHOUT clock or power permission:
 # the host's settings are never changed), the sweep given (default
 # sweeps/gpu-env.yaml), then `moefarm demo` (CUDA backend; SKIP_DEMO=1 skips it). Everything it
-# prints and the databases go to $OUT (or ./e2e-out).
+# prints and the databases go to $OUT (or ./e2e-out). The sweep's sources travel as bundles
+# through Redis like anywhere else; `dir:` builds are relative to the worktree root (for
+# sweeps/ab-h100.yaml: .device-carry/ab-base/csrc against csrc/). WAIT_S bounds the wait (480).
 set -uo pipefail
 root=$(pwd)
 out=${OUT:-$root/e2e-out}
@@ -32,13 +34,14 @@ sleep 4
 log "moefarm workers"; "${M[@]}" workers | tee "$out/workers.txt"
 log "submit $sweep"
 id=$("${M[@]}" sweep submit "$root/$sweep" --json | tee "$out/submit.json" | sed -n 's/.*"sweepId":"\([^"]*\)".*/\1/p')
-for _ in $(seq 240); do
+for _ in $(seq $(( ${WAIT_S:-480} / 2 ))); do
   "${M[@]}" sweep status "$id" --json > "$out/status.json" 2>/dev/null
   grep -q '"finished":true' "$out/status.json" && break
   sleep 2
 done
 log "status"; "${M[@]}" sweep status "$id" | tee "$out/status.txt"
 log "compare"; "${M[@]}" results compare --sweep "$id" | tee "$out/compare.txt"
+"${M[@]}" results compare --sweep "$id" --by-condition | tee "$out/compare-by-condition.txt"
 log "list"; "${M[@]}" results list --sweep "$id" --limit 100 | tee "$out/list.txt"
 "${M[@]}" results list --sweep "$id" --limit 100 --json > "$out/list.json"
 "${M[@]}" results compare --sweep "$id" --csv > "$out/compare.csv"

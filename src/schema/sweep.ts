@@ -81,12 +81,13 @@ export const BuildFlagSchema = z.string({ error: 'expected a compiler flag (a st
   ctx.addIssue({ code: 'custom', message: `${shown} is not an allowed compiler flag (allowed: ${BUILD_FLAG_RULES.map((r) => r.doc).join('; ')})` });
 });
 
+const FlagsSchema = z
+  .array(BuildFlagSchema, { error: 'expected a list of compiler flags' })
+  .max(MAX_BUILD_FLAGS, { error: `expected at most ${MAX_BUILD_FLAGS} flags` })
+  .refine((f) => new Set(f).size === f.length, { error: 'expected each flag once' });
+
 export const BuildSchema = z.strictObject({
-  flags: z
-    .array(BuildFlagSchema, { error: 'expected a list of compiler flags' })
-    .max(MAX_BUILD_FLAGS, { error: `expected at most ${MAX_BUILD_FLAGS} flags` })
-    .refine((f) => new Set(f).size === f.length, { error: 'expected each flag once' })
-    .default([]),
+  flags: FlagsSchema.default([]),
 });
 export type BuildSpec = z.infer<typeof BuildSchema>;
 
@@ -105,7 +106,7 @@ export const BuildSourceSpecSchema = z
     /** A folder holding the build inputs (like csrc/), relative to the directory the submit runs in. */
     dir: z.string({ error: 'expected a folder (a string)' }).min(1).max(1000).refine((d) => !d.includes('\0'), { error: 'expected a folder path' }).optional(),
     /** Extra compiler flags of this build (allow-listed); default: the sweep's build.flags. */
-    flags: BuildSchema.shape.flags.optional(),
+    flags: FlagsSchema.optional(),
   })
   .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
 export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
@@ -194,7 +195,7 @@ export const SweepSchema = z
         message: `expected one of the sweep's variants (${s.matrix.variant.join(', ')}), got '${s.baseline.variant}'`,
       });
     }
-    const names = buildNames(s);
+    const names = s.builds ? Object.keys(s.builds) : [DEFAULT_BUILD];
     (s.matrix.build ?? []).forEach((b, i) => {
       if (!names.includes(b)) ctx.addIssue({ code: 'custom', path: ['matrix', 'build', i], message: `expected one of the builds named under builds: (${names.join(', ')}), got '${b}'` });
     });

@@ -41,9 +41,10 @@ export function manifestOf(dir: string): string | undefined {
   }
 }
 
-export function describeDir(dir: string, label: string): DescribedSource {
+/** A folder as it is on disk; `fallbackManifest` serves a tree with no build-inputs.txt of its own (an export of an older commit). */
+export function describeDir(dir: string, label: string, fallbackManifest?: string): DescribedSource {
   const abs = resolve(dir);
-  const snapshot = snapshotDir(abs);
+  const snapshot = snapshotDir(abs, fallbackManifest === undefined ? {} : { fallbackManifest });
   const repo = repoOf(abs);
   if (!repo) return { snapshot, meta: { hash: snapshot.hash, gitCommit: null, commitTime: null, parents: [], generation: null, dirty: false, label } };
   let head;
@@ -53,7 +54,7 @@ export function describeDir(dir: string, label: string): DescribedSource {
     // A repository with no commit yet: everything is uncommitted.
     return { snapshot, meta: { hash: snapshot.hash, gitCommit: null, commitTime: null, parents: [], generation: null, dirty: true, label } };
   }
-  const atHead = snapshotCommit(repo.top, head.commit, repo.prefix, { fallbackManifest: manifestOf(abs) ?? '', where: abs });
+  const atHead = snapshotCommit(repo.top, head.commit, repo.prefix, { fallbackManifest: manifestOf(abs) ?? fallbackManifest ?? '', where: abs });
   return {
     snapshot,
     meta: { hash: snapshot.hash, gitCommit: head.commit, commitTime: head.time, parents: head.parents, generation: head.generation, dirty: atHead.hash !== snapshot.hash, label },

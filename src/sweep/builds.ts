@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { bundleMaxBytes, csrcDir } from '../config.js';
 import { UsageError } from '../errors.js';
 import { bundleLimits, packBundle } from '../source/bundle.js';
-import { describeDir, describeGitRef, type DescribedSource, type SourceMeta } from '../source/describe.js';
+import { describeDir, describeGitRef, manifestOf, type DescribedSource, type SourceMeta } from '../source/describe.js';
 import { SourceError, type SourceSnapshot } from '../source/inputs.js';
 import { buildNames, type Sweep } from '../schema/sweep.js';
 import { parseVariantTable, type VariantTable } from '../schema/variant-table.js';
@@ -83,7 +83,7 @@ export function resolveBuilds(sweep: Sweep, opts: ResolveOptions = {}): PlanBuil
       } else {
         const dir = spec?.dir !== undefined ? resolve(cwd, spec.dir) : sourceDir;
         label = `dir ${spec?.dir ?? opts.sourceDir ?? dir}`;
-        described = describeDir(dir, label);
+        described = describeDir(dir, label, manifestOf(sourceDir));
       }
       const table = tableOf(described.snapshot, `${where} (${label}): ${VARIANT_TABLE_FILE}`);
       const blob = packBundle(described.snapshot);
