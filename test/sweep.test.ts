@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
@@ -6,7 +6,7 @@ import { resolveBuilds } from '../src/sweep/builds.js';
 import { expandPoints, planSweep, pointHash } from '../src/sweep/expand.js';
 import type { Sweep } from '../src/schema/sweep.js';
 import { loadSweepFile, parseSweepText } from '../src/sweep/load.js';
-import { ROOT } from './helpers/services.js';
+import { ROOT, tempDir } from './helpers/services.js';
 
 /** The points of a sweep over its builds, resolved from this checkout. */
 const pointsOf = (s: Sweep, file = 'sweep') => expandPoints(s, resolveBuilds(s, { file }), file);
@@ -32,10 +32,19 @@ function parseError(text: string): string {
 describe('sweep files', () => {
   it('accepts every sweep shipped in sweeps/', async () => {
     const files = readdirSync(join(ROOT, 'sweeps')).filter((f) => f.endsWith('.yaml'));
-    expect(files).toEqual(expect.arrayContaining(['demo.yaml', 'qwen3-decode.yaml']));
-    for (const f of files) {
-      const s = await loadSweepFile(join(ROOT, 'sweeps', f));
-      expect(planSweep(s, { file: f }).runs.length).toBeGreaterThan(0);
+    expect(files).toEqual(expect.arrayContaining(['demo.yaml', 'qwen3-decode.yaml', 'ab-h100.yaml']));
+    // `dir:` builds are relative to where the submit runs: give them a folder where each is a copy of csrc/.
+    const t = tempDir('sweeps-cwd');
+    try {
+      for (const f of files) {
+        const s = await loadSweepFile(join(ROOT, 'sweeps', f));
+        for (const b of Object.values(s.builds ?? {})) {
+          if (b.dir) cpSync(join(ROOT, 'csrc'), join(t.dir, b.dir), { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
+        }
+        expect(planSweep(s, { file: f, cwd: t.dir }).runs.length).toBeGreaterThan(0);
+      }
+    } finally {
+      t.cleanup();
     }
   });
 
