@@ -9,7 +9,7 @@ export async function resultsList(opts: { sweep?: string; variant?: string; stat
         ...(opts.status ? { status: opts.status } : {}),
         ...(opts.variant ? { results: { some: { variant: opts.variant } } } : {}),
       },
-      include: { results: { select: { variant: true, median: true, p10: true, p90: true, n: true } } },
+      include: { results: { select: { build: true, variant: true, median: true, p10: true, p90: true, n: true, sourceHash: true } } },
       orderBy: { createdAt: 'desc' },
       take: opts.limit,
     }),
@@ -20,8 +20,8 @@ export async function resultsList(opts: { sweep?: string; variant?: string; stat
   }
   const rows = runs.flatMap((r): Cell[][] => {
     const base: Cell[] = [r.id, r.status, r.workerId ?? ''];
-    if (r.results.length === 0) return [[...base, '', null, null, null, (r.reason ?? '').slice(0, 80)]];
-    return r.results.map((x) => [...base, x.variant, x.median, x.p10, x.p90, r.flags]);
+    if (r.results.length === 0) return [[...base, '', '', '', null, null, null, (r.reason ?? '').slice(0, 80)]];
+    return r.results.map((x) => [...base, x.build, x.sourceHash.slice(0, 12), x.variant, x.median, x.p10, x.p90, r.flags]);
   });
-  process.stdout.write(renderTable(['run', 'status', 'worker', 'variant', 'median_us', 'p10_us', 'p90_us', 'flags/reason'], rows) + '\n');
+  process.stdout.write(renderTable(['run', 'status', 'worker', 'build', 'source', 'variant', 'median_us', 'p10_us', 'p90_us', 'flags/reason'], rows) + '\n');
 }
