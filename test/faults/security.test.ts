@@ -135,16 +135,28 @@ describe('jobs pushed straight into Redis', () => {
     expect(existsSync(marker(r))).toBe(false);
   });
 
-  // RunJobSchema validates buildFlags with the sweep schema's allow-list (BuildFlagSchema): make's recipes run
-  // through /bin/sh, so a job pushed straight into Redis must not smuggle a command into CXXFLAGS_EXTRA.
+  // RunJobSchema validates each build's flags with the sweep schema's allow-list (BuildFlagSchema), and its
+  // commit as hex: make's recipes run through /bin/sh, so a job pushed straight into Redis must not smuggle a
+  // command into CXXFLAGS_EXTRA or GIT_COMMIT.
   it('build flags carrying shell syntax are refused by the worker before make runs', async () => {
     const r = await rig('inject-flags');
     rmSync(marker(r), { force: true });
     await startWorker(r, r.pool, 'w-inject');
-    const id = await push(r, (j) => ({ ...j, buildFlags: [`-O2; touch ${marker(r)} #`] }));
+    const id = await push(r, (j) => ({ ...j, builds: j.builds.map((b) => ({ ...b, flags: [`-O2; touch ${marker(r)} #`] })) }));
     const end = await finalState(r, id);
     expect(end.state).toBe('failed');
-    expect(end.reason).toMatch(/invalid job payload: .*buildFlags\[0\]/);
+    expect(end.reason).toMatch(/invalid job payload: .*builds\[0\]\.flags\[0\]/);
+    expect(existsSync(marker(r))).toBe(false);
+  });
+
+  it('a commit carrying shell syntax is refused by the worker before make runs', async () => {
+    const r = await rig('inject-commit');
+    rmSync(marker(r), { force: true });
+    await startWorker(r, r.pool, 'w-inject-commit');
+    const id = await push(r, (j) => ({ ...j, builds: j.builds.map((b) => ({ ...b, source: { bundle: 'a'.repeat(64), commit: `x"; touch ${marker(r)}; "` } })) }));
+    const end = await finalState(r, id);
+    expect(end.state).toBe('failed');
+    expect(end.reason).toMatch(/invalid job payload: .*builds\[0\]\.source/);
     expect(existsSync(marker(r))).toBe(false);
   });
 });
