@@ -103,6 +103,14 @@ describe('A/B of two kernel versions through the farm', () => {
     const table = await moefarm(repo, dbUrl, ['results', 'compare', '--sweep', report.sweepId]);
     expect(table.stdout).toMatch(/baseline build=base/);
     expect(table.stdout).toMatch(/tiny T=1 bf16\s+change\s+reference\s+.*SLOWER \(paired\)/);
+    const csv = await moefarm(repo, dbUrl, ['results', 'compare', '--sweep', report.sweepId, '--by-condition', '--csv']);
+    expect(csv.stdout.split('\n')[1]).toMatch(/,tiny T=1 bf16,change,build,base,[\d.]+,reference,[\d.]+,0\.\d+,[\d.]+,[\d.]+,SLOWER$/);
+    const html = join(db.dir, 'ab.html');
+    const rep = await moefarm(repo, dbUrl, ['report', '--sweep', report.sweepId, '-o', html]);
+    expect(rep.exitCode, rep.stderr).toBe(0);
+    const page = (await import('node:fs')).readFileSync(html, 'utf8');
+    expect(page).toContain('change reference');
+    expect(page).toContain('builds: base, change; baseline build base');
 
     // The edit reverted: the same source twice, a new sweep; never a FASTER or SLOWER.
     repo.git('checkout', '--', 'csrc/src/moe_cpu.cpp');
