@@ -3,10 +3,12 @@
  * Usage errors exit 2 before anything starts; every command's --help lists
  * the exit codes.
  */
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/cli-args.js';
-import { cli } from './helpers/services.js';
-import { helpTree } from './helpers/help.js';
+import { cli, ROOT } from './helpers/services.js';
+import { helpTree, readmeCommandRows, readmeExitCodes, type HelpEntry } from './helpers/help.js';
 
 // Nothing answers here: a usage error must be refused before any service is asked for.
 const NO_SERVICES = { REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: 'file:/nonexistent/dir/never.db' };
@@ -62,12 +64,83 @@ describe('usage errors exit 2 and start nothing', () => {
   });
 });
 
-describe('--help', () => {
-  it('every command lists the exit codes', async () => {
-    const tree = await helpTree();
+describe('--help and the README agree', () => {
+  // Commands are found by reading --help, so a command added later is checked without touching this file.
+  let tree: HelpEntry[];
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  beforeAll(async () => {
+    tree = await helpTree();
+  });
+
+  it('finds the commands (the help parser works)', () => {
+    const names = tree.map((c) => c.path.join(' '));
+    expect(names).toEqual(expect.arrayContaining(['', 'sweep', 'sweep submit', 'results compare', 'worker', 'db migrate']));
+    expect(tree.find((c) => c.path.join(' ') === 'worker')!.flags).toEqual(expect.arrayContaining(['--pool', '--gpu', '--no-telemetry']));
+    expect(tree.find((c) => c.path.join(' ') === 'report')!.flags).toContain('--output');
+  });
+
+  it('every command and option in --help is in the README command table, and nothing else is', () => {
+    const rows = readmeCommandRows(readme);
+    expect(rows.length).toBeGreaterThan(5);
+    const key = (p: string[]) => p.join(' ');
+    const commands = new Map(tree.map((c) => [key(c.path), c]));
+    const problems: string[] = [];
+    // Short forms count as their long option (report's -o is --output).
+    const shortToLong = new Map<string, Map<string, string>>();
+    for (const c of tree) {
+      const m = new Map<string, string>();
+      for (const line of c.help.split('\n')) {
+        const s = /^ {2}(-[a-zA-Z]), (--[a-z][a-z0-9-]*)/.exec(line);
+        if (s) m.set(s[1]!, s[2]!);
+      }
+      shortToLong.set(key(c.path), m);
+    }
+    const documented = new Map<string, Set<string>>();
+    for (const r of rows) {
+      const c = commands.get(key(r.path));
+      if (!c || (c.subcommands.length && r.path.length)) {
+        problems.push(`README.md:${r.line}: \`moefarm ${key(r.path)}\` is not a command (moefarm --help does not list it)`);
+        continue;
+      }
+      const set = documented.get(key(r.path)) ?? new Set<string>();
+      for (const f of r.flags) set.add(shortToLong.get(key(r.path))?.get(f) ?? f);
+      documented.set(key(r.path), set);
+    }
+    for (const c of tree) {
+      if (c.subcommands.length && c.path.length) continue; // a command group: its commands have the rows
+      const doc = documented.get(key(c.path));
+      const name = `moefarm ${key(c.path)}`.trim();
+      if (!doc) {
+        problems.push(`${name}: no row in the README's command table`);
+        continue;
+      }
+      for (const f of c.flags) if (!doc.has(f)) problems.push(`${name}: ${f} is in --help but not in the README's command table`);
+      for (const f of doc) if (!c.flags.includes(f)) problems.push(`${name}: ${f} is in the README's command table but not in --help`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('the README lists the exit codes that --help prints', () => {
+    expect(readmeExitCodes(readme)).toEqual(EXIT_CODES);
+  });
+
+  it('every command lists the exit codes', () => {
     expect(tree.length).toBeGreaterThan(10);
     for (const c of tree) {
       for (const e of EXIT_CODES) expect(c.help, `moefarm ${c.path.join(' ')} --help`).toContain(`${e.code}`.padEnd(4) + e.meaning);
     }
+  });
+});
+
+describe('the README drift check itself', () => {
+  it('reports a command or option missing on either side', () => {
+    const rows = readmeCommandRows(
+      ['| command | what it does |', '| --- | --- |', '| `moefarm sweep submit FILE [--dry-run] [--json\\|--csv]` | x |', '| `moefarm report --sweep ID [-o FILE]` | y |', '| `moefarm --version` | v |'].join('\n'),
+    );
+    expect(rows.map((r) => [r.path.join(' '), r.flags])).toEqual([
+      ['sweep submit', ['--dry-run', '--json', '--csv']],
+      ['report', ['--sweep', '-o']],
+      ['', ['--version']],
+    ]);
   });
 });

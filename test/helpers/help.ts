@@ -59,3 +59,62 @@ export async function helpTree(): Promise<HelpEntry[]> {
   }
   return out;
 }
+
+/** Splits a markdown table row into cells; `\|` inside a cell is a literal bar. */
+function cells(row: string): string[] {
+  return row
+    .trim()
+    .replace(/^\||\|$/g, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim().replace(/\\\|/g, '|'));
+}
+
+export interface ReadmeRow {
+  /** Words after `moefarm` up to the first argument or option. */
+  path: string[];
+  flags: string[];
+  line: number;
+}
+
+const COMMAND_TABLE_HEADER = '| command | what it does |';
+
+/**
+ * The rows of the README's command table (the one headed
+ * `| command | what it does |`); each first cell is one `` `moefarm …` `` usage. A command may have several rows (one per way of using
+ * it); the options of a command are those named in the first cells of its rows.
+ */
+export function readmeCommandRows(readme: string): ReadmeRow[] {
+  const out: ReadmeRow[] = [];
+  const lines = readme.split('\n');
+  const header = lines.findIndex((l) => l.trim() === COMMAND_TABLE_HEADER);
+  if (header < 0) throw new Error(`README.md: no command table (a table whose header is "${COMMAND_TABLE_HEADER}")`);
+  let end = lines.findIndex((l, i) => i > header && !l.startsWith('|'));
+  if (end < 0) end = lines.length;
+  lines.slice(header + 2, end).forEach((line, j) => {
+    const i = header + 2 + j;
+    const usage = /^`([^`]+)`$/.exec(cells(line)[0]!)?.[1];
+    if (!usage) throw new Error(`README.md:${i + 1}: the first cell should be one \`moefarm …\` usage: ${line}`);
+    const words = usage.split(/\s+/).slice(1);
+    const path: string[] = [];
+    for (const w of words) {
+      if (!/^[a-z][a-z-]*$/.test(w)) break;
+      path.push(w);
+    }
+    const flags = [...usage.matchAll(/(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])/g)].map((m) => m[1]!);
+    out.push({ path, flags, line: i + 1 });
+  });
+  return out;
+}
+
+/** The README's exit code table: rows `| N | meaning |` under the "Exit codes" paragraph. */
+export function readmeExitCodes(readme: string): Array<{ code: number; meaning: string }> {
+  const start = readme.indexOf('\nExit codes');
+  if (start < 0) return [];
+  const out: Array<{ code: number; meaning: string }> = [];
+  for (const line of readme.slice(start).split('\n').slice(1)) {
+    if (out.length && !line.startsWith('|')) break;
+    const m = /^\| (\d+) \| (.+) \|$/.exec(line);
+    if (m) out.push({ code: Number(m[1]), meaning: m[2]!.trim() });
+  }
+  return out;
+}
