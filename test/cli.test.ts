@@ -4,10 +4,11 @@
  * the exit codes.
  */
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/cli-args.js';
-import { cli, ROOT } from './helpers/services.js';
+import { cli, ROOT, sqliteUrl, tempDir } from './helpers/services.js';
 import { helpTree, readmeCommandRows, readmeExitCodes, type HelpEntry } from './helpers/help.js';
 
 // Nothing answers here: a usage error must be refused before any service is asked for.
@@ -54,6 +55,22 @@ describe('usage errors exit 2 and start nothing', () => {
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, name: 'demo' });
     const help = await cli(['worker', '--gpu', '0', '--no-telemetry', '--help'], NO_SERVICES);
     expect(help.exitCode).toBe(0);
+  });
+
+  it('serve --http on a port that is taken fails (exit 1) before a collector starts, and does not stay up', async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    const port = (taken.address() as AddressInfo).port;
+    const t = tempDir('cli-serve');
+    try {
+      const r = await cli(['serve', '--http', String(port)], { DATABASE_URL: sqliteUrl(t.dir) }, { timeoutMs: 60_000 });
+      expect(r.stderr).toMatch(new RegExp(`--http ${port}: cannot listen on 127\\.0\\.0\\.1: listen EADDRINUSE`));
+      expect(r.stderr).not.toMatch(/collector: writing results/);
+      expect(r.exitCode).toBe(1);
+    } finally {
+      taken.close();
+      t.cleanup();
+    }
   });
 
   it('--version and --help exit 0', async () => {

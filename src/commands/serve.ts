@@ -19,7 +19,10 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       // before a collector has started, so nothing is left running.
       let http: HttpServer | null = null;
       if (opts.http !== undefined) {
-        http = await startHttpServer({ db, port: opts.http, host: opts.host ?? '127.0.0.1', log: (l) => process.stderr.write(l + '\n') });
+        const host = opts.host ?? '127.0.0.1';
+        http = await startHttpServer({ db, port: opts.http, host, log: (l) => process.stderr.write(l + '\n') }).catch((err: unknown) => {
+          throw new Error(`--http ${opts.http}: cannot listen on ${host}: ${(err as Error).message}`);
+        });
         process.stderr.write(`http: reports at ${http.url}/\n`);
       }
       const connection = createRedis();
