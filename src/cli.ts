@@ -4,7 +4,8 @@
  * lives in commands/ and is imported when its command runs. Handlers throw
  * typed errors; only this file turns them into messages and exit codes.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { commanderExitCode, EXIT_CODES_HELP, listenPort, needs, nonNegativeInt, positiveInt } from './cli-args.js';
 import { exitCodeOf } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
@@ -14,26 +15,24 @@ program
   .name('moefarm')
   .description('Benchmark farm for single-kernel Mixture-of-Experts GPU operators')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${value}"`);
-  return n;
-}
+  .showHelpAfterError('(run with --help for usage)')
+  // Commander's errors are thrown, not exited on, so that the end of this file maps them to exit code 2.
+  // Set before any command is added: subcommands inherit both settings.
+  .exitOverride();
 
 const sweep = program.command('sweep').description('submit sweeps and follow their progress');
 sweep
   .command('submit')
   .description('validate a sweep file, record its plan and enqueue one job per run')
   .argument('<file>', 'sweep file (YAML)')
-  .option('--dry-run', 'validate and expand only: print the number of jobs and the sweep id, enqueue nothing')
+  .addOption(new Option('--dry-run', 'validate and expand only: print the number of jobs and the sweep id, enqueue nothing').conflicts('untilConfident'))
   .option('--allow-large', 'allow a sweep that expands past the run limit')
   .option('--json', 'print the report as JSON')
   .option('--until-confident', 'then wait for outcomes and repeat the runs of UNSURE comparisons until decided (needs a collector: moefarm serve)')
   .option('--budget <n>', 'with --until-confident: at most this many extra runs (default: the sweep\'s run count)', positiveInt)
   .option('--source <dir>', 'the kernel source to measure, for a sweep without builds: (default: this checkout\'s csrc/ as it is on disk)')
-  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number; source?: string }) => {
+  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number; source?: string }, cmd: Command) => {
+    needs(cmd, 'budget', opts.untilConfident === true, '--until-confident');
     const { sweepSubmit } = await import('./commands/sweep-submit.js');
     await sweepSubmit(file, opts);
   });
@@ -53,7 +52,7 @@ program
   .description('run jobs of one pool on this machine (one worker per GPU)')
   .option('--pool <pool>', 'pool (queue) to serve', 'default')
   .addOption(new Option('--backend <backend>', 'native backend').choices(['cpu', 'cuda']).default('cpu'))
-  .option('--gpu <n>', 'GPU index (cuda backend)', positiveInt)
+  .option('--gpu <n>', 'GPU index: the GPU this worker owns, controls and records (default 0 with --backend cuda)', nonNegativeInt)
   .addOption(new Option('--arch <arch>', 'CUDA target (cuda backend)').choices(['sm_90a', 'sm_89', 'sm_80']).default('sm_90a'))
   .option('--name <name>', 'worker name (default host/pool/device)')
   .option('--once', 'exit when the queue is empty')
@@ -61,7 +60,10 @@ program
   .option('--allow-power-control', 'may set the GPU power limit (nvidia-smi -pl) for points that ask; needs root')
   .option('--no-telemetry', 'do not sample GPU telemetry during runs')
   .addOption(new Option('--test-hooks', 'honour TEST ONLY hooks in jobs').hideHelp())
-  .action(async (opts: WorkerCliOptions) => {
+  .action(async (opts: WorkerCliOptions, cmd: Command) => {
+    const ownsGpu = opts.backend === 'cuda' || opts.gpu !== undefined;
+    needs(cmd, 'arch', opts.backend === 'cuda', '--backend cuda (the CPU build has no CUDA target)');
+    for (const o of ['allowClockControl', 'allowPowerControl', 'telemetry']) needs(cmd, o, ownsGpu, 'a GPU (--gpu N or --backend cuda)');
     const { workerCommand } = await import('./commands/worker.js');
     await workerCommand(opts);
   });
@@ -78,9 +80,10 @@ program
 program
   .command('serve')
   .description('run the collector: write results from the queue into the database; with --http, also serve reports')
-  .option('--http <port>', 'also serve the sweeps\' HTML reports on this port (0: any free port)', positiveInt)
-  .option('--host <address>', 'address the HTTP server binds', '127.0.0.1')
-  .action(async (opts: { http?: number; host: string }) => {
+  .option('--http <port>', 'also serve the sweeps\' HTML reports on this port (0: any free port)', listenPort)
+  .option('--host <address>', 'with --http: address the HTTP server binds (default 127.0.0.1)')
+  .action(async (opts: { http?: number; host?: string }, cmd: Command) => {
+    needs(cmd, 'host', opts.http !== undefined, '--http PORT');
     const { serve } = await import('./commands/serve.js');
     await serve(opts);
   });
@@ -105,8 +108,8 @@ results
   .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
-  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)
-  .option('--json', 'print as JSON')
+  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
+  .addOption(new Option('--json', 'print as JSON').conflicts(['csv', 'byCondition']))
   .option('--csv', 'print as CSV')
   .action(async (opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }) => {
     const { resultsCompare } = await import('./commands/results-compare.js');
@@ -118,7 +121,7 @@ results
   .requiredOption('--point <hash>', 'point hash (Result.pointHash or a run\'s group hash; a prefix of 6+ characters will do)')
   .option('--variant <name>', 'only this variant')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch')
-  .option('--json', 'print as JSON')
+  .addOption(new Option('--json', 'print as JSON').conflicts('csv'))
   .option('--csv', 'print as CSV')
   .action(async (opts: { point: string; variant?: string; includeFlagged?: boolean; json?: boolean; csv?: boolean }) => {
     const { resultsHistory } = await import('./commands/results-history.js');
@@ -133,7 +136,7 @@ program
   .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch')
   .option('--telemetry-runs <ids>', 'comma list of run ids whose telemetry to draw (default: up to 4 runs that have it)')
-  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', positiveInt)
+  .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
   .action(async (opts: { sweep: string; output?: string; baseline?: string; includeFlagged?: boolean; telemetryRuns?: string; clockBand?: number }) => {
     const { reportCommand } = await import('./commands/report.js');
     await reportCommand(opts);
@@ -156,10 +159,22 @@ db.command('migrate')
     await dbMigrate();
   });
 
+/** Every command's --help ends with the exit codes, also those of commands added later. */
+function withExitCodes(cmd: Command): void {
+  cmd.addHelpText('after', `\n${EXIT_CODES_HELP}`);
+  cmd.commands.forEach(withExitCodes);
+}
+withExitCodes(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`moefarm: ${redactText(message)}\n`);
-  process.exitCode = exitCodeOf(err);
+  if (err instanceof CommanderError) {
+    // Commander has already printed its message (and, for an error, the hint to run --help).
+    process.exitCode = commanderExitCode(err);
+  } else {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`moefarm: ${redactText(message)}\n`);
+    process.exitCode = exitCodeOf(err);
+  }
 }

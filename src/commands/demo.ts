@@ -7,15 +7,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { Collector } from '../collector/collector.js';
-import { cacheDir, csrcDir, databaseUrl, projectRoot } from '../config.js';
+import { cacheDir, csrcDir, databaseUrl, projectRoot, redisUrl } from '../config.js';
 import { openDb } from '../db/client.js';
-import { assertRedisReachable, createRedis } from '../queue/connection.js';
+import { createRedis } from '../queue/connection.js';
 import { submitPlan } from '../queue/submit.js';
 import { compareSweep } from '../results/compare.js';
 import { loadSweepResults } from '../results/load.js';
 import { renderProgress, sweepProgress } from '../results/progress.js';
 import { planSweep } from '../sweep/expand.js';
 import { loadSweepFile } from '../sweep/load.js';
+import { redisOrPrivate } from '../services/redis-server.js';
 import { redactUrl } from '../util/redact.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { formatComparison } from './results-compare.js';
@@ -28,17 +29,35 @@ async function hasGpu(): Promise<boolean> {
 }
 
 export async function demo(opts: { sweep?: string }): Promise<void> {
-  await assertRedisReachable();
   const gpu = await hasGpu();
   const file = opts.sweep ?? join(projectRoot, 'sweeps', gpu ? 'demo-cuda.yaml' : 'demo.yaml');
   const sweep = await loadSweepFile(file);
   const plan = planSweep(sweep, { file });
-  const db = await openDb();
-  const redis = createRedis();
-  const workerConn = createRedis();
-  const collectorConn = createRedis();
-  for (const c of [redis, workerConn, collectorConn]) c.on('error', () => {});
   const out = (s: string) => process.stdout.write(s + '\n');
+  // A machine with nothing running still runs the demo: when no server listens at REDIS_URL, a private
+  // redis-server of this process's own (stopped when the demo ends, however it ends).
+  const queue = await redisOrPrivate(redisUrl());
+  if (queue.private) out(`moefarm demo: no Redis at ${redactUrl(redisUrl())}: started a private redis-server at ${queue.url} for this demo (it stops when the demo ends)`);
+  try {
+    await runDemo(gpu, file, sweep, plan, queue.url, out);
+  } finally {
+    await queue.private?.stop();
+  }
+}
+
+async function runDemo(
+  gpu: boolean,
+  file: string,
+  sweep: Awaited<ReturnType<typeof loadSweepFile>>,
+  plan: ReturnType<typeof planSweep>,
+  url: string,
+  out: (s: string) => void,
+): Promise<void> {
+  const db = await openDb();
+  const redis = createRedis(url);
+  const workerConn = createRedis(url);
+  const collectorConn = createRedis(url);
+  for (const c of [redis, workerConn, collectorConn]) c.on('error', () => {});
   out(`moefarm demo: ${gpu ? 'GPU found: CUDA backend' : 'no GPU: CPU backend'}; results in ${redactUrl(databaseUrl())}`);
   const collector = new Collector({ db, connection: collectorConn, log: (l) => process.stderr.write(l + '\n') });
   const worker = new FarmWorker({

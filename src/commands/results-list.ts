@@ -1,7 +1,15 @@
+import { UsageError } from '../errors.js';
+import { RUN_STATUSES } from '../schema/job.js';
 import { renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
+/** What --status may name: a run still waiting, or one of its outcomes. */
+const LISTABLE_STATUSES: readonly string[] = ['queued', ...RUN_STATUSES];
+
 export async function resultsList(opts: { sweep?: string; variant?: string; status?: string; limit: number; json?: boolean }): Promise<void> {
+  if (opts.status !== undefined && !LISTABLE_STATUSES.includes(opts.status)) {
+    throw new UsageError(`--status: expected one of ${LISTABLE_STATUSES.join(', ')}, got "${opts.status}"`);
+  }
   const runs = await withDb((db) =>
     db.run.findMany({
       where: {

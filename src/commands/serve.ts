@@ -15,15 +15,20 @@ export interface ServeOptions {
 export async function serve(opts: ServeOptions = {}): Promise<void> {
   await withRedis(() =>
     withDb(async (db) => {
+      // The HTTP server first: when it cannot listen (port taken, unknown address) the command fails
+      // before a collector has started, so nothing is left running.
+      let http: HttpServer | null = null;
+      if (opts.http !== undefined) {
+        const host = opts.host ?? '127.0.0.1';
+        http = await startHttpServer({ db, port: opts.http, host, log: (l) => process.stderr.write(l + '\n') }).catch((err: unknown) => {
+          throw new Error(`--http ${opts.http}: cannot listen on ${host}: ${(err as Error).message}`);
+        });
+        process.stderr.write(`http: reports at ${http.url}/\n`);
+      }
       const connection = createRedis();
       connection.on('error', (e) => process.stderr.write(`collector: redis: ${e.message}\n`));
       const collector = new Collector({ db, connection, log: (l) => process.stderr.write(l + '\n') });
       process.stderr.write(`collector: writing results to ${redactUrl(databaseUrl())}\n`);
-      let http: HttpServer | null = null;
-      if (opts.http !== undefined) {
-        http = await startHttpServer({ db, port: opts.http, host: opts.host ?? '127.0.0.1', log: (l) => process.stderr.write(l + '\n') });
-        process.stderr.write(`http: reports at ${http.url}/\n`);
-      }
       await onShutdown(
         async () => {
           try {

@@ -1,6 +1,5 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
-import { UsageError } from '../errors.js';
 import { buildReports, formatBuilds } from '../queue/format-builds.js';
 
 export interface SweepSubmitOptions {
@@ -16,7 +15,6 @@ export interface SweepSubmitOptions {
 }
 
 export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promise<void> {
-  if (opts.budget !== undefined && !opts.untilConfident) throw new UsageError('--budget: only with --until-confident');
   const sweep = await loadSweepFile(file);
   const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false, ...(opts.source !== undefined ? { sourceDir: opts.source } : {}) });
   const builds = buildReports(plan);

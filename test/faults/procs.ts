@@ -1,5 +1,5 @@
 /**
- * Real processes for the fault tests: test-owned redis-server and Postgres on
+ * Real processes for the fault tests: a test-owned redis-server (Postgres: ../helpers/postgres.ts) on
  * spare ports, the farm's worker and collector as `node dist/src/cli.js …`
  * children, and the means to kill, stop and restart each of them.
  *
@@ -7,8 +7,7 @@
  * in afterEach), by its pid only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -22,22 +21,12 @@ import { planBundles, toJob } from '../../src/queue/submit.js';
 import { storeBundles } from '../../src/source/store.js';
 import type { RunJob } from '../../src/schema/job.js';
 import type { Plan, PlannedRun } from '../../src/sweep/expand.js';
+import { redisServerBinary, spareLocalPort } from '../../src/services/redis-server.js';
 import { TEST_CACHE } from '../helpers/env.js';
 import { CLI, ROOT } from '../helpers/services.js';
 
 const live = new Set<Proc>();
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** A child process whose output is kept (for assertions and for grepping secrets). */
 export class Proc {
@@ -130,7 +119,7 @@ export class OwnedRedis {
   ) {}
 
   static async start(opts: RedisOpts): Promise<OwnedRedis> {
-    const r = new OwnedRedis(await freePort(), opts);
+    const r = new OwnedRedis(await spareLocalPort(), opts);
     if (opts.tls) await makeCert(opts.dir);
     await r.up();
     return r;
@@ -162,7 +151,7 @@ export class OwnedRedis {
     } else {
       args.push('--port', String(this.port));
     }
-    this.proc = spawnProc(`redis:${this.port}`, '/usr/bin/redis-server', args);
+    this.proc = spawnProc(`redis:${this.port}`, redisServerBinary(), args);
     await this.proc.waitFor(/Ready to accept connections/, 10_000);
   }
 
@@ -195,91 +184,6 @@ async function makeCert(dir: string): Promise<void> {
     '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
     '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
   ]);
-}
-
-// ---------------------------------------------------------------- Postgres (test-owned)
-
-/** initdb + pg_ctl from the Debian packages, or null when absent. */
-export function postgresBin(): string | null {
-  const base = '/usr/lib/postgresql';
-  if (!existsSync(base)) return null;
-  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
-  return versions[0] ? join(base, versions[0], 'bin') : null;
-}
-
-/**
- * A Postgres of the test's own: initdb in a temporary folder, pg_ctl on a
- * spare port, trust auth on 127.0.0.1. As root, initdb and the server run as
- * the `postgres` user (initdb refuses root). The machine's shared Postgres is
- * never touched.
- */
-export class OwnedPostgres {
-  private constructor(
-    readonly bin: string,
-    readonly dir: string,
-    readonly port: number,
-  ) {}
-
-  static async start(dir: string): Promise<OwnedPostgres> {
-    const bin = postgresBin();
-    if (!bin) throw new Error('no initdb under /usr/lib/postgresql');
-    const pg = new OwnedPostgres(bin, dir, await freePort());
-    mkdirSync(join(dir, 'pg'), { recursive: true });
-    pg.chownToPostgres(dir);
-    pg.chownToPostgres(join(dir, 'pg'));
-    await pg.as(join(bin, 'initdb'), ['-D', pg.dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
-    writeFileSync(join(dir, 'pg', 'README'), 'test-owned postgres, deleted after the test\n');
-    await pg.startServer();
-    return pg;
-  }
-
-  get dataDir(): string {
-    return join(this.dir, 'pg', 'data');
-  }
-
-  url(db = 'postgres'): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/${db}`;
-  }
-
-  private chownToPostgres(path: string): void {
-    if (process.getuid?.() !== 0) return;
-    const ids = postgresIds();
-    chownSync(path, ids.uid, ids.gid);
-  }
-
-  private as(cmd: string, args: string[]) {
-    return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', cmd, ...args]) : execa(cmd, args);
-  }
-
-  async startServer(): Promise<void> {
-    const opts = `-p ${this.port} -k ${join(this.dir, 'pg')} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40`;
-    await this.as(join(this.bin, 'pg_ctl'), ['-D', this.dataDir, '-o', opts, '-l', join(this.dir, 'pg', 'log'), '-w', '-t', '30', 'start']);
-  }
-
-  /** Fast shutdown: open connections are cut, as in an outage. */
-  async stopServer(): Promise<void> {
-    await this.as(join(this.bin, 'pg_ctl'), ['-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop']).catch(() => {});
-  }
-
-  async createDatabase(name: string): Promise<string> {
-    const pgmod = await import('pg');
-    const c = new pgmod.default.Client({ connectionString: this.url() });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${name}`);
-    await c.end();
-    return this.url(name);
-  }
-}
-
-let idsCache: { uid: number; gid: number } | null = null;
-function postgresIds(): { uid: number; gid: number } {
-  if (!idsCache) {
-    const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-    const f = passwd?.split(':');
-    if (!f || f.length < 4) throw new Error('no postgres user');
-    idsCache = { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  return idsCache;
 }
 
 // ---------------------------------------------------------------- the farm's processes

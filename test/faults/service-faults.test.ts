@@ -19,7 +19,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RESULTS_QUEUE, runQueueName } from '../../src/queue/names.js';
 import { freshPostgres, tempDir, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
-import { collectorCounts, enqueuePlan, OwnedPostgres, outcomes, postgresBin, report, settled, startCollector, startWorker, type Proc } from './procs.js';
+import { TestPostgres } from '../helpers/postgres.js';
+import { collectorCounts, enqueuePlan, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';
 import { range, tinyPlan } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
@@ -112,11 +113,11 @@ describe('the database away while results arrive', () => {
     report('SQLite locked', { runs: n, waitingInRedisWhileLocked: waiting, recordedWhileLocked, lockedMs, drainAfterUnlockMs: drainMs, duplicates: 0 });
   });
 
-  it.skipIf(postgresBin() === null)('Postgres stopped: results wait in Redis, then all land once', async () => {
+  it('Postgres stopped: results wait in Redis, then all land once', async () => {
     const t = tempDir('faults-pg');
-    let pg: OwnedPostgres | null = null;
+    let pg: TestPostgres | null = null;
     try {
-      pg = await OwnedPostgres.start(t.dir);
+      pg = await TestPostgres.start(t.dir);
       const dbUrl = await pg.createDatabase(`moefarm_${randomUUID().replace(/-/g, '').slice(0, 8)}`);
       const r = await rig('pg-down', { dbUrl });
       const collector = await startCollector(r, r.dbUrl);
@@ -145,7 +146,7 @@ describe('the database away while results arrive', () => {
       report('Postgres stopped', { runs: n, waitingInRedisWhileDown: waiting, downMs, drainAfterRestartMs: drainMs, duplicates: 0 });
     } finally {
       await teardown();
-      await pg?.stopServer();
+      await pg?.stop();
       t.cleanup();
     }
   });

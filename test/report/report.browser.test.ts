@@ -1,12 +1,12 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderReport } from '../../src/report/html.js';
 import type { ReportDataInput } from '../../src/report/types.js';
+import { launchChromium } from '../helpers/browser.js';
 import { emptyReport, expectedCharts, fullReport } from './fixture.js';
 
 /**
@@ -15,22 +15,13 @@ import { emptyReport, expectedCharts, fullReport } from './fixture.js';
  * series and points, no script errors, and not a single non-file request.
  */
 
-/** CI installs Debian's chromium here; MOEFARM_CHROMIUM overrides it for other machines. */
-const CHROMIUM = process.env.MOEFARM_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/moefarm-report.png';
 
 let browser: Browser;
 let dir: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    // Fail, not skip: CI installs it, and a skipped browser test proves nothing.
-    throw new Error(`${CHROMIUM} not found: install it with "apt-get update && apt-get install -y chromium" (Debian package)`);
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   dir = mkdtempSync(join(tmpdir(), 'moefarm-report-'));
 }, 60_000);
 

@@ -7,11 +7,12 @@
  * Then the report of that sweep is opened in Chromium, from a file and from
  * the HTTP server, and its charts are counted.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer } from '../../src/http/server.js';
 import { renderReport } from '../../src/report/html.js';
@@ -24,7 +25,6 @@ import { parseSweepText } from '../../src/sweep/load.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
 import { cli, freshPrefix, sqliteUrl, tempDir } from '../helpers/services.js';
 
-const CHROMIUM = process.env['MOEFARM_CHROMIUM'] ?? '/usr/bin/chromium';
 
 const SWEEP = (pool: string, name: string, repeat = 1) => `
 name: ${name}
@@ -48,7 +48,6 @@ let dir: string;
 const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install it with "apt-get install -y chromium" (Debian package)`);
   const p = freshPrefix();
   cleanups.push(p.cleanup);
   const t = tempDir('results-farm');
@@ -57,10 +56,7 @@ beforeAll(async () => {
   pool = `pool-${p.prefix}`;
   farm = await startFarm({ dbUrl, pool });
   cleanups.push(farm.close);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   cleanups.push(() => browser.close());
   dir = mkdtempSync(join(tmpdir(), 'moefarm-results-report-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
