@@ -111,7 +111,7 @@ enum class TestOut { None, Garbage, Partial, NaN, Exit3 };
 struct TuneFlag { std::string variant, name; long long value = 0; };
 
 // Default of --energy-ms: see csrc/BENCHMARKS.md ("Energy per forward").
-constexpr int kDefaultEnergyMs = 300;
+constexpr int kDefaultEnergyMs = 500;
 
 struct Config {
   std::string backend = "cpu";

@@ -78,8 +78,9 @@ EnergyResult measure_energy(EnergyCounter& counter, const EnergyWork& work, int 
   bool ramped = false;  // the first batch finished: the GPU is running the variant at steady state
   int start = -1;       // index in ticks of the window's first update
   int end = -1;
+  double mid_prev = 0;  // midpoint of the previous read
   while (end < 0) {
-    if (work.oldest_done()) {
+    while (work.oldest_done()) {  // refill at once: a read takes 3-6 ms, the queue holds ~3 batches of ~10 ms
       ramped = true;
       work.launch_batch();
       ++launched;
@@ -87,15 +88,18 @@ EnergyResult measure_energy(EnergyCounter& counter, const EnergyWork& work, int 
     const double t0 = now_ms();
     unsigned long long mj = 0;
     if (!counter.read_mj(mj, err)) { work.drain(); return EnergyResult::unavailable(err); }
-    const double t = 0.5 * (t0 + now_ms());
-    if (mj != last) {
+    const double mid = 0.5 * (t0 + now_ms());
+    if (mj != last && mid_prev > 0) {
+      // The value changed between the previous read and this one: take the middle.
+      const double t = 0.5 * (mid_prev + mid);
       ticks.push_back({t, mj});
-      last = mj;
       if (start < 0 && ramped) start = (int)ticks.size() - 1;
       else if (start >= 0 && (int)ticks.size() - 1 - start >= kMinUpdates && t - ticks[start].t >= min_ms)
         end = (int)ticks.size() - 1;
     }
-    if (end < 0 && t - t_begin > give_up_ms) {
+    last = mj;
+    mid_prev = mid;
+    if (end < 0 && mid - t_begin > give_up_ms) {
       work.drain();
       return EnergyResult::unavailable("the energy counter changed " + std::to_string(ticks.size()) + " times in " +
                                        std::to_string((int)give_up_ms) + " ms of back-to-back forwards");

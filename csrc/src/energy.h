@@ -3,14 +3,16 @@
 // libnvidia-ml.so.1 is opened at run time with dlopen: no build dependency, and
 // a machine without it reports null energy with the reason.
 //
-// The counter updates in steps far longer than one timed window of a decode
-// forward (csrc/BENCHMARKS.md, "Energy per forward": measured there), so the
-// energy is NOT read around the timed iterations. After a variant's timing the
-// backend runs the same forward back to back in an energy window of its own
-// (at least --energy-ms and at least kMinUpdates counter updates, from one
+// The counter is coarse (H100, csrc/BENCHMARKS.md "Energy per forward"): it
+// changes every ~100 ms, in steps of 7-23 J, and one read takes 3-6 ms. A timed
+// window of 200 decode forwards (~10 ms) sees no update at all, so the energy
+// is NOT read around the timed iterations. After a variant's timing the backend
+// runs the same forward back to back in an energy window of its own (at least
+// --energy-ms, default 500, and at least kMinUpdates counter updates, from one
 // update of the counter to a later one, the GPU kept busy throughout):
 //   mean power = (counter at the last update - at the first) / (host time between them),
 //   joules per forward = mean power x mean GPU time per forward in that window.
+// Each end of the window is known to within half a read (~3 ms): ~1% of 500 ms.
 #pragma once
 #include <functional>
 #include <string>

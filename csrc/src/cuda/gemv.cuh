@@ -232,17 +232,17 @@ __device__ inline void down_rows(const Params& p, int e, int i0, int i1, int h0,
 // units at a time in s_sa (separate's down kernel and the OS workers).
 template <bool BF>
 __device__ inline void down_tile(const Params& p, float* s_sa, float* s_red, int e, const int* slots, int n, int h0) {
-  for (int j0 = 0; j0 < n; j0 += kNT) {
-    const int nt = min(kNT, n - j0);
-    int toks[kNT];
-    float wts[kNT];
-    for (int t = 0; t < kNT; ++t) {
-      const int sl = __ldcg(slots + min(j0 + t, n - 1));
-      toks[t] = sl / p.K;
-      wts[t] = __ldcg(&p.topk_w[sl]);
-    }
-    for (int i0 = 0; i0 < p.I; i0 += kDownIC) {
-      const int ni = min(kDownIC, p.I - i0);
+  for (int i0 = 0; i0 < p.I; i0 += kDownIC) {
+    const int ni = min(kDownIC, p.I - i0);
+    for (int j0 = 0; j0 < n; j0 += kNT) {
+      const int nt = min(kNT, n - j0);
+      int toks[kNT];
+      float wts[kNT];
+      for (int t = 0; t < kNT; ++t) {
+        const int sl = __ldcg(slots + min(j0 + t, n - 1));
+        toks[t] = sl / p.K;
+        wts[t] = __ldcg(&p.topk_w[sl]);
+      }
       __syncthreads();
       for (int idx = threadIdx.x; idx < kNT * ni; idx += blockDim.x) {
         const int t = idx / ni, i = idx % ni;
