@@ -236,17 +236,19 @@ __device__ inline void down_tile(const Params& p, float* s_sa, float* s_red, int
     const int ni = min(kDownIC, p.I - i0);
     for (int j0 = 0; j0 < n; j0 += kNT) {
       const int nt = min(kNT, n - j0);
-      int toks[kNT];
+      int sl[kNT], toks[kNT];
       float wts[kNT];
+#pragma unroll
       for (int t = 0; t < kNT; ++t) {
-        const int sl = __ldcg(slots + min(j0 + t, n - 1));
-        toks[t] = sl / p.K;
-        wts[t] = __ldcg(&p.topk_w[sl]);
+        sl[t] = __ldcg(slots + min(j0 + t, n - 1));  // L2: the OS block writes the lists in the same launch
+        toks[t] = sl[t] / p.K;
+        wts[t] = __ldcg(&p.topk_w[sl[t]]);
       }
       __syncthreads();
-      for (int idx = threadIdx.x; idx < kNT * ni; idx += blockDim.x) {
-        const int t = idx / ni, i = idx % ni;
-        s_sa[idx] = t < nt ? __ldcg(p.act + (size_t)__ldcg(slots + j0 + t) * p.I + i0 + i) : 0.f;
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {  // one activation row per token; the slot stays in a register
+        const float* src = p.act + (size_t)sl[t] * p.I + i0;
+        for (int i = threadIdx.x; i < ni; i += blockDim.x) s_sa[t * ni + i] = t < nt ? __ldcg(src + i) : 0.f;
       }
       __syncthreads();
       if (nt == 1) down_rows<BF, 1>(p, e, i0, i0 + ni, h0, p.nh, s_sa, ni, toks, wts, nt, s_red);
