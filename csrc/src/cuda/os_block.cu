@@ -12,9 +12,10 @@
 //               ready worker, initial order spread across SMs
 // Tunables: ffn1_tile (auto: about one FFN1 task per worker), down_tile (auto
 // 128/64), sched_warps (multiwarp, 4).
-// Measured (H100 SXM, Qwen3-30B-A3B T=1 bf16; csrc/BENCHMARKS.md): simple 225 us,
-// multiwarp 97 us, roundrobin 215 us: each dispatch costs ~0.6 us of OS time and
-// workers spend 67-85% of the kernel polling their doorbells.
+// Measured (H100 SXM, Qwen3-30B-A3B T=1 bf16; csrc/BENCHMARKS.md): simple 209-213 us
+// (225 before its dispatch loop was specialised per strategy), multiwarp 95-97 us,
+// roundrobin 214-219 us: each dispatch costs ~0.6 us of OS time and workers spend
+// 67-85% of the kernel polling their doorbells.
 #include "../backend.h"
 #include "cuda_check.cuh"
 #include "epilogue.cuh"

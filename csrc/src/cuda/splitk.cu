@@ -11,7 +11,9 @@
 // Tunables: slice (auto: about 8 tasks per block), threads (512), blocks_per_sm
 // (auto: as many as fit), down_chunk (auto), prefetch (1), tail_split (dynamic, 1).
 // Measured (H100 SXM, Qwen3-30B-A3B bf16; csrc/BENCHMARKS.md): static T=1
-// 47.2 us (separate 48.9), dynamic T=4 125.8 us (separate 130.8).
+// 47.2 us (separate 48.9), dynamic T=4 125.8 us (separate 130.8); dynamic at
+// T=16 with slice 16 317.7 us (heuristic 96: 430.7; separate 351): the H100
+// tuning table's entry.
 #include "../backend.h"
 #include "cuda_check.cuh"
 #include "epilogue.cuh"
