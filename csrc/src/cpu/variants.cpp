@@ -113,7 +113,10 @@ void forward_fused(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* o
 // One forward of a planned variant, for one storage type.
 template <class LD>
 void forward(int strategy, int group, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
-  if (strategy == 0) return forward_reference(m, wr, w13, w2t, xl, T, out, ids);
+  if (strategy == 0) {
+    forward_reference(m, wr, w13, w2t, xl, T, out, ids);
+    return;
+  }
   switch (group) {
     case 1: return forward_fused<1>(m, wr, w13, w2t, xl, T, out, ids);
     case 2: return forward_fused<2>(m, wr, w13, w2t, xl, T, out, ids);
