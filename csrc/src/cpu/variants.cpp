@@ -69,8 +69,9 @@ void forward_reference(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, floa
 
 // fused: group tokens by expert, one pass per gate/up row pair for up to G
 // tokens at a time, down projection as axpy over contiguous w2t rows.
-template <int G, class LD>
-void forward_fused(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
+constexpr int kMaxGroup = 16;  // the largest value of the tunable `group` (variants.json)
+template <class LD>
+void forward_fused(int G, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
   const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
   std::vector<float> lg, wts((size_t)T * K);
   route_typed(m, wr, xl, T, ids, wts.data(), lg);
@@ -83,7 +84,7 @@ void forward_fused(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* o
     const auto& sl = slots[e];
     for (size_t g0 = 0; g0 < sl.size(); g0 += G) {
       const int n = (int)std::min<size_t>(G, sl.size() - g0);
-      const float* xs[G];
+      const float* xs[kMaxGroup];
       for (int j = 0; j < n; ++j) xs[j] = &xf[(size_t)(sl[g0 + j] / K) * H];
       for (int i = 0; i < I; ++i) {
         const size_t r0 = ((size_t)e * 2 * I + 2 * i) * H;
@@ -117,13 +118,7 @@ void forward(int strategy, int group, const Model& m, LD wr, LD w13, LD w2t, LD 
     forward_reference(m, wr, w13, w2t, xl, T, out, ids);
     return;
   }
-  switch (group) {
-    case 1: return forward_fused<1>(m, wr, w13, w2t, xl, T, out, ids);
-    case 2: return forward_fused<2>(m, wr, w13, w2t, xl, T, out, ids);
-    case 4: return forward_fused<4>(m, wr, w13, w2t, xl, T, out, ids);
-    case 16: return forward_fused<16>(m, wr, w13, w2t, xl, T, out, ids);
-    default: return forward_fused<8>(m, wr, w13, w2t, xl, T, out, ids);
-  }
+  forward_fused(std::min(group, kMaxGroup), m, wr, w13, w2t, xl, T, out, ids);
 }
 
 // The registry: (family, strategy) of variants.json -> the code that runs it.
