@@ -2,7 +2,9 @@
 # test_cpu.sh — build the CPU moe-bench and run every CPU variant on the presets
 # small enough for a CPU (tiny: all dtypes and several token counts; qwen3 and
 # the others: 1 token, --iters 3 --warmup 1), checking exit code 0, check.pass
-# and the JSON shape; plus the usage/test-only behaviours. Plain bash + python3.
+# and the JSON shape (tunables with their source, energy null with a reason on
+# the CPU); every value of the fused variant's tunable; plus the usage/tunable
+# refusals and test-only behaviours. Plain bash + python3.
 # Usage: csrc/test_cpu.sh [BUILD_DIR]   (also: make -C csrc check-cpu)
 set -u
 cd "$(dirname "$0")"
@@ -10,7 +12,7 @@ BUILD=${1:-build/cpu}
 make -s cpu BUILD="$BUILD" >/dev/null || { echo "FAIL: build"; exit 1; }
 BIN="$BUILD/moe-bench"
 fails=0; n=0
-VARIANTS=$("$BIN" --list | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["variants"]["cpu"]))')
+VARIANTS=$("$BIN" --list | python3 -c 'import json,sys; print(",".join(v["name"] for v in json.load(sys.stdin)["table"]["variants"] if v["backend"] == "cpu"))')
 
 validate() {  # stdin: JSON; $1: expected variant count
   python3 -c '
@@ -26,6 +28,9 @@ for r in d["results"]:
     assert len(r["samples_us"]) == d["config"]["iters"] * d["config"]["rounds"]
     assert all(isinstance(x, (int, float)) and x > 0 for x in r["samples_us"])
     assert r["stats"]["median"] > 0 and r["bandwidth_gbps"] > 0
+    assert r["energy"]["joules_per_forward"] is None and r["energy"]["reason"], r["energy"]
+    for name, t in r["tunables"].items():
+        assert t["source"] in ("flag", "tuning_table", "default", "heuristic") and isinstance(t["value"], int), (name, t)
 assert d["bytes_per_iter"] > 0
 ' "$1"
 }
@@ -61,6 +66,11 @@ for dt in bf16 fp16 fp32; do
 done
 run --model tiny --variant "$VARIANTS" --repeat-work 3 --rotate 2 --iters 5
 run --hidden 128 --inter 64 --experts 8 --topk 2 --variant "$VARIANTS" --tokens 3 --iters 5
+run --hidden 192 --inter 160 --experts 8 --topk 2 --variant "$VARIANTS" --tokens 9 --iters 3   # hidden not a power of two
+for g in 1 2 4 8 16; do
+  run --model tiny --variant fused --tune group=$g --tokens 17 --iters 3 --warmup 1
+done
+run --model tiny --variant "$VARIANTS" --tune fused:group=2 --no-tuning-table --energy-ms 0 --iters 3
 run --model qwen3-30b-a3b --variant "$VARIANTS" --iters 3 --warmup 1
 run --model olmoe-1b-7b --variant "$VARIANTS" --iters 3 --warmup 1 --dtype fp16
 run --model deepseek-v2-lite --variant "$VARIANTS" --iters 3 --warmup 1 --tokens 2
@@ -70,6 +80,11 @@ expect_rc 2 --model tiny --bogus-flag
 expect_rc 2 --model tiny --variant nosuch
 expect_rc 2 --model tiny --dtype int4
 expect_rc 2 --hidden 256
+expect_rc 2 --model tiny --tokens 5000
+expect_rc 2 --model tiny --variant fused --tune group=3
+expect_rc 2 --model tiny --variant reference --tune group=2
+expect_rc 2 --model tiny --variant fused --tune group
+expect_rc 2 --model tiny --variant fused --tune separate:group=2
 expect_rc 3 --model tiny --test-output exit3
 
 n=$((n+1))
@@ -83,7 +98,11 @@ if "$BIN" --model tiny --test-output nan --iters 4 | python3 -c '
 import json,sys; d=json.load(sys.stdin); s=d["results"][0]["samples_us"]
 assert d["test"]["nan"] is True and None in s'; then echo "ok: --test-output nan gives null samples"; else echo "FAIL: nan"; fails=$((fails+1)); fi
 n=$((n+1))
-if "$BIN" --list | python3 -c 'import json,sys; d=json.load(sys.stdin); assert "tiny" in [p["name"] for p in d["presets"]]'; then echo "ok: --list"; else echo "FAIL: --list"; fails=$((fails+1)); fi
+if "$BIN" --list | python3 -c '
+import json,sys; d=json.load(sys.stdin)
+assert d["schema"] == "moefarm.list/1" and d["build"]["backends"][0] == "cpu"
+assert "tiny" in [p["name"] for p in d["table"]["presets"]]
+assert d["table"] == json.load(open("variants.json"))'; then echo "ok: --list"; else echo "FAIL: --list"; fails=$((fails+1)); fi
 n=$((n+1))
 t0=$(date +%s%N); "$BIN" --model tiny --test-sleep-ms 300 --iters 2 >/dev/null; t1=$(date +%s%N)
 if [ $(( (t1-t0)/1000000 )) -ge 300 ]; then echo "ok: --test-sleep-ms"; else echo "FAIL: --test-sleep-ms"; fails=$((fails+1)); fi

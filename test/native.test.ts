@@ -1,40 +1,54 @@
 /**
  * The native binary itself: the CPU build's own checks (every CPU variant on
- * the presets, usage errors, the TEST ONLY misbehaviours), and the CUDA build
- * compiled with the real nvcc through the worker's build step for every
- * target. CI has no GPU, so the CUDA binary is only asked what it cannot do.
+ * the presets, every value of its tunable, usage and tunable refusals, the TEST
+ * ONLY misbehaviours), and the CUDA build compiled with the real nvcc for every
+ * target with make, as the worker's build step runs it. CI has no GPU, so the
+ * CUDA binary is only asked what it can answer without one.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { ensureBinary } from '../worker/build.js';
+import { parseVariantTable, variantsOf } from '../src/schema/variant-table.js';
 import { TEST_CACHE } from './helpers/env.js';
 import { ROOT } from './helpers/services.js';
 
+const CSRC = join(ROOT, 'csrc');
+
 describe('the CPU build', () => {
   it('passes csrc/test_cpu.sh', async () => {
-    const r = await execa('bash', [join(ROOT, 'csrc', 'test_cpu.sh'), join(TEST_CACHE, 'test-cpu-sh')], { reject: false, cwd: join(ROOT, 'csrc') });
+    const r = await execa('bash', [join(CSRC, 'test_cpu.sh'), join(TEST_CACHE, 'test-cpu-sh')], { reject: false, cwd: CSRC });
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/(\d+)\/\1 passed/);
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('the CUDA build (nvcc, no GPU here)', () => {
-  it.each(['sm_90a', 'sm_89', 'sm_80'])('compiles for %s through the worker\'s build cache', async (arch) => {
-    const built = await ensureBinary({ csrc: join(ROOT, 'csrc'), cache: TEST_CACHE, backend: 'cuda', arch });
-    expect(built.info).toMatchObject({ backend: 'cuda', arch });
-    expect(built.info.compiler).toMatch(/^nvcc /);
-    expect(built.info.flags).toContain(arch === 'sm_90a' ? '-gencode arch=compute_90a,code=sm_90a' : `code=${arch}`);
-    const list = JSON.parse((await execa(built.path, ['--list'])).stdout) as { backends: string[]; variants: { cuda: string[] } };
-    expect(list.backends).toContain('cuda');
-    expect(list.variants.cuda).toContain('persistent-roundrobin');
-  }, 600_000);
+  const build = async (arch: string) => {
+    const dir = join(TEST_CACHE, 'native-test', `cuda-${arch}`);
+    const made = await execa('make', ['-s', '-C', CSRC, 'cuda', `ARCH=${arch}`, `BUILD=${dir}`], { env: { MAKEFLAGS: '' }, reject: false, all: true });
+    expect(made.exitCode, made.all).toBe(0);
+    return join(dir, 'moe-bench');
+  };
+
+  it.each(['sm_90a', 'sm_89', 'sm_80'])('compiles for %s and lists every CUDA variant of the table', async (arch) => {
+    const bin = await build(arch);
+    const list = JSON.parse((await execa(bin, ['--list'])).stdout) as {
+      build: { backends: string[]; arch: string; compiler: string; flags: string };
+      table: { variants: Array<{ name: string; backend: string }> };
+    };
+    expect(list.build).toMatchObject({ backends: ['cpu', 'cuda'], arch });
+    expect(list.build.compiler).toMatch(/^nvcc /);
+    expect(list.build.flags).toContain(arch === 'sm_90a' ? '-gencode arch=compute_90a,code=sm_90a' : `code=${arch}`);
+    const table = parseVariantTable(readFileSync(join(CSRC, 'variants.json'), 'utf8'), 'csrc/variants.json');
+    expect(list.table.variants.filter((v) => v.backend === 'cuda').map((v) => v.name)).toEqual(variantsOf(table, 'cuda'));
+  }, 900_000);
 
   it('refuses to run without a GPU with exit code 3 and a message naming the CUDA call', async () => {
-    const built = await ensureBinary({ csrc: join(ROOT, 'csrc'), cache: TEST_CACHE, backend: 'cuda', arch: 'sm_90a' });
-    const r = await execa(built.path, ['--backend', 'cuda', '--model', 'tiny', '--iters', '1'], { reject: false });
+    const bin = await build('sm_90a');
+    const r = await execa(bin, ['--backend', 'cuda', '--model', 'tiny', '--iters', '1'], { reject: false });
     expect(r.exitCode).toBe(3);
-    expect(r.stderr).toMatch(/cuda/i);
+    expect(r.stderr).toMatch(/CUDA error: cuda\w+/);
     expect(r.stdout).toBe('');
-  }, 600_000);
+  }, 900_000);
 });

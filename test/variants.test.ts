@@ -1,26 +1,214 @@
-import { readFileSync } from 'node:fs';
+/**
+ * The variant table (csrc/variants.json) is the only list: the binary embeds it at build time and
+ * prints it with --list, and refuses what the table refuses with the words of unsupportedReason /
+ * tunableReason (src/schema/variant-table.ts). The tuning table (csrc/tuning/*.json) round-trips:
+ * an entry written for this machine's CPU changes what the binary runs, and says so.
+ *
+ * The binaries are built with make straight from csrc/ (the build the worker runs, minus its
+ * cache); the CUDA one with the real nvcc. It cannot run here (no GPU), but every table rule is
+ * checked before the device is touched, so it answers these questions all the same.
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
-import { CPU_VARIANTS, CUDA_VARIANTS, MODEL_NAMES, MODELS } from '../src/schema/variants.js';
-import { ensureBinary } from '../worker/build.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BenchOutputSchema } from '../src/schema/bench-output.js';
+import {
+  findVariant,
+  parseTuningTable,
+  parseVariantTable,
+  tunableReason,
+  unsupportedReason,
+  type ShapeRequest,
+  type VariantTable,
+} from '../src/schema/variant-table.js';
 import { TEST_CACHE } from './helpers/env.js';
 import { ROOT } from './helpers/services.js';
 
-// The coordinator validates sweeps against these lists without a binary at hand: keep them equal to csrc's.
-describe('variant and preset lists agree with the native binary', () => {
-  it('matches the CPU build\'s --list', async () => {
-    const bin = await ensureBinary({ csrc: join(ROOT, 'csrc'), cache: TEST_CACHE, backend: 'cpu', arch: 'sm_90a' });
-    const list = JSON.parse((await execa(bin.path, ['--list'])).stdout) as { variants: { cpu: string[] }; presets: Array<{ name: string; hidden: number; inter: number; experts: number; topk: number } | string> };
-    expect(list.variants.cpu).toEqual([...CPU_VARIANTS]);
-    const names = list.presets.map((p) => (typeof p === 'string' ? p : p.name));
-    expect(names.sort()).toEqual([...MODEL_NAMES].sort());
-    for (const p of list.presets) if (typeof p !== 'string') expect(MODELS[p.name as keyof typeof MODELS]).toMatchObject({ hidden: p.hidden, inter: p.inter, experts: p.experts, topk: p.topk });
+const CSRC = join(ROOT, 'csrc');
+
+async function make(csrc: string, target: 'cpu' | 'cuda', build: string): Promise<string> {
+  const r = await execa('make', ['-s', '-C', csrc, target, `BUILD=${build}`, ...(target === 'cuda' ? ['ARCH=sm_90a'] : [])], {
+    env: { MAKEFLAGS: '' },
+    reject: false,
+    all: true,
+  });
+  if (r.exitCode !== 0) throw new Error(`make ${target} in ${csrc} failed:\n${r.all}`);
+  return join(build, 'moe-bench');
+}
+
+/** The repository's table, parsed by the coordinator's own parser. */
+const table: VariantTable = parseVariantTable(readFileSync(join(CSRC, 'variants.json'), 'utf8'), 'csrc/variants.json');
+
+/** Runs the binary; expects exit 2 and returns its one stderr line. */
+async function refusal(bin: string, args: string[]): Promise<string> {
+  const r = await execa(bin, args, { reject: false });
+  expect(r.exitCode, `${bin} ${args.join(' ')}: ${r.stderr}`).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr.split('\n')).toHaveLength(1);
+  return r.stderr;
+}
+
+function shapeArgs(q: ShapeRequest): string[] {
+  return ['--hidden', String(q.hidden), '--inter', String(q.inter), '--experts', String(q.experts), '--topk', String(q.topk),
+    '--tokens', String(q.tokens), '--dtype', q.dtype];
+}
+
+describe('the variant table is the binary\'s', () => {
+  let cpuBin = '';
+  beforeAll(async () => {
+    cpuBin = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+  }, 300_000);
+
+  it('--list prints csrc/variants.json as the coordinator parses it, and the embedded tuning files', async () => {
+    const list = JSON.parse((await execa(cpuBin, ['--list'])).stdout) as {
+      schema: string; build: { backends: string[] }; table: unknown; tuning: { files: string[]; entries: unknown[] };
+    };
+    expect(list.schema).toBe('moefarm.list/1');
+    expect(list.build.backends).toEqual(['cpu']);
+    expect(parseVariantTable(JSON.stringify(list.table), 'moe-bench --list')).toEqual(table);
+    const files = readdirSync(join(CSRC, 'tuning')).filter((f) => f.endsWith('.json')).sort().map((f) => `tuning/${f}`);
+    expect(list.tuning.files).toEqual(files);
+    const entries = files.flatMap((f) => parseTuningTable(readFileSync(join(CSRC, f), 'utf8'), f, table).entries);
+    expect(list.tuning.entries).toHaveLength(entries.length);
   });
 
-  it('matches the CUDA source\'s variant table', () => {
-    const src = readFileSync(join(ROOT, 'csrc', 'src', 'moe_cuda.cu'), 'utf8');
-    const table = /kVariants\[\]\s*=\s*\{([^}]*)\}/.exec(src)?.[1] ?? '';
-    expect([...table.matchAll(/"([^"]+)"/g)].map((m) => m[1])).toEqual([...CUDA_VARIANTS]);
+  it('refuses what unsupportedReason refuses, in its words (cpu variants)', async () => {
+    const fused = findVariant(table, 'fused')!;
+    const asks: ShapeRequest[] = [
+      { hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 5000, dtype: 'bf16' },
+      { hidden: 4, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'bf16' },
+      { hidden: 256, inter: 128, experts: 4, topk: 8, tokens: 1, dtype: 'fp32' },
+    ];
+    for (const q of asks) {
+      const why = unsupportedReason(table, fused, q);
+      expect(why).not.toBeNull();
+      expect(await refusal(cpuBin, ['--variant', 'fused', ...shapeArgs(q)])).toBe(`moe-bench: variant fused: ${why}`);
+    }
   });
+
+  it('refuses a tunable outside its range naming the variant and the tunable, in tunableReason\'s words', async () => {
+    const fused = findVariant(table, 'fused')!;
+    const reference = findVariant(table, 'reference')!;
+    for (const [spec, name, value] of [[fused, 'group', 3], [fused, 'groups', 8], [reference, 'group', 2]] as const) {
+      const why = tunableReason(spec, name, value);
+      expect(why).toMatch(name);
+      expect(await refusal(cpuBin, ['--model', 'tiny', '--variant', spec.name, '--tune', `${name}=${value}`]))
+        .toBe(`moe-bench: variant ${spec.name}: ${why}`);
+    }
+    expect(await refusal(cpuBin, ['--model', 'tiny', '--variant', 'fused', '--tune', 'group=x'])).toMatch(/--tune: group: expected an integer/);
+    expect(await refusal(cpuBin, ['--model', 'tiny', '--variant', 'fused', '--tune', 'separate:ffn1_tile=8'])).toMatch(/--tune: separate: not one of the listed variants/);
+  });
+
+  it('echoes every tunable with its source, and --tune changes the run', async () => {
+    const run = async (extra: string[]) => {
+      const r = await execa(cpuBin, ['--model', 'tiny', '--tokens', '3', '--variant', 'reference,fused', '--iters', '2', '--warmup', '0', ...extra]);
+      return BenchOutputSchema.parse(JSON.parse(r.stdout));
+    };
+    const plain = await run([]);
+    expect(plain.results.map((r) => r.tunables)).toEqual([{}, { group: { value: 8, source: 'default' } }]);
+    expect(plain.results[1]!.energy).toMatchObject({ joules_per_forward: null, reason: expect.stringMatching(/cpu backend/) });
+    const tuned = await run(['--tune', 'fused:group=2']);
+    expect(tuned.results[1]!.tunables).toEqual({ group: { value: 2, source: 'flag' } });
+    expect(tuned.results[1]!.check.pass).toBe(true);
+  });
+});
+
+describe('the CUDA build checks the same table before it touches a device', () => {
+  let cudaBin = '';
+  beforeAll(async () => {
+    cudaBin = await make(CSRC, 'cuda', join(TEST_CACHE, 'variants-test', 'cuda-sm_90a'));
+  }, 900_000);
+
+  it('refuses the shapes and tunables the table refuses, in the coordinator\'s words', async () => {
+    const asks: Array<[string, ShapeRequest]> = [
+      ['persistent-splitk', { hidden: 2050, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16' }],
+      ['separate', { hidden: 2048, inter: 20000, experts: 128, topk: 8, tokens: 1, dtype: 'bf16' }],
+      ['persistent-simple', { hidden: 2048, inter: 768, experts: 1000, topk: 8, tokens: 1, dtype: 'fp16' }],
+      ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 40, tokens: 1, dtype: 'bf16' }],
+      ['persistent-splitk-dyn', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 300, dtype: 'bf16' }],
+      ['persistent-roundrobin', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp32' }],
+    ];
+    for (const [name, q] of asks) {
+      const why = unsupportedReason(table, findVariant(table, name)!, q);
+      expect(why, name).not.toBeNull();
+      expect(await refusal(cudaBin, ['--backend', 'cuda', '--variant', name, ...shapeArgs(q)])).toBe(`moe-bench: variant ${name}: ${why}`);
+    }
+    const tunes: Array<[string, string, number]> = [
+      ['persistent-splitk', 'slice', 300], ['persistent-splitk', 'slice', 20], ['persistent-splitk-dyn', 'threads', 384],
+      ['separate', 'down_tile', 96], ['persistent-multiwarp', 'sched_warps', 3], ['persistent-simple', 'sched_warps', 4],
+    ];
+    for (const [name, tunable, value] of tunes) {
+      const why = tunableReason(findVariant(table, name)!, tunable, value);
+      expect(why, `${name} ${tunable}=${value}`).not.toBeNull();
+      expect(await refusal(cudaBin, ['--backend', 'cuda', '--model', 'qwen3-30b-a3b', '--variant', name, '--tune', `${tunable}=${value}`]))
+        .toBe(`moe-bench: variant ${name}: ${why}`);
+    }
+  });
+
+  it('prints the same table and names both backends', async () => {
+    const list = JSON.parse((await execa(cudaBin, ['--list'])).stdout) as { build: { backends: string[]; arch: string }; table: unknown };
+    expect(list.build).toMatchObject({ backends: ['cpu', 'cuda'], arch: 'sm_90a' });
+    expect(parseVariantTable(JSON.stringify(list.table), 'moe-bench --list')).toEqual(table);
+  });
+});
+
+describe('a tuning table round-trips through the binary', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'moefarm-tuning-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A copy of csrc/ (sources only) with one more tuning file, built. */
+  async function buildWith(name: string, tuning: unknown): Promise<string> {
+    const src = join(dir, name);
+    cpSync(CSRC, src, { recursive: true, filter: (p) => !/[/\\](build|results)$/.test(p) });
+    writeFileSync(join(src, 'tuning', 'test-cpu.json'), JSON.stringify(tuning, null, 2));
+    return make(src, 'cpu', join(src, 'build', 'cpu'));
+  }
+
+  it('uses an entry for this CPU (and a "*" entry), says where the value came from, and yields to --tune and --no-tuning-table', async () => {
+    const probe = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+    const device = BenchOutputSchema.parse(JSON.parse((await execa(probe, ['--model', 'tiny', '--iters', '1', '--warmup', '0'])).stdout)).device.name;
+    const tuningFile = {
+      schema: 'moefarm.tuning/1',
+      about: 'test: one entry for this machine\'s CPU, one for any device',
+      entries: [
+        { device, variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 3, dtype: 'bf16', tunables: { group: 2 }, measured: 'test' },
+        { device: '*', variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 5, dtype: 'bf16', tunables: { group: 16 } },
+      ],
+    };
+    parseTuningTable(JSON.stringify(tuningFile), 'test-cpu.json', table);  // the coordinator accepts what it writes
+    const bin = await buildWith('good', tuningFile);
+    const run = async (tokens: number, extra: string[] = []) => {
+      const r = await execa(bin, ['--model', 'tiny', '--tokens', String(tokens), '--variant', 'fused', '--iters', '2', '--warmup', '0', ...extra]);
+      const out = BenchOutputSchema.parse(JSON.parse(r.stdout));
+      expect(out.results[0]!.check.pass).toBe(true);
+      return out.results[0]!.tunables;
+    };
+    expect(await run(3)).toEqual({ group: { value: 2, source: 'tuning_table', origin: 'tuning/test-cpu.json: entries.0' } });
+    expect(await run(5)).toEqual({ group: { value: 16, source: 'tuning_table', origin: 'tuning/test-cpu.json: entries.1' } });
+    expect(await run(4)).toEqual({ group: { value: 8, source: 'default' } });
+    expect(await run(3, ['--tune', 'group=4'])).toEqual({ group: { value: 4, source: 'flag' } });
+    expect(await run(3, ['--no-tuning-table'])).toEqual({ group: { value: 8, source: 'default' } });
+    const list = JSON.parse((await execa(bin, ['--list'])).stdout) as { tuning: { files: string[]; entries: Array<{ device: string }> } };
+    expect(list.tuning.files).toContain('tuning/test-cpu.json');
+    expect(list.tuning.entries.map((e) => e.device)).toEqual(expect.arrayContaining([device, '*']));
+  }, 600_000);
+
+  it('refuses a tuning file with a tunable the variant does not have, naming the file and the entry', async () => {
+    const bad = {
+      schema: 'moefarm.tuning/1',
+      entries: [{ device: '*', variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'bf16', tunables: { slice: 16 } }],
+    };
+    expect(() => parseTuningTable(JSON.stringify(bad), 'tuning/test-cpu.json', table)).toThrow(
+      "tuning/test-cpu.json: entries.0: variant fused: unknown tunable 'slice' (tunables: group)",
+    );
+    const bin = await buildWith('bad', bad);
+    expect(await refusal(bin, ['--model', 'tiny'])).toBe(
+      "moe-bench: tuning/test-cpu.json: entries.0: variant fused: unknown tunable 'slice' (tunables: group) (embedded at build time)",
+    );
+  }, 600_000);
 });

@@ -1,10 +1,15 @@
-// backend.h — what main.cpp needs from a backend (CPU or CUDA).
+// backend.h — what main.cpp needs from a backend (CPU or CUDA). A variant is
+// addressed by its index in the run's --variant list, after plan() accepted it.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "energy.h"
+#include "json.h"
+#include "tunables.h"
+#include "variant_table.h"
 
 namespace moe {
 
@@ -22,41 +27,43 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
-  virtual std::vector<std::string> variants() const = 0;
-  // "" if the variant can run this shape, else the failed constraint.
-  virtual std::string unsupported(const std::string& v, const Shape& s, int T, DType dt) const = 0;
+  // As the output's device.name reports it: the key of the tuning tables.
+  virtual std::string device_name() const = 0;
+  // "" when the device can run a variant needing this compute capability ("9.0"), else why not.
+  virtual std::string capability_reason(const std::string& /*min_cc*/) const { return ""; }
   virtual int default_rotate() const = 0;
-  virtual void device_json(Json& j) = 0;
+  virtual void device_json(JsonWriter& j) = 0;
+  // Adds the next variant of the run: maps its family/strategy to the code that
+  // runs it, fills its "auto" tunables (source heuristic) and checks the values
+  // that depend on the shape or the device. "" on success, else the failure,
+  // naming the tunable and where its value came from. Call before upload().
+  virtual std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tunables) = 0;
+  // How the planned variant launches (cuda: blocks, threads, shared memory); null on cpu.
+  virtual void launch_json(int /*v*/, JsonWriter& j) { j.null(); }
   virtual void upload(const Model& m, const Config& cfg) = 0;
   // One forward of variant v on x (T tokens). out: [T][H] floats (converted from
   // the stored dtype; the backend poisons its output buffer with NaN first).
   // ids: [T][K] experts the variant routed each token to.
-  virtual void run_once(const std::string& v, const HostTensor& x, int T,
-                        std::vector<float>& out, std::vector<int>& ids) = 0;
+  virtual void run_once(int v, const HostTensor& x, int T, std::vector<float>& out, std::vector<int>& ids) = 0;
   virtual void set_rotation(const std::vector<HostTensor>& xs, int T) = 0;
   // Warm up, then time `iters` iterations; samples in microseconds, plus the
   // in-kernel SM clock per sample (empty on CPU).
-  virtual void time_iters(const std::string& v, int warmup, int iters,
-                          std::vector<double>& us, std::vector<double>& mhz) = 0;
+  virtual void time_iters(int v, int warmup, int iters, std::vector<double>& us, std::vector<double>& mhz) = 0;
+  // Energy per forward of variant v over its own window (energy.h); the CPU
+  // backend has no counter and says so.
+  virtual EnergyResult energy(int v, int min_ms, double median_us) = 0;
   // Persistent variants: traced launch(es) -> waits, and Chrome trace events
   // appended to `trace` (pid = variant index). Default: none.
-  virtual Waits trace_waits(const std::string& /*v*/, int /*pid*/, Json* /*trace*/) { return Waits{}; }
+  virtual Waits trace_waits(int /*v*/, int /*pid*/, JsonWriter* /*trace*/) { return Waits{}; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef MOE_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend();
-std::vector<std::string> cuda_variant_names();
+// Every cuda row of the table has code in this build, and all code has a row:
+// "" or the mismatch (checked before anything runs, --list included).
+std::string cuda_registry_mismatch(const VariantTable& t);
 #endif
-
-// CPU math shared by the CPU backend and the checker.
-void route_f32(const Model& m, const HostTensor& x, int T, Routing& r);
-void route_f64(const Model& m, const HostTensor& x, int T, Routing& r, std::vector<double>* logits);
-// fp64 oracle for the given routing (r.ids/r.wts used as-is; wts recomputed in fp64 from logits).
-void oracle_forward(const Model& m, const HostTensor& x, int T, const Routing& r,
-                    const std::vector<double>& logits, std::vector<double>& out);
-// Same, tokens [t0, t1) only, into out (sized T*H by the caller).
-void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const std::vector<double>& logits,
-                   double* out, int t0, int t1);
+std::string cpu_registry_mismatch(const VariantTable& t);
 
 }  // namespace moe

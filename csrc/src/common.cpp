@@ -1,18 +1,10 @@
-// common.cpp — presets, fp16 table, model/input generation, statistics, errors.
+// common.cpp — fp16 table, model/input generation, statistics, errors.
 #include "common.h"
 
 #include <algorithm>
 #include <thread>
 
 namespace moe {
-
-const Preset kPresets[] = {
-    {"tiny", {256, 128, 16, 4}},
-    {"qwen3-30b-a3b", {2048, 768, 128, 8}},
-    {"olmoe-1b-7b", {2048, 1024, 64, 8}},
-    {"deepseek-v2-lite", {2048, 1408, 64, 6}},  // routed experts only
-};
-const int kNumPresets = sizeof(kPresets) / sizeof(kPresets[0]);
 
 void die_usage(const std::string& msg) {
   std::fprintf(stderr, "moe-bench: %s\n", msg.c_str());

@@ -1,13 +1,16 @@
 // common.h — shared pieces of moe-bench (CPU and CUDA backends): dtypes and
 // their round-to-nearest-even conversions, the counter-based RNG, the shape and
-// configuration, a tiny JSON writer, statistics and error helpers.
+// configuration, the model and its inputs, statistics and error helpers.
 #pragma once
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace moe {
@@ -101,11 +104,14 @@ inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t idx) {
 
 // ---------------------------------------------------------------- shape/config
 struct Shape { int hidden = 0, inter = 0, experts = 0, topk = 0; };
-struct Preset { const char* name; Shape s; };
-extern const Preset kPresets[];
-extern const int kNumPresets;
 
 enum class TestOut { None, Garbage, Partial, NaN, Exit3 };
+
+// One --tune value: for `variant`, or for every listed variant when empty.
+struct TuneFlag { std::string variant, name; long long value = 0; };
+
+// Default of --energy-ms: see csrc/BENCHMARKS.md ("Energy per forward").
+constexpr int kDefaultEnergyMs = 500;
 
 struct Config {
   std::string backend = "cpu";
@@ -120,6 +126,9 @@ struct Config {
   bool cold_l2 = false;
   int repeat_work = 1;
   std::string trace;
+  std::vector<TuneFlag> tune;
+  bool use_tuning_table = true;
+  int energy_ms = kDefaultEnergyMs;  // 0: no energy window
   int test_sleep_ms = 0;
   TestOut test_output = TestOut::None;
   bool test_any = false;
@@ -147,45 +156,16 @@ struct Routing {
   std::vector<float> wts;    // [T][K]
 };
 
-// ---------------------------------------------------------------- JSON writer
-class Json {
- public:
-  std::string s;
-  void raw(const std::string& t) { s += t; }
-  void key(const char* k) { comma(); str_(k); s += ':'; need_comma_ = false; }
-  void begin_obj() { comma(); s += '{'; need_comma_ = false; }
-  void end_obj() { s += '}'; need_comma_ = true; }
-  void begin_arr() { comma(); s += '['; need_comma_ = false; }
-  void end_arr() { s += ']'; need_comma_ = true; }
-  void val(const std::string& v) { comma(); str_(v.c_str()); need_comma_ = true; }
-  void val(const char* v) { if (!v) { null(); return; } comma(); str_(v); need_comma_ = true; }
-  void val(bool b) { comma(); s += b ? "true" : "false"; need_comma_ = true; }
-  void val(int v) { comma(); s += std::to_string(v); need_comma_ = true; }
-  void val(long long v) { comma(); s += std::to_string(v); need_comma_ = true; }
-  void val(uint64_t v) { comma(); s += std::to_string(v); need_comma_ = true; }
-  void val(double v) {  // never NaN/Infinity literals: those become null
-    comma();
-    if (!std::isfinite(v)) s += "null";
-    else { char b[40]; std::snprintf(b, sizeof b, "%.9g", v); s += b; }
-    need_comma_ = true;
-  }
-  void null() { comma(); s += "null"; need_comma_ = true; }
-  template <class T> void kv(const char* k, T v) { key(k); val(v); }
-  void kv_null(const char* k) { key(k); null(); }
- private:
-  bool need_comma_ = false;
-  void comma() { if (need_comma_) s += ','; }
-  void str_(const char* v) {
-    s += '"';
-    for (const char* p = v; *p; ++p) {
-      unsigned char c = (unsigned char)*p;
-      if (c == '"' || c == '\\') { s += '\\'; s += (char)c; }
-      else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\u%04x", c); s += b; }
-      else s += (char)c;
-    }
-    s += '"';
-  }
-};
+// Runs f(0..n-1) over up to 16 threads (host work: oracle, inputs).
+template <class F>
+void parallel_for(int n, F f) {
+  unsigned nt = std::max(1u, std::min<unsigned>(16, std::thread::hardware_concurrency()));
+  std::vector<std::thread> th;
+  std::atomic<int> next{0};
+  for (unsigned k = 0; k < nt; ++k)
+    th.emplace_back([&] { for (int i; (i = next++) < n;) f(i); });
+  for (auto& t : th) t.join();
+}
 
 // ---------------------------------------------------------------- stats
 struct Stats { int n = 0; double min = 0, p10 = 0, median = 0, mean = 0, p90 = 0, p99 = 0, max = 0, stdev = 0; };

@@ -27,6 +27,36 @@ export const CheckSchema = z.looseObject({
   tol: z.number(),
 });
 
+/** Where a tunable's value came from (csrc/src/tunables.h): --tune, the tuning table, the variant table's default, the binary's heuristic. */
+export const TUNE_SOURCES = ['flag', 'tuning_table', 'default', 'heuristic'] as const;
+export const TunableValueSchema = z.looseObject({
+  value: z.int(),
+  source: z.enum(TUNE_SOURCES),
+  /** tuning_table only: "tuning/FILE.json: entries.N". */
+  origin: z.string().optional(),
+});
+
+/**
+ * Energy per forward (one timed iteration, --repeat-work included) from the GPU's energy counter,
+ * over a window of its own after the variant's timing (csrc/CONTRACT.md). Null figures come with
+ * the reason (cpu backend, no NVML, counter not supported, window disabled).
+ */
+export const EnergySchema = z
+  .looseObject({
+    joules_per_forward: finite.nullable(),
+    mean_power_w: finite.nullable(),
+    reason: z.string().nullable(),
+    window_ms: finite.optional(),
+    forward_us: finite.optional(),
+    forwards: z.int().nonnegative().optional(),
+    counter_updates: z.int().nonnegative().optional(),
+  })
+  .superRefine((e, ctx) => {
+    if ((e.joules_per_forward === null) !== (e.reason !== null))
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'expected a reason exactly when joules_per_forward is null' });
+  });
+export type Energy = z.infer<typeof EnergySchema>;
+
 /** A variant whose check failed is not timed: no samples, no stats. */
 export const VariantResultSchema = z
   .looseObject({
@@ -40,6 +70,12 @@ export const VariantResultSchema = z
     waits: z.unknown().nullable().optional(),
     /** Wall-clock ms since the epoch around the timed iterations: GPU telemetry is cut to it. */
     timed_window_unix_ms: z.tuple([z.number(), z.number()]).nullable().optional(),
+    /** Every tunable of the variant, with its value and source (absent from binaries before tunables). */
+    tunables: z.record(z.string(), TunableValueSchema).optional(),
+    /** cuda: how the variant launched (family, blocks, threads, shared memory); cpu: null. */
+    launch: z.looseObject({ blocks: z.int(), threads: z.int() }).nullable().optional(),
+    /** Null when the variant was not timed; absent from binaries before energy. */
+    energy: EnergySchema.nullable().optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.check.pass) return;
@@ -62,6 +98,10 @@ export const BenchOutputSchema = z.looseObject({
     dtype: z.string(),
     warmup: z.int(),
     iters: z.int(),
+    /** False with --no-tuning-table. */
+    tuning_table: z.boolean().optional(),
+    /** Minimum energy window per variant (ms); 0: none. */
+    energy_ms: z.int().nonnegative().optional(),
   }),
   device: z.looseObject({
     kind: z.enum(['cpu', 'cuda']),

@@ -33,15 +33,27 @@ const LimitsSchema = z.strictObject({
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 
-/** A tunable: a list of allowed values, or a range; its default is a value or "auto" (the binary's heuristic). */
-export const TunableSchema = z.strictObject({
-  summary: z.string().optional(),
-  values: z.array(z.int()).min(1).optional(),
-  min: z.int().optional(),
-  max: z.int().optional(),
-  multiple_of: z.int().positive().optional(),
-  default: z.union([z.int(), z.literal('auto')]),
-});
+/**
+ * A tunable: a list of allowed values, or a range; its default is a value or "auto" (the binary's
+ * heuristic decides, and its output says so). The binary takes values with `--tune` and echoes each
+ * one with its source (flag, tuning table, default, heuristic).
+ */
+export const TunableSchema = z
+  .strictObject({
+    summary: z.string().optional(),
+    values: z.array(z.int()).min(1).optional(),
+    min: z.int().optional(),
+    max: z.int().optional(),
+    multiple_of: z.int().positive().optional(),
+    default: z.union([z.int(), z.literal('auto')]),
+  })
+  .superRefine((t, ctx) => {
+    if (!t.values && (t.min === undefined || t.max === undefined)) ctx.addIssue({ code: 'custom', message: 'expected values, or min and max' });
+    else if (t.default !== 'auto') {
+      const why = tunableValueReason('default', t, t.default);
+      if (why) ctx.addIssue({ code: 'custom', path: ['default'], message: why });
+    }
+  });
 export type Tunable = z.infer<typeof TunableSchema>;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -133,10 +145,97 @@ export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: S
   return null;
 }
 
+function tunableValueReason(name: string, t: Tunable, value: number): string | null {
+  const head = `tunable ${name}=${value}: `;
+  if (t.values && !t.values.includes(value)) return head + `expected one of ${t.values.join(', ')}`;
+  if (t.min !== undefined && value < t.min) return head + `must be >= ${t.min}`;
+  if (t.max !== undefined && value > t.max) return head + `must be <= ${t.max}`;
+  if (t.multiple_of !== undefined && value % t.multiple_of !== 0) return head + `must be a multiple of ${t.multiple_of}`;
+  return null;
+}
+
+/**
+ * Why `value` is not allowed for tunable `name` of this variant, or null when it is: the rule the
+ * binary applies to `--tune` (exit 2, "variant NAME: <this>"), in the same words. Shape- and
+ * device-dependent rules (a down tile must divide hidden, blocks that must fit on an SM) are the
+ * binary's alone, applied when it plans the run.
+ */
+export function tunableReason(spec: VariantSpec, name: string, value: number): string | null {
+  const t = spec.tunables[name];
+  if (!t) {
+    const names = Object.keys(spec.tunables);
+    return `unknown tunable '${name}' (${names.length ? `tunables: ${names.join(', ')}` : 'it has no tunables'})`;
+  }
+  if (!Number.isInteger(value)) return `tunable ${name}=${value}: expected an integer`;
+  return tunableValueReason(name, t, value);
+}
+
 export function findVariant(table: VariantTable, name: string): VariantSpec | undefined {
   return table.variants.find((v) => v.name === name);
 }
 
 export function variantsOf(table: VariantTable, backend: 'cpu' | 'cuda'): string[] {
   return table.variants.filter((v) => v.backend === backend).map((v) => v.name);
+}
+
+// ---------------------------------------------------------------- tuning tables
+
+export const TUNING_TABLE_SCHEMA = 'moefarm.tuning/1';
+
+/**
+ * One tuning-table entry (csrc/tuning/*.json, embedded in the binary like variants.json): for a
+ * device (its name exactly as the binary's device.name reports it, or "*" for any), a variant, a
+ * shape, a token count and a dtype, the tunable values the binary uses unless --tune overrides them
+ * or --no-tuning-table is given.
+ */
+export const TuningEntrySchema = z.strictObject({
+  device: z.string().min(1),
+  variant: z.string().regex(NAME),
+  hidden: z.int().positive(),
+  inter: z.int().positive(),
+  experts: z.int().positive(),
+  topk: z.int().positive(),
+  tokens: z.int().positive(),
+  dtype: z.string(),
+  tunables: z.record(z.string(), z.int()),
+  /** How the values were chosen (command, card, date). */
+  measured: z.string().optional(),
+});
+export type TuningEntry = z.infer<typeof TuningEntrySchema>;
+
+export const TuningTableSchema = z.strictObject({
+  schema: z.literal(TUNING_TABLE_SCHEMA),
+  about: z.string().optional(),
+  entries: z.array(TuningEntrySchema),
+});
+export type TuningTable = z.infer<typeof TuningTableSchema>;
+
+/** Parse one tuning file against the variant table of the same source: the binary's rules, the binary's words. */
+export function parseTuningTable(text: string, where: string, table: VariantTable): TuningTable {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${where}: not JSON (${(err as Error).message})`);
+  }
+  const parsed = TuningTableSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new Error(`${where}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+  }
+  const keys = new Map<string, number>();
+  parsed.data.entries.forEach((e, i) => {
+    const at = `${where}: entries.${i}`;
+    const spec = findVariant(table, e.variant);
+    if (!spec) throw new Error(`${at}.variant: '${e.variant}' is not in variants.json`);
+    for (const [name, value] of Object.entries(e.tunables)) {
+      const why = tunableReason(spec, name, value);
+      if (why) throw new Error(`${at}: variant ${e.variant}: ${why}`);
+    }
+    const key = JSON.stringify([e.device, e.variant, e.hidden, e.inter, e.experts, e.topk, e.tokens, e.dtype]);
+    const prev = keys.get(key);
+    if (prev !== undefined) throw new Error(`${at}: the same key as entries.${prev}`);
+    keys.set(key, i);
+  });
+  return parsed.data;
 }

@@ -1,10 +1,10 @@
-// cuda_util.cuh — CUDA error checking and small RAII helpers for moe-bench.
+// cuda_check.cuh — CUDA error checking and small RAII helpers for moe-bench (host side).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <string>
 
-#include "common.h"
+#include "../common.h"
 
 // Every CUDA call goes through CUDA_CHECK: on error, one stderr line naming the
 // call, file and line, exit 3 (contract: runtime error).

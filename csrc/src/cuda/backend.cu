@@ -1,0 +1,378 @@
+// backend.cu — the CUDA backend: device, buffers, plans of the requested
+// variants (families.h), the correctness run, timing with CUDA events over a
+// CUDA graph per variant, the energy window, and traced launches.
+#include <map>
+
+#include "../backend.h"
+#include "cuda_check.cuh"
+#include "families.h"
+#include "trace.cuh"
+
+namespace moe {
+
+namespace {
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend() {
+    CUDA_CHECK(cudaGetDevice(&dev_));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop_, dev_));
+    CUDA_CHECK(cudaDriverGetVersion(&driver_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  ~CudaBackend() override {
+    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
+    cudaStreamDestroy(stream_);
+  }
+  const char* name() const override { return "cuda"; }
+  std::string device_name() const override { return prop_.name; }
+  std::string capability_reason(const std::string& min_cc) const override {
+    const int want_major = std::atoi(min_cc.c_str()), want_minor = std::atoi(min_cc.c_str() + min_cc.find('.') + 1);
+    if (prop_.major > want_major || (prop_.major == want_major && prop_.minor >= want_minor)) return "";
+    return "needs compute capability >= " + min_cc + ", device is " + std::to_string(prop_.major) + "." + std::to_string(prop_.minor);
+  }
+  int default_rotate() const override { return 64; }
+  void device_json(JsonWriter& j) override {
+    j.kv("kind", "cuda");
+    j.kv("name", prop_.name);
+    j.kv("sm_count", prop_.multiProcessorCount);
+    j.kv("compute_capability", std::to_string(prop_.major) + "." + std::to_string(prop_.minor));
+    j.kv("driver", std::to_string(driver_));
+    j.kv("l2_bytes", (long long)prop_.l2CacheSize);
+    j.kv("mem_bytes", (long long)prop_.totalGlobalMem);
+    j.kv("cores", (int)std::thread::hardware_concurrency());
+    int rt = 0;
+    CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    j.kv("runtime", std::to_string(rt));
+    j.kv("persistent_blocks", max_grid_);
+  }
+
+  std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tun) override {
+    const RegistryRow* row = find_cuda_row(spec.family, spec.strategy ? spec.strategy->c_str() : nullptr);
+    if (!row) return "no CUDA code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
+    Plan pl;
+    pl.family = row->fam;
+    pl.strategy = row->strategy_id;
+    const PlanCtx ctx{prop_, s, T, dt == DType::BF16};
+    std::string why = row->fam->plan(ctx, tun, pl);
+    if (!why.empty()) return why;
+    if (pl.persistent) max_grid_ = std::max(max_grid_, pl.grid);
+    plans_.push_back(pl);
+    return "";
+  }
+  void launch_json(int v, JsonWriter& j) override {
+    const Plan& pl = plans_[v];
+    j.begin_obj();
+    j.kv("family", pl.family->name);
+    j.kv("persistent", pl.persistent);
+    j.kv("blocks", pl.grid);
+    j.kv("threads", pl.threads);
+    j.kv("smem_bytes", (long long)pl.smem());
+    j.end_obj();
+  }
+
+  void upload(const Model& m, const Config& cfg) override {
+    m_ = &m;
+    cfg_ = &cfg;
+    bf_ = m.dt == DType::BF16;
+    const int T = cfg.tokens, H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
+    auto up = [&](DevBuf<uint16_t>& d, const HostTensor& h) {
+      d.alloc(h.n);
+      CUDA_CHECK(cudaMemcpy(d.p, h.bytes.data(), h.nbytes(), cudaMemcpyHostToDevice));
+    };
+    up(wr_, m.wr);
+    up(w13_, m.w13);
+    up(w2t_, m.w2t);
+    out_.alloc((size_t)T * H);
+    out_acc_.alloc((size_t)T * H);
+    CUDA_CHECK(cudaMemset(out_acc_.p, 0, out_acc_.bytes()));
+    logits_.alloc((size_t)T * E);
+    topk_ids_.alloc((size_t)T * K);
+    topk_w_.alloc((size_t)T * K);
+    act_.alloc((size_t)T * K * I);
+    l_cnt_.alloc(E); l_off_.alloc(E); l_slots_.alloc((size_t)T * K); l_active_.alloc(E);
+    ctrl_.alloc(C_N);
+    fanin_.alloc(E);
+    x_check_.alloc((size_t)T * H);
+    size_t queue = 1;  // OS family: E x (hidden / down_tile) down tasks
+    for (auto& pl : plans_) if (pl.family == &kOsFamily) queue = std::max(queue, (size_t)E * (H / pl.nh));
+    queue_.alloc(queue);
+    qflag_.alloc(queue);
+    const int nb = std::max(1, max_grid_);
+    db_.alloc(nb);
+    ack_.alloc(nb + 8);
+    smid_.alloc(nb);
+    trace_.alloc((size_t)nb * kMaxEv);
+    trace_n_.alloc(nb);
+    clear_ctrl();
+    if (cfg.cold_l2) flush_.alloc((size_t)prop_.l2CacheSize * 2 / 4 + 1024);
+  }
+
+  void clear_ctrl() {
+    CUDA_CHECK(cudaMemsetAsync(ctrl_.p, 0, ctrl_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(fanin_.p, 0, fanin_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(db_.p, 0, db_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(ack_.p, 0, ack_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(qflag_.p, 0, qflag_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(out_acc_.p, 0, out_acc_.bytes(), stream_));
+  }
+
+  Params params(int v, const uint16_t* xb, int rotate, bool trace) {
+    const Plan& pl = plans_[v];
+    Params p{};
+    p.wr = wr_.p; p.w13 = w13_.p; p.w2t = w2t_.p;
+    p.x_base = xb; p.rotate = rotate;
+    p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
+    p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
+    p.l_cnt = l_cnt_.p; p.l_off = l_off_.p; p.l_slots = l_slots_.p; p.l_active = l_active_.p;
+    p.ctrl = ctrl_.p; p.fanin = fanin_.p; p.db = db_.p; p.ack = ack_.p; p.queue = queue_.p; p.qflag = qflag_.p;
+    p.smid = smid_.p;
+    p.clk = clk_.p; p.clk_cap = (int)(clk_.n / 4);
+    p.trace = trace ? trace_.p : nullptr; p.trace_n = trace_n_.p;
+    p.T = cfg_->tokens; p.H = m_->s.hidden; p.I = m_->s.inter; p.E = m_->s.experts; p.K = m_->s.topk;
+    p.ti = pl.ti; p.nh = pl.nh; p.strategy = pl.strategy; p.nb = pl.persistent ? pl.grid : 0;
+    p.down_chunk = pl.down_chunk; p.prefetch = pl.prefetch; p.tail_split = pl.tail_split; p.sched_warps = pl.sched_warps;
+    p.sl = pl.sl;
+    return p;
+  }
+
+  void launch(int v, const Params& p, cudaStream_t st) { plans_[v].family->launch(plans_[v], p, bf_, st); }
+
+  void sync() {
+    cudaError_t e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess)
+      die_runtime(std::string("CUDA error: cudaStreamSynchronize -> ") + cudaGetErrorName(e) + " (" +
+                  cudaGetErrorString(e) + ") at " + __FILE__ + ":" + std::to_string(__LINE__) +
+                  " (a persistent kernel traps when a spin wait exceeds its bound)");
+  }
+
+  void run_once(int v, const HostTensor& x, int T, std::vector<float>& out, std::vector<int>& ids) override {
+    const size_t n = (size_t)T * m_->s.hidden;
+    CUDA_CHECK(cudaMemcpyAsync(x_check_.p, x.bytes.data(), x.nbytes(), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemsetAsync(out_.p, 0xff, out_.bytes(), stream_));  // poison: 0xffff is NaN in bf16 and fp16
+    CUDA_CHECK(cudaMemsetAsync(topk_ids_.p, 0xff, topk_ids_.bytes(), stream_));
+    if (!checked_[v]) { clear_ctrl(); checked_[v] = true; }
+    launch(v, params(v, x_check_.p, 1, false), stream_);
+    std::vector<uint16_t> o(n);
+    ids.assign((size_t)T * m_->s.topk, -1);
+    CUDA_CHECK(cudaMemcpyAsync(o.data(), out_.p, n * 2, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(ids.data(), topk_ids_.p, ids.size() * 4, cudaMemcpyDeviceToHost, stream_));
+    sync();
+    out.resize(n);
+    for (size_t i = 0; i < n; ++i) out[i] = bf_ ? bf16_to_f32(o[i]) : fp16_to_f32(o[i]);
+  }
+
+  void set_rotation(const std::vector<HostTensor>& xs, int T) override {
+    const size_t per = (size_t)T * m_->s.hidden;
+    x_rot_.alloc(per * xs.size());
+    for (size_t r = 0; r < xs.size(); ++r)
+      CUDA_CHECK(cudaMemcpy(x_rot_.p + r * per, xs[r].bytes.data(), xs[r].nbytes(), cudaMemcpyHostToDevice));
+    rotate_ = (int)xs.size();
+    const size_t cap = (size_t)(cfg_->warmup + cfg_->iters) * cfg_->repeat_work + 64;
+    clk_.alloc(cap * 4);
+    for (auto& g : graphs_) CUDA_CHECK(cudaGraphExecDestroy(g.second));
+    graphs_.clear();
+  }
+
+  cudaGraphExec_t graph_for(int v) {
+    auto it = graphs_.find(v);
+    if (it != graphs_.end()) return it->second;
+    cudaStream_t cap;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&cap, cudaStreamNonBlocking));
+    cudaGraph_t g;
+    CUDA_CHECK(cudaStreamBeginCapture(cap, cudaStreamCaptureModeThreadLocal));
+    launch(v, params(v, x_rot_.p, rotate_, false), cap);
+    CUDA_CHECK(cudaStreamEndCapture(cap, &g));
+    cudaGraphExec_t ge;
+    CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+    CUDA_CHECK(cudaGraphDestroy(g));
+    CUDA_CHECK(cudaStreamDestroy(cap));
+    graphs_[v] = ge;
+    return ge;
+  }
+
+  void time_iters(int v, int warmup, int iters, std::vector<double>& us, std::vector<double>& mhz) override {
+    cudaGraphExec_t ge = graph_for(v);
+    clear_ctrl();  // also sets the launch counter (input rotation, clock slot) to 0
+    const int R = cfg_->repeat_work;
+    std::vector<cudaEvent_t> ev(2 * (size_t)iters);
+    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
+    for (int it = -warmup; it < iters; ++it) {
+      if (cfg_->cold_l2) CUDA_CHECK(cudaMemsetAsync(flush_.p, it & 0xff, flush_.bytes(), stream_));
+      if (it >= 0) CUDA_CHECK(cudaEventRecord(ev[2 * it], stream_));
+      for (int r = 0; r < R; ++r) CUDA_CHECK(cudaGraphLaunch(ge, stream_));
+      if (it >= 0) CUDA_CHECK(cudaEventRecord(ev[2 * it + 1], stream_));
+    }
+    sync();
+    std::vector<long long> clk(clk_.n);
+    CUDA_CHECK(cudaMemcpy(clk.data(), clk_.p, clk_.bytes(), cudaMemcpyDeviceToHost));
+    for (int it = 0; it < iters; ++it) {
+      float ms = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, ev[2 * it], ev[2 * it + 1]));
+      us.push_back(ms * 1000.0);
+      const size_t L = (size_t)(warmup + it) * R + (R - 1);
+      double mz = NAN;
+      if (L * 4 + 3 < clk.size()) {
+        const long long dc = clk[L * 4 + 1] - clk[L * 4], dt = clk[L * 4 + 3] - clk[L * 4 + 2];
+        if (dt > 0 && dc > 0) mz = (double)dc / (double)dt * 1000.0;
+      }
+      mhz.push_back(mz);
+    }
+    for (auto& e : ev) CUDA_CHECK(cudaEventDestroy(e));
+  }
+
+  EnergyResult energy(int v, int min_ms, double median_us) override {
+    if (min_ms <= 0) return EnergyResult::unavailable("energy window disabled (--energy-ms 0)");
+    if (!energy_opened_) {
+      energy_opened_ = true;
+      char bus[32] = {0};
+      CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, dev_));
+      counter_.open(bus);
+    }
+    if (!counter_.ok()) return EnergyResult::unavailable(counter_.reason());
+    cudaGraphExec_t ge = graph_for(v);
+    clear_ctrl();
+    const int R = cfg_->repeat_work;
+    // Batches of about 10 ms of GPU work, 3 in flight: one counter read takes 3-6 ms (H100, measured in
+    // BENCHMARKS.md), so the queue never runs dry while the host polls; the window's forward_us, close to the
+    // timed median, shows it did not.
+    const long long per_batch = std::min(1024LL, std::max(1LL, (long long)std::ceil(10000.0 / std::max(1.0, median_us))));
+    std::vector<cudaEvent_t> done;  // end of each batch in flight, oldest first
+    cudaEvent_t first = nullptr, last = nullptr;
+    CUDA_CHECK(cudaEventCreate(&first));
+    CUDA_CHECK(cudaEventRecord(first, stream_));
+    EnergyWork work;
+    work.forwards_per_batch = per_batch;
+    work.launch_batch = [&]() {
+      for (long long i = 0; i < per_batch; ++i)
+        for (int r = 0; r < R; ++r) CUDA_CHECK(cudaGraphLaunch(ge, stream_));
+      cudaEvent_t e;
+      CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDefault));
+      CUDA_CHECK(cudaEventRecord(e, stream_));
+      done.push_back(e);
+    };
+    work.oldest_done = [&]() {
+      if (done.empty()) return false;
+      const cudaError_t q = cudaEventQuery(done.front());
+      if (q == cudaErrorNotReady) {
+        (void)cudaGetLastError();  // not an error: keep it from reaching the next launch check
+        return false;
+      }
+      CUDA_CHECK(q);
+      if (last) CUDA_CHECK(cudaEventDestroy(last));
+      last = done.front();
+      done.erase(done.begin());
+      return true;
+    };
+    work.drain = [&]() {
+      sync();
+      while (!done.empty()) {
+        if (last) CUDA_CHECK(cudaEventDestroy(last));
+        last = done.front();
+        done.erase(done.begin());
+      }
+      float ms = 0;
+      if (last) CUDA_CHECK(cudaEventElapsedTime(&ms, first, last));
+      return (double)ms;
+    };
+    EnergyResult r = measure_energy(counter_, work, min_ms);
+    if (first) CUDA_CHECK(cudaEventDestroy(first));
+    if (last) CUDA_CHECK(cudaEventDestroy(last));
+    return r;
+  }
+
+  Waits trace_waits(int v, int pid, JsonWriter* tj) override {
+    Waits w;
+    if (!plans_[v].persistent) return w;
+    const Params p = params(v, x_rot_.p, rotate_, true);
+    const int nb = p.nb, L = 5;
+    std::vector<TraceEv> ev((size_t)nb * kMaxEv);
+    std::vector<int> cnt(nb);
+    w.present = true;
+    w.per_block_us.assign(nb, 0.0);
+    for (int l = 0; l < L; ++l) {
+      CUDA_CHECK(cudaMemsetAsync(trace_n_.p, 0, trace_n_.bytes(), stream_));
+      launch(v, p, stream_);
+      sync();
+      CUDA_CHECK(cudaMemcpy(cnt.data(), trace_n_.p, nb * sizeof(int), cudaMemcpyDeviceToHost));
+      CUDA_CHECK(cudaMemcpy(ev.data(), trace_.p, ev.size() * sizeof(TraceEv), cudaMemcpyDeviceToHost));
+      unsigned long long tmin = ~0ull, tmax = 0;
+      for (int b = 0; b < nb; ++b)
+        for (int i = 0; i < cnt[b]; ++i) {
+          const TraceEv& e = ev[(size_t)b * kMaxEv + i];
+          tmin = std::min(tmin, e.t0);
+          tmax = std::max(tmax, e.t1);
+        }
+      const double span = (tmax - tmin) / 1000.0;
+      w.kernel_us += span / L;
+      for (int b = 0; b < nb; ++b) {
+        unsigned long long last = tmin;
+        for (int i = 0; i < cnt[b]; ++i) {
+          const TraceEv& e = ev[(size_t)b * kMaxEv + i];
+          if (trace_is_wait(e.type)) w.per_block_us[b] += (e.t1 - e.t0) / 1000.0 / L;
+          last = std::max(last, e.t1);
+        }
+        w.tail_us += (tmax - last) / 1000.0 / L;  // block done, kernel not: the end-of-kernel bubble
+      }
+      if (tj && l == L - 1) write_trace(*tj, pid, v, nb, cnt, ev, tmin);
+    }
+    for (double d : w.per_block_us) w.total_us += d;
+    w.share = w.kernel_us > 0 ? w.total_us / (nb * w.kernel_us) : 0;
+    w.launches = L;
+    return w;
+  }
+
+ private:
+  void write_trace(JsonWriter& tj, int pid, int v, int nb, const std::vector<int>& cnt, const std::vector<TraceEv>& ev,
+                   unsigned long long tmin) {
+    tj.begin_obj();
+    tj.kv("name", "process_name"); tj.kv("ph", "M"); tj.kv("pid", pid);
+    tj.key("args"); tj.begin_obj(); tj.kv("name", cfg_->variants[v]); tj.end_obj();
+    tj.end_obj();
+    for (int b = 0; b < nb; ++b)
+      for (int i = 0; i < cnt[b]; ++i) {
+        const TraceEv& e = ev[(size_t)b * kMaxEv + i];
+        tj.begin_obj();
+        tj.kv("name", kTraceNames[e.type < TR_NUM && e.type >= 0 ? e.type : 0]);
+        tj.kv("cat", trace_is_wait(e.type) ? "wait" : "work");
+        tj.kv("ph", "X");
+        tj.kv("pid", pid);
+        tj.kv("tid", b);
+        tj.kv("ts", (e.t0 - tmin) / 1000.0);
+        tj.kv("dur", (e.t1 - e.t0) / 1000.0);
+        tj.key("args");
+        tj.begin_obj();
+        if (e.task >= 0) { tj.kv("task_type", e.task >> 28); tj.kv("expert", (e.task >> 16) & 0xfff); tj.kv("tile", e.task & 0xffff); }
+        tj.end_obj();
+        tj.end_obj();
+      }
+  }
+
+  int dev_ = 0;
+  cudaDeviceProp prop_{};
+  int driver_ = 0;
+  cudaStream_t stream_{};
+  const Model* m_ = nullptr;
+  const Config* cfg_ = nullptr;
+  bool bf_ = true;
+  std::vector<Plan> plans_;  // one per requested variant, in --variant order
+  int max_grid_ = 0;
+  DevBuf<uint16_t> wr_, w13_, w2t_, out_, x_check_, x_rot_;
+  DevBuf<float> out_acc_, logits_, topk_w_, act_;
+  DevBuf<int> topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, queue_, qflag_, smid_, trace_n_;
+  DevBuf<unsigned long long> db_;
+  DevBuf<long long> clk_;
+  DevBuf<TraceEv> trace_;
+  DevBuf<float> flush_;
+  int rotate_ = 1;
+  std::map<int, cudaGraphExec_t> graphs_;
+  std::map<int, bool> checked_;
+  EnergyCounter counter_;
+  bool energy_opened_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace moe

@@ -1,0 +1,377 @@
+// os_block.cu — family "os": one persistent kernel, one block per SM
+// (occupancy API); router rows spread over all blocks; block 0 is the OS: it
+// routes, then dispatches every FFN1 tile to a worker's doorbell; workers count
+// FFN1 completions per expert (fan-in) and the last one pushes that expert's
+// down tiles to a queue the OS dispatches in turn. The OS's dispatch loop is
+// the strategy, one device function each:
+//   simple      schedule_simple: ONE thread dispatches, lowest ready worker first
+//   multiwarp   schedule_multiwarp: sched_warps warps share the dispatch (each owns
+//               every sched_warps-th worker, polls 32 acks per load round, tasks
+//               claimed through a shared counter)
+//   roundrobin  schedule_roundrobin: one thread, next_w round-robin search for a
+//               ready worker, initial order spread across SMs
+// Tunables: ffn1_tile (auto: about one FFN1 task per worker), down_tile (auto
+// 128/64), sched_warps (multiwarp, 4).
+// Measured (H100 SXM, Qwen3-30B-A3B T=1 bf16; csrc/BENCHMARKS.md): simple 209-213 us
+// (225 before its dispatch loop was specialised per strategy), multiwarp 95-97 us,
+// roundrobin 214-219 us: each dispatch costs ~0.6 us of OS time and workers spend
+// 67-85% of the kernel polling their doorbells.
+#include "../backend.h"
+#include "cuda_check.cuh"
+#include "epilogue.cuh"
+#include "families.h"
+#include "routing.cuh"
+
+namespace moe {
+
+namespace {
+
+// The OS block's dispatch state (shared memory) and the two operations every
+// strategy is made of: take the next task, send it to a worker.
+struct OsCtx {
+  const Params& p;
+  Smem& s;
+  Tracer& tr;
+  int nact, n1, ntot, nw;  // active experts, FFN1 tasks, all tasks, workers (blocks 1..nw)
+  int* seq;    // [nb] last seq sent to each worker
+  int* idle;   // [nb] locally known idle
+  int* order;  // [nb] dispatch order of the workers (roundrobin: spread over SMs)
+  int* head;   // shared task counter (multiwarp)
+
+  // Task k: FFN1 tasks are generated here (tile-major: experts interleaved); down
+  // tasks arrive in the queue, pushed by the last FFN1 tile of their expert.
+  __device__ int task_at(int k, unsigned long long& t_wait) const {
+    if (k < n1) return task_make(1, s.active[k % nact], k / nact);
+    const int q = k - n1;
+    unsigned long long t0 = gt(p);
+    long long spins = 0;
+    while (ld_acquire(&p.qflag[q]) == 0)
+      if (++spins > kSpinLimit) spin_fail(p, 10);
+    t_wait += gt(p) - t0;
+    const int task = __ldcg(&p.queue[q]);
+    p.qflag[q] = 0;  // self-clean
+    return task;
+  }
+  __device__ void send(int w, int task) const {
+    seq[w] += 1;
+    idle[w] = 0;
+    unsigned long long v = ((unsigned long long)(unsigned)task << 32) | (unsigned)seq[w];
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(&p.db[w]), "l"(v) : "memory");
+  }
+};
+
+// One thread: ready workers as a bitmap over positions in order[]. Known-idle
+// bits are set locally; when none is set, one pass reads every ack with 16-byte
+// loads (8 in flight). cyclic: search from the position after the last pick
+// (roundrobin), else from 0 (simple).
+__device__ void dispatch_bitmap(const OsCtx& c, bool cyclic) {
+  const Params& p = c.p;
+  unsigned* rdy = reinterpret_cast<unsigned*>(c.order + p.nb);  // [32]
+  int* pos_of = reinterpret_cast<int*>(rdy + 32);                // [nb]
+  const int nw = c.nw, nwords = (nw + 31) / 32;
+  for (int i = 0; i < 32; ++i) rdy[i] = 0;
+  for (int q = 0; q < nw; ++q) { pos_of[c.order[q]] = q; rdy[q >> 5] |= 1u << (q & 31); }
+  auto refresh = [&]() {
+    for (int w0 = 0; w0 < p.nb; w0 += 32) {
+      int4 a[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u)
+        a[u] = w0 + 4 * u < p.nb ? ld_volatile_v4(p.ack + w0 + 4 * u) : make_int4(0, 0, 0, 0);
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int v4[4] = {a[u].x, a[u].y, a[u].z, a[u].w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int w = w0 + 4 * u + k;
+          if (w >= 1 && w <= nw && !c.idle[w] && v4[k] == c.seq[w]) {
+            c.idle[w] = 1;
+            const int q = pos_of[w];
+            rdy[q >> 5] |= 1u << (q & 31);
+          }
+        }
+      }
+    }
+  };
+  auto pick = [&](int start) -> int {  // first ready position at or after start (cyclic)
+    for (int it = 0; it <= nwords; ++it) {
+      const int wi = ((start >> 5) + it) % nwords;
+      unsigned m = rdy[wi];
+      if (it == 0) m &= ~0u << (start & 31);
+      if (it == nwords) m = rdy[start >> 5] & ~(~0u << (start & 31));
+      if (m) return wi * 32 + __ffs(m) - 1;
+    }
+    return -1;
+  };
+  int next = 0;
+  for (int k = 0; k < c.ntot; ++k) {
+    unsigned long long tq = 0;
+    const unsigned long long t0 = gt(p);
+    const int task = c.task_at(k, tq);
+    if (tq > 0) c.tr.add(TR_OS_QUEUE, k, t0, t0 + tq);
+    const unsigned long long t1 = gt(p);
+    int q = -1;
+    long long spins = 0;
+    while ((q = pick(cyclic ? next : 0)) < 0) {
+      refresh();
+      if (++spins > kSpinLimit / 64) spin_fail(p, 11);
+    }
+    rdy[q >> 5] &= ~(1u << (q & 31));
+    next = (q + 1) % nw;
+    const unsigned long long t2 = gt(p);
+    if (t2 - t1 > 500) c.tr.add(TR_OS_WORKER, k, t1, t2);
+    c.send(c.order[q], task);
+  }
+}
+
+// ---- the strategies (whole block calls; the OS block's dispatch loop)
+__device__ void schedule_simple(OsCtx& c) {
+  if (threadIdx.x == 0) dispatch_bitmap(c, false);
+}
+
+__device__ void schedule_roundrobin(OsCtx& c) {
+  // spread across SMs: order workers by (index among the workers of its SM, smid)
+  const Params& p = c.p;
+  int* sm_of = reinterpret_cast<int*>(c.s.red);  // scratch: smid per block, then keys
+  for (int w = threadIdx.x; w < p.nb; w += blockDim.x) sm_of[w] = __ldcg(&p.smid[w]);
+  __syncthreads();
+  for (int w = 1 + threadIdx.x; w <= c.nw; w += blockDim.x) {
+    const int sm = sm_of[w];
+    int r = 0;
+    for (int v = 1; v < w; ++v) r += sm_of[v] == sm;
+    sm_of[p.nb + w] = r * 4096 + sm;  // key
+  }
+  __syncthreads();
+  for (int w = 1 + threadIdx.x; w <= c.nw; w += blockDim.x) {
+    const int key = sm_of[p.nb + w];
+    int pos = 0;
+    for (int v = 1; v <= c.nw; ++v) {
+      const int kv = sm_of[p.nb + v];
+      pos += kv < key || (kv == key && v < w);
+    }
+    c.order[pos] = w;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) dispatch_bitmap(c, true);
+}
+
+__device__ void schedule_multiwarp(OsCtx& c) {
+  // warp m < sched_warps owns workers w with (w-1) % sched_warps == m
+  const Params& p = c.p;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, NM = p.sched_warps;
+  if (warp >= NM) return;
+  unsigned long long tq = 0, tw = 0;
+  while (true) {
+    int k = 0;
+    if (lane == 0) k = atomicAdd(c.head, 1);
+    k = __shfl_sync(0xffffffffu, k, 0);
+    if (k >= c.ntot) break;
+    int task = 0;
+    if (lane == 0) task = c.task_at(k, tq);
+    task = __shfl_sync(0xffffffffu, task, 0);
+    const unsigned long long t1 = gt(p);
+    int w = -1;
+    long long spins = 0;
+    while (w < 0) {
+      for (int b = 0; b < c.nw && w < 0; b += 32 * NM) {
+        const int v = 1 + b + lane * NM + warp;
+        const bool ok = v <= c.nw && (c.idle[v] || ld_acquire(&p.ack[v]) == c.seq[v]);
+        const unsigned m = __ballot_sync(0xffffffffu, ok);
+        if (m) w = 1 + b + (__ffs(m) - 1) * NM + warp;
+      }
+      if (w < 0 && ++spins > kSpinLimit / 64) spin_fail(p, 12);
+    }
+    if (lane == 0) c.send(w, task);
+    __syncwarp();
+    tw += gt(p) - t1;
+  }
+  // per-warp waits are summed into the block's trace as one span
+  if (lane == 0 && warp == 0 && (tq + tw) > 0) c.tr.add(TR_OS_WORKER, -1, gt(p) - tw - tq, gt(p));
+}
+
+template <bool BF>
+__device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
+  const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
+  __shared__ int s_head;
+  OsCtx c{p, s, tr, nact, nact * tiles1, nact * tiles1 + nact * tiles2, p.nb - 1,
+          s.misc, s.misc + p.nb, s.misc + 2 * p.nb, &s_head};
+  for (int w = threadIdx.x; w < p.nb; w += blockDim.x) { c.seq[w] = 0; c.idle[w] = 1; c.order[w] = w + 1; }
+  if (threadIdx.x == 0) s_head = 0;
+  __syncthreads();
+  switch (p.strategy) {  // one case per strategy (families.h OsStrategy, registry.cu)
+    case OS_SIMPLE: schedule_simple(c); break;
+    case OS_MULTIWARP: schedule_multiwarp(c); break;
+    case OS_ROUNDROBIN: schedule_roundrobin(c); break;
+  }
+  __syncthreads();
+  // drain: every worker idle (its last ack), then tell them to exit
+  const unsigned long long t0 = gt(p);
+  for (int w = 1 + threadIdx.x; w <= c.nw; w += blockDim.x) {
+    long long spins = 0;
+    while (!c.idle[w] && ld_acquire(&p.ack[w]) != c.seq[w])
+      if (++spins > kSpinLimit) spin_fail(p, 13);
+    c.seq[w] += 1;
+    unsigned long long v = ((unsigned long long)0xffffffffu << 32) | (unsigned)c.seq[w];
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(&p.db[w]), "l"(v) : "memory");
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) tr.add(TR_OS_DRAIN, -1, t0, gt(p));
+}
+
+template <bool BF>
+__device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_t* x) {
+  const int w = blockIdx.x;
+  const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
+  __shared__ int s_task;
+  int my_seq = 0;
+  while (true) {
+    if (threadIdx.x == 0) {
+      const unsigned long long t0 = gt(p);
+      long long spins = 0;
+      unsigned long long v;
+      while (((unsigned)(v = ld_volatile64(&p.db[w]))) == (unsigned)my_seq)
+        if (++spins > kSpinLimit) spin_fail(p, 20);
+      __threadfence();
+      my_seq = (int)(unsigned)v;
+      s_task = (int)(v >> 32);
+      tr.add(TR_DOORBELL, s_task, t0, gt(p));
+    }
+    __syncthreads();
+    const int task = s_task;
+    if (task == -1) break;
+    const int type = task >> 28, e = (task >> 16) & 0xfff, tile = task & 0xffff;
+    const int n = __ldcg(&p.l_cnt[e]);
+    const int* slots = p.l_slots + __ldcg(&p.l_off[e]);
+    const unsigned long long t0 = gt(p);
+    if (type == 1) {
+      const int i0 = tile * p.ti, i1 = min(p.I, i0 + p.ti);
+      float* act = p.act;
+      const int I = p.I;
+      ffn1_rows<BF>(p, x, e, i0, i1, slots, n, [&](int j, int i, float v) { act[(size_t)__ldcg(slots + j) * I + i] = v; });
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        tr.add(TR_FFN1, task, t0, gt(p));
+        __threadfence();
+        if (atomicAdd(&p.fanin[e], 1) == tiles1 - 1) {  // last FFN1 tile of e: push its down tiles
+          p.fanin[e] = 0;
+          const int pos = atomicAdd(&p.ctrl[C_QTAIL], tiles2);
+          for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, e, k);
+          __threadfence();
+          for (int k = 0; k < tiles2; ++k) st_release(&p.qflag[pos + k], 1);
+        }
+        st_release(&p.ack[w], my_seq);
+      }
+    } else {
+      down_tile<BF>(p, s.sa, s.red, e, slots, n, tile * p.nh);
+      if (threadIdx.x == 0) tr.add(TR_FFN2, task, t0, gt(p));
+      const int nact = __ldcg(&p.ctrl[C_NACT]);
+      if (arrive_last(&p.ctrl[C_DONE], nact * tiles2)) {
+        const unsigned long long tc = gt(p);
+        convert_out<BF>(p);
+        __syncthreads();
+        if (threadIdx.x == 0) {
+          p.ctrl[C_DONE] = 0;
+          tr.add(TR_CONVERT, -1, tc, gt(p));
+        }
+      }
+      if (threadIdx.x == 0) { __threadfence(); st_release(&p.ack[w], my_seq); }
+    }
+  }
+  if (threadIdx.x == 0) { p.db[w] = 0; p.ack[w] = 0; }  // self-clean for the next launch
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+  if (threadIdx.x == 0) p.smid[blockIdx.x] = get_smid();
+  // router rows spread over every block, then one arrival per block
+  unsigned long long t0 = gt(p);
+  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    tr.add(TR_ROUTER, -1, t0, gt(p));
+    __threadfence();
+    atomicAdd(&p.ctrl[C_ROUTER], 1);
+  }
+  if (blockIdx.x == 0) {
+    __shared__ int s_nact;
+    if (threadIdx.x == 0) {
+      t0 = gt(p);
+      long long spins = 0;
+      while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
+        if (++spins > kSpinLimit) spin_fail(p, 1);
+      __threadfence();
+      p.ctrl[C_ROUTER] = 0;
+      tr.add(TR_BARRIER, -1, t0, gt(p));
+    }
+    __syncthreads();
+    t0 = gt(p);
+    topk_softmax(p, s.ids, s.w, s.red);
+    __syncthreads();
+    const int nact = build_lists(p, s.ids, s.cnt, s.off, s.fill, s.slots, s.active);
+    for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) {
+      p.topk_ids[i] = s.ids[i];
+      p.topk_w[i] = s.w[i];
+      p.l_slots[i] = s.slots[i];
+    }
+    for (int e = threadIdx.x; e < p.E; e += blockDim.x) { p.l_cnt[e] = s.cnt[e]; p.l_off[e] = s.off[e]; }
+    if (threadIdx.x == 0) { p.ctrl[C_NACT] = nact; s_nact = nact; }
+    __syncthreads();
+    if (threadIdx.x == 0) { __threadfence(); tr.add(TR_TOPK, -1, t0, gt(p)); }
+    __syncthreads();
+    os_block<BF>(p, s, tr, s_nact);
+    if (threadIdx.x == 0) {
+      p.ctrl[C_QTAIL] = 0;
+      p.ctrl[C_ITER] = iter + 1;
+      clock_end(p, iter, clk);
+    }
+  } else {
+    worker_block<BF>(p, s, tr, x);
+  }
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
+const void* kernel_of(bool bf) { return bf ? (const void*)k_persistent_os<true> : (const void*)k_persistent_os<false>; }
+
+std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
+  const Shape& s = ctx.s;
+  const int SMs = ctx.prop.multiProcessorCount;
+  pl.persistent = true;
+  std::string why = plan_down_tile(ctx, tun, pl.nh);
+  if (!why.empty()) return why;
+  if (tun.find("sched_warps")) pl.sched_warps = (int)tun.get("sched_warps");
+  // The worker state needs 4 ints per block: size it for up to 4 blocks per SM, then ask the occupancy.
+  const int nb_max = 4 * SMs;
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(s.inter, kDownIC), 4 * nb_max + 32};
+  why = shared_memory_reason(ctx, pl.sl);
+  if (!why.empty()) return why;
+  const int occ = blocks_per_sm(kernel_of(ctx.bf), kThreads, pl.smem());
+  if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
+  pl.grid = std::min(occ, 4) * SMs;
+  if (pl.grid < 2) return "needs at least 2 blocks (an OS block and a worker)";
+  if (tun.is_auto("ffn1_tile")) {  // about one FFN1 task per worker for the expected active experts
+    const int nact_est = std::min(s.experts, ctx.T * s.topk), nw = pl.grid - 1;
+    const int tpe1 = std::max(1, (nw + nact_est - 1) / nact_est);
+    tun.set_heuristic("ffn1_tile", std::max(16, ((s.inter + tpe1 - 1) / tpe1 + 15) / 16 * 16));
+  }
+  pl.ti = (int)tun.get("ffn1_tile");
+  return "";
+}
+
+void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
+  if (bf) k_persistent_os<true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+  else k_persistent_os<false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+  CUDA_CHECK_LAUNCH("k_persistent_os");
+}
+
+}  // namespace
+
+const Family kOsFamily = {"os", plan, launch};
+
+}  // namespace moe

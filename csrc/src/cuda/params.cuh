@@ -1,0 +1,107 @@
+// params.cuh — what every kernel of the CUDA backend receives: the Params of a
+// launch, the control words, the shared-memory layout (one definition, used by
+// the host to size a launch and by the kernels to find their arrays), and the
+// constants that are compile-time on purpose (template and array sizes).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace moe {
+
+constexpr int kThreads = 512;           // launch bound of every kernel (16 warps); blocks may use fewer
+constexpr int kWarps = kThreads / 32;
+constexpr int kNT = 4;                  // tokens per register group in the GEMVs
+constexpr int kMaxEv = 512;             // trace events per block per launch
+constexpr int kDownIC = 4096;           // activations staged per down pass (intermediate units): 64 KB for kNT tokens
+constexpr long long kSpinLimit = 1ll << 24;  // polls (seconds, far beyond any real wait), then trap
+
+// Control words (ints), reset by the kernels themselves at the end of a launch.
+enum Ctrl : int {
+  C_ROUTER = 0,   // blocks that finished their router rows (grid barrier)
+  C_DONE = 1,     // blocks (or down tiles) finished -> last one converts
+  C_QTAIL = 2,    // down-tile queue tail (OS family)
+  C_TASK = 3,     // dynamic task counter (split-K dynamic)
+  C_K1 = 4,       // separate: router blocks done
+  C_K3 = 5,       // separate: down blocks done
+  C_ITER = 6,     // launch counter (input rotation, clock slots)
+  C_ERR = 7,      // error code set before a trap
+  C_NACT = 8,     // number of active experts (published lists)
+  C_N = 16
+};
+
+struct TraceEv { int type, task; unsigned long long t0, t1; };
+
+// Dynamic shared memory of a block, in this order (4-byte elements; red first, so 16-byte aligned):
+//   red    [kThreads*8] floats  block reductions; the top-k's scratch
+//   sa     [sa_floats]          activations of up to kNT tokens for a down pass
+//   ids, w [tk] each            top-k experts and weights, token-major (tk = T*K)
+//   cnt, off, fill [E] each     tokens per expert, their offsets, fill counters
+//   slots  [tk]                 token slots grouped by expert
+//   active [E]                  active experts, ascending
+//   misc   [misc_ints]          family-specific (OS block: worker state)
+struct SmemLayout {
+  int tk = 0, experts = 0, sa_floats = 0, misc_ints = 0;
+  __host__ __device__ size_t floats() const {
+    return (size_t)kThreads * 8 + sa_floats + 3 * (size_t)tk + 4 * (size_t)experts + misc_ints;
+  }
+  __host__ __device__ size_t bytes() const { return floats() * 4; }
+};
+
+struct Params {
+  const uint16_t* wr;
+  const uint16_t* w13;
+  const uint16_t* w2t;
+  const uint16_t* x_base;
+  int rotate;
+  uint16_t* out;
+  float* out_acc;     // [T][H], zero between launches
+  float* logits;      // [T][E]
+  int* topk_ids;      // [T][K]
+  float* topk_w;      // [T][K]
+  float* act;         // [T*K][I]
+  int* l_cnt;         // [E] tokens per expert
+  int* l_off;         // [E]
+  int* l_slots;       // [T*K] slots (t*K+j) grouped by expert
+  int* l_active;      // [E] active experts, ascending
+  int* ctrl;          // Ctrl words
+  int* fanin;         // [E]
+  unsigned long long* db;  // [nb] doorbells: (task << 32) | seq
+  int* ack;           // [nb]
+  int* queue;         // [E * tiles2] down tasks pushed by workers
+  int* qflag;         // [E * tiles2]
+  int* smid;          // [nb]
+  long long* clk;     // [clk_cap][4]: clock64 start/end, globaltimer start/end (block 0)
+  int clk_cap;
+  TraceEv* trace;     // [nb][kMaxEv] or null
+  int* trace_n;       // [nb]
+  int T, H, I, E, K;
+  // Tunables and the plan's decisions (csrc/variants.json names them):
+  int ti;             // separate/OS ffn1_tile, split-K slice (intermediate units)
+  int nh;             // separate/OS down_tile (hidden columns)
+  int strategy;       // OS: OsStrategy; split-K: 0 static, 1 dynamic
+  int nb;             // grid size (persistent)
+  int down_chunk;     // split-K: hidden columns per down pass
+  int prefetch;       // split-K: L2 prefetch of the next slices
+  int tail_split;     // split-K dynamic: half-size tail slices
+  int sched_warps;    // OS multiwarp: scheduling warps
+  SmemLayout sl;
+};
+
+// The device's view of SmemLayout.
+struct Smem {
+  float* red; float* sa; int* ids; float* w; int* cnt; int* off; int* fill; int* slots; int* active; int* misc;
+  __device__ Smem(char* base, const Params& p) {
+    red = reinterpret_cast<float*>(base);
+    sa = red + kThreads * 8;
+    ids = reinterpret_cast<int*>(sa + p.sl.sa_floats);
+    w = reinterpret_cast<float*>(ids + p.sl.tk);
+    cnt = reinterpret_cast<int*>(w + p.sl.tk);
+    off = cnt + p.E;
+    fill = off + p.E;
+    slots = fill + p.E;
+    active = slots + p.sl.tk;
+    misc = active + p.E;
+  }
+};
+
+}  // namespace moe

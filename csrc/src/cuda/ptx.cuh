@@ -1,0 +1,58 @@
+// ptx.cuh — memory-order and cache-policy primitives of the kernels.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "params.cuh"
+
+namespace moe {
+
+// Streamed weights: read once per launch, so no L1 allocation, and marked
+// evict-first in L2 so they do not push out what is reused (code, x, logits,
+// control words, the fp32 output). Measured: -3 us at T=1 (BENCHMARKS.md #5).
+__device__ __forceinline__ uint4 ld_stream(const uint16_t* p) {
+  uint4 v;
+  asm volatile("{\n .reg .b64 pol;\n createpolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+               " ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], pol;\n}"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint4 ld_ro(const uint16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+__device__ __forceinline__ int ld_acquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release(int* p, int v) {
+  asm volatile("st.release.gpu.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ unsigned long long ld_volatile64(const unsigned long long* p) {
+  return *reinterpret_cast<const volatile unsigned long long*>(p);
+}
+__device__ __forceinline__ int4 ld_volatile_v4(const int* p) {
+  int4 v;
+  asm volatile("ld.volatile.global.v4.s32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ unsigned long long gtimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ int get_smid() {
+  int s;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+  return s;
+}
+// A spin wait that exceeded kSpinLimit: record the code, then trap (the host
+// reports the failed synchronize, exit 3).
+__device__ __forceinline__ void spin_fail(const Params& p, int code) {
+  atomicExch(&p.ctrl[C_ERR], code);
+  __threadfence();
+  __trap();
+}
+__device__ __forceinline__ void prefetch_l2(const void* base, size_t bytes) {
+  for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)base + off));
+}
+
+}  // namespace moe

@@ -1,0 +1,111 @@
+// separate.cu — family "separate": three ordinary kernels replayed from a CUDA
+// graph, the "separate kernels" approach and the stand-in for vLLM's
+// multi-launch pipeline.
+//   K1 k_router  router GEMV (one block per expert); the last block to finish
+//                does top-k/softmax and the per-expert token lists.
+//   K2 k_ffn1    fused gate+up GEMV + SiLU*mul, grid (inter/ffn1_tile, active experts).
+//   K3 k_down    down GEMV + weighted combine, grid (hidden/down_tile, active
+//                experts); the last block converts the output.
+// Tunables: ffn1_tile (16), down_tile (auto: 128, or 64 when 128 does not divide hidden).
+// Measured (H100 SXM, Qwen3-30B-A3B, bf16; csrc/BENCHMARKS.md): T=1 48.9 us,
+// T=4 131 us, T=16 352 us, T=64 805 us.
+#include "../backend.h"
+#include "cuda_check.cuh"
+#include "epilogue.cuh"
+#include "families.h"
+#include "routing.cuh"
+
+namespace moe {
+
+namespace {
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_router(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+  router_expert<BF>(p, x, blockIdx.x);
+  if (!arrive_last(&p.ctrl[C_K1], gridDim.x)) return;
+  Smem s(smem_raw, p);
+  topk_softmax(p, s.ids, s.w, s.red);
+  __syncthreads();
+  const int nact = build_lists(p, s.ids, s.cnt, s.off, s.fill, s.slots, s.active);
+  for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) {
+    p.topk_ids[i] = s.ids[i];
+    p.topk_w[i] = s.w[i];
+    p.l_slots[i] = s.slots[i];
+  }
+  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
+    p.l_cnt[e] = s.cnt[e];
+    p.l_off[e] = s.off[e];
+    if (e < nact) p.l_active[e] = s.active[e];
+  }
+  if (threadIdx.x == 0) { p.ctrl[C_NACT] = nact; p.ctrl[C_K1] = 0; }
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_ffn1(Params p) {
+  __shared__ long long clk[2];
+  const bool timer = blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0;
+  if (timer) clock_begin(clk);
+  const int iter = p.ctrl[C_ITER];
+  if ((int)blockIdx.y < p.ctrl[C_NACT]) {
+    const int e = p.l_active[blockIdx.y];
+    const int n = p.l_cnt[e];
+    const int* slots = p.l_slots + p.l_off[e];
+    const int i0 = blockIdx.x * p.ti, i1 = min(p.I, i0 + p.ti);
+    float* act = p.act;
+    const int I = p.I;
+    ffn1_rows<BF>(p, x_of(p, iter), e, i0, i1, slots, n,
+                  [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
+  }
+  if (timer) clock_end(p, iter, clk);
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_down(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  if ((int)blockIdx.y < p.ctrl[C_NACT]) {
+    const int e = p.l_active[blockIdx.y];
+    down_tile<BF>(p, s.sa, s.red, e, p.l_slots + p.l_off[e], p.l_cnt[e], blockIdx.x * p.nh);
+  }
+  if (arrive_last(&p.ctrl[C_K3], gridDim.x * gridDim.y)) {
+    convert_out<BF>(p);
+    if (threadIdx.x == 0) { p.ctrl[C_K3] = 0; p.ctrl[C_ITER] += 1; }
+  }
+}
+
+std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
+  const Shape& s = ctx.s;
+  pl.ti = (int)tun.get("ffn1_tile");
+  std::string why = plan_down_tile(ctx, tun, pl.nh);
+  if (!why.empty()) return why;
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(s.inter, kDownIC), 0};
+  why = shared_memory_reason(ctx, pl.sl);
+  if (!why.empty()) return why;
+  for (const void* f : {(const void*)(ctx.bf ? (const void*)k_router<true> : (const void*)k_router<false>),
+                        (const void*)(ctx.bf ? (const void*)k_down<true> : (const void*)k_down<false>)})
+    CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.smem()));
+  pl.grid = s.experts;
+  return "";
+}
+
+void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
+  const size_t smem = pl.smem();
+  if (bf) k_router<true><<<p.E, kThreads, smem, st>>>(p); else k_router<false><<<p.E, kThreads, smem, st>>>(p);
+  CUDA_CHECK_LAUNCH("k_router");
+  const int maxact = std::min(p.E, p.T * p.K);
+  dim3 g2((p.I + p.ti - 1) / p.ti, maxact);
+  if (bf) k_ffn1<true><<<g2, kThreads, 0, st>>>(p); else k_ffn1<false><<<g2, kThreads, 0, st>>>(p);
+  CUDA_CHECK_LAUNCH("k_ffn1");
+  dim3 g3(p.H / p.nh, maxact);
+  if (bf) k_down<true><<<g3, kThreads, smem, st>>>(p); else k_down<false><<<g3, kThreads, smem, st>>>(p);
+  CUDA_CHECK_LAUNCH("k_down");
+}
+
+}  // namespace
+
+const Family kSeparateFamily = {"separate", plan, launch};
+
+}  // namespace moe

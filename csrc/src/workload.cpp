@@ -1,0 +1,44 @@
+// workload.cpp — rotated inputs, their distinct experts (fp32 routing, the
+// variants' rule) and the bytes per timed iteration.
+#include "workload.h"
+
+namespace moe {
+
+Workload make_workload(const Model& m, const Config& c) {
+  Workload w;
+  w.xs.resize(c.rotate);
+  const int H = m.s.hidden, E = m.s.experts, K = m.s.topk, T = c.tokens;
+  std::vector<float> wr((size_t)E * H);
+  for (size_t i = 0; i < wr.size(); ++i) wr[i] = m.wr.get(i);
+  std::vector<int> nd(c.rotate);
+  for (int r = 0; r < c.rotate; ++r) make_input(w.xs[r], T, H, m.dt, c.seed, 100000 + r);
+  parallel_for(c.rotate, [&](int r) {
+    std::vector<float> xf(H), lg(E);
+    std::vector<char> used(E, 0);
+    std::vector<int> idx(E);
+    for (int t = 0; t < T; ++t) {
+      for (int h = 0; h < H; ++h) xf[h] = w.xs[r].get((size_t)t * H + h);
+      for (int e = 0; e < E; ++e) {
+        float a = 0;
+        const float* row = &wr[(size_t)e * H];
+        for (int h = 0; h < H; ++h) a += row[h] * xf[h];
+        lg[e] = a;
+        idx[e] = e;
+      }
+      std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+                        [&](int a, int b) { return lg[a] > lg[b] || (lg[a] == lg[b] && a < b); });
+      for (int k = 0; k < K; ++k) used[idx[k]] = 1;
+    }
+    int n = 0;
+    for (char u : used) n += u;
+    nd[r] = n;
+  });
+  for (int n : nd) w.distinct_experts += n;
+  w.distinct_experts /= c.rotate;
+  const double ds = (double)dtype_size(m.dt);
+  const double Hd = H, I = m.s.inter, Ed = E;
+  w.bytes_per_iter = c.repeat_work * (Ed * Hd * ds + w.distinct_experts * 3.0 * I * Hd * ds + 2.0 * c.tokens * Hd * ds);
+  return w;
+}
+
+}  // namespace moe
