@@ -49,6 +49,6 @@ export function tempRepo(tag: string): TempRepo {
 export function doubleReferenceWork(text: string): string {
   const call = /forward_reference\(([^;{}]*)\);/;
   const m = call.exec(text);
-  if (!m) throw new Error('moe_cpu.cpp: no call of forward_reference(...) to double');
+  if (!m) throw new Error('cpu/variants.cpp: no call of forward_reference(...) to double');
   return text.replace(call, `{ forward_reference(${m[1]}); forward_reference(${m[1]}); }`);
 }

@@ -11,7 +11,10 @@
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+// These tests build the CPU binary from fresh sources (about 30 s of CPU time each, far longer on a loaded 2-core machine).
+vi.setConfig({ testTimeout: 600_000 });
 import { hashSources, snapshotDir } from '../../src/source/inputs.js';
 import { startFarm, runsSettled, type Farm } from '../helpers/farm.js';
 import { doubleReferenceWork, tempRepo, type TempRepo } from '../helpers/git-repo.js';
@@ -45,7 +48,8 @@ async function moefarm(repo: TempRepo, dbUrl: string, args: string[]) {
   const r = await execa(process.execPath, [CLI, ...args], {
     cwd: repo.dir,
     reject: false,
-    timeout: 120_000,
+    // A cold build of the CPU binary takes about 30 s of CPU time; on a loaded 2-core machine much longer.
+    timeout: 300_000,
     env: { REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: process.env['MOEFARM_PREFIX']!, MOEFARM_CACHE: TEST_CACHE, DATABASE_URL: dbUrl },
   });
   return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
@@ -59,7 +63,7 @@ describe('A/B of two kernel versions through the farm', () => {
     cleanups.push(repo.cleanup);
     writeFileSync(join(repo.dir, 'ab.yaml'), AB(`ab-${p.prefix}`));
     const baseHash = snapshotDir(repo.csrc).hash;
-    repo.edit('src/moe_cpu.cpp', doubleReferenceWork);
+    repo.edit('src/cpu/variants.cpp', doubleReferenceWork);
     const changeHash = snapshotDir(repo.csrc).hash;
     expect(changeHash).not.toBe(baseHash);
 
@@ -113,7 +117,7 @@ describe('A/B of two kernel versions through the farm', () => {
     expect(page).toContain('builds: base, change; baseline build base');
 
     // The edit reverted: the same source twice, a new sweep; never a FASTER or SLOWER.
-    repo.git('checkout', '--', 'csrc/src/moe_cpu.cpp');
+    repo.git('checkout', '--', 'csrc/src/cpu/variants.cpp');
     const again = await moefarm(repo, dbUrl, ['sweep', 'submit', 'ab.yaml', '--source', repo.csrc, '--json']);
     expect(again.exitCode, again.stderr).toBe(0);
     const second = JSON.parse(again.stdout) as { sweepId: string; builds: Array<{ sourceHash: string; dirty: boolean }> };
