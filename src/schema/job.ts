@@ -46,6 +46,8 @@ export const RUN_STATUSES = [
   'crashed',
   'compile-error',
   'invalid',
+  /** The collector could not write the outcome: the database refused it (after a few tries) or it was unreadable. */
+  'collector-error',
 ] as const;
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
