@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { exitCodeOf } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
+import { forTerminal } from './util/terminal.js';
 
 const program = new Command();
 program
@@ -159,6 +160,6 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`moefarm: ${redactText(message)}\n`);
+  process.stderr.write(`moefarm: ${forTerminal(redactText(message))}\n`);
   process.exitCode = exitCodeOf(err);
 }

@@ -20,6 +20,14 @@ export const DEFAULT_MAX_RUNS = 5000;
  */
 export const HARD_MAX_COMBINATIONS = 1_000_000;
 
+/**
+ * Runs (points x repeat) a sweep may ever plan, even with --allow-large, counted from the axes' lengths and
+ * `repeat` before anything is expanded. The combination cap alone let `repeat: 10000` over a large matrix
+ * through: 10 million plan rows were built and written, and the submit died out of memory before anything
+ * reached Redis.
+ */
+export const HARD_MAX_RUNS = 1_000_000;
+
 export interface PlannedPoint {
   hash: string;
   point: Point;
@@ -51,7 +59,14 @@ export function pointHash(point: Point): string {
 
 type Combo = Record<string, unknown>;
 
-export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
+/**
+ * The sweep's points, in the axes' order (last axis fastest). `stopAfter`: stop once more points than this
+ * have been found (the caller refuses the sweep), so a matrix far past the run limit is refused after
+ * expanding a few thousand points, not a million (a 1,000,000-combination file took 35 s and 1.1 GB to be
+ * refused when every combination was built first). `stopped.points`, when given and the expansion stopped:
+ * how many points the whole matrix has after excludes (counted from the axes' indices, without building them).
+ */
+export function expandPoints(sweep: Sweep, file = 'sweep', stopAfter = Infinity, stopped?: { points: number }): PlannedPoint[] {
   const m = sweep.matrix;
   const shapes: Array<{ model: string | null; hidden: number; inter: number; experts: number; topk: number }> = m.model
     ? m.model.map((name) => ({ model: name, ...MODELS[name as ModelName] }))
@@ -70,23 +85,33 @@ export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
     ['power', m.power],
   ];
   const product = axes.reduce((n, [, values]) => n * values.length, 1);
+  const sizes = () => axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`);
   if (product > HARD_MAX_COMBINATIONS) {
-    const sizes = axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`);
     throw new UsageError(
-      `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes.join(' x ')}), ` +
+      `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes().join(' x ')}), ` +
         `more than ${HARD_MAX_COMBINATIONS} even before excludes; split the sweep`,
     );
   }
-  const buildFlags = sweep.build?.flags ?? [];
-  let combos: Combo[] = [{}];
-  for (const [key, values] of axes) {
-    const next: Combo[] = [];
-    for (const c of combos) for (const v of values) next.push({ ...c, [key]: v });
-    combos = next;
+  const runsBound = product * sweep.repeat;
+  if (runsBound > HARD_MAX_RUNS) {
+    throw new UsageError(
+      `${file}: repeat: ${sweep.repeat} repetitions of ${product} combinations (${[...sizes(), `repeat ${sweep.repeat}`].join(' x ')}) ` +
+        `are ${runsBound.toExponential(2)} runs, more than ${HARD_MAX_RUNS} even before excludes; lower repeat or split the sweep`,
+    );
   }
+  const buildFlags = sweep.build?.flags ?? [];
   const points: PlannedPoint[] = [];
   const seen = new Set<string>();
-  for (const c of combos) {
+  const tables = excludeTables(sweep.exclude, axes);
+  const excluded = (idx: readonly number[]) => tables?.some((checks) => checks.every(([axis, match]) => match[idx[axis]!])) ?? false;
+  const all = combinations(axes);
+  for (let next = all.next(); !next.done; next = all.next()) {
+    const idx = next.value;
+    // Dropped by an exclude rule before its point is built: 1,000,000 combinations all excluded took 2.5 s to
+    // refuse with a point built and compared for each.
+    if (excluded(idx)) continue;
+    const c: Combo = {};
+    axes.forEach(([key, values], i) => (c[key] = values[idx[i]!]));
     const s = c['shapeSpec'] as (typeof shapes)[number];
     const point: Point = {
       backend: c['backend'] as Point['backend'],
@@ -124,8 +149,32 @@ export function expandPoints(sweep: Sweep, file = 'sweep'): PlannedPoint[] {
     // The canonical text of {hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
     plannedJson.set(planned, `{"hash":"${hash}","point":${json}}`);
     points.push(planned);
+    if (points.length > stopAfter) {
+      if (stopped && tables) {
+        stopped.points = points.length;
+        for (next = all.next(); !next.done; next = all.next()) if (!excluded(next.value)) stopped.points++;
+      }
+      break;
+    }
   }
   return points;
+}
+
+type Axes = ReadonlyArray<readonly [string, readonly unknown[]]>;
+
+/**
+ * The axes' cartesian product one combination at a time, as value indices per axis (an odometer, last axis
+ * fastest; the array is reused): never all of them in memory.
+ */
+function* combinations(axes: Axes): Generator<readonly number[]> {
+  if (axes.some(([, values]) => values.length === 0)) return;
+  const idx = axes.map(() => 0);
+  for (;;) {
+    yield idx;
+    let i = axes.length - 1;
+    while (i >= 0 && ++idx[i]! === axes[i]![1].length) idx[i--] = 0;
+    if (i < 0) return;
+  }
 }
 
 const plannedJson = new WeakMap<PlannedPoint, string>();
@@ -141,13 +190,43 @@ export function pointsJson(points: readonly PlannedPoint[]): string {
 function excludes(rule: Exclude, point: Point): boolean {
   const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return false;
-  return entries.every(([key, value]) => {
-    if (key === 'shape') {
-      const s = value as NonNullable<Exclude['shape']>;
-      return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+  return entries.every(([key, value]) => fieldMatches(key, value, point));
+}
+
+/** Whether one field of an exclude rule matches a point, or the fields of a point that one axis value sets. */
+function fieldMatches(key: string, value: unknown, point: Partial<Point>): boolean {
+  if (key === 'shape') {
+    const s = value as NonNullable<Exclude['shape']>;
+    return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+  }
+  return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
+}
+
+/** The point fields an axis value sets: a shape sets model and dimensions, every other axis its own field. */
+function fieldsOf(axis: string, value: unknown): Partial<Point> {
+  return (axis === 'shapeSpec' ? value : { [axis]: value }) as Partial<Point>;
+}
+
+/**
+ * Exclude rules as tables over each axis's values (for each rule, the axes it constrains and which of their
+ * values match), so that a combination is dropped from its indices alone. The same comparison as
+ * `excludes`; the points that survive are still checked by it. Null when a rule names a field no axis sets.
+ */
+function excludeTables(rules: readonly Exclude[], axes: Axes): Array<Array<[number, boolean[]]>> | null {
+  const tables: Array<Array<[number, boolean[]]>> = [];
+  for (const rule of rules) {
+    const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) continue; // an empty rule excludes nothing
+    const checks: Array<[number, boolean[]]> = [];
+    for (const [key, value] of entries) {
+      const axis = axes.findIndex(([name, values]) => (key === 'shape' ? name === 'shapeSpec' : values.length > 0 && key in fieldsOf(name, values[0])));
+      if (axis < 0) return null;
+      const [name, values] = axes[axis]!;
+      checks.push([axis, values.map((v) => fieldMatches(key, value, fieldsOf(name, v)))]);
     }
-    return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
-  });
+    tables.push(checks);
+  }
+  return tables;
 }
 
 export interface PlanOptions {
@@ -159,11 +238,22 @@ export interface PlanOptions {
 export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   const file = opts.file ?? 'sweep';
   const id = sweepId(sweep);
-  const points = expandPoints(sweep, file);
+  const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
+  // Runs are groups x repeat, and a group holds one point, or (interleaved) at most one per variant.
+  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? sweep.matrix.variant.length : 1);
+  const stopped = { points: 0 };
+  const points = expandPoints(sweep, file, opts.allowLarge ? Infinity : pointsAllowed, stopped);
   if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
+  if (points.length > pointsAllowed && !opts.allowLarge) {
+    const counted = stopped.points > 0 && !sweep.interleave;
+    throw new UsageError(
+      `${file}: matrix: expands to ${counted ? stopped.points * sweep.repeat : 'more than ' + max} runs ` +
+        `(${counted ? stopped.points : 'over ' + pointsAllowed} points x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
+        'narrow the matrix or pass --allow-large',
+    );
+  }
   const groups = groupPoints(sweep, points);
   const total = groups.length * sweep.repeat;
-  const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
   if (total > max && !opts.allowLarge) {
     throw new UsageError(
       `${file}: matrix: expands to ${total} runs (${points.length} points x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
