@@ -23,7 +23,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       process.stderr.write(`collector: writing results to ${redactUrl(databaseUrl())}\n`);
       let http: HttpServer | null = null;
       if (opts.http !== undefined) {
-        http = await startHttpServer({ db, port: opts.http, host: opts.host ?? '127.0.0.1', log: (l) => process.stderr.write(l + '\n') });
+        http = await startHttpServer({ dbUrl: databaseUrl(), port: opts.http, host: opts.host ?? '127.0.0.1', log: (l) => process.stderr.write(l + '\n') });
         process.stderr.write(`http: reports at ${http.url}/\n`);
       }
       const stop = async () => {
