@@ -54,14 +54,19 @@ export class WorkerLease {
   readonly file: string;
   private readonly base: Omit<Lease, 'run' | 'at'>;
 
-  constructor(
+  private constructor(
     private readonly stateDir: string,
     workerId: string,
+    pidStart: string,
   ) {
-    const pidStart = processStart(process.pid);
-    if (pidStart === null) throw new Error('cannot read /proc/self/stat: worker leases need Linux /proc');
     this.base = { host: hostname(), workerId, pid: process.pid, pidStart };
     this.file = join(stateDir, `lease-${process.pid}-${pidStart}.json`);
+  }
+
+  /** This process's lease; null where there is no /proc to prove liveness with (then no clean-up either). */
+  static create(stateDir: string, workerId: string): WorkerLease | null {
+    const pidStart = processStart(process.pid);
+    return pidStart === null ? null : new WorkerLease(stateDir, workerId, pidStart);
   }
 
   /** Records the run in flight (its process group), or none. Written whole (rename), never half. */

@@ -107,8 +107,9 @@ export class FarmWorker {
       }
     }
     this.reapDeadWorkers();
-    this.lease = new WorkerLease(this.stateDir(), this.identity.id);
-    this.lease.write(null);
+    this.lease = WorkerLease.create(this.stateDir(), this.identity.id);
+    if (this.lease) this.lease.write(null);
+    else this.log('worker: no /proc on this system: a run left behind by a worker killed outright is not cleaned up');
     const prefix = queuePrefix();
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     this.heartbeat = new Heartbeat(this.opts.connection, () => this.snapshot(this.identity!));
