@@ -9,6 +9,7 @@ import { commanderExitCode, EXIT_CODES_HELP, listenPort, needs, nonNegativeInt, 
 import { exitCodeOf } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
+import { forTerminal } from './util/terminal.js';
 
 const program = new Command();
 program
@@ -174,7 +175,7 @@ try {
     process.exitCode = commanderExitCode(err);
   } else {
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`moefarm: ${redactText(message)}\n`);
+    process.stderr.write(`moefarm: ${forTerminal(redactText(message))}\n`);
     process.exitCode = exitCodeOf(err);
   }
 }

@@ -90,6 +90,11 @@ async function runSweep(plan: Plan) {
   return db.run.findMany({ where: { sweepId: plan.sweepId }, orderBy: { id: 'asc' } });
 }
 
+/** GPU-control markers in the worker's state folder (it also holds the workers' leases, worker/lease.ts). */
+function markers(): string[] {
+  return readdirSync(join(dir, 'cache-link', 'state')).filter((f) => f.startsWith('gpu-control-'));
+}
+
 // The build cache is shared by all tests; the worker's state (markers) lives beside it, per test.
 beforeEach(() => {
   mkdirSync(join(dir, 'cache-link'), { recursive: true });
@@ -143,7 +148,7 @@ describe('applying and restoring', () => {
     expect(tel.summary!.sm_mhz).toEqual({ min: 1410, median: 1410, max: 1410 });
     expect(tel.samples!.t_ms.length).toBe(tel.samples!.sm_mhz.length);
     expect(existsSync(join(dir, 'cache-link', 'state'))).toBe(true);
-    expect(readdirSync(join(dir, 'cache-link', 'state'))).toEqual([]); // marker removed after restore
+    expect(markers()).toEqual([]); // marker removed after restore
   });
 
   it('maps max and base to the GPU\'s own clocks', async () => {
@@ -248,7 +253,7 @@ describe('crash and signals (worker processes)', () => {
     first.kill('SIGKILL');
     await first;
     expect(smi.read().gpus[0]!.locked).toBe(1410); // the dead process left it locked
-    expect(readdirSync(join(dir, 'cache-link', 'state'))).toHaveLength(1); // ... and a marker saying so
+    expect(markers()).toHaveLength(1); // ... and a marker saying so
 
     // `moefarm workers` shows it silent once its heartbeat lapses.
     await sleep(2500);

@@ -27,6 +27,25 @@ export interface WorkerSnapshot {
   [k: string]: unknown;
 }
 
+/** Most workers of one name (host/pool/device) alive at once: `name`, `name#2` … `name#64`. */
+const MAX_INSTANCES = 64;
+
+/**
+ * Claims a worker id no live worker holds: `base` if free, else `base#2`, `base#3` …, by setting the id's
+ * live key only where it is absent (SET NX), so two workers starting at once cannot both take one id.
+ * Several workers on one host, pool and device (or with one --name) get one id each, so their jobs,
+ * heartbeats and `moefarm workers` rows stay apart. The claim lasts while the heartbeat renews it; a
+ * worker killed outright frees its id when its live key expires.
+ */
+export async function claimWorkerId(redis: Redis, base: string, snapshot: (id: string) => WorkerSnapshot): Promise<string> {
+  for (let n = 1; n <= MAX_INSTANCES; n++) {
+    const id = n === 1 ? base : `${base}#${n}`;
+    const json = JSON.stringify({ ...snapshot(id), lastBeat: Date.now() });
+    if ((await redis.set(workerLiveKey(id), json, 'EX', HEARTBEAT_TTL_S, 'NX')) === 'OK') return id;
+  }
+  throw new Error(`worker id ${base}: ${MAX_INSTANCES} live workers already hold it and its numbered forms; stop some or give --name`);
+}
+
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
 

@@ -14,11 +14,15 @@
  * (its `finally` restores the GPU); a second signal kills the run, restores
  * the GPU and leaves the job to BullMQ's stalled-job check, which hands it to
  * another worker. A process killed outright leaves a marker file that the
- * next start on that GPU restores from. Nothing is lost either way.
+ * next start on that GPU restores from, and a lease naming its run's process
+ * group, which any worker on the host kills once that process is proven dead
+ * (worker/lease.ts). Nothing is lost either way.
+ *
+ * Identity: host/pool/device (or --name), numbered `#2`, `#3` … while a live
+ * worker holds the plain one (worker/heartbeat.ts claimWorkerId).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../src/config.js';
 import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
@@ -38,8 +42,9 @@ import { probeGpu, readPowerSource, type GpuCapabilities } from './gpu/capabilit
 import { GpuController, describe, type Applied } from './gpu/control.js';
 import { runFlags } from './gpu/flags.js';
 import { TelemetrySampler, median } from './gpu/telemetry.js';
-import { Heartbeat } from './heartbeat.js';
+import { Heartbeat, claimWorkerId, type WorkerSnapshot } from './heartbeat.js';
 import { workerIdentity } from './identity.js';
+import { WorkerLease, reapDeadLeases } from './lease.js';
 import { runBinary, type BinaryRun } from './run-binary.js';
 
 interface Built {
@@ -87,6 +92,7 @@ export class FarmWorker {
   private caps: GpuCapabilities | null = null;
   private control: GpuController | null = null;
   private heartbeat: Heartbeat | null = null;
+  private lease: WorkerLease | null = null;
   private closing: Promise<void> | null = null;
   private busyWith: string | null = null;
   private runAbort: AbortController | null = null;
@@ -104,30 +110,26 @@ export class FarmWorker {
   }
 
   async start(): Promise<WorkerIdentity> {
-    this.identity = await workerIdentity({ pool: this.opts.pool, backend: this.opts.backend, gpuIndex: this.opts.gpu, ...(this.opts.name ? { name: this.opts.name } : {}) });
+    const identity = await workerIdentity({ pool: this.opts.pool, backend: this.opts.backend, gpuIndex: this.opts.gpu, ...(this.opts.name ? { name: this.opts.name } : {}) });
+    // One id per live worker: a second worker on this host, pool and device (or with the same --name) gets `#2`.
+    identity.id = await claimWorkerId(this.opts.connection, identity.id, (id) => this.snapshot({ ...identity, id }));
+    this.identity = identity;
     if (this.opts.gpu !== null) {
       this.caps = await probeGpu({ index: this.opts.gpu, allowClockControl: this.opts.allowClockControl ?? false, allowPowerControl: this.opts.allowPowerControl ?? false });
       if (!this.caps) this.log(`worker: GPU ${this.opts.gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
       else {
-        this.control = new GpuController(this.caps, this.identity.id, join(this.opts.cache, 'state'));
+        this.control = new GpuController(this.caps, this.identity.id, this.stateDir());
         const stale = await this.control.recoverFromMarker();
         if (stale) this.log(`worker: restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
       }
     }
-    this.killOrphan();
+    this.reapDeadWorkers();
+    this.lease = WorkerLease.create(this.stateDir(), this.identity.id);
+    if (this.lease) this.lease.write(null);
+    else this.log('worker: no /proc on this system: a run left behind by a worker killed outright is not cleaned up');
     const prefix = queuePrefix();
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
-    this.heartbeat = new Heartbeat(this.opts.connection, () => ({
-      id: this.identity!.id,
-      state: 'running',
-      lastBeat: Date.now(),
-      startedAt: this.startedAt,
-      busyWith: this.busyWith,
-      processed: this.processed,
-      identity: this.identity,
-      capabilities: this.caps,
-      powerSource: readPowerSource(),
-    }));
+    this.heartbeat = new Heartbeat(this.opts.connection, () => this.snapshot(this.identity!));
     await this.heartbeat.start();
     this.worker = new Worker(runQueueName(this.opts.pool), (job, token, signal) => this.process(job, token, signal), {
       connection: this.opts.connection,
@@ -141,15 +143,35 @@ export class FarmWorker {
     return this.identity;
   }
 
+  private snapshot(identity: WorkerIdentity): WorkerSnapshot {
+    return {
+      id: identity.id,
+      state: 'running',
+      lastBeat: Date.now(),
+      startedAt: this.startedAt,
+      busyWith: this.busyWith,
+      processed: this.processed,
+      identity,
+      capabilities: this.caps,
+      powerSource: readPowerSource(),
+    };
+  }
+
+  private stateDir(): string {
+    return join(this.opts.cache, 'state');
+  }
+
   private async process(job: Job, token: string | undefined, signal?: AbortSignal): Promise<string> {
     const parsed = RunJobSchema.safeParse(job.data);
     if (!parsed.success) {
-      // Without a valid payload there is no run id to report under; fail the job for the collector's reconciler.
-      throw new Error(`invalid job payload: ${formatIssues(`job ${job.id}`, parsed.error.issues.slice(0, 3))}`);
+      // Without a valid payload there is no run to report under; fail the job at once (retrying changes nothing):
+      // the collector's reconciler records it from the failed set, with this reason.
+      throw new UnrecoverableError(`invalid job payload: ${formatIssues(`job ${job.id}`, parsed.error.issues.slice(0, 3))}`);
     }
     const data = parsed.data;
     const first = data.points[0]!.point;
     const startedAt = Date.now();
+    this.reapDeadWorkers();
     let outcome: Outcome;
     let applied: Applied | null = null;
     this.busyWith = data.runId;
@@ -266,7 +288,7 @@ export class FarmWorker {
       const args = binaryArgs(data, hooks, { build: b.name, ...(rounds === undefined ? {} : { rounds }) });
       const left = deadline - Date.now();
       if (left <= 0) throw new PermanentRunError('timeout', `ran past the job's timeout of ${data.timeoutS} s (${builds.length} builds x ${data.rounds} rounds)`);
-      return runBinary(b.built.path, args, { timeoutMs: left, signal: AbortSignal.any(signals), env, onSpawn: (pid) => this.noteChild(pid) });
+      return runBinary(b.built.path, args, { timeoutMs: left, signal: AbortSignal.any(signals), env, onSpawn: (pgid) => this.lease?.write({ pgid }) });
     };
     const outputs: MeasuredBuild[] = [];
     try {
@@ -299,7 +321,7 @@ export class FarmWorker {
       throw err;
     } finally {
       this.runAbort = null;
-      rmSync(this.childFile(), { force: true });
+      this.lease?.write(null);
     }
     if (!sampler) return { outputs, telemetry: null };
     const kernelMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
@@ -365,34 +387,11 @@ export class FarmWorker {
     throw new DelayedError();
   }
 
-  /**
-   * The binary's pid is noted while it runs: a worker killed outright (SIGKILL) cannot take its child
-   * with it, and on a GPU the orphan would compete with the next run. The next start of this worker
-   * (same host, pool and device) kills it.
-   */
-  private childFile(): string {
-    return join(this.opts.cache, 'state', `child-${(this.identity?.id ?? 'worker').replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
-  }
-
-  private noteChild(pid: number): void {
-    mkdirSync(join(this.opts.cache, 'state'), { recursive: true });
-    writeFileSync(this.childFile(), JSON.stringify({ pid, parent: process.pid, at: new Date().toISOString() }));
-  }
-
-  private killOrphan(): void {
-    const file = this.childFile();
-    if (!existsSync(file)) return;
-    try {
-      const { pid } = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.includes('moe-bench')) {
-        process.kill(pid, 'SIGKILL');
-        this.log(`worker: killed run ${pid} left behind by a worker that died`);
-      }
-    } catch {
-      /* gone already */
+  /** Runs left behind by workers on this host that are proven dead (worker/lease.ts) are killed; live ones never. */
+  private reapDeadWorkers(): void {
+    for (const r of reapDeadLeases(this.stateDir())) {
+      if (r.killedGroup !== null) this.log(`worker: killed run (process group ${r.killedGroup}) left behind by worker ${r.workerId} (pid ${r.pid}), which died`);
     }
-    rmSync(file, { force: true });
   }
 
   /** Resolves when the queue has no job left for this worker. */
@@ -427,6 +426,11 @@ export class FarmWorker {
         await this.heartbeat?.stop();
       } catch {
         /* Redis may be gone */
+      }
+      try {
+        this.lease?.release();
+      } catch (err) {
+        this.log(`worker: ${(err as Error).message}`);
       }
       try {
         await this.results?.close();

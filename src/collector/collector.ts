@@ -8,21 +8,45 @@
  * bundles in Redis (source/store.ts): each expires after a grace period
  * unless another unfinished sweep still needs it.
  *
+ * A result the database refuses (db/errors.ts: anything but "away") is
+ * isolated from its batch by halving it, so the rest lands at once; the
+ * refused one is tried POISON_TRIES times alone, then recorded as
+ * `collector-error` with the refusal as its reason. Before, one NUL byte on
+ * Postgres made a result retried for ever, its run `waiting` for ever, and
+ * every healthy result batched with it failed twice before landing.
+ *
+ * A message that fails its schema is recorded too, never dropped without a
+ * trace: an outcome as `collector-error`, a run job (found in a run queue's
+ * failed set) as `invalid`, each with the schema's complaint as reason; one
+ * that names no run is logged and kept in the failed set (outcomes) or logged
+ * with its payload (run jobs).
+ *
+ * A SQLite file deleted or replaced under a running collector is found before
+ * the commit (db/client.ts assertSameDatabase): the batch is not acknowledged,
+ * the collector stops (`onFatal`), and its results wait in Redis for the next.
+ *
  * It also closes runs whose jobs failed without an outcome (attempts used up
  * on transient errors, or stalled too often after worker crashes): it scans
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { bundleGraceSeconds, queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
-import { recordOutcome, recordOutcomes, type RecordResult } from '../db/record.js';
+import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
+import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../sweep/load.js';
+
+/** Writes of one refused result, alone, before it is recorded as `collector-error`. */
+export const POISON_TRIES = 3;
+/** Pause before the second and third of them, ms. */
+const POISON_RETRY_MS = [200, 1000];
 
 export interface CollectorOptions {
   db: Db;
@@ -45,6 +69,11 @@ export interface CollectorOptions {
   /** Seconds a released source bundle stays in Redis (default MOEFARM_BUNDLE_GRACE_S, else 3600). */
   bundleGraceS?: number;
   onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
+  /**
+   * The collector cannot go on (the database file it opened was deleted or replaced): it has stopped taking
+   * results and acknowledged none of those in hand. The caller should exit with the error.
+   */
+  onFatal?: (err: Error) => void;
   log?: (line: string) => void;
 }
 
@@ -59,15 +88,20 @@ export class Collector {
   private readonly timer: NodeJS.Timeout;
   private closing: Promise<void> | null = null;
   private reconciling = false;
+  private readonly refusedFailed = new Set<string>();
   private pending: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly batchSize: number;
+  private readonly log: (line: string) => void;
+  private fatal: Error | null = null;
   recorded = 0;
   duplicates = 0;
+  /** Results the database refused and that were recorded as `collector-error` instead. */
+  refused = 0;
 
   constructor(private readonly opts: CollectorOptions) {
-    const log = opts.log ?? (() => {});
+    const log = (this.log = opts.log ?? (() => {}));
     const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
     this.batchSize = opts.batchSize ?? 200;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
@@ -80,22 +114,45 @@ export class Collector {
       maxStalledCount: 1_000_000,
       settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
     });
-    this.worker.on('failed', (job, err) => log(`collector: write of ${job?.id ?? '?'} failed, will retry: ${err.message}`));
+    this.worker.on('failed', (job, err) =>
+      log(`collector: write of ${job?.id ?? '?'} failed, ${err instanceof UnrecoverableError ? 'kept in the failed set' : 'will retry'}: ${err.message}`),
+    );
     this.worker.on('error', (err) => log(`collector: ${err.message}`));
     this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log(`collector: reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
   }
 
   private async process(job: Job): Promise<RecordResult> {
+    if (this.fatal) throw this.fatal; // stopping: leave it in Redis for the next collector
     const parsed = OutcomeSchema.safeParse(job.data);
-    if (!parsed.success) {
-      // A malformed message can never be written; keep it in the failed set for a human, with the reason
-      // (unrecoverable: retrying it a million times with backoff would change nothing).
-      throw new UnrecoverableError(`malformed outcome ${job.id}: ${formatIssues('outcome', parsed.error.issues)}`);
-    }
+    if (!parsed.success) return this.unreadableOutcome(job, formatIssues('outcome', parsed.error.issues.slice(0, 5)).replace(/\n/g, '; '));
     return new Promise<RecordResult>((resolve, reject) => {
       this.pending.push({ outcome: parsed.data, resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /** An outcome that fails its schema can never be written as it is: record its run as `collector-error`, with why. */
+  private async unreadableOutcome(job: Job, issues: string): Promise<RecordResult> {
+    const reason = `the outcome message in Redis does not match its schema: ${issues}`;
+    const run = identify(job, 'collector-error', reason);
+    this.log(`collector: ${job.id ?? '?'}: ${reason}${run ? '; recorded as collector-error' : '; it names no run: kept in the failed set'}`);
+    // Retrying it changes nothing: kept in the results queue's failed set for a human, with the reason.
+    if (!run) throw new UnrecoverableError(`malformed outcome ${job.id ?? '?'} names no run: ${issues}`);
+    try {
+      const r = await recordUnreadable(this.opts.db, run);
+      if (r === 'recorded') {
+        this.refused++;
+        await this.releaseFinished([run.sweepId]);
+      }
+      return r;
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) {
+        this.onWriteError(err);
+        throw err;
+      }
+      this.log(`collector: ${job.id ?? '?'}: the database refused its collector-error record too: ${refusalReason(err)}; kept in the failed set`);
+      throw new UnrecoverableError(`${reason}; recording it was refused: ${refusalReason(err)}`);
+    }
   }
 
   /** Write what has gathered: at once when a batch is full, else after a moment for more to arrive. */
@@ -116,26 +173,95 @@ export class Collector {
   private async flush(): Promise<void> {
     if (this.flushing || this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.batchSize);
-    this.flushing = (async () => {
-      try {
-        const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
-        // Before the acknowledgements: whoever waits for the last outcome finds the bundles already released.
-        await this.releaseFinished(batch.filter((_, i) => results[i] === 'recorded').map((p) => p.outcome.sweepId));
-        batch.forEach((p, i) => {
-          const r = results[i]!;
-          if (r === 'recorded') this.recorded++;
-          else this.duplicates++;
-          this.opts.onRecorded?.(p.outcome, r);
-          p.resolve(r);
-        });
-      } catch (err) {
-        // Nothing of the batch committed: every message stays in Redis and is retried on its own backoff.
-        for (const p of batch) p.reject(err);
-      }
-    })();
+    this.flushing = this.write(batch);
     await this.flushing;
     this.flushing = null;
     if (this.pending.length > 0) this.scheduleFlush();
+  }
+
+  /**
+   * Writes a batch in one transaction. If the database is away, nothing committed and every message stays
+   * in Redis, retried on its own backoff. If it refused the data, the batch is halved until the refused
+   * messages are alone (a batch of 200 with one bad message: about 16 transactions), so the rest lands now.
+   */
+  private async write(batch: Pending[]): Promise<void> {
+    if (this.fatal) return rejectAll(batch, this.fatal);
+    try {
+      const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
+      // Before the acknowledgements: whoever waits for the last outcome finds the bundles already released.
+      await this.releaseFinished(batch.filter((_, i) => results[i] === 'recorded').map((p) => p.outcome.sweepId));
+      batch.forEach((p, i) => this.settle(p, results[i]!));
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) {
+        this.onWriteError(err);
+        return rejectAll(batch, err);
+      }
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.write(batch.slice(0, half));
+        await this.write(batch.slice(half));
+        return;
+      }
+      // Its retries run beside the next batches, never in front of them.
+      void this.refused1(batch[0]!, err);
+    }
+  }
+
+  /** One message the database refused: a few more tries alone, then its run is recorded as `collector-error`. Never throws. */
+  private async refused1(p: Pending, first: unknown): Promise<void> {
+    let last = first;
+    for (let attempt = 2; attempt <= POISON_TRIES; attempt++) {
+      await sleep(POISON_RETRY_MS[attempt - 2] ?? 1000);
+      if (this.fatal) return p.reject(this.fatal);
+      try {
+        const [r] = await recordOutcomes(this.opts.db, [p.outcome]);
+        return this.settle(p, r!);
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) {
+          this.onWriteError(err);
+          return p.reject(err);
+        }
+        last = err;
+      }
+    }
+    const o = p.outcome;
+    const reason = `the database refused this outcome ${POISON_TRIES} times (it was '${o.status}'): ${refusalReason(last)}`;
+    this.log(`collector: ${o.runId}: ${reason}; recording it as collector-error`);
+    try {
+      const [r] = await recordOutcomes(this.opts.db, [asCollectorError(o, reason)]);
+      if (r === 'recorded') {
+        this.refused++;
+        await this.releaseFinished([o.sweepId]);
+      }
+      this.settle(p, r!);
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) {
+        this.onWriteError(err);
+        return p.reject(err);
+      }
+      // Even the bare record was refused: keep the message in the failed set, with both reasons, for a human.
+      this.log(`collector: ${o.runId}: the collector-error record was refused too: ${refusalReason(err)}; the message is kept in the failed set`);
+      p.reject(new UnrecoverableError(`${reason}; recording collector-error was refused too: ${refusalReason(err)}`));
+    }
+  }
+
+  private settle(p: Pending, r: RecordResult): void {
+    if (r === 'recorded') this.recorded++;
+    else this.duplicates++;
+    this.opts.onRecorded?.(p.outcome, r);
+    p.resolve(r);
+  }
+
+  /** A moved database file ends this collector: no more results are taken, none in hand is acknowledged. */
+  private onWriteError(err: unknown): void {
+    if (!(err instanceof DatabaseMovedError) || this.fatal) return;
+    this.fatal = err;
+    this.log(`collector: ${err.message}`);
+    const waiting = this.pending.splice(0);
+    rejectAll(waiting, err);
+    // Stop fetching at once; the jobs in hand fail (their lock is released) and wait in Redis for the next collector.
+    void this.close();
+    this.opts.onFatal?.(err);
   }
 
   /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
@@ -150,7 +276,20 @@ export class Collector {
         const queue = new Queue(runQueueName(pool), { connection: this.opts.connection, prefix });
         try {
           for (const job of await queue.getFailed(0, 199)) {
-            await this.closeFailedRun(pool, job, results);
+            try {
+              await this.closeFailedRun(pool, job, results);
+            } catch (err) {
+              if (isDatabaseUnavailable(err)) {
+                this.onWriteError(err);
+                throw err;
+              }
+              // Refused: this one stays in the failed set (said once), the others are not held up by it.
+              if (job.id && !this.refusedFailed.has(job.id)) {
+                this.refusedFailed.add(job.id);
+                this.log(`collector: failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
+              }
+              continue;
+            }
             await job.remove();
             closed++;
           }
@@ -167,7 +306,14 @@ export class Collector {
 
   private async closeFailedRun(pool: string, job: Job, results: Queue): Promise<void> {
     const data = RunJobSchema.safeParse(job.data);
-    if (!data.success) return;
+    if (!data.success) {
+      const issues = formatIssues('job', data.error.issues.slice(0, 5)).replace(/\n/g, '; ');
+      const reason = `the job in Redis does not match the job schema (${issues}); it failed with: ${job.failedReason ?? 'unknown'}`;
+      const run = identify(job, 'invalid', reason, pool);
+      this.log(`collector: run job ${job.id ?? '?'} on pool ${pool}: ${reason}${run ? '; recorded as invalid' : `; it names no run, removed; its payload was: ${rawOf(job)}`}`);
+      if (run && (await recordUnreadable(this.opts.db, run)) === 'recorded') await this.releaseFinished([run.sweepId]);
+      return;
+    }
     // A worker may have handed over the run's outcome and died before it could mark the run job done (the job
     // then stalls, and fails once stalled too often). That outcome is still on the results queue under the run
     // id: let it be recorded, rather than a 'failed' that would win the race to the table.
@@ -223,6 +369,59 @@ export class Collector {
     })();
     return this.closing;
   }
+}
+
+function rejectAll(batch: Pending[], err: unknown): void {
+  for (const p of batch) p.reject(err);
+}
+
+/** The bare record of a run whose outcome the database refused: ids, parameters, why; nothing of what was refused. */
+function asCollectorError(o: ParsedOutcome, reason: string): ParsedOutcome {
+  return {
+    ...o,
+    status: 'collector-error',
+    reason,
+    attempts: Math.min(o.attempts, 1000),
+    worker: null,
+    builds: [],
+    flags: [],
+    env: null,
+    telemetry: null,
+    stdoutTail: null,
+    stderrTail: null,
+    wallMs: null,
+    startedAt: null,
+    finishedAt: Date.now(),
+  };
+}
+
+const SWEEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The run a malformed message belongs to: its job id is the run id (producers set it so), the sweep is the
+ * message's own `sweepId` if it has one, else the run id's first part (`sweepId-groupHash-rN`). Null when
+ * neither names one.
+ */
+function identify(job: Job, status: UnreadableRun['status'], reason: string, pool?: string): UnreadableRun | null {
+  const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as Record<string, unknown>;
+  const runId = job.id;
+  if (!runId || !/^[A-Za-z0-9_-]{1,200}$/.test(runId)) return null;
+  const own = typeof data['sweepId'] === 'string' && SWEEP_ID.test(data['sweepId']) ? data['sweepId'] : null;
+  const fromId = /^(s[0-9a-f]{12})-/.exec(runId)?.[1] ?? null;
+  const sweepId = own ?? fromId;
+  if (!sweepId) return null;
+  const ownPool = typeof data['pool'] === 'string' && data['pool'].length <= 64 ? data['pool'] : null;
+  return { runId, sweepId, pool: pool ?? ownPool ?? '(unknown)', status, reason, raw: rawOf(job) };
+}
+
+function rawOf(job: Job): string {
+  let text: string;
+  try {
+    text = JSON.stringify(job.data) ?? String(job.data);
+  } catch {
+    text = String(job.data);
+  }
+  return text.length > 2000 ? text.slice(0, 2000) + '…' : text;
 }
 
 function envLockMs(): number | undefined {

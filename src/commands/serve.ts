@@ -20,26 +20,33 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       let http: HttpServer | null = null;
       if (opts.http !== undefined) {
         const host = opts.host ?? '127.0.0.1';
-        http = await startHttpServer({ db, port: opts.http, host, log: (l) => process.stderr.write(l + '\n') }).catch((err: unknown) => {
+        http = await startHttpServer({ dbUrl: databaseUrl(), port: opts.http, host, log: (l) => process.stderr.write(l + '\n') }).catch((err: unknown) => {
           throw new Error(`--http ${opts.http}: cannot listen on ${host}: ${(err as Error).message}`);
         });
         process.stderr.write(`http: reports at ${http.url}/\n`);
       }
       const connection = createRedis();
       connection.on('error', (e) => process.stderr.write(`collector: redis: ${e.message}\n`));
-      const collector = new Collector({ db, connection, log: (l) => process.stderr.write(l + '\n') });
+      let fatal: (err: Error) => void = () => {};
+      const failed = new Promise<Error>((resolveFatal) => (fatal = resolveFatal));
+      const collector = new Collector({ db, connection, log: (l) => process.stderr.write(l + '\n'), onFatal: (err) => fatal(err) });
       process.stderr.write(`collector: writing results to ${redactUrl(databaseUrl())}\n`);
-      await onShutdown(
-        async () => {
-          try {
-            await http?.close();
-          } catch {
-            /* stopping anyway */
-          }
-          await collector.close();
-        },
-        () => process.exit(130),
-      );
+      const stop = async () => {
+        try {
+          await http?.close();
+        } catch {
+          /* stopping anyway */
+        }
+        await collector.close();
+      };
+      // A signal stops it gracefully; a fatal error (the database file gone) stops it and exits with the error.
+      const err = await Promise.race([onShutdown(stop, () => process.exit(130)).then(() => null), failed]);
+      if (err) {
+        await stop();
+        connection.disconnect();
+        process.stderr.write(`collector: stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored); results not written stay in Redis\n`);
+        throw err;
+      }
       connection.disconnect();
       process.stderr.write(`collector: stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored)\n`);
     }),

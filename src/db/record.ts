@@ -15,11 +15,16 @@
  * "first outcome wins" rule is a condition of the upsert itself
  * (`DO UPDATE … WHERE status = 'queued'`), whose RETURNING tells which runs
  * this batch recorded.
+ *
+ * Every string bound into a statement is made storable first (db/text.ts:
+ * NUL and lone surrogates), and each transaction checks, before it commits,
+ * that a SQLite file is still the one opened (db/client.ts assertSameDatabase).
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
-import { providerOf, valuesPlaceholders, type Db } from './client.js';
+import { assertSameDatabase, providerOf, valuesPlaceholders, type Db } from './client.js';
 import { recordBuildSources } from './plan.js';
+import { storableValue } from './text.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
@@ -50,8 +55,9 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
       const sql = `${head} VALUES ${valuesPlaceholders(provider, chunk.length, columns)} ${tail}`;
-      if (returning) ids.push(...(await tx.$queryRawUnsafe<Array<{ id: string }>>(sql, ...chunk.flat())).map((r) => r.id));
-      else await tx.$executeRawUnsafe(sql, ...chunk.flat());
+      const values = chunk.flat().map(storableValue);
+      if (returning) ids.push(...(await tx.$queryRawUnsafe<Array<{ id: string }>>(sql, ...values)).map((r) => r.id));
+      else await tx.$executeRawUnsafe(sql, ...values);
     }
     return ids;
   };
@@ -161,6 +167,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
         results,
         'ON CONFLICT ("id") DO NOTHING',
       );
+      assertSameDatabase(db);
       return wonIds;
     },
     { timeout: 60_000, maxWait: 60_000 },
@@ -172,4 +179,42 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
 function cap(text: string | null): string | null {
   if (text === null) return null;
   return text.length > TAIL_BYTES ? '…' + text.slice(-TAIL_BYTES) : text;
+}
+
+/** A run whose message could not be read (it failed its schema): what is known of it, and why. */
+export interface UnreadableRun {
+  runId: string;
+  sweepId: string;
+  pool: string;
+  status: 'invalid' | 'collector-error';
+  reason: string;
+  /** The message as it was, capped: kept for diagnosis. */
+  raw: string;
+}
+
+/**
+ * Records a run from a message that failed its schema, so that nothing waits on it and the reason is kept:
+ * a planned (queued) run gets the status and reason; a run with no row is recorded under its sweep
+ * (`(unplanned)` if the sweep has none). A run that already has an outcome keeps it.
+ */
+export async function recordUnreadable(db: Db, u: UnreadableRun): Promise<RecordResult> {
+  const provider = providerOf(db);
+  const p = (n: number) => (provider === 'postgres' ? `$${n}` : '?');
+  const now = new Date();
+  const recorded = await db.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe(
+      `INSERT INTO "Sweep" ("id", "name", "pool", "spec", "points", "runs") VALUES (${p(1)}, '(unplanned)', ${p(2)}, '{}', 0, 0) ON CONFLICT ("id") DO NOTHING`,
+      ...[u.sweepId, u.pool].map(storableValue),
+    );
+    const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
+      `INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status", "reason", "stderrTail", "finishedAt") ` +
+        `VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(p).join(', ')}) ` +
+        `ON CONFLICT ("id") DO UPDATE SET "status" = excluded."status", "reason" = excluded."reason", "stderrTail" = excluded."stderrTail", "finishedAt" = excluded."finishedAt" ` +
+        `WHERE "Run"."status" = 'queued' RETURNING "id"`,
+      ...[u.runId, u.sweepId, '', 0, u.pool, '[]', u.status, u.reason, cap(u.raw), now].map(storableValue),
+    );
+    assertSameDatabase(db);
+    return rows.length > 0;
+  });
+  return recorded ? 'recorded' : 'duplicate';
 }

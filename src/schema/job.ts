@@ -79,6 +79,8 @@ export const RUN_STATUSES = [
   'compile-error',
   'invalid',
   'bad-source',
+  /** The collector could not write the outcome: the database refused it (after a few tries) or it was unreadable. */
+  'collector-error',
 ] as const;
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;

@@ -21,6 +21,14 @@ export const DEFAULT_MAX_RUNS = 5000;
  */
 export const HARD_MAX_COMBINATIONS = 1_000_000;
 
+/**
+ * Runs (points x repeat) a sweep may ever plan, even with --allow-large, counted from the axes' lengths and
+ * `repeat` before anything is expanded. The combination cap alone let `repeat: 10000` over a large matrix
+ * through: 10 million plan rows were built and written, and the submit died out of memory before anything
+ * reached Redis.
+ */
+export const HARD_MAX_RUNS = 1_000_000;
+
 export interface PlannedPoint {
   /** Hash of the point's parameters (variant and flags included, source not): the key of history across builds. */
   hash: string;
@@ -59,9 +67,16 @@ export function pointHash(point: Point): string {
 }
 
 type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number };
-type Combo = { values: Record<string, unknown>; index: Record<string, number> };
+type Axes = ReadonlyArray<readonly [string, readonly unknown[]]>;
 
-export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 'sweep'): PlannedPoint[] {
+/**
+ * The sweep's points, build by build, each in the axes' order (last axis fastest). `stopAfter`: stop once more
+ * points than this have been found (the caller refuses the sweep), so a matrix far past the run limit is refused
+ * after expanding a few thousand points, not a million (a 1,000,000-combination file took 35 s and 1.1 GB to be
+ * refused when every combination was built first). `stopped.points`, when given and the expansion stopped: how
+ * many points the whole matrix has after excludes (counted from the axes' indices, without building them).
+ */
+export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 'sweep', stopAfter = Infinity, stopped?: { points: number }): PlannedPoint[] {
   const m = sweep.matrix;
   const axes: Array<[string, readonly unknown[]]> = [
     ['backend', m.backend],
@@ -77,54 +92,67 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
     ['power', m.power],
   ];
   const product = axes.reduce((n, [, values]) => n * values.length, builds.length);
+  const sizes = () => [...(builds.length > 1 ? [`build ${builds.length}`] : []), ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`)];
   if (product > HARD_MAX_COMBINATIONS) {
-    const sizes = [...(builds.length > 1 ? [`build ${builds.length}`] : []), ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`)];
     throw new UsageError(
-      `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes.join(' x ')}), ` +
+      `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes().join(' x ')}), ` +
         `more than ${HARD_MAX_COMBINATIONS} even before excludes; split the sweep`,
     );
   }
-  let combos: Combo[] = [{ values: {}, index: {} }];
-  for (const [key, values] of axes) {
-    const next: Combo[] = [];
-    for (const c of combos) values.forEach((v, i) => next.push({ values: { ...c.values, [key]: v }, index: { ...c.index, [key]: i } }));
-    combos = next;
+  const runsBound = product * sweep.repeat;
+  if (runsBound > HARD_MAX_RUNS) {
+    throw new UsageError(
+      `${file}: repeat: ${sweep.repeat} repetitions of ${product} combinations (${[...sizes(), `repeat ${sweep.repeat}`].join(' x ')}) ` +
+        `are ${runsBound.toExponential(2)} runs, more than ${HARD_MAX_RUNS} even before excludes; lower repeat or split the sweep`,
+    );
   }
   const points: PlannedPoint[] = [];
   const seen = new Set<string>();
-  for (const build of builds) {
-    const shapeOf = (spec: unknown, i: number): Shape => {
+  const names = axes.map(([name]) => name);
+  for (let b = 0; b < builds.length; b++) {
+    const build = builds[b]!;
+    // A model name means this build's preset: the shape axis is resolved per build (two builds may differ).
+    const shapes: Shape[] = axes[2]![1].map((spec, i) => {
       if (typeof spec !== 'string') return { model: null, ...(spec as Omit<Shape, 'model'>) };
       const preset = build.table.presets.find((p) => p.name === spec);
       if (!preset) {
         throw new UsageError(`${file}: matrix.model[${i}]: expected a model preset of ${build.label} (${build.table.presets.map((p) => p.name).join(' | ')}), got '${spec}'`);
       }
       return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk };
-    };
-    for (const c of combos) {
-      const v = c.values;
-      const s = shapeOf(v['shapeSpec'], c.index['shapeSpec']!);
+    });
+    const axesB: Axes = axes.map(([name, values]) => (name === 'shapeSpec' ? ([name, shapes] as const) : ([name, values] as const)));
+    const tables = excludeTables(sweep.exclude, axesB, build.name);
+    const excluded = (idx: readonly number[]) => tables?.some((checks) => checks.every(([axis, match]) => match[idx[axis]!])) ?? false;
+    const all = combinations(axesB);
+    for (let next = all.next(); !next.done; next = all.next()) {
+      const idx = next.value;
+      // Dropped by an exclude rule before its point is built: 1,000,000 combinations all excluded took 2.5 s to
+      // refuse with a point built and compared for each.
+      if (excluded(idx)) continue;
+      const v = (axis: number) => axesB[axis]![1][idx[axis]!];
+      const s = v(2) as Shape;
       const point: Point = {
-        backend: v['backend'] as Point['backend'],
-        variant: v['variant'] as string,
+        backend: v(0) as Point['backend'],
+        variant: v(1) as string,
         model: s.model,
         hidden: s.hidden,
         inter: s.inter,
         experts: s.experts,
         topk: s.topk,
-        tokens: v['tokens'] as number,
-        dtype: v['dtype'] as Point['dtype'],
-        warmup: v['warmup'] as number,
-        iters: v['iters'] as number,
-        rotate: v['rotate'] as number | null,
-        cold_l2: v['cold_l2'] as boolean,
-        clock: v['clock'] as Point['clock'],
-        power: v['power'] as Point['power'],
+        tokens: v(3) as number,
+        dtype: v(4) as Point['dtype'],
+        warmup: v(5) as number,
+        iters: v(6) as number,
+        rotate: v(7) as number | null,
+        cold_l2: v(8) as boolean,
+        clock: v(9) as Point['clock'],
+        power: v(10) as Point['power'],
         // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
         ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
       };
       if (sweep.exclude.some((rule) => excludes(rule, point, build.name))) continue;
-      const refusal = pointRefusal(build, point, c.index, m.model !== undefined);
+      const index = Object.fromEntries(names.map((n, i) => [n, idx[i]!]));
+      const refusal = pointRefusal(build, point, index, m.model !== undefined);
       if (refusal) throw new UsageError(`${file}: ${refusal}`);
       const json = canonicalJson(point);
       const hash = sha256(json).slice(0, 16);
@@ -134,9 +162,33 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
       // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
       plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
       points.push(planned);
+      if (points.length > stopAfter) {
+        if (stopped) {
+          // Count the rest without building it: this build's remaining combinations, then every later build's.
+          stopped.points = points.length;
+          for (next = all.next(); !next.done; next = all.next()) if (!excluded(next.value)) stopped.points++;
+          stopped.points += (builds.length - b - 1) * (product / builds.length);
+        }
+        return points;
+      }
     }
   }
   return points;
+}
+
+/**
+ * The axes' cartesian product one combination at a time, as value indices per axis (an odometer, last axis
+ * fastest; the array is reused): never all of them in memory.
+ */
+function* combinations(axes: Axes): Generator<readonly number[]> {
+  if (axes.some(([, values]) => values.length === 0)) return;
+  const idx = axes.map(() => 0);
+  for (;;) {
+    yield idx;
+    let i = axes.length - 1;
+    while (i >= 0 && ++idx[i]! === axes[i]![1].length) idx[i--] = 0;
+    if (i < 0) return;
+  }
 }
 
 const plannedJson = new WeakMap<PlannedPoint, string>();
@@ -152,14 +204,47 @@ export function pointsJson(points: readonly PlannedPoint[]): string {
 function excludes(rule: Exclude, point: Point, build: string): boolean {
   const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return false;
-  return entries.every(([key, value]) => {
-    if (key === 'build') return value === build;
-    if (key === 'shape') {
-      const s = value as NonNullable<Exclude['shape']>;
-      return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+  return entries.every(([key, value]) => (key === 'build' ? value === build : fieldMatches(key, value, point)));
+}
+
+/** Whether one field of an exclude rule matches a point, or the fields of a point that one axis value sets. */
+function fieldMatches(key: string, value: unknown, point: Partial<Point>): boolean {
+  if (key === 'shape') {
+    const s = value as NonNullable<Exclude['shape']>;
+    return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+  }
+  return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
+}
+
+/** The point fields an axis value sets: a shape sets model and dimensions, every other axis its own field. */
+function fieldsOf(axis: string, value: unknown): Partial<Point> {
+  return (axis === 'shapeSpec' ? value : { [axis]: value }) as Partial<Point>;
+}
+
+/**
+ * Exclude rules as tables over each axis's values (for each rule, the axes it constrains and which of their
+ * values match), so that a combination of one build is dropped from its indices alone. A rule naming another
+ * build does not apply; the build field of one naming this build is already matched. The same comparison as
+ * `excludes`; the points that survive are still checked by it. Null when a rule names a field no axis sets.
+ */
+function excludeTables(rules: readonly Exclude[], axes: Axes, build: string): Array<Array<[number, boolean[]]>> | null {
+  const tables: Array<Array<[number, boolean[]]>> = [];
+  for (const rule of rules) {
+    const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) continue; // an empty rule excludes nothing
+    if (entries.some(([key, value]) => key === 'build' && value !== build)) continue;
+    const checks: Array<[number, boolean[]]> = [];
+    for (const [key, value] of entries) {
+      if (key === 'build') continue;
+      const axis = axes.findIndex(([name, values]) => (key === 'shape' ? name === 'shapeSpec' : values.length > 0 && key in fieldsOf(name, values[0])));
+      if (axis < 0) return null;
+      const [name, values] = axes[axis]!;
+      checks.push([axis, values.map((v) => fieldMatches(key, value, fieldsOf(name, v)))]);
     }
-    return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
-  });
+    if (checks.length === 0) return null; // a rule that names only this build: leave it to `excludes`
+    tables.push(checks);
+  }
+  return tables;
 }
 
 export interface PlanOptions extends ResolveOptions {
@@ -173,11 +258,22 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   const file = opts.file ?? 'sweep';
   const builds = opts.builds ?? resolveBuilds(sweep, opts);
   const id = sweepId(sweep, builds);
-  const points = expandPoints(sweep, builds, file);
+  const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
+  // Runs are groups x repeat, and a group holds one point, or (interleaved) at most one per variant and build.
+  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? sweep.matrix.variant.length * builds.length : 1);
+  const stopped = { points: 0 };
+  const points = expandPoints(sweep, builds, file, opts.allowLarge ? Infinity : pointsAllowed, stopped);
   if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
+  if (points.length > pointsAllowed && !opts.allowLarge) {
+    const counted = stopped.points > 0 && !sweep.interleave;
+    throw new UsageError(
+      `${file}: matrix: expands to ${counted ? stopped.points * sweep.repeat : 'more than ' + max} runs ` +
+        `(${counted ? stopped.points : 'over ' + pointsAllowed} points${builds.length > 1 ? ` over ${builds.length} builds` : ''} x repeat ${sweep.repeat}), more than the limit of ${max}; ` +
+        'narrow the matrix or pass --allow-large',
+    );
+  }
   const groups = groupPoints(sweep, points, builds.length);
   const total = groups.length * sweep.repeat;
-  const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
   if (total > max && !opts.allowLarge) {
     throw new UsageError(
       `${file}: matrix: expands to ${total} runs (${points.length} points${builds.length > 1 ? ` over ${builds.length} builds` : ''} x repeat ${sweep.repeat}), more than the limit of ${max}; ` +

@@ -7,11 +7,12 @@
  * database, and run nothing: files that try shell injection would create a
  * marker file if any of their text reached a shell.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, tempDir } from '../helpers/services.js';
-import { killAll, OwnedRedis } from './procs.js';
+import { killAll, OwnedRedis, report } from './procs.js';
 import { execa } from 'execa';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'bad-sweeps');
@@ -28,11 +29,26 @@ function header(text: string, key: string): string | null {
   return new RegExp(`^# ${key}: (.*)$`, 'm').exec(text)?.[1] ?? null;
 }
 
+/** A case file's text in its own encoding (the corpus holds gzip, UTF-16 and UTF-32 files too), for its header. */
+function caseText(bytes: Buffer): string {
+  return decodeCase(bytes).replace(/^\ufeff/, '');
+}
+
+function decodeCase(bytes: Buffer): string {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return gunzipSync(bytes).toString('latin1');
+  if (bytes[0] === 0xff && bytes[1] === 0xfe && bytes[2] === 0 && bytes[3] === 0) return String.fromCodePoint(...Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readUInt32LE(i * 4)));
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || bytes[1] === 0) return bytes.toString('utf16le');
+  return bytes.toString('latin1');
+}
+
+/** Raw terminal controls (tab and newline aside): none may reach the user's terminal, whatever the file held. */
+const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 const cases: Case[] = readdirSync(DIR)
   .filter((f) => f.endsWith('.yaml'))
   .sort()
   .map((file) => {
-    const text = readFileSync(join(DIR, file), 'utf8');
+    const text = caseText(readFileSync(join(DIR, file)));
     const expectPath = header(text, 'expect');
     if (expectPath === null) throw new Error(`${file}: no '# expect: field.path' header`);
     const large = /^# allow-large-(ok|refused)$/m.exec(text)?.[1] as Case['allowLarge'] | undefined;
@@ -92,6 +108,8 @@ describe('the bad-sweep corpus', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`moefarm: ${c.file}: ${c.expect}`);
     if (c.message) expect(r.stderr).toContain(c.message);
+    expect(r.stderr).not.toMatch(RAW_CONTROL);
+    expect(r.stderr.length).toBeLessThan(4000); // bounded: 2,000 unknown keys are named 5 at a time
   });
 
   it('enqueued nothing, opened no database and ran nothing through a shell', async () => {
@@ -113,6 +131,52 @@ describe('the bad-sweep corpus', () => {
         expect(String(r.stderr)).toContain(`${c.file}: ${c.expect}`);
       }
     }
-    expect(cases.filter((x) => x.allowLarge).length).toBe(2);
+    expect(cases.filter((x) => x.allowLarge).length).toBe(3);
+  });
+});
+
+describe('paths that are not sweep files, and files too large to read', () => {
+  const dir = join(tmp.dir, 'special');
+
+  beforeAll(async () => {
+    mkdirSync(join(dir, 'a-directory.yaml'), { recursive: true });
+    await execa('mkfifo', [join(dir, 'fifo.yaml')]);
+    symlinkSync('/dev/zero', join(dir, 'zero.yaml'));
+    symlinkSync('/dev/urandom', join(dir, 'urandom.yaml'));
+    // 64 MiB, sparse: larger than the cap, refused from its size before a byte is read.
+    writeFileSync(join(dir, 'huge.yaml'), 'name: ok\n');
+    truncateSync(join(dir, 'huge.yaml'), 64 << 20);
+    // 20,000 unknown keys (about 0.5 MB): the yaml package's pairwise duplicate-key check took seconds on these,
+    // and its parser alone needs about a second; counted before parsing.
+    const keys = Array.from({ length: 20_000 }, (_, i) => `unknown_key_${i}: ${i}`).join('\n');
+    writeFileSync(join(dir, 'keys.yaml'), `name: ok\npool: ok\nmatrix:\n  variant: [reference]\n  model: tiny\n${keys}\n`);
+    // One flow list of 100,000 items on one line (0.5 MB).
+    writeFileSync(join(dir, 'list.yaml'), `name: ok\npool: ok\nmatrix:\n  variant: [reference]\n  model: tiny\n  tokens: [${Array(100_000).fill(1).join(', ')}]\n`);
+  });
+
+  const special: Array<[string, string]> = [
+    ['fifo.yaml', '(file): not a regular file but a FIFO (named pipe)'],
+    ['a-directory.yaml', '(file): not a regular file but a directory'],
+    ['zero.yaml', '(file): not a regular file but a character device'],
+    ['urandom.yaml', '(file): not a regular file but a character device'],
+    ['huge.yaml', '(file): 67108864 bytes, larger than the 1048576-byte limit'],
+    ['keys.yaml', '(file): more than 10000 lines and list items (20006 lines)'],
+    ['list.yaml', '(file): more than 10000 lines and list items'],
+  ];
+
+  it.each(special)('%s: exit 2 at once, naming the problem', async (file, message) => {
+    const t0 = performance.now();
+    const r = await execa(process.execPath, [CLI, 'sweep', 'submit', file], {
+      cwd: dir,
+      reject: false,
+      timeout: 30_000, // a FIFO used to block for ever: this would end it, and fail the test
+      env: { REDIS_URL: redis.url, DATABASE_URL: `file:${dbFile}`, MOEFARM_PREFIX: 'bad-sweeps' },
+    });
+    const ms = performance.now() - t0;
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(String(r.stderr)).toContain(`moefarm: ${file}: ${message}`);
+    expect(String(r.stderr).length).toBeLessThan(1000);
+    report(`bad path ${file}`, { exit: r.exitCode, ms: Math.round(ms) });
   });
 });

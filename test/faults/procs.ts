@@ -205,8 +205,10 @@ function farmEnv(f: FarmEnv, extra: Record<string, string> = {}): Record<string,
   };
 }
 
-export async function startWorker(f: FarmEnv, pool: string, name: string, extraEnv: Record<string, string> = {}): Promise<Proc> {
-  const p = spawnProc(`worker ${name}`, process.execPath, [CLI, 'worker', '--pool', pool, '--name', name, '--test-hooks'], farmEnv(f, extraEnv));
+/** A `moefarm worker` child; `name` null: no --name, the worker names itself (host/pool/device, numbered when taken). */
+export async function startWorker(f: FarmEnv, pool: string, name: string | null, extraEnv: Record<string, string> = {}): Promise<Proc> {
+  const named = name === null ? [] : ['--name', name];
+  const p = spawnProc(`worker ${name ?? '(default name)'}`, process.execPath, [CLI, 'worker', '--pool', pool, ...named, '--test-hooks'], farmEnv(f, extraEnv));
   await p.waitFor(/serving pool/);
   return p;
 }

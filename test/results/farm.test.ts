@@ -189,7 +189,7 @@ describe('a real farm', () => {
     expect(r.stdout).toMatch(/wrote .*cli\.html .*1 faster/);
     expect(readFileSync(out, 'utf8')).toContain('id="chart-speedup"');
 
-    const http = await startHttpServer({ db: farm.db, port: 0 });
+    const http = await startHttpServer({ dbUrl, port: 0 });
     try {
       expect(http.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const index = await fetch(`${http.url}/`);

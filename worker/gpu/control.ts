@@ -11,11 +11,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { dirname, join } from 'node:path';
 import type { Clock, Power } from '../../src/schema/sweep.js';
 import { PermanentRunError } from '../errors.js';
+import { processStart } from '../lease.js';
 import type { GpuCapabilities } from './capabilities.js';
 import { smi } from './smi.js';
 
 export interface Marker {
   pid: number;
+  /** Start time of `pid` (worker/lease.ts): with it, a marker of a live process is told from a dead one's. */
+  pidStart?: string | null;
   gpu: number;
   uuid: string | null;
   /** Locked graphics clock in force: reset with -rgc. */
@@ -45,10 +48,14 @@ export class GpuController {
     this.markerPath = join(stateDir, `gpu-control-${caps.uuid ?? `index${caps.index}`}.json`);
   }
 
-  /** At start: an earlier process died holding settings on this GPU; put them back. Returns what was restored. */
+  /**
+   * At start: an earlier process died holding settings on this GPU; put them back. Returns what was restored.
+   * A marker whose process is alive (same pid and start time) is another worker's settings in force: left alone.
+   */
   async recoverFromMarker(): Promise<Marker | null> {
     if (!existsSync(this.markerPath)) return null;
     const stale = JSON.parse(readFileSync(this.markerPath, 'utf8')) as Marker;
+    if (stale.pidStart && processStart(stale.pid) === stale.pidStart) return null;
     this.marker = stale;
     await this.restore();
     return stale;
@@ -92,6 +99,7 @@ export class GpuController {
     if (target === null && wantPower === null) return applied;
     this.writeMarker({
       pid: process.pid,
+      pidStart: processStart(process.pid),
       gpu: this.caps.index,
       uuid: this.caps.uuid,
       clockLocked: target !== null,
