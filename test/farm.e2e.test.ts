@@ -66,7 +66,7 @@ describe.each(['sqlite', 'postgres'] as const)('end to end on %s', (kind) => {
     const plan = planSweep(parseSweepText(SWEEP(pool), 'e2e.yaml'));
     const report = await submitPlan(farm.db, farm.redis, plan, 'e2e.yaml');
     expect(report).toMatchObject({ points: 4, runs: 8, enqueued: 8, alreadyQueued: 0, alreadyDone: 0 });
-    await waitFor('the sweep to finish', () => runsSettled(farm.db, plan.sweepId, 8));
+    await waitFor('the sweep to finish', () => runsSettled(farm.db, plan.sweepId, 8), 240_000); // includes a cold CPU build
 
     const runs = await farm.db.run.findMany({ where: { sweepId: plan.sweepId }, include: { results: true } });
     expect(runs.map((r) => r.status)).toEqual(Array(8).fill('done'));

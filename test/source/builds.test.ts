@@ -91,7 +91,7 @@ describe('points checked against the table of the build that runs them', () => {
     };
     expect(at(cuda('  model: qwen3-30b-a3b\n  tokens: [1, 512]'))).toMatch(/c\.yaml: matrix\.tokens\[1\]: .*tokens \(512\) must be <= 256/);
     expect(at(cuda('  shape: [{hidden: 2048, inter: 768, experts: 128, topk: 64}]'))).toMatch(/c\.yaml: matrix\.shape\[0\]: .*topk \(64\) must be <= 32/);
-    expect(at(cuda('  shape: [{hidden: 2050, inter: 768, experts: 128, topk: 8}]'))).toMatch(/c\.yaml: matrix\.shape\[0\]: .*hidden \(2050\) must be a multiple of 256/);
+    expect(at(cuda('  shape: [{hidden: 2050, inter: 768, experts: 128, topk: 8}]'))).toMatch(/c\.yaml: matrix\.shape\[0\]: .*hidden \(2050\) must be a multiple of 64/);
     expect(at(cuda('  model: qwen3-30b-a3b\n  dtype: fp32'))).toMatch(/c\.yaml: matrix\.dtype\[0\]: .*dtype fp32 is not supported/);
     expect(at(cuda('  model: qwen3-30b-a3b\n  tokens: [1, 256]'))).toBe('accepted');
   });
