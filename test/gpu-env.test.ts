@@ -21,6 +21,7 @@ import { RUN_JOB_OPTIONS } from '../src/queue/options.js';
 import { planBundles, submitPlan, toJob } from '../src/queue/submit.js';
 import { storeBundles } from '../src/source/store.js';
 import { TelemetrySchema } from '../src/schema/telemetry.js';
+import { silentLog } from '../src/util/log.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
@@ -54,7 +55,7 @@ beforeEach(async () => {
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   cleanups.push(() => redis.disconnect());
   const cc = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500 });
+  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, log: silentLog });
   cleanups.push(async () => {
     await collector.close();
     cc.disconnect();
@@ -66,7 +67,7 @@ afterEach(async () => {
 
 async function startWorker(extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
   const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: 0, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: () => {}, ...extra });
+  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: 0, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog, ...extra });
   cleanups.push(async () => {
     await w.close();
     conn.disconnect();

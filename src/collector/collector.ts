@@ -12,6 +12,9 @@
  * on transient errors, or stalled too often after worker crashes): it scans
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
+ *
+ * Each outcome it takes ends in one log line: run, sweep, status, the run's
+ * wall time, its worker, and whether it was recorded or a duplicate.
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -23,6 +26,7 @@ import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../sweep/load.js';
+import { createLogger, type Log } from '../util/log.js';
 
 export interface CollectorOptions {
   db: Db;
@@ -45,7 +49,8 @@ export interface CollectorOptions {
   /** Seconds a released source bundle stays in Redis (default MOEFARM_BUNDLE_GRACE_S, else 3600). */
   bundleGraceS?: number;
   onRecorded?: (o: ParsedOutcome, r: RecordResult) => void;
-  log?: (line: string) => void;
+  /** Where the collector logs (default: human-readable lines on stderr). */
+  log?: Log;
 }
 
 interface Pending {
@@ -63,11 +68,12 @@ export class Collector {
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly batchSize: number;
+  private readonly log: Log;
   recorded = 0;
   duplicates = 0;
 
   constructor(private readonly opts: CollectorOptions) {
-    const log = opts.log ?? (() => {});
+    const log = (this.log = opts.log ?? createLogger({ name: 'collector' }));
     const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
     this.batchSize = opts.batchSize ?? 200;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
@@ -80,9 +86,9 @@ export class Collector {
       maxStalledCount: 1_000_000,
       settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
     });
-    this.worker.on('failed', (job, err) => log(`collector: write of ${job?.id ?? '?'} failed, will retry: ${err.message}`));
-    this.worker.on('error', (err) => log(`collector: ${err.message}`));
-    this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log(`collector: reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
+    this.worker.on('failed', (job, err) => log.warn({ runId: job?.id ?? null, reason: err.message }, `write of ${job?.id ?? '?'} failed, will retry: ${err.message}`));
+    this.worker.on('error', (err) => log.error({ reason: err.message }, `queue: ${err.message}`));
+    this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log.error({ reason: e.message }, `reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
   }
 
   private async process(job: Job): Promise<RecordResult> {
@@ -125,6 +131,7 @@ export class Collector {
           const r = results[i]!;
           if (r === 'recorded') this.recorded++;
           else this.duplicates++;
+          this.logOutcome(p.outcome, r);
           this.opts.onRecorded?.(p.outcome, r);
           p.resolve(r);
         });
@@ -136,6 +143,22 @@ export class Collector {
     await this.flushing;
     this.flushing = null;
     if (this.pending.length > 0) this.scheduleFlush();
+  }
+
+  private logOutcome(o: ParsedOutcome, r: RecordResult): void {
+    const fields = {
+      event: 'outcome',
+      runId: o.runId,
+      sweepId: o.sweepId,
+      pool: o.pool,
+      status: o.status,
+      wallMs: o.startedAt === null ? null : Math.round(o.finishedAt - o.startedAt),
+      worker: o.worker?.id ?? null,
+      written: r,
+      results: o.builds.reduce((n, b) => n + b.output.results.filter((x) => x.stats).length, 0),
+      ...(o.reason ? { reason: o.reason } : {}),
+    };
+    this.log.info(fields, `${o.runId} ${o.status} ${r}`);
   }
 
   /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
@@ -191,7 +214,7 @@ export class Collector {
       startedAt: job.processedOn ?? null,
       finishedAt: job.finishedOn ?? Date.now(),
     };
-    await recordOutcome(this.opts.db, o);
+    this.logOutcome(o, await recordOutcome(this.opts.db, o));
     await this.releaseFinished([o.sweepId]);
   }
 
@@ -206,7 +229,7 @@ export class Collector {
         const open = await this.opts.db.run.count({ where: { sweepId, status: 'queued' } });
         if (open === 0) await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
       } catch (err) {
-        (this.opts.log ?? (() => {}))(`collector: releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
+        this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
       }
     }
   }

@@ -14,7 +14,8 @@
  * read first could not wait for the write lock (SQLITE_BUSY at once), and the
  * "first outcome wins" rule is a condition of the upsert itself
  * (`DO UPDATE … WHERE status = 'queued'`), whose RETURNING tells which runs
- * this batch recorded.
+ * this batch recorded. The one exception: a `done` outcome replaces `cancelled`
+ * (sweep cancel marks runs at once; a run that finished meanwhile keeps its result).
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
@@ -112,7 +113,9 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
         ]),
         'ON CONFLICT ("id") DO UPDATE SET ' +
           ['status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'].map((c) => `"${c}" = excluded."${c}"`).join(', ') +
-          ` WHERE "Run"."status" = 'queued' RETURNING "id"`,
+          // The first outcome wins, with one exception: a result produced before a cancel took effect
+          // replaces the `cancelled` that sweep cancel wrote meanwhile (a result is never dropped).
+          ` WHERE "Run"."status" = 'queued' OR ("Run"."status" = 'cancelled' AND excluded."status" = 'done') RETURNING "id"`,
         true,
       );
       const wonIds = new Set(recorded);

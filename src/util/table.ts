@@ -11,11 +11,16 @@ export function renderTable(headers: string[], rows: Cell[][]): string {
 }
 
 export function renderCsv(headers: string[], rows: Cell[][]): string {
+  return [csvLines([headers]), ...(rows.length ? [csvLines(rows)] : [])].join('\n');
+}
+
+/** CSV lines without a header (for output written a page at a time), joined by newlines. */
+export function csvLines(rows: Cell[][]): string {
   const esc = (c: Cell) => {
     const s = cellText(c);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [headers.map(esc).join(','), ...rows.map((r) => r.map(esc).join(','))].join('\n');
+  return rows.map((r) => r.map(esc).join(',')).join('\n');
 }
 
 function cellText(c: Cell): string {
