@@ -293,7 +293,8 @@ export class FarmWorker {
    */
   private async measure(data: RunJob, builds: Built[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
     const sampler = this.caps && this.opts.telemetry !== false ? new TelemetrySampler(this.caps.index) : null;
-    await sampler?.start();
+    // The binary starts only after the first sample (or the sampler gave up): see TelemetrySampler.start.
+    if (sampler && !(await sampler.start())) this.log.warn({ runId: data.runId, gpu: this.caps?.index ?? null }, `${data.runId}: nvidia-smi gave no telemetry sample before the run; running without one`);
     this.runAbort = new AbortController();
     const signals = [this.runAbort.signal, ...stops];
     const deadline = Date.now() + data.timeoutS * 1000;
