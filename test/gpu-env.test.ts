@@ -194,6 +194,23 @@ describe('telemetry and flags', () => {
   });
 });
 
+describe('telemetry of runs shorter than nvidia-smi\'s start-up', () => {
+  it('starts the timed binary only after the first sample, so a tiny run still has a reading', async () => {
+    // 1.5 s before the first sample; the run itself takes a few ms. Before the fix the run ended first and had none.
+    smi.update((s) => (s.startDelayMs = 1500));
+    await startWorker({ allowClockControl: true });
+    const runs = await runSweep(sweep('', '  clock: {lock: 1200}\n'));
+    expect(runs[0]!.status).toBe('done');
+    const tel = TelemetrySchema.parse(JSON.parse(runs[0]!.telemetry!));
+    expect(tel.summary!.samples).toBeGreaterThan(0);
+    expect(tel.summary!.sm_mhz!.median).toBe(1200);
+    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ observedSmMhz: 1200, lockedClockMhz: 1200 });
+    // The first sample came before the binary started: the whole run is after the sampler's start-up.
+    expect(tel.samples!.t_ms[0]!).toBeGreaterThanOrEqual(1400);
+    expect(runs[0]!.flags).toBe('');
+  });
+});
+
 describe('power source', () => {
   function supplies(online: boolean): string {
     const root = join(dir, 'power_supply');
