@@ -162,8 +162,9 @@ export class FarmWorker {
     let outcome: Outcome;
     let applied: Applied | null = null;
     this.busyWith = data.runId;
-    const cancel = await CancelWatch.start(this.opts.connection, data.sweepId, this.opts.cancelPollMs);
+    let cancel: CancelWatch | null = null;
     try {
+      cancel = await CancelWatch.start(this.opts.connection, data.sweepId, this.opts.cancelPollMs);
       cancel.throwIfCancelled('before it started');
       this.checkRequests(data);
       if (first.power === 'ac' || first.power === 'battery') await this.awaitPowerSource(job, token, data, first.power);
@@ -191,8 +192,16 @@ export class FarmWorker {
     } catch (caught) {
       if (caught instanceof DelayedError) throw caught;
       // A cancel that came while the job ran explains whatever the run died of (the binary stopped mid-way).
-      const err = cancel.at !== null && !(caught instanceof PermanentRunError && caught.status === 'cancelled') ? cancel.error('while it ran') : caught;
-      if (!(err instanceof PermanentRunError)) throw err; // transient: BullMQ retries
+      const err = cancel?.at != null && !(caught instanceof PermanentRunError && caught.status === 'cancelled') ? cancel.error('while it ran') : caught;
+      if (!(err instanceof PermanentRunError)) {
+        // Transient: BullMQ retries (or, after a second signal, the stalled-job check hands it on). Said in the job's line.
+        const reason = err instanceof Error ? err.message : String(err);
+        this.log.warn(
+          { event: 'job', runId: data.runId, sweepId: data.sweepId, pool: this.opts.pool, status: 'retrying', wallMs: Date.now() - startedAt, worker: this.identity?.id ?? null, attempt: job.attemptsMade + 1, reason },
+          `${data.runId} not finished, left to BullMQ: ${reason}`,
+        );
+        throw err;
+      }
       outcome = {
         ...this.base(job, data, applied, null, null),
         status: err.status,
@@ -205,7 +214,7 @@ export class FarmWorker {
         finishedAt: Date.now(),
       };
     } finally {
-      cancel.stop();
+      cancel?.stop();
       this.busyWith = null;
       if (this.control?.holdsSettings) await this.control.restore();
     }
