@@ -19,8 +19,8 @@ export interface SweepSubmitOptions {
 }
 
 export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promise<void> {
-  const { parseRetryStatuses } = await import('../schema/job.js');
-  const retry = opts.retry === undefined ? undefined : parseRetryStatuses(opts.retry === true ? undefined : opts.retry, '--retry');
+  // Loaded only when asked for: a plain submit (or dry run) should not pay for the job schema.
+  const retry = opts.retry === undefined ? undefined : (await import('../schema/job.js')).parseRetryStatuses(opts.retry === true ? undefined : opts.retry, '--retry');
   const sweep = await loadSweepFile(file);
   const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false, ...(opts.source !== undefined ? { sourceDir: opts.source } : {}) });
   const builds = buildReports(plan);
