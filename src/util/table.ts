@@ -25,6 +25,7 @@ export function csvLines(rows: Cell[][]): string {
 
 function cellText(c: Cell): string {
   if (c === null || c === undefined) return '';
-  if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toPrecision(4);
+  // Four significant digits, never an exponent: toPrecision(4) prints 32049.7 as "3.205e+4".
+  if (typeof c === 'number') return Number.isInteger(c) ? String(c) : Math.abs(c) >= 1e4 ? c.toFixed(0) : c.toPrecision(4);
   return c;
 }
