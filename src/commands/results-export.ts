@@ -35,22 +35,49 @@ const numbers = z.array(z.number());
 const EnvSchema = z.looseObject({ lockedClockMhz: z.number().nullable().optional(), powerLimitW: z.number().nullable().optional() });
 
 export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
-  const out: Writable = opts.output !== undefined && opts.output !== '-' ? createWriteStream(opts.output) : process.stdout;
-  const rows = await withDb((db) => exportSamples(db, opts.sweep, out, opts.json ? 'json' : 'csv'));
-  if (out !== process.stdout) {
+  const toFile = opts.output !== undefined && opts.output !== '-';
+  let out: Writable = process.stdout;
+  // The file is created only once the sweep is known: a mistyped id leaves no empty file behind.
+  const open = (): Writable => (out = toFile ? createWriteStream(opts.output!) : process.stdout);
+  const rows = await withDb((db) => exportSamples(db, opts.sweep, open, opts.json ? 'json' : 'csv'));
+  if (toFile) {
     out.end();
     await once(out, 'finish');
     process.stderr.write(`wrote ${rows} sample(s) of sweep ${opts.sweep} to ${opts.output}\n`);
   }
 }
 
-/** Writes every sample of the sweep's done runs; returns how many. */
-export async function exportSamples(db: Db, sweepId: string, out: Writable, format: 'csv' | 'json'): Promise<number> {
+/** Writes every sample of the sweep's done runs; returns how many (-1: the reader went away first). */
+export async function exportSamples(db: Db, sweepId: string, open: () => Writable, format: 'csv' | 'json'): Promise<number> {
   const sweep = await db.sweep.findUnique({ where: { id: sweepId }, select: { label: true } });
   if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database (moefarm sweep list shows them)`);
-  const write = async (text: string) => {
-    if (!out.write(text)) await once(out, 'drain');
+  const out = open();
+  // A reader that stops early (`| head`) closes the pipe: the export ends there, quietly, like any Unix tool.
+  let closed = false;
+  let failure: Error | null = null;
+  const onError = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') closed = true;
+    else failure = e;
   };
+  out.on('error', onError);
+  const write = async (text: string) => {
+    if (failure) throw failure;
+    if (closed) throw new ReaderGone();
+    if (!out.write(text)) await Promise.race([once(out, 'drain'), once(out, 'error')]);
+  };
+  try {
+    return await writeAll(db, sweepId, sweep.label, write, format);
+  } catch (err) {
+    if (err instanceof ReaderGone || closed) return -1;
+    throw err;
+  } finally {
+    out.off('error', onError);
+  }
+}
+
+class ReaderGone extends Error {}
+
+async function writeAll(db: Db, sweepId: string, label: string | null, write: (text: string) => Promise<void>, format: 'csv' | 'json'): Promise<number> {
   if (format === 'csv') await write(csvLines([[...EXPORT_COLUMNS]]) + '\n');
   let count = 0;
   let cursor: string | undefined;
@@ -79,7 +106,7 @@ export async function exportSamples(db: Db, sweepId: string, out: Writable, form
         const rounds = numbers.parse(JSON.parse(res.rounds));
         const kernel = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));
         const fixed: Cell[] = [
-          sweepId, sweep.label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
+          sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
           p.tokens, p.dtype, p.warmup, p.iters, settingText(p.clock), settingText(p.power), gpu,
           env.success ? (env.data.lockedClockMhz ?? null) : null, env.success ? (env.data.powerLimitW ?? null) : null, observed, run.workerId, run.flags,
         ];
