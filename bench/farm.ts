@@ -36,6 +36,7 @@ import { planSweep } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { ensureBinary } from '../worker/build.js';
 import { FarmWorker } from '../worker/worker.js';
+import { silentLog } from '../src/util/log.js';
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const PG_ADMIN = process.env['BENCH_PG_ADMIN_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -129,8 +130,8 @@ async function benchOverhead(jobs: number): Promise<void> {
   const db = await openDb({ url: `file:${join(scratch, 'overhead.db')}` });
   const [r, wc, cc] = [redis(), redis(), redis()];
   const committed = new Map<string, number>();
-  const collector = new Collector({ db, connection: cc, onRecorded: (o) => committed.set(o.runId, Date.now()) });
-  const worker = new FarmWorker({ connection: wc, pool, backend: 'cpu', gpu: null, arch: 'sm_90a', csrc: csrcDir(), cache: cacheDir(), log: () => {} });
+  const collector = new Collector({ db, connection: cc, log: silentLog, onRecorded: (o) => committed.set(o.runId, Date.now()) });
+  const worker = new FarmWorker({ connection: wc, pool, backend: 'cpu', gpu: null, arch: 'sm_90a', csrc: csrcDir(), cache: cacheDir(), log: silentLog });
   await worker.start();
   const plan = planSweep(parseSweepText(tinyRuns('bench-overhead', pool, jobs), 'o.yaml'), { allowLarge: true });
   await submitPlan(db, r, plan, null);
@@ -230,7 +231,7 @@ async function benchIngestInto(kind: 'sqlite' | 'postgres', n: number): Promise<
   const cc = redis();
   let count = 0;
   const t0 = performance.now();
-  const collector = new Collector({ db, connection: cc, onRecorded: () => count++ });
+  const collector = new Collector({ db, connection: cc, log: silentLog, onRecorded: () => count++ });
   while (count < n) await sleep(20);
   const seconds = (performance.now() - t0) / 1000;
   const rows = await db.result.count();

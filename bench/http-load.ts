@@ -16,6 +16,7 @@
  * Needs Redis (REDIS_URL or redis://127.0.0.1:6379); every key it writes
  * carries its own prefix and is deleted afterwards.
  */
+import { silentLog } from '../src/util/log.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -78,7 +79,7 @@ async function populate(dbUrl: string): Promise<{ sweepId: string; plan: ReturnT
     ),
   );
   const collector = new Collector({ db, connection: cc });
-  const worker = new FarmWorker({ connection: wc, pool: prefix, backend: 'cpu', gpu: null, arch: 'sm_90a', csrc: csrcDir(), cache: cacheDir(), log: () => {} });
+  const worker = new FarmWorker({ connection: wc, pool: prefix, backend: 'cpu', gpu: null, arch: 'sm_90a', csrc: csrcDir(), cache: cacheDir(), log: silentLog });
   await worker.start();
   await submitPlan(db, r, plan, null);
   while ((await db.run.count({ where: { sweepId: plan.sweepId, status: 'queued' } })) > 0) await sleep(200);

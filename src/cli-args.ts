@@ -43,6 +43,31 @@ export function listenPort(value: string): number {
   return n;
 }
 
+/** A sweep label: letters, digits and . _ : / - (it is shown in tables and matched exactly). */
+export function label(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/.test(value)) {
+    throw new InvalidArgumentError(`expected a label of 1-64 letters, digits, '.', '_', ':', '/' or '-' starting with a letter or digit, got "${value}"`);
+  }
+  return value;
+}
+
+/**
+ * A point in time: an ISO 8601 date (2026-11-27, midnight UTC) or date and time (2026-11-27T14:00,
+ * 2026-11-27T14:00:00+01:00; without a zone, UTC), or an age: 30m, 12h, 7d (that long before now).
+ */
+export function pointInTime(value: string, now = Date.now()): Date {
+  const v = value.trim();
+  const age = /^(\d+)([mhd])$/.exec(v);
+  if (age) return new Date(now - Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd']);
+  const m = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?$/.exec(v);
+  const d = m ? new Date(`${m[1]}T${m[2] ?? '00:00'}${m[3] ?? 'Z'}`) : null;
+  // Date rolls 2026-02-31 over to March: a date given alone must read back as written.
+  if (!m || !d || Number.isNaN(d.getTime()) || (m[2] === undefined && d.toISOString().slice(0, 10) !== m[1])) {
+    throw new InvalidArgumentError(`expected a date (2026-11-27), a date and time (2026-11-27T14:00, UTC unless a zone is given) or an age (30m, 12h, 7d), got "${value}"`);
+  }
+  return d;
+}
+
 /** True when the user gave this option (not its default, not absent). */
 function given(cmd: Command, option: string): boolean {
   const source = cmd.getOptionValueSource(option);
@@ -56,6 +81,12 @@ function given(cmd: Command, option: string): boolean {
  */
 export function needs(cmd: Command, option: string, condition: boolean, what: string): void {
   if (given(cmd, option) && !condition) throw new UsageError(`${commandPath(cmd)}: ${flagOf(cmd, option)} needs ${what}`);
+}
+
+/** Refuses a command unless at least one of `options` is given (one of --sweep or --label, …). */
+export function needsOneOf(cmd: Command, options: readonly string[], why = ''): void {
+  if (options.some((o) => given(cmd, o))) return;
+  throw new UsageError(`${commandPath(cmd)}: expected ${options.map((o) => flagOf(cmd, o)).join(' or ')}${why ? ` (${why})` : ''}`);
 }
 
 /** `moefarm sweep submit`, for messages. */

@@ -5,7 +5,7 @@
  * typed errors; only this file turns them into messages and exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { commanderExitCode, EXIT_CODES_HELP, listenPort, needs, nonNegativeInt, positiveInt } from './cli-args.js';
+import { commanderExitCode, EXIT_CODES_HELP, label, listenPort, needs, needsOneOf, nonNegativeInt, pointInTime, positiveInt } from './cli-args.js';
 import { exitCodeOf } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
@@ -32,10 +32,43 @@ sweep
   .option('--until-confident', 'then wait for outcomes and repeat the runs of UNSURE comparisons until decided (needs a collector: moefarm serve)')
   .option('--budget <n>', 'with --until-confident: at most this many extra runs (default: the sweep\'s run count)', positiveInt)
   .option('--source <dir>', 'the kernel source to measure, for a sweep without builds: (default: this checkout\'s csrc/ as it is on disk)')
-  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number; source?: string }, cmd: Command) => {
+  .option('--label <label>', 'store this label with the sweep (sweep list --label, results compare --label find it); replaces an earlier one', label)
+  .addOption(new Option('--retry [outcomes]', 'also run again the runs of this sweep that ended with these outcomes (comma list; alone: every outcome but done)').conflicts('dryRun'))
+  .action(async (file: string, opts: { dryRun?: boolean; allowLarge?: boolean; json?: boolean; untilConfident?: boolean; budget?: number; source?: string; label?: string; retry?: string | true }, cmd: Command) => {
     needs(cmd, 'budget', opts.untilConfident === true, '--until-confident');
     const { sweepSubmit } = await import('./commands/sweep-submit.js');
     await sweepSubmit(file, opts);
+  });
+sweep
+  .command('list')
+  .description('recorded sweeps, newest first: id, name, label, pool, when, runs done / failed / cancelled / queued')
+  .option('--label <label>', 'only sweeps with this label', label)
+  .option('--since <when>', 'only sweeps submitted at or after: a date (2026-11-27), date and time (UTC unless a zone is given) or an age (7d, 12h)', (v: string) => pointInTime(v))
+  .option('--until <when>', 'only sweeps submitted before (same forms as --since)', (v: string) => pointInTime(v))
+  .option('--limit <n>', 'at most this many sweeps', positiveInt, 50)
+  .option('--json', 'print as JSON')
+  .action(async (opts: { label?: string; since?: Date; until?: Date; limit: number; json?: boolean }) => {
+    const { sweepList } = await import('./commands/sweep-list.js');
+    await sweepList(opts);
+  });
+sweep
+  .command('cancel')
+  .description('cancel a sweep: its waiting jobs leave the queue, running ones are stopped, its unfinished runs end as cancelled')
+  .argument('<id>', 'sweep id')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const { sweepCancel } = await import('./commands/sweep-cancel.js');
+    await sweepCancel(id, opts);
+  });
+sweep
+  .command('retry')
+  .description('run again the runs of a sweep that ended with these outcomes (same run ids; earlier outcomes kept)')
+  .argument('<id>', 'sweep id')
+  .option('--status <outcomes>', 'comma list of outcomes to retry (default: every outcome but done), e.g. crashed,timeout')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, opts: { status?: string; json?: boolean }) => {
+    const { sweepRetry } = await import('./commands/sweep-retry.js');
+    await sweepRetry(id, opts);
   });
 sweep
   .command('status')
@@ -60,6 +93,7 @@ program
   .option('--allow-clock-control', 'may lock GPU clocks (nvidia-smi -lgc/-rgc) for points that ask; needs root')
   .option('--allow-power-control', 'may set the GPU power limit (nvidia-smi -pl) for points that ask; needs root')
   .option('--no-telemetry', 'do not sample GPU telemetry during runs')
+  .addOption(logFormatOption())
   .addOption(new Option('--test-hooks', 'honour TEST ONLY hooks in jobs').hideHelp())
   .action(async (opts: WorkerCliOptions, cmd: Command) => {
     const ownsGpu = opts.backend === 'cuda' || opts.gpu !== undefined;
@@ -83,7 +117,8 @@ program
   .description('run the collector: write results from the queue into the database; with --http, also serve reports')
   .option('--http <port>', 'also serve the sweeps\' HTML reports on this port (0: any free port)', listenPort)
   .option('--host <address>', 'with --http: address the HTTP server binds (default 127.0.0.1)')
-  .action(async (opts: { http?: number; host?: string }, cmd: Command) => {
+  .addOption(logFormatOption())
+  .action(async (opts: { http?: number; host?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
     needs(cmd, 'host', opts.http !== undefined, '--http PORT');
     const { serve } = await import('./commands/serve.js');
     await serve(opts);
@@ -103,16 +138,33 @@ results
     await resultsList(opts);
   });
 results
-  .command('compare')
-  .description('compare variants against a baseline per point and environment: medians, speedup with 95% CI, test, verdict')
+  .command('export')
+  .description('every raw timing sample of a sweep, one row per sample, with its run\'s conditions (build, variant, shape, tokens, dtype, clock, power, gpu, round, rep)')
   .requiredOption('--sweep <id>', 'sweep id')
-  .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
+  .option('--csv', 'CSV with a header row (the default)')
+  .addOption(new Option('--json', 'JSON lines: one object per sample').conflicts('csv'))
+  .option('-o, --output <file>', 'write to this file (default: stdout)')
+  .action(async (opts: { sweep: string; csv?: boolean; json?: boolean; output?: string }) => {
+    const { resultsExport } = await import('./commands/results-export.js');
+    await resultsExport(opts);
+  });
+results
+  .command('compare')
+  .description('compare variants against a baseline per point and environment: medians, speedup with 95% CI, test, verdict; or two sweeps (or labels) point by point')
+  .addOption(new Option('--sweep <id>', 'sweep id').conflicts('label'))
+  .option('--label <label>', 'instead of --sweep: the sweeps with this label, pooled', label)
+  .option('--against <id>', 'with --sweep: compare each point and variant with the same in this sweep (the baseline)')
+  .option('--against-label <label>', 'with --label: compare with the sweeps that have this label (the baseline)', label)
+  .addOption(new Option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)').conflicts(['against', 'againstLabel']))
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
   .addOption(new Option('--json', 'print as JSON').conflicts(['csv', 'byCondition']))
   .option('--csv', 'print as CSV')
-  .action(async (opts: { sweep: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }) => {
+  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }, cmd: Command) => {
+    needsOneOf(cmd, ['sweep', 'label']);
+    needs(cmd, 'against', opts.sweep !== undefined, '--sweep ID (--against-label goes with --label)');
+    needs(cmd, 'againstLabel', opts.label !== undefined, '--label L (--against goes with --sweep)');
     const { resultsCompare } = await import('./commands/results-compare.js');
     await resultsCompare(opts);
   });
@@ -159,6 +211,23 @@ db.command('migrate')
     const { dbMigrate } = await import('./commands/db-migrate.js');
     await dbMigrate();
   });
+db.command('prune')
+  .description('delete sweeps with their runs and results: those submitted before a date, with a label, or one by id (sweeps with unfinished runs are kept)')
+  .option('--before <when>', 'sweeps submitted before: a date (2026-11-27), date and time (UTC unless a zone is given) or an age (30d)', (v: string) => pointInTime(v))
+  .option('--sweep <id>', 'this sweep')
+  .option('--label <label>', 'sweeps with this label', label)
+  .option('--dry-run', 'say what would be deleted, delete nothing')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { before?: Date; sweep?: string; label?: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+    needsOneOf(cmd, ['before', 'sweep', 'label'], 'a bare prune would delete every sweep');
+    const { dbPrune } = await import('./commands/db-prune.js');
+    await dbPrune(opts);
+  });
+
+/** --log-format of the long-running commands; MOEFARM_LOG_FORMAT sets it too. */
+function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines human-readable (pretty, one line per event) or as JSON lines').choices(['pretty', 'json']).env('MOEFARM_LOG_FORMAT');
+}
 
 /** Every command's --help ends with the exit codes, also those of commands added later. */
 function withExitCodes(cmd: Command): void {

@@ -21,6 +21,7 @@ import { RUN_JOB_OPTIONS } from '../src/queue/options.js';
 import { planBundles, submitPlan, toJob } from '../src/queue/submit.js';
 import { storeBundles } from '../src/source/store.js';
 import { TelemetrySchema } from '../src/schema/telemetry.js';
+import { silentLog } from '../src/util/log.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
@@ -54,7 +55,7 @@ beforeEach(async () => {
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   cleanups.push(() => redis.disconnect());
   const cc = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500 });
+  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, log: silentLog });
   cleanups.push(async () => {
     await collector.close();
     cc.disconnect();
@@ -66,7 +67,7 @@ afterEach(async () => {
 
 async function startWorker(extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
   const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: 0, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: () => {}, ...extra });
+  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: 0, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog, ...extra });
   cleanups.push(async () => {
     await w.close();
     conn.disconnect();
@@ -195,6 +196,23 @@ describe('telemetry and flags', () => {
     const runs = await runSweep(sweep('', '  clock: {lock: 1410}\n'));
     expect(runs[0]!.flags).toBe('clock-mismatch');
     expect(runs[0]!.reason).toMatch(/locked 1410 MHz, observed 1980 MHz/);
+  });
+});
+
+describe('telemetry of runs shorter than nvidia-smi\'s start-up', () => {
+  it('starts the timed binary only after the first sample, so a tiny run still has a reading', async () => {
+    // 1.5 s before the first sample; the run itself takes a few ms. Before the fix the run ended first and had none.
+    smi.update((s) => (s.startDelayMs = 1500));
+    await startWorker({ allowClockControl: true });
+    const runs = await runSweep(sweep('', '  clock: {lock: 1200}\n'));
+    expect(runs[0]!.status).toBe('done');
+    const tel = TelemetrySchema.parse(JSON.parse(runs[0]!.telemetry!));
+    expect(tel.summary!.samples).toBeGreaterThan(0);
+    expect(tel.summary!.sm_mhz!.median).toBe(1200);
+    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ observedSmMhz: 1200, lockedClockMhz: 1200 });
+    // The first sample came before the binary started: the whole run is after the sampler's start-up.
+    expect(tel.samples!.t_ms[0]!).toBeGreaterThanOrEqual(1400);
+    expect(runs[0]!.flags).toBe('');
   });
 });
 

@@ -4,6 +4,7 @@
  * can show live workers and those gone silent.
  */
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { queuePrefix } from '../src/config.js';
 
 /** A heartbeat every 5 s; a worker whose live key (20 s) lapsed is shown as silent. Tests shorten both. */
@@ -73,4 +74,60 @@ export class Heartbeat {
     const s = { ...this.snapshot(), state: 'stopped' as const, lastBeat: Date.now() };
     await this.redis.multi().del(workerLiveKey(s.id)).hset(workersHashKey(), s.id, JSON.stringify(s)).exec();
   }
+}
+
+/** A snapshot as read back from Redis (what `Heartbeat` wrote; other fields kept as they are). */
+const StoredSnapshotSchema = z.looseObject({
+  id: z.string(),
+  state: z.enum(['running', 'stopped']),
+  lastBeat: z.number(),
+  busyWith: z.string().nullable().default(null),
+  processed: z.number().default(0),
+  identity: z.looseObject({ pool: z.string().optional() }).nullable().optional(),
+});
+export type StoredSnapshot = z.infer<typeof StoredSnapshotSchema>;
+
+/** Every worker that ever sent a heartbeat (unreadable entries skipped), and whether its live key is still there. */
+export async function readWorkers(redis: Redis, prefix = queuePrefix()): Promise<Array<{ snapshot: StoredSnapshot; live: boolean }>> {
+  const all = await redis.hgetall(workersHashKey(prefix));
+  const entries = Object.entries(all);
+  if (entries.length === 0) return [];
+  const pipe = redis.pipeline();
+  for (const [id] of entries) pipe.exists(workerLiveKey(id, prefix));
+  const live = (await pipe.exec()) ?? [];
+  const out: Array<{ snapshot: StoredSnapshot; live: boolean }> = [];
+  entries.forEach(([, json], i) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      return;
+    }
+    const parsed = StoredSnapshotSchema.safeParse(value);
+    if (parsed.success) out.push({ snapshot: parsed.data, live: live[i]?.[1] === 1 });
+  });
+  return out;
+}
+
+/** Live workers (heartbeat within HEARTBEAT_TTL_S) per pool. */
+export async function livePools(redis: Redis, prefix = queuePrefix()): Promise<Map<string, number>> {
+  const pools = new Map<string, number>();
+  for (const w of await readWorkers(redis, prefix)) {
+    const pool = w.snapshot.identity?.pool;
+    if (w.live && pool !== undefined) pools.set(pool, (pools.get(pool) ?? 0) + 1);
+  }
+  return pools;
+}
+
+/**
+ * The warning shown at submit and in `sweep status` when no live worker serves a pool (a misspelt pool,
+ * or no worker started): null when one does.
+ */
+export function noWorkerWarning(pool: string, live: ReadonlyMap<string, number>): string | null {
+  if ((live.get(pool) ?? 0) > 0) return null;
+  const others = [...live.keys()].sort();
+  return (
+    `warning: no live worker serves pool ${pool} (no heartbeat in the last ${HEARTBEAT_TTL_S} s): its jobs wait until one starts ` +
+    `(moefarm worker --pool ${pool}); ${others.length ? `live workers serve: ${others.join(', ')}` : 'no worker is live on any pool'} (moefarm workers lists them)`
+  );
 }

@@ -10,6 +10,11 @@
  * Permanent failures become outcomes too; only transient errors are thrown,
  * for BullMQ to retry.
  *
+ * Cancel (moefarm sweep cancel): a job of a cancelled sweep ends as
+ * `cancelled` before it starts, or, while it runs, within half a second
+ * (cancel-watch.ts): the binary is stopped and the GPU restored as after any
+ * run. Each job ends with one log line: run, sweep, status, wall time, worker.
+ *
  * Shutdown (SIGINT/SIGTERM): stop taking jobs and finish the one in flight
  * (its `finally` restores the GPU); a second signal kills the run, restores
  * the GPU and leaves the job to BullMQ's stalled-job check, which hands it to
@@ -42,7 +47,9 @@ import { probeGpu, readPowerSource, type GpuCapabilities } from './gpu/capabilit
 import { GpuController, describe, type Applied } from './gpu/control.js';
 import { runFlags } from './gpu/flags.js';
 import { TelemetrySampler, median } from './gpu/telemetry.js';
+import { CancelWatch } from './cancel-watch.js';
 import { Heartbeat, claimWorkerId, type WorkerSnapshot } from './heartbeat.js';
+import { createLogger, type Log } from '../src/util/log.js';
 import { workerIdentity } from './identity.js';
 import { WorkerLease, reapDeadLeases } from './lease.js';
 import { runBinary, type BinaryRun } from './run-binary.js';
@@ -82,7 +89,10 @@ export interface WorkerOptions {
   lockDurationMs?: number;
   /** Stall checks a job may fail before it is given up (default 2). */
   maxStalledCount?: number;
-  log?: (line: string) => void;
+  /** How often a running job checks whether its sweep was cancelled, ms (default 500). */
+  cancelPollMs?: number;
+  /** Where the worker logs (default: human-readable lines on stderr). */
+  log?: Log;
 }
 
 export class FarmWorker {
@@ -97,12 +107,11 @@ export class FarmWorker {
   private busyWith: string | null = null;
   private runAbort: AbortController | null = null;
   private readonly startedAt = Date.now();
+  private readonly log: Log;
   processed = 0;
 
-  constructor(private readonly opts: WorkerOptions) {}
-
-  private log(line: string): void {
-    (this.opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(line);
+  constructor(private readonly opts: WorkerOptions) {
+    this.log = opts.log ?? createLogger({ name: 'worker' });
   }
 
   get capabilities(): GpuCapabilities | null {
@@ -116,17 +125,17 @@ export class FarmWorker {
     this.identity = identity;
     if (this.opts.gpu !== null) {
       this.caps = await probeGpu({ index: this.opts.gpu, allowClockControl: this.opts.allowClockControl ?? false, allowPowerControl: this.opts.allowPowerControl ?? false });
-      if (!this.caps) this.log(`worker: GPU ${this.opts.gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
+      if (!this.caps) this.log.warn({ gpu: this.opts.gpu }, `GPU ${this.opts.gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
       else {
         this.control = new GpuController(this.caps, this.identity.id, this.stateDir());
         const stale = await this.control.recoverFromMarker();
-        if (stale) this.log(`worker: restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
+        if (stale) this.log.warn({ gpu: stale.gpu, pid: stale.pid }, `restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
       }
     }
     this.reapDeadWorkers();
     this.lease = WorkerLease.create(this.stateDir(), this.identity.id);
     if (this.lease) this.lease.write(null);
-    else this.log('worker: no /proc on this system: a run left behind by a worker killed outright is not cleaned up');
+    else this.log.warn({ event: 'lease' }, 'no /proc on this system: a run left behind by a worker killed outright is not cleaned up');
     const prefix = queuePrefix();
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     this.heartbeat = new Heartbeat(this.opts.connection, () => this.snapshot(this.identity!));
@@ -139,7 +148,7 @@ export class FarmWorker {
       stalledInterval: Math.max(1000, Math.floor((this.opts.lockDurationMs ?? 30_000) / 2)),
       maxStalledCount: this.opts.maxStalledCount ?? 2,
     });
-    this.worker.on('error', (err) => this.log(`worker: ${err.message}`));
+    this.worker.on('error', (err) => this.log.error({ worker: this.identity?.id ?? null, reason: err.message }, `queue: ${err.message}`));
     return this.identity;
   }
 
@@ -175,12 +184,16 @@ export class FarmWorker {
     let outcome: Outcome;
     let applied: Applied | null = null;
     this.busyWith = data.runId;
+    let cancel: CancelWatch | null = null;
     try {
+      cancel = await CancelWatch.start(this.opts.connection, data.sweepId, this.opts.cancelPollMs);
+      cancel.throwIfCancelled('before it started');
       this.checkRequests(data);
       if (first.power === 'ac' || first.power === 'battery') await this.awaitPowerSource(job, token, data, first.power);
       const builds = await this.buildAll(data);
+      cancel.throwIfCancelled('while it ran');
       if (this.control) applied = await this.control.apply(first.clock, first.power);
-      const { outputs, telemetry } = await this.measure(data, builds, signal);
+      const { outputs, telemetry } = await this.measure(data, builds, [cancel.signal, ...(signal ? [signal] : [])]);
       const allResults = outputs.flatMap((o) => o.output.results);
       const kernelMhz = median(allResults.flatMap((r) => r.sm_clock_mhz ?? []));
       const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
@@ -198,9 +211,19 @@ export class FarmWorker {
         startedAt,
         finishedAt: Date.now(),
       };
-    } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      if (!(err instanceof PermanentRunError)) throw err; // transient: BullMQ retries
+    } catch (caught) {
+      if (caught instanceof DelayedError) throw caught;
+      // A cancel that came while the job ran explains whatever the run died of (the binary stopped mid-way).
+      const err = cancel?.at != null && !(caught instanceof PermanentRunError && caught.status === 'cancelled') ? cancel.error('while it ran') : caught;
+      if (!(err instanceof PermanentRunError)) {
+        // Transient: BullMQ retries (or, after a second signal, the stalled-job check hands it on). Said in the job's line.
+        const reason = err instanceof Error ? err.message : String(err);
+        this.log.warn(
+          { event: 'job', runId: data.runId, sweepId: data.sweepId, pool: this.opts.pool, status: 'retrying', wallMs: Date.now() - startedAt, worker: this.identity?.id ?? null, attempt: job.attemptsMade + 1, reason },
+          `${data.runId} not finished, left to BullMQ: ${reason}`,
+        );
+        throw err;
+      }
       outcome = {
         ...this.base(job, data, applied, null, null),
         status: err.status,
@@ -212,15 +235,38 @@ export class FarmWorker {
         startedAt,
         finishedAt: Date.now(),
       };
-      this.log(`worker: ${data.runId}: ${err.status}: ${err.message}`);
     } finally {
+      cancel?.stop();
       this.busyWith = null;
       if (this.control?.holdsSettings) await this.control.restore();
     }
     // The run id is the result's job id: a retried hand-off adds nothing.
     await this.results!.add('outcome', outcome, { ...RESULT_JOB_OPTIONS, jobId: data.runId });
     this.processed++;
+    this.logJob(outcome, data);
     return outcome.status;
+  }
+
+  /** The job's one log line: what ran, how it ended, how long it took, where. */
+  private logJob(o: Outcome, data: RunJob): void {
+    const fields = {
+      event: 'job',
+      runId: o.runId,
+      sweepId: o.sweepId,
+      pool: o.pool,
+      status: o.status,
+      wallMs: Math.round(Date.now() - (o.startedAt ?? Date.now())),
+      binaryMs: o.wallMs === null ? null : Math.round(o.wallMs),
+      worker: this.identity?.id ?? null,
+      attempt: o.attempts,
+      builds: data.builds.map((b) => b.name),
+      variants: data.points.map((p) => p.point.variant),
+      ...(o.flags && o.flags.length ? { flags: o.flags } : {}),
+      ...(o.reason ? { reason: o.reason } : {}),
+    };
+    const msg = `${o.runId} ${o.status}`;
+    if (o.status === 'done') this.log.info(fields, msg);
+    else this.log.warn(fields, msg);
   }
 
   /**
@@ -276,16 +322,18 @@ export class FarmWorker {
    * interleaved in rounds by the binary. Several builds: a process per build per round, the builds'
    * order rotated each round, all within the job's one timeout.
    */
-  private async measure(data: RunJob, builds: Built[], signal?: AbortSignal): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
+  private async measure(data: RunJob, builds: Built[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
     const sampler = this.caps && this.opts.telemetry !== false ? new TelemetrySampler(this.caps.index) : null;
-    await sampler?.start();
+    // The binary starts only after the first sample (or the sampler gave up): see TelemetrySampler.start.
+    if (sampler && !(await sampler.start())) this.log.warn({ runId: data.runId, gpu: this.caps?.index ?? null }, `${data.runId}: nvidia-smi gave no telemetry sample before the run; running without one`);
     this.runAbort = new AbortController();
-    const signals = [this.runAbort.signal, ...(signal ? [signal] : [])];
+    const signals = [this.runAbort.signal, ...stops];
     const deadline = Date.now() + data.timeoutS * 1000;
     const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
     const hooks = this.opts.testHooks ? (data.test ?? null) : null;
     const once = async (b: Built, rounds?: number): Promise<BinaryRun> => {
       const args = binaryArgs(data, hooks, { build: b.name, ...(rounds === undefined ? {} : { rounds }) });
+      for (const s of signals) s.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) throw new PermanentRunError('timeout', `ran past the job's timeout of ${data.timeoutS} s (${builds.length} builds x ${data.rounds} rounds)`);
       return runBinary(b.built.path, args, { timeoutMs: left, signal: AbortSignal.any(signals), env, onSpawn: (pgid) => this.lease?.write({ pgid }) });
@@ -382,7 +430,7 @@ export class FarmWorker {
       throw new PermanentRunError('unsatisfiable', `worker ${id}: power source '${want}' required, but it was '${now}' until the deadline (${data.powerWaitS} s after submission)`);
     }
     const retry = Math.min(this.opts.powerRetryMs ?? 30_000, Math.max(0, deadline - Date.now()));
-    this.log(`worker: ${data.runId}: waiting for power source '${want}' (now '${now}'), next check in ${Math.round(retry / 1000)} s`);
+    this.log.info({ runId: data.runId, sweepId: data.sweepId, want, now }, `${data.runId}: waiting for power source '${want}' (now '${now}'), next check in ${Math.round(retry / 1000)} s`);
     await job.moveToDelayed(Date.now() + retry, token);
     throw new DelayedError();
   }
@@ -390,7 +438,7 @@ export class FarmWorker {
   /** Runs left behind by workers on this host that are proven dead (worker/lease.ts) are killed; live ones never. */
   private reapDeadWorkers(): void {
     for (const r of reapDeadLeases(this.stateDir())) {
-      if (r.killedGroup !== null) this.log(`worker: killed run (process group ${r.killedGroup}) left behind by worker ${r.workerId} (pid ${r.pid}), which died`);
+      if (r.killedGroup !== null) this.log.warn({ event: 'reap', pgid: r.killedGroup, worker: r.workerId, pid: r.pid }, `killed run (process group ${r.killedGroup}) left behind by worker ${r.workerId} (pid ${r.pid}), which died`);
     }
   }
 
@@ -405,7 +453,7 @@ export class FarmWorker {
     try {
       await this.control?.restore();
     } catch (err) {
-      this.log(`worker: ${(err as Error).message}`);
+      this.log.error({ reason: (err as Error).message }, `restoring the GPU: ${(err as Error).message}`);
     }
   }
 
@@ -415,12 +463,12 @@ export class FarmWorker {
       try {
         await this.worker?.close(force);
       } catch (err) {
-        this.log(`worker: close: ${(err as Error).message}`);
+        this.log.error({ reason: (err as Error).message }, `close: ${(err as Error).message}`);
       }
       try {
         if (this.control?.holdsSettings) await this.control.restore();
       } catch (err) {
-        this.log(`worker: ${(err as Error).message}`);
+        this.log.error({ reason: (err as Error).message }, `restoring the GPU: ${(err as Error).message}`);
       }
       try {
         await this.heartbeat?.stop();
@@ -430,7 +478,7 @@ export class FarmWorker {
       try {
         this.lease?.release();
       } catch (err) {
-        this.log(`worker: ${(err as Error).message}`);
+        this.log.error({ reason: (err as Error).message }, (err as Error).message);
       }
       try {
         await this.results?.close();

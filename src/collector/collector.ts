@@ -29,6 +29,9 @@
  * on transient errors, or stalled too often after worker crashes): it scans
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
+ *
+ * Each outcome it takes ends in one log line: run, sweep, status, the run's
+ * wall time, its worker, and whether it was recorded or a duplicate.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
@@ -42,6 +45,7 @@ import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../sweep/load.js';
+import { createLogger, type Log } from '../util/log.js';
 
 /** Writes of one refused result, alone, before it is recorded as `collector-error`. */
 export const POISON_TRIES = 3;
@@ -74,7 +78,8 @@ export interface CollectorOptions {
    * results and acknowledged none of those in hand. The caller should exit with the error.
    */
   onFatal?: (err: Error) => void;
-  log?: (line: string) => void;
+  /** Where the collector logs (default: human-readable lines on stderr). */
+  log?: Log;
 }
 
 interface Pending {
@@ -93,7 +98,7 @@ export class Collector {
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly batchSize: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private fatal: Error | null = null;
   recorded = 0;
   duplicates = 0;
@@ -101,7 +106,7 @@ export class Collector {
   refused = 0;
 
   constructor(private readonly opts: CollectorOptions) {
-    const log = (this.log = opts.log ?? (() => {}));
+    const log = (this.log = opts.log ?? createLogger({ name: 'collector' }));
     const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
     this.batchSize = opts.batchSize ?? 200;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
@@ -115,10 +120,10 @@ export class Collector {
       settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
     });
     this.worker.on('failed', (job, err) =>
-      log(`collector: write of ${job?.id ?? '?'} failed, ${err instanceof UnrecoverableError ? 'kept in the failed set' : 'will retry'}: ${err.message}`),
+      log.warn({ runId: job?.id ?? null, reason: err.message }, `write of ${job?.id ?? '?'} failed, ${err instanceof UnrecoverableError ? 'kept in the failed set' : 'will retry'}: ${err.message}`),
     );
-    this.worker.on('error', (err) => log(`collector: ${err.message}`));
-    this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log(`collector: reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
+    this.worker.on('error', (err) => log.error({ reason: err.message }, `queue: ${err.message}`));
+    this.timer = setInterval(() => void this.reconcile().catch((e: Error) => log.error({ reason: e.message }, `reconcile: ${e.message}`)), opts.reconcileEveryMs ?? 2000);
   }
 
   private async process(job: Job): Promise<RecordResult> {
@@ -135,7 +140,7 @@ export class Collector {
   private async unreadableOutcome(job: Job, issues: string): Promise<RecordResult> {
     const reason = `the outcome message in Redis does not match its schema: ${issues}`;
     const run = identify(job, 'collector-error', reason);
-    this.log(`collector: ${job.id ?? '?'}: ${reason}${run ? '; recorded as collector-error' : '; it names no run: kept in the failed set'}`);
+    this.log.warn({ runId: run?.runId ?? null, jobId: job.id ?? null, reason }, `${job.id ?? '?'}: ${reason}${run ? '; recorded as collector-error' : '; it names no run: kept in the failed set'}`);
     // Retrying it changes nothing: kept in the results queue's failed set for a human, with the reason.
     if (!run) throw new UnrecoverableError(`malformed outcome ${job.id ?? '?'} names no run: ${issues}`);
     try {
@@ -150,7 +155,7 @@ export class Collector {
         this.onWriteError(err);
         throw err;
       }
-      this.log(`collector: ${job.id ?? '?'}: the database refused its collector-error record too: ${refusalReason(err)}; kept in the failed set`);
+      this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `${job.id ?? '?'}: the database refused its collector-error record too: ${refusalReason(err)}; kept in the failed set`);
       throw new UnrecoverableError(`${reason}; recording it was refused: ${refusalReason(err)}`);
     }
   }
@@ -226,7 +231,7 @@ export class Collector {
     }
     const o = p.outcome;
     const reason = `the database refused this outcome ${POISON_TRIES} times (it was '${o.status}'): ${refusalReason(last)}`;
-    this.log(`collector: ${o.runId}: ${reason}; recording it as collector-error`);
+    this.log.warn({ runId: o.runId, sweepId: o.sweepId, reason }, `${o.runId}: ${reason}; recording it as collector-error`);
     try {
       const [r] = await recordOutcomes(this.opts.db, [asCollectorError(o, reason)]);
       if (r === 'recorded') {
@@ -240,7 +245,7 @@ export class Collector {
         return p.reject(err);
       }
       // Even the bare record was refused: keep the message in the failed set, with both reasons, for a human.
-      this.log(`collector: ${o.runId}: the collector-error record was refused too: ${refusalReason(err)}; the message is kept in the failed set`);
+      this.log.error({ runId: o.runId, reason: refusalReason(err) }, `${o.runId}: the collector-error record was refused too: ${refusalReason(err)}; the message is kept in the failed set`);
       p.reject(new UnrecoverableError(`${reason}; recording collector-error was refused too: ${refusalReason(err)}`));
     }
   }
@@ -248,6 +253,7 @@ export class Collector {
   private settle(p: Pending, r: RecordResult): void {
     if (r === 'recorded') this.recorded++;
     else this.duplicates++;
+    this.logOutcome(p.outcome, r);
     this.opts.onRecorded?.(p.outcome, r);
     p.resolve(r);
   }
@@ -256,12 +262,28 @@ export class Collector {
   private onWriteError(err: unknown): void {
     if (!(err instanceof DatabaseMovedError) || this.fatal) return;
     this.fatal = err;
-    this.log(`collector: ${err.message}`);
+    this.log.error({ event: 'fatal', reason: err.message }, err.message);
     const waiting = this.pending.splice(0);
     rejectAll(waiting, err);
     // Stop fetching at once; the jobs in hand fail (their lock is released) and wait in Redis for the next collector.
     void this.close();
     this.opts.onFatal?.(err);
+  }
+
+  private logOutcome(o: ParsedOutcome, r: RecordResult): void {
+    const fields = {
+      event: 'outcome',
+      runId: o.runId,
+      sweepId: o.sweepId,
+      pool: o.pool,
+      status: o.status,
+      wallMs: o.startedAt === null ? null : Math.round(o.finishedAt - o.startedAt),
+      worker: o.worker?.id ?? null,
+      written: r,
+      results: o.builds.reduce((n, b) => n + b.output.results.filter((x) => x.stats).length, 0),
+      ...(o.reason ? { reason: o.reason } : {}),
+    };
+    this.log.info(fields, `${o.runId} ${o.status} ${r}`);
   }
 
   /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
@@ -286,7 +308,7 @@ export class Collector {
               // Refused: this one stays in the failed set (said once), the others are not held up by it.
               if (job.id && !this.refusedFailed.has(job.id)) {
                 this.refusedFailed.add(job.id);
-                this.log(`collector: failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
+                this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
               }
               continue;
             }
@@ -310,7 +332,7 @@ export class Collector {
       const issues = formatIssues('job', data.error.issues.slice(0, 5)).replace(/\n/g, '; ');
       const reason = `the job in Redis does not match the job schema (${issues}); it failed with: ${job.failedReason ?? 'unknown'}`;
       const run = identify(job, 'invalid', reason, pool);
-      this.log(`collector: run job ${job.id ?? '?'} on pool ${pool}: ${reason}${run ? '; recorded as invalid' : `; it names no run, removed; its payload was: ${rawOf(job)}`}`);
+      this.log.warn({ jobId: job.id ?? null, pool, reason }, `run job ${job.id ?? '?'} on pool ${pool}: ${reason}${run ? '; recorded as invalid' : `; it names no run, removed; its payload was: ${rawOf(job)}`}`);
       if (run && (await recordUnreadable(this.opts.db, run)) === 'recorded') await this.releaseFinished([run.sweepId]);
       return;
     }
@@ -337,7 +359,7 @@ export class Collector {
       startedAt: job.processedOn ?? null,
       finishedAt: job.finishedOn ?? Date.now(),
     };
-    await recordOutcome(this.opts.db, o);
+    this.logOutcome(o, await recordOutcome(this.opts.db, o));
     await this.releaseFinished([o.sweepId]);
   }
 
@@ -352,7 +374,7 @@ export class Collector {
         const open = await this.opts.db.run.count({ where: { sweepId, status: 'queued' } });
         if (open === 0) await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
       } catch (err) {
-        (this.opts.log ?? (() => {}))(`collector: releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
+        this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
       }
     }
   }

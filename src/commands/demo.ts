@@ -17,6 +17,7 @@ import { renderProgress, sweepProgress } from '../results/progress.js';
 import { planSweep } from '../sweep/expand.js';
 import { loadSweepFile } from '../sweep/load.js';
 import { redisOrPrivate } from '../services/redis-server.js';
+import { createLogger } from '../util/log.js';
 import { redactUrl } from '../util/redact.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { formatComparison } from './results-compare.js';
@@ -59,7 +60,8 @@ async function runDemo(
   const collectorConn = createRedis(url);
   for (const c of [redis, workerConn, collectorConn]) c.on('error', () => {});
   out(`moefarm demo: ${gpu ? 'GPU found: CUDA backend' : 'no GPU: CPU backend'}; results in ${redactUrl(databaseUrl())}`);
-  const collector = new Collector({ db, connection: collectorConn, log: (l) => process.stderr.write(l + '\n') });
+  // Warnings only: a line per job would break the progress bar the demo draws.
+  const collector = new Collector({ db, connection: collectorConn, log: createLogger({ name: 'collector', level: 'warn' }) });
   const worker = new FarmWorker({
     connection: workerConn,
     pool: sweep.pool,
@@ -68,7 +70,7 @@ async function runDemo(
     arch: 'sm_90a',
     csrc: csrcDir(),
     cache: cacheDir(),
-    log: (l) => process.stderr.write(l + '\n'),
+    log: createLogger({ name: 'worker', level: 'warn' }),
   });
   try {
     await worker.start();

@@ -1,10 +1,17 @@
 import { compareSweep, parseBaseline, type Comparison, type CompareRow } from '../results/compare.js';
-import { armLabel, loadSweepResults } from '../results/load.js';
+import { mergeSides, sweepsByLabel } from '../results/across.js';
+import { armLabel, loadSweepResults, type LoadOptions } from '../results/load.js';
+import { UsageError } from '../errors.js';
 import { renderCsv, renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
 export interface ResultsCompareOptions {
-  sweep: string;
+  /** One of sweep or label names what is compared. */
+  sweep?: string;
+  label?: string;
+  /** Compare against this sweep, or the sweeps with this label: each point and variant against the same in it. */
+  against?: string;
+  againstLabel?: string;
   baseline?: string;
   json?: boolean;
   csv?: boolean;
@@ -17,11 +24,22 @@ export interface ResultsCompareOptions {
 
 export async function resultsCompare(opts: ResultsCompareOptions): Promise<void> {
   const baseline = parseBaseline(opts.baseline);
-  const cmp = await withDb(async (db) =>
-    compareSweep(await loadSweepResults(db, opts.sweep, opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand }), baseline, {
-      includeFlagged: opts.includeFlagged ?? false,
-    }),
-  );
+  if (opts.against !== undefined && opts.against === opts.sweep) throw new UsageError(`--against: sweep ${opts.against} is the sweep compared; name another`);
+  if (opts.againstLabel !== undefined && opts.againstLabel === opts.label) throw new UsageError(`--against-label: ${opts.label} is the label compared; name another`);
+  const load: LoadOptions = opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand };
+  const cmp = await withDb(async (db) => {
+    const across = opts.against !== undefined || opts.againstLabel !== undefined || opts.label !== undefined;
+    if (!across) return compareSweep(await loadSweepResults(db, opts.sweep!, load), baseline, { includeFlagged: opts.includeFlagged ?? false });
+    const side = opts.label !== undefined ? { tag: opts.label, results: await sweepsByLabel(db, opts.label, load) } : { tag: opts.sweep!, results: [await loadSweepResults(db, opts.sweep!, load)] };
+    const against =
+      opts.againstLabel !== undefined
+        ? { tag: opts.againstLabel, results: await sweepsByLabel(db, opts.againstLabel, load) }
+        : opts.against !== undefined
+          ? { tag: opts.against, results: [await loadSweepResults(db, opts.against, load)] }
+          : null;
+    const c = compareSweep(mergeSides(side, against), against ? null : baseline, { includeFlagged: opts.includeFlagged ?? false });
+    return against ? { ...c, armsAre: opts.againstLabel !== undefined ? ('label' as const) : ('sweep' as const) } : c;
+  });
   if (opts.json) process.stdout.write(JSON.stringify(cmp, null, 2) + '\n');
   else if (opts.csv) process.stdout.write((opts.byCondition ? conditionCsv(cmp) : comparisonCsv(cmp)) + '\n');
   else process.stdout.write((opts.byCondition ? formatByCondition(cmp) : formatComparison(cmp)) + '\n');
@@ -40,15 +58,16 @@ function singleEnv(cmp: Comparison): string | null {
 
 const TABLE_HEADERS = ['point', 'variant', 'runs', 'excl', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_%', 'speedup', 'ci95', 'p', 'verdict'];
 
-/** "baseline reference" or "baseline build=base" (the same variant of build base). */
+/** "baseline reference", "baseline build=base" (the same variant of build base), or across sweeps "against sweep s12…". */
 function baselineText(cmp: Comparison): string {
+  if (cmp.armsAre) return `against ${cmp.armsAre} ${cmp.baseline} (each point and variant against the same point and variant there; runs of two sweeps never pair)`;
   return cmp.baselineBy === 'build' ? `baseline build=${cmp.baseline} (each variant against the same variant of build ${cmp.baseline})` : `baseline ${cmp.baseline}`;
 }
 
 export function formatComparison(cmp: Comparison): string {
   const env = singleEnv(cmp);
   const builds = cmp.builds.length > 1;
-  const headers = [...(env === null ? ['point', 'env'] : ['point']), ...(builds ? ['build'] : []), ...TABLE_HEADERS.slice(1)];
+  const headers = [...(env === null ? ['point', 'env'] : ['point']), ...(builds ? [cmp.armsAre ?? 'build'] : []), ...TABLE_HEADERS.slice(1)];
   const rows = cmp.rows.map((r): Cell[] => [
     r.point,
     ...(env === null ? [r.env] : []),
@@ -100,7 +119,7 @@ function comparisonCsv(cmp: Comparison): string {
   return renderCsv(
     CSV_HEADERS,
     full(cmp.rows.map((r) => [
-      r.point, r.gpu, r.clock, r.power, r.clockBand, r.build, r.variant, cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
+      r.point, r.gpu, r.clock, r.power, r.clockBand, r.build, r.variant, cmp.armsAre ?? cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
       r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason,
     ])),
   );
@@ -148,7 +167,7 @@ export function formatByCondition(cmp: Comparison): string {
   ]);
   return [
     `sweep ${cmp.sweepId} (${cmp.name}) by condition: ${baselineText(cmp)}; medians in ms; speedup = baseline / variant`,
-    renderTable(['condition', 'point', ...(builds ? ['build'] : []), 'variant', `${cmp.baseline}_ms`, 'variant_ms', 'speedup', 'ci95', 'verdict'], rows),
+    renderTable(['condition', 'point', ...(builds ? [cmp.armsAre ?? 'build'] : []), 'variant', `${cmp.baseline}_ms`, 'variant_ms', 'speedup', 'ci95', 'verdict'], rows),
     ...footer(cmp),
   ].join('\n');
 }
@@ -157,7 +176,7 @@ function conditionCsv(cmp: Comparison): string {
   return renderCsv(
     ['gpu', 'clock', 'power', 'clock_band', 'point', 'build', 'baseline_by', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
     full(conditionRows(cmp).map((c) => [
-      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.build, cmp.baselineBy, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
+      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.build, cmp.armsAre ?? cmp.baselineBy, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
     ])),
   );
 }

@@ -2,6 +2,7 @@ import { Collector } from '../collector/collector.js';
 import { createRedis } from '../queue/connection.js';
 import { databaseUrl } from '../config.js';
 import { startHttpServer, type HttpServer } from '../http/server.js';
+import { createLogger, type LogFormat } from '../util/log.js';
 import { redactUrl } from '../util/redact.js';
 import { onShutdown, withDb, withRedis } from './context.js';
 
@@ -10,9 +11,12 @@ export interface ServeOptions {
   http?: number;
   /** Address the HTTP server binds (default 127.0.0.1). */
   host?: string;
+  /** --log-format / MOEFARM_LOG_FORMAT (default pretty). */
+  logFormat?: LogFormat;
 }
 
 export async function serve(opts: ServeOptions = {}): Promise<void> {
+  const log = createLogger({ name: 'collector', ...(opts.logFormat ? { format: opts.logFormat } : {}) });
   await withRedis(() =>
     withDb(async (db) => {
       // The HTTP server first: when it cannot listen (port taken, unknown address) the command fails
@@ -20,17 +24,17 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       let http: HttpServer | null = null;
       if (opts.http !== undefined) {
         const host = opts.host ?? '127.0.0.1';
-        http = await startHttpServer({ dbUrl: databaseUrl(), port: opts.http, host, log: (l) => process.stderr.write(l + '\n') }).catch((err: unknown) => {
+        http = await startHttpServer({ dbUrl: databaseUrl(), port: opts.http, host, log: (l) => log.error({ event: 'http' }, l) }).catch((err: unknown) => {
           throw new Error(`--http ${opts.http}: cannot listen on ${host}: ${(err as Error).message}`);
         });
-        process.stderr.write(`http: reports at ${http.url}/\n`);
+        log.info({ event: 'http', url: http.url }, `http: reports at ${http.url}/`);
       }
       const connection = createRedis();
-      connection.on('error', (e) => process.stderr.write(`collector: redis: ${e.message}\n`));
+      connection.on('error', (e) => log.error({ reason: e.message }, `redis: ${e.message}`));
       let fatal: (err: Error) => void = () => {};
       const failed = new Promise<Error>((resolveFatal) => (fatal = resolveFatal));
-      const collector = new Collector({ db, connection, log: (l) => process.stderr.write(l + '\n'), onFatal: (err) => fatal(err) });
-      process.stderr.write(`collector: writing results to ${redactUrl(databaseUrl())}\n`);
+      const collector = new Collector({ db, connection, log, onFatal: (err) => fatal(err) });
+      log.info({ event: 'start', database: redactUrl(databaseUrl()) }, `writing results to ${redactUrl(databaseUrl())}`);
       const stop = async () => {
         try {
           await http?.close();
@@ -44,11 +48,11 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       if (err) {
         await stop();
         connection.disconnect();
-        process.stderr.write(`collector: stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored); results not written stay in Redis\n`);
+        log.error({ event: 'stop', recorded: collector.recorded, duplicates: collector.duplicates }, `stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored); results not written stay in Redis`);
         throw err;
       }
       connection.disconnect();
-      process.stderr.write(`collector: stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored)\n`);
+      log.info({ event: 'stop', recorded: collector.recorded, duplicates: collector.duplicates }, `stopped (${collector.recorded} recorded, ${collector.duplicates} duplicates ignored)`);
     }),
   );
 }

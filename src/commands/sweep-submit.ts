@@ -12,9 +12,15 @@ export interface SweepSubmitOptions {
   budget?: number;
   /** The source folder of a sweep without builds: (default: this checkout's csrc/). */
   source?: string;
+  /** Stored with the sweep: `sweep list --label`, `results compare --label` find it by this. */
+  label?: string;
+  /** Run again the sweep's runs that ended with these outcomes (true: every outcome but done). */
+  retry?: string | true;
 }
 
 export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promise<void> {
+  // Loaded only when asked for: a plain submit (or dry run) should not pay for the job schema.
+  const retry = opts.retry === undefined ? undefined : (await import('../schema/job.js')).parseRetryStatuses(opts.retry === true ? undefined : opts.retry, '--retry');
   const sweep = await loadSweepFile(file);
   const plan = planSweep(sweep, { file, allowLarge: opts.allowLarge ?? false, ...(opts.source !== undefined ? { sourceDir: opts.source } : {}) });
   const builds = buildReports(plan);
@@ -24,15 +30,21 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
     return;
   }
   // Loaded only once the file is valid: a refusal should not pay for Prisma and BullMQ (about 0.7 s).
-  const [{ submitPlan }, { withDb, withRedis }] = await Promise.all([import('../queue/submit.js'), import('./context.js')]);
+  const [{ submitPlan }, { withDb, withRedis }, { livePools, noWorkerWarning }] = await Promise.all([
+    import('../queue/submit.js'),
+    import('./context.js'),
+    import('../../worker/heartbeat.js'),
+  ]);
   await withRedis((redis) =>
     withDb(async (db) => {
-      const report = await submitPlan(db, redis, plan, file);
-      const line =
-        `sweep ${report.sweepId} (${sweep.name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
-        `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)\n${formatBuilds(report.builds)}`;
+      const report = await submitPlan(db, redis, plan, file, { ...(opts.label !== undefined ? { label: opts.label } : {}), ...(retry ? { retry } : {}) });
+      const line = submitLine(report, sweep.name);
+      // A sweep sent to a pool no live worker serves just waits: say so at once (a misspelt pool, a worker not started).
+      const waiting = report.enqueued + report.alreadyQueued + (report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) + report.retry.requeued : 0);
+      const warning = waiting > 0 ? noWorkerWarning(report.pool, await livePools(redis)) : null;
+      if (warning) process.stderr.write(warning + '\n');
       if (!opts.untilConfident) {
-        print(opts.json, { ...report, name: sweep.name, jobs: report.runs }, line);
+        print(opts.json, { ...report, name: sweep.name, jobs: report.runs, warning }, line);
         return;
       }
       process.stderr.write(line + '\n');
@@ -56,6 +68,27 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
       }
     }),
   );
+}
+
+type Report = Awaited<ReturnType<typeof import('../queue/submit.js').submitPlan>>;
+
+function counts(byStatus: Record<string, number>): string {
+  return Object.entries(byStatus).map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
+/** What a submission did, in one paragraph: the jobs, the runs it left alone and why, the label, the builds. */
+function submitLine(report: Report, name: string): string {
+  const ended = Object.values(report.alreadyEnded).reduce((a, b) => a + b, 0);
+  const retried = report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) : 0;
+  const parts = [
+    `sweep ${report.sweepId} (${name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
+      `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)`,
+  ];
+  if (report.label !== null) parts.push(`label ${report.label}${report.relabelledFrom !== null ? ` (was ${report.relabelledFrom})` : ''}`);
+  if (report.retry) parts.push(`retried ${retried}${retried ? ` (${counts(report.retry.retried)})` : ''}${report.retry.requeued ? `, re-enqueued ${report.retry.requeued} queued run(s) that had no job` : ''}`);
+  if (report.retry?.skipped.length) parts.push(`not retried (a collector holds their outcome message): ${report.retry.skipped.join(', ')}`);
+  if (ended > 0) parts.push(`${ended} ended without a result (${counts(report.alreadyEnded)}): moefarm sweep retry ${report.sweepId} runs them again`);
+  return `${parts.join('; ')}\n${formatBuilds(report.builds)}`;
 }
 
 function print(json: boolean | undefined, value: unknown, line: string): void {

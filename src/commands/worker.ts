@@ -1,6 +1,7 @@
 import { cacheDir, csrcDir } from '../config.js';
 import { assertRedisReachable, createRedis } from '../queue/connection.js';
 import { FarmWorker } from '../../worker/worker.js';
+import { createLogger, type LogFormat } from '../util/log.js';
 import { onShutdown } from './context.js';
 
 export interface WorkerCommandOptions {
@@ -15,12 +16,15 @@ export interface WorkerCommandOptions {
   /** commander's --no-telemetry sets this false. */
   telemetry?: boolean;
   testHooks?: boolean;
+  /** --log-format / MOEFARM_LOG_FORMAT (default pretty). */
+  logFormat?: LogFormat;
 }
 
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   await assertRedisReachable();
+  const log = createLogger({ name: 'worker', ...(opts.logFormat ? { format: opts.logFormat } : {}) });
   const connection = createRedis();
-  connection.on('error', (e) => process.stderr.write(`worker: redis: ${e.message}\n`));
+  connection.on('error', (e) => log.error({ reason: e.message }, `redis: ${e.message}`));
   const lock = process.env['MOEFARM_LOCK_MS'] ? Number(process.env['MOEFARM_LOCK_MS']) : undefined;
   const worker = new FarmWorker({
     connection,
@@ -38,13 +42,14 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(opts.name ? { name: opts.name } : {}),
     testHooks: opts.testHooks ?? false,
     ...(lock ? { lockDurationMs: lock } : {}),
+    log,
   });
   const identity = await worker.start();
   const caps = worker.capabilities;
-  process.stderr.write(
-    `worker ${identity.id}: serving pool ${opts.pool} (${opts.backend}${caps?.name ? `, ${caps.name}` : ''}), pid ${process.pid}` +
-      (caps ? `; clock control: ${caps.clockControl.allowed ? 'allowed' : caps.clockControl.reason}; power control: ${caps.powerControl.allowed ? 'allowed' : caps.powerControl.reason}` : '') +
-      '\n',
+  log.info(
+    { event: 'start', worker: identity.id, pool: opts.pool, backend: opts.backend, gpu: caps?.name ?? null },
+    `${identity.id}: serving pool ${opts.pool} (${opts.backend}${caps?.name ? `, ${caps.name}` : ''}), pid ${process.pid}` +
+      (caps ? `; clock control: ${caps.clockControl.allowed ? 'allowed' : caps.clockControl.reason}; power control: ${caps.powerControl.allowed ? 'allowed' : caps.powerControl.reason}` : ''),
   );
   const stop = onShutdown(
     () => worker.close(false),
@@ -59,5 +64,5 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     await stop;
   }
   connection.disconnect();
-  process.stderr.write(`worker ${identity.id}: stopped after ${worker.processed} job(s)\n`);
+  log.info({ event: 'stop', worker: identity.id, jobs: worker.processed }, `${identity.id}: stopped after ${worker.processed} job(s)`);
 }

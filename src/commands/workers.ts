@@ -1,5 +1,5 @@
 /** `moefarm workers`: the workers that reported a heartbeat, live or gone silent, and what they can do. */
-import { HEARTBEAT_TTL_S, workerLiveKey, workersHashKey } from '../../worker/heartbeat.js';
+import { HEARTBEAT_TTL_S, readWorkers } from '../../worker/heartbeat.js';
 import type { GpuCapabilities } from '../../worker/gpu/capabilities.js';
 import { renderTable, type Cell } from '../util/table.js';
 import { withRedis } from './context.js';
@@ -17,11 +17,9 @@ interface Snapshot {
 
 export async function workersCommand(opts: { json?: boolean }): Promise<void> {
   const list = await withRedis(async (redis) => {
-    const all = await redis.hgetall(workersHashKey());
     const out: Array<Snapshot & { status: string }> = [];
-    for (const [id, json] of Object.entries(all)) {
-      const s = JSON.parse(json) as Snapshot;
-      const live = (await redis.exists(workerLiveKey(id))) === 1;
+    for (const { snapshot, live } of await readWorkers(redis)) {
+      const s = snapshot as unknown as Snapshot; // capabilities as the worker wrote them (GpuCapabilities)
       const ago = Math.round((Date.now() - s.lastBeat) / 1000);
       out.push({ ...s, status: live ? (s.busyWith ? 'busy' : 'idle') : s.state === 'stopped' ? `stopped ${ago}s ago` : `SILENT ${ago}s` });
     }

@@ -17,10 +17,19 @@ export interface PlanWrite {
   existing: number;
   /** Ids of runs with no outcome yet: these may (still) need a job. */
   pending: Set<string>;
+  /** Planned runs that have an outcome already, by outcome. */
+  ended: Record<string, number>;
+  /** The sweep's label before this submission (null: none). */
+  previousLabel: string | null;
 }
 
-export async function recordPlan(db: Db, plan: Plan, source: string | null): Promise<PlanWrite> {
+/**
+ * `label`: stored with the sweep (sweep submit --label). A label is not part of the sweep's identity:
+ * the same sweep submitted again with another label keeps its id and runs, and takes the new label.
+ */
+export async function recordPlan(db: Db, plan: Plan, source: string | null, label: string | null = null): Promise<PlanWrite> {
   await recordBuildSources(db, providerOf(db), plan.builds.flatMap((b) => (b.source.kind === 'bundle' ? [{ ...b.source.meta, files: b.source.files, bytes: b.source.bytes }] : [])));
+  const before = await db.sweep.findUnique({ where: { id: plan.sweepId }, select: { label: true } });
   await db.sweep.upsert({
     where: { id: plan.sweepId },
     create: {
@@ -32,8 +41,9 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null): Pro
       source,
       points: plan.points.length,
       runs: plan.runs.length,
+      label,
     },
-    update: {},
+    update: label === null ? {} : { label },
   });
   const known = new Map<string, string>();
   for (const row of await db.run.findMany({ where: { sweepId: plan.sweepId }, select: { id: true, status: true } })) {
@@ -54,11 +64,13 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null): Pro
     }
   }, { timeout: 60_000 });
   const pending = new Set<string>();
+  const ended: Record<string, number> = {};
   for (const r of plan.runs) {
     const status = known.get(r.id);
     if (status === undefined || status === 'queued') pending.add(r.id);
+    else ended[status] = (ended[status] ?? 0) + 1;
   }
-  return { created: fresh.length, existing: known.size, pending };
+  return { created: fresh.length, existing: known.size, pending, ended, previousLabel: before?.label ?? null };
 }
 
 /**

@@ -19,6 +19,9 @@
  * Every string bound into a statement is made storable first (db/text.ts:
  * NUL and lone surrogates), and each transaction checks, before it commits,
  * that a SQLite file is still the one opened (db/client.ts assertSameDatabase).
+ *
+ * The one exception to "first outcome wins": a `done` outcome replaces `cancelled`
+ * (sweep cancel marks runs at once; a run that finished meanwhile keeps its result).
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
@@ -118,7 +121,9 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
         ]),
         'ON CONFLICT ("id") DO UPDATE SET ' +
           ['status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'].map((c) => `"${c}" = excluded."${c}"`).join(', ') +
-          ` WHERE "Run"."status" = 'queued' RETURNING "id"`,
+          // The first outcome wins, with one exception: a result produced before a cancel took effect
+          // replaces the `cancelled` that sweep cancel wrote meanwhile (a result is never dropped).
+          ` WHERE "Run"."status" = 'queued' OR ("Run"."status" = 'cancelled' AND excluded."status" = 'done') RETURNING "id"`,
         true,
       );
       const wonIds = new Set(recorded);

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { providerOf, type Db } from '../db/client.js';
+import { listSweeps } from '../db/sweeps.js';
 import { UsageError } from '../errors.js';
 import { escapeHtml } from '../report/escape.js';
 import { renderReport } from '../report/html.js';
@@ -55,17 +56,13 @@ export function reportCsp(html: string): string {
 }
 
 async function indexPage(db: Db): Promise<string> {
-  const sweeps = await db.sweep.findMany({ orderBy: { createdAt: 'desc' }, take: 200 });
-  const counts = await db.run.groupBy({ by: ['sweepId', 'status'], where: { sweepId: { in: sweeps.map((s) => s.id) } }, _count: { _all: true } });
+  // The same listing as `moefarm sweep list` (db/sweeps.ts), newest first.
+  const sweeps = await listSweeps(db, {}, 200);
   const rows = sweeps.map((s) => {
-    const mine = counts.filter((c) => c.sweepId === s.id);
-    const total = mine.reduce((n, c) => n + c._count._all, 0);
-    const done = mine.filter((c) => c.status === 'done').reduce((n, c) => n + c._count._all, 0);
-    const queued = mine.filter((c) => c.status === 'queued').reduce((n, c) => n + c._count._all, 0);
     const id = encodeURIComponent(s.id);
     return (
-      `<tr><td><a href="/sweeps/${id}/report">${escapeHtml(s.name)}</a></td><td><code>${escapeHtml(s.id)}</code></td>` +
-      `<td>${escapeHtml(s.pool)}</td><td class="num">${done}/${total}</td><td class="num">${total - done - queued}</td><td class="num">${queued}</td>` +
+      `<tr><td><a href="/sweeps/${id}/report">${escapeHtml(s.name)}</a></td><td><code>${escapeHtml(s.id)}</code></td><td>${escapeHtml(s.label ?? '')}</td>` +
+      `<td>${escapeHtml(s.pool)}</td><td class="num">${s.done}/${s.runs}</td><td class="num">${s.failed}</td><td class="num">${s.cancelled}</td><td class="num">${s.queued}</td>` +
       `<td>${escapeHtml(s.createdAt.toISOString().slice(0, 19).replace('T', ' '))}</td><td><a href="/sweeps/${id}/compare.json">json</a></td></tr>`
     );
   });
@@ -73,7 +70,7 @@ async function indexPage(db: Db): Promise<string> {
 <html lang="en"><head><meta charset="utf-8"><title>moefarm</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}.num{text-align:right}</style>
 </head><body><h1>moefarm sweeps</h1>
-${sweeps.length === 0 ? '<p>No sweeps in the database yet.</p>' : `<table><thead><tr><th>sweep</th><th>id</th><th>pool</th><th>done</th><th>failed</th><th>waiting</th><th>created</th><th></th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`}
+${sweeps.length === 0 ? '<p>No sweeps in the database yet.</p>' : `<table><thead><tr><th>sweep</th><th>id</th><th>label</th><th>pool</th><th>done</th><th>failed</th><th>cancelled</th><th>waiting</th><th>created (UTC)</th><th></th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`}
 </body></html>
 `;
 }

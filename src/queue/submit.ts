@@ -15,50 +15,103 @@ import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
 import { jobKey, poolsKey, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
+import { clearCancel } from './cancel.js';
+import { retryRuns, type RetryReport } from './retry.js';
 
 export interface SubmitReport {
   sweepId: string;
   pool: string;
+  label: string | null;
+  /** The label the sweep had before, when this submission changed it. */
+  relabelledFrom: string | null;
   /** Each build: its name, source hash (null: each worker's own checkout), commit and whether it was dirty. */
   builds: BuildReport[];
   points: number;
   runs: number;
   enqueued: number;
   alreadyQueued: number;
+  /** Planned runs that have a result already (never run again). */
   alreadyDone: number;
+  /** Planned runs that ended without a result, by outcome, and were not retried (sweep retry, or --retry, runs them again). */
+  alreadyEnded: Record<string, number>;
+  /** With --retry: the runs put back in the queue. */
+  retry: RetryReport | null;
+}
+
+export interface SubmitOptions {
+  /** Stored with the sweep (sweep submit --label). */
+  label?: string;
+  /** Run again the runs of this sweep that ended with these outcomes (sweep submit --retry). */
+  retry?: readonly string[];
 }
 
 const BATCH = 1000;
 /** Enqueue batches in flight at once. */
 const ENQUEUE_LANES = 4;
 
-/** The job's builds: those of the run's points, in the plan's order; a bundle by hash, never its bytes. */
-export function jobBuilds(plan: Plan, run: PlannedRun): JobBuild[] {
-  return plan.builds
-    .filter((b) => run.points.some((p) => p.build === b.name))
-    .map((b) => ({
+/**
+ * What every job of a sweep shares: its timeouts and rounds, and each build (a bundle by hash, never its
+ * bytes). Made from a plan at submit (planTemplate), or from the database for a sweep already recorded
+ * (queue/stored-sweep.ts), so a retried run gets the job its first submission had.
+ */
+export interface JobTemplate {
+  sweepId: string;
+  pool: string;
+  timeoutS: number;
+  powerWaitS: number;
+  rounds: number;
+  /** Seed of rep 0; rep r uses seed + r. */
+  seed: number;
+  builds: JobBuild[];
+}
+
+/** The commit a build's binary reports: hex, "-dirty" when the source had edits not committed. */
+export function buildCommit(gitCommit: string | null, dirty: boolean): string | null {
+  return gitCommit === null ? null : gitCommit + (dirty ? '-dirty' : '');
+}
+
+export function planTemplate(plan: Plan): JobTemplate {
+  return {
+    sweepId: plan.sweepId,
+    pool: plan.sweep.pool,
+    timeoutS: plan.sweep.timeout_s,
+    powerWaitS: plan.sweep.power_wait_s,
+    rounds: plan.sweep.rounds,
+    seed: plan.sweep.seed,
+    builds: plan.builds.map((b) => ({
       name: b.name,
       // Already checked against the allow-list (src/schema/sweep.ts BUILD_FLAG_RULES).
       flags: [...b.flags],
-      source:
-        b.source.kind === 'bundle'
-          ? { bundle: b.source.hash, commit: b.source.meta.gitCommit === null ? null : b.source.meta.gitCommit + (b.source.meta.dirty ? '-dirty' : '') }
-          : { worker: true as const },
-    }));
+      source: b.source.kind === 'bundle' ? { bundle: b.source.hash, commit: buildCommit(b.source.meta.gitCommit, b.source.meta.dirty) } : { worker: true as const },
+    })),
+  };
+}
+
+/** The job's builds: those of the run's points, in the sweep's order. */
+export function jobBuilds(plan: Plan, run: PlannedRun): JobBuild[] {
+  return templateBuilds(planTemplate(plan), run);
+}
+
+function templateBuilds(t: JobTemplate, run: PlannedRun): JobBuild[] {
+  return t.builds.filter((b) => run.points.some((p) => p.build === b.name));
 }
 
 export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob {
+  return jobFromTemplate(planTemplate(plan), run, submittedAt);
+}
+
+export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: number): RunJob {
   return {
     runId: run.id,
-    sweepId: plan.sweepId,
+    sweepId: t.sweepId,
     groupHash: run.groupHash,
     rep: run.rep,
     seed: run.seed,
-    timeoutS: plan.sweep.timeout_s,
-    powerWaitS: plan.sweep.power_wait_s,
+    timeoutS: t.timeoutS,
+    powerWaitS: t.powerWaitS,
     submittedAt,
-    rounds: plan.sweep.rounds,
-    builds: jobBuilds(plan, run),
+    rounds: t.rounds,
+    builds: templateBuilds(t, run),
     points: run.points,
   };
 }
@@ -70,10 +123,11 @@ export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
   return [...out].map(([hash, blob]) => ({ hash, blob }));
 }
 
-export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null): Promise<SubmitReport> {
+export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null, opts: SubmitOptions = {}): Promise<SubmitReport> {
   // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet.
   await storeBundles(redis, plan.sweepId, planBundles(plan));
-  const written = await recordPlan(db, plan, source);
+  const written = await recordPlan(db, plan, source, opts.label ?? null);
+  const template = planTemplate(plan);
   const prefix = queuePrefix();
   const queueName = runQueueName(plan.sweep.pool);
   const queue = new Queue(queueName, { connection: redis, prefix });
@@ -91,11 +145,13 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
     const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
     alreadyQueued += batch.length - fresh.length;
     if (fresh.length > 0) {
-      await queue.addBulk(fresh.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
+      await queue.addBulk(fresh.map((r) => ({ name: 'run', data: jobFromTemplate(template, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
       enqueued += fresh.length;
     }
   };
   try {
+    // Work for the sweep again: a cancel of an earlier submission must not stop it.
+    if (pending.length > 0) await clearCancel(redis, plan.sweepId);
     // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
     // serialised form); 200,000 runs all at once peaked at 1.5 GB.
     let next = 0;
@@ -109,15 +165,26 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
   } finally {
     await queue.close();
   }
+  const retry = opts.retry && opts.retry.length ? await retryRuns(db, redis, template, opts.retry) : null;
+  const alreadyEnded = { ...written.ended };
+  delete alreadyEnded['done'];
+  for (const [status, n] of Object.entries(retry?.retried ?? {})) {
+    alreadyEnded[status] = (alreadyEnded[status] ?? 0) - n;
+    if (alreadyEnded[status]! <= 0) delete alreadyEnded[status];
+  }
   return {
     sweepId: plan.sweepId,
     pool: plan.sweep.pool,
+    label: opts.label ?? written.previousLabel,
+    relabelledFrom: opts.label !== undefined && written.previousLabel !== null && written.previousLabel !== opts.label ? written.previousLabel : null,
     builds: buildReports(plan),
     points: plan.points.length,
     runs: plan.runs.length,
     enqueued,
     alreadyQueued,
-    alreadyDone: plan.runs.length - pending.length,
+    alreadyDone: written.ended['done'] ?? 0,
+    alreadyEnded,
+    retry,
   };
 }
 

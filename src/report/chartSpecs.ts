@@ -1,5 +1,6 @@
 import { boxStats } from '../stats/box.js';
 import type { ReportData, TelemetryRun } from './types.js';
+import { axisScale, chooseUnit, type LatencyUnit } from './units.js';
 
 /**
  * What each chart draws, computed here in TypeScript (with the tested stats
@@ -12,7 +13,10 @@ export interface BoxSpec {
   id: string;
   kind: 'box';
   title: string;
-  unit: string;
+  /** The chart's unit (every number below is in it), chosen from its medians. */
+  unit: LatencyUnit;
+  /** Log when the values drawn span more than a decade. */
+  scale: 'linear' | 'logarithmic';
   /** One box per variant: "variant (n=…)". */
   labels: string[];
   boxes: Array<{ q1: number; median: number; q3: number; lo: number; hi: number; mean: number; n: number }>;
@@ -44,10 +48,18 @@ export interface HistorySpec {
   id: string;
   kind: 'history';
   title: string;
-  unit: string;
+  unit: LatencyUnit;
+  scale: 'linear' | 'logarithmic';
   /** Union of the builds of all series, in order of first appearance. */
   builds: string[];
-  series: Array<{ variant: string; points: Array<{ x: string; y: number }> }>;
+  /** Per variant: the medians, the p10-p90 band, and the builds where a step was detected. */
+  series: Array<{
+    variant: string;
+    points: Array<{ x: string; y: number }>;
+    p10: Array<{ x: string; y: number }>;
+    p90: Array<{ x: string; y: number }>;
+    steps: Array<{ x: string; y: number; kind: 'REGRESSION' | 'IMPROVEMENT' }>;
+  }>;
 }
 
 export type ChartSpec = BoxSpec | SpeedupSpec | TelemetrySpec | HistorySpec;
@@ -62,17 +74,22 @@ export const MAX_OUTLIERS_PER_BOX = 200;
 export function boxSpecs(data: ReportData): BoxSpec[] {
   return data.distributions.map((g, gi) => {
     const labels: string[] = [];
+    const stats = g.variants.map((v) => boxStats(v.samples));
+    const { unit, perUnit } = chooseUnit(stats.map((b) => b.median));
     const boxes: BoxSpec['boxes'] = [];
     const outliers: BoxSpec['outliers'] = [];
-    for (const v of g.variants) {
-      const b = boxStats(v.samples);
+    const drawn: number[] = [];
+    g.variants.forEach((v, i) => {
+      const b = stats[i]!;
       const kept = extremes(b.outliers, b.median, MAX_OUTLIERS_PER_BOX);
       const label = `${v.variant} (n=${b.n}${b.outliers.length > 0 ? `, ${b.outliers.length} outliers` : ''})`;
       labels.push(label);
-      boxes.push({ q1: b.q1, median: b.median, q3: b.q3, lo: b.lo, hi: b.hi, mean: b.mean, n: b.n });
-      for (const y of kept) outliers.push({ x: label, y });
-    }
-    return { id: `chart-box-${gi}`, kind: 'box', title: g.group, unit: data.latencyUnit, labels, boxes, outliers };
+      const u = (x: number) => x / perUnit;
+      boxes.push({ q1: u(b.q1), median: u(b.median), q3: u(b.q3), lo: u(b.lo), hi: u(b.hi), mean: u(b.mean), n: b.n });
+      for (const y of kept) outliers.push({ x: label, y: u(y) });
+      drawn.push(b.lo, b.hi, ...kept);
+    });
+    return { id: `chart-box-${gi}`, kind: 'box', title: g.group, unit, scale: axisScale(drawn), labels, boxes, outliers };
   });
 }
 
@@ -111,10 +128,14 @@ export function telemetrySpec(run: TelemetryRun, index: number): TelemetrySpec |
   return { id: `chart-telemetry-${index}`, kind: 'telemetry', title: `${run.label} (${run.runId})`, t_ms: run.t_ms, metrics };
 }
 
+/**
+ * One chart per point whose history has two builds or more: a series with one build is a lone dot that
+ * says nothing (the report says in a sentence that there is no history yet instead).
+ */
 export function historySpecs(data: ReportData): HistorySpec[] {
   const byPoint = new Map<string, ReportData['history']>();
   for (const h of data.history) {
-    if (h.builds.length === 0) continue;
+    if (h.builds.length < 2) continue;
     const list = byPoint.get(h.point) ?? [];
     list.push(h);
     byPoint.set(h.point, list);
@@ -123,15 +144,24 @@ export function historySpecs(data: ReportData): HistorySpec[] {
     const builds: string[] = [];
     const seen = new Set<string>();
     for (const s of series) for (const b of s.builds) if (!seen.has(b)) (seen.add(b), builds.push(b));
+    const { unit, perUnit } = chooseUnit(series.flatMap((s) => s.medians));
+    const at = (s: ReportData['history'][number], col: number[]) => s.builds.map((b, j) => ({ x: b, y: col[j]! / perUnit }));
     return {
       id: `chart-history-${i}`,
       kind: 'history',
       title: point,
-      unit: data.latencyUnit,
+      unit,
+      scale: axisScale(series.flatMap((s) => [...s.p10, ...s.p90])),
       builds,
       series: series.map((s) => ({
         variant: s.variant,
-        points: s.builds.map((b, j) => ({ x: b, y: s.medians[j] as number })),
+        points: at(s, s.medians),
+        p10: at(s, s.p10),
+        p90: at(s, s.p90),
+        steps: s.builds.flatMap((b, j) => {
+          const kind = s.steps[j];
+          return kind ? [{ x: b, y: s.medians[j]! / perUnit, kind }] : [];
+        }),
       })),
     };
   });

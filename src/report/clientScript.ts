@@ -6,8 +6,10 @@
  * String.raw template.
  *
  * Contract with the test: after every chart exists, window.__moefarmCharts is
- * [{id, kind, series, points: [points per dataset]}] read back from the live
- * Chart instances, and document.body.dataset.ready === "1". A chart that
+ * [{id, kind, series, points: [points per dataset], datasets: [labels],
+ * scales: {axis id: {type, title, min, max}}}] read back from the live Chart instances
+ * (the axis type Chart.js built, the title it shows), and
+ * document.body.dataset.ready === "1". A chart that
  * fails to build is reported with console.error (which fails the test) and
  * the rest still render.
  */
@@ -100,11 +102,19 @@ export const CLIENT_SCRIPT = String.raw`
     }
   };
 
+  // Latencies are positive: a linear axis starts at 0 at the lowest (padding never takes it negative);
+  // a log axis (values spanning more than a decade) gets a little room beyond the data by ratio.
+  function latencyRange(scale, lo, hi) {
+    if (scale === 'logarithmic') return { min: lo / 1.15, max: hi * 1.15 };
+    var r = padRange(lo, hi, Math.abs(hi) * 0.01 || 1);
+    return { min: Math.max(0, r.min), max: r.max };
+  }
+
   function boxConfig(spec) {
     var lo = Infinity, hi = -Infinity;
     spec.boxes.forEach(function (b) { lo = Math.min(lo, b.lo); hi = Math.max(hi, b.hi); });
     spec.outliers.forEach(function (o) { lo = Math.min(lo, o.y); hi = Math.max(hi, o.y); });
-    var range = padRange(lo, hi, Math.abs(hi) * 0.01 || 1);
+    var range = latencyRange(spec.scale, lo, hi);
     var colours = spec.labels.map(function (_, i) { return colour(i); });
     return {
       type: 'bar',
@@ -149,7 +159,7 @@ export const CLIENT_SCRIPT = String.raw`
         },
         scales: {
           x: { type: 'category' },
-          y: { beginAtZero: false, suggestedMin: range.min, suggestedMax: range.max, title: { display: true, text: 'latency (' + spec.unit + ')' } }
+          y: { type: spec.scale, beginAtZero: false, min: range.min, max: range.max, title: { display: true, text: 'latency (' + spec.unit + ')' + (spec.scale === 'logarithmic' ? ', log scale' : '') } }
         }
       },
       plugins: [boxPlugin]
@@ -237,31 +247,56 @@ export const CLIENT_SCRIPT = String.raw`
 
   // The y axis spans at least 10% of the level: auto-scaling would blow a
   // 0.3% wiggle between builds up into what looks like a cliff.
+  // Per variant: the p10-p90 band (two edge lines, the area between filled), the medians, and a
+  // triangle where a step was detected (up: REGRESSION, down: IMPROVEMENT).
   function historyConfig(spec) {
     var lo = Infinity, hi = -Infinity;
-    spec.series.forEach(function (s) { s.points.forEach(function (p) { lo = Math.min(lo, p.y); hi = Math.max(hi, p.y); }); });
+    spec.series.forEach(function (s) {
+      s.p10.forEach(function (p) { lo = Math.min(lo, p.y); });
+      s.p90.forEach(function (p) { hi = Math.max(hi, p.y); });
+      s.points.forEach(function (p) { lo = Math.min(lo, p.y); hi = Math.max(hi, p.y); });
+    });
     var minSpan = 0.1 * Math.max(Math.abs(lo), Math.abs(hi));
-    if (hi - lo < minSpan) { var mid = (hi + lo) / 2; lo = mid - minSpan / 2; hi = mid + minSpan / 2; }
+    if (spec.scale !== 'logarithmic' && hi - lo < minSpan) { var mid = (hi + lo) / 2; lo = mid - minSpan / 2; hi = mid + minSpan / 2; }
+    var range = latencyRange(spec.scale, lo, hi);
+    var datasets = [];
+    spec.series.forEach(function (s, i) {
+      var c = colour(i);
+      datasets.push({ label: s.variant + ' p10', data: s.p10, borderColor: rgba(c, 0.35), borderWidth: 1, pointRadius: 0, fill: false });
+      datasets.push({ label: s.variant + ' p10-p90', data: s.p90, borderColor: rgba(c, 0.35), borderWidth: 1, pointRadius: 0, backgroundColor: rgba(c, 0.15), fill: '-1' });
+      datasets.push({ label: s.variant + ' median', data: s.points, borderColor: c, backgroundColor: c, borderWidth: 1.8, pointRadius: 3, fill: false });
+      datasets.push({
+        type: 'scatter',
+        label: s.variant + ' steps',
+        data: s.steps,
+        pointStyle: 'triangle',
+        pointRadius: 9,
+        rotation: s.steps.map(function (p) { return p.kind === 'IMPROVEMENT' ? 180 : 0; }),
+        backgroundColor: s.steps.map(function (p) { return VERDICT_COLOURS[p.kind === 'REGRESSION' ? 'SLOWER' : 'FASTER']; }),
+        borderColor: '#000',
+        borderWidth: 1
+      });
+    });
     return {
       type: 'line',
-      data: {
-        labels: spec.builds,
-        datasets: spec.series.map(function (s, i) {
-          return {
-            label: s.variant,
-            data: s.points,
-            borderColor: colour(i),
-            backgroundColor: colour(i),
-            borderWidth: 1.5,
-            pointRadius: 3
-          };
-        })
-      },
+      data: { labels: spec.builds, datasets: datasets },
       options: {
-        plugins: { title: { display: true, text: spec.title }, legend: { position: 'bottom' } },
+        plugins: {
+          title: { display: true, text: spec.title },
+          legend: { position: 'bottom', labels: { filter: function (item) { return !/ p10$/.test(item.text); } } },
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                var d = item.dataset;
+                var p = d.data[item.dataIndex];
+                return d.label + ': ' + fmt(item.parsed.y) + ' ' + spec.unit + (p && p.kind ? ' (' + p.kind + ')' : '');
+              }
+            }
+          }
+        },
         scales: {
           x: { type: 'category', title: { display: true, text: 'build' } },
-          y: { suggestedMin: lo, suggestedMax: hi, title: { display: true, text: 'median latency (' + spec.unit + ')' } }
+          y: { type: spec.scale, min: range.min, max: range.max, title: { display: true, text: 'latency (' + spec.unit + '): median, p10-p90 band' + (spec.scale === 'logarithmic' ? ', log scale' : '') } }
         }
       }
     };
@@ -278,11 +313,18 @@ export const CLIENT_SCRIPT = String.raw`
     }
   });
   window.__moefarmCharts = charts.map(function (c) {
+    var scales = {};
+    Object.keys(c.scales).forEach(function (k) {
+      var title = c.options.scales && c.options.scales[k] && c.options.scales[k].title;
+      scales[k] = { type: c.scales[k].type, title: title && title.display ? String(title.text) : '', min: c.scales[k].min, max: c.scales[k].max };
+    });
     return {
       id: c.canvas.id,
       kind: c.canvas.getAttribute('data-chart'),
       series: c.data.datasets.length,
-      points: c.data.datasets.map(function (d) { return d.data.length; })
+      points: c.data.datasets.map(function (d) { return d.data.length; }),
+      datasets: c.data.datasets.map(function (d) { return d.label; }),
+      scales: scales
     };
   });
   document.body.dataset.ready = '1';

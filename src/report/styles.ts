@@ -18,4 +18,7 @@ td.num { text-align: right; }
 .verdict { font-weight: 600; padding: 1px 6px; border-radius: 3px; color: #fff; background: #999; }
 .verdict-FASTER { background: #1a9850; } .verdict-SLOWER { background: #d73027; }
 .verdict-SAME { background: #6b6b6b; } .verdict-UNSURE { background: #e0a100; color: #222; }
+.verdict-BASELINE { background: #fff; color: var(--fg); border: 1px solid var(--line); }
+.outcome { font-weight: 600; color: #d73027; }
+td.reason { max-width: 640px; font-size: 12px; color: var(--muted); }
 `;

@@ -23,6 +23,7 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { RUN_JOB_OPTIONS } from '../queue/options.js';
+import { clearCancel } from '../queue/cancel.js';
 import { runQueueName } from '../queue/names.js';
 import { planBundles, toJob } from '../queue/submit.js';
 import { storeBundles } from '../source/store.js';
@@ -179,6 +180,8 @@ export async function enqueueExtraRuns(db: Db, redis: Redis, plan: Plan, runs: P
   }
   // The sweep may have finished (and released its bundles) before these runs were added: pin them again.
   await storeBundles(redis, plan.sweepId, planBundles(plan));
+  // New work for the sweep: a cancel of it before must not end these runs at once.
+  await clearCancel(redis, plan.sweepId);
   const queue = new Queue(runQueueName(plan.sweep.pool), { connection: redis, prefix: queuePrefix() });
   try {
     const now = Date.now();

@@ -118,6 +118,8 @@ export interface Comparison {
   rows: CompareRow[];
   failures: Record<string, number>;
   queued: number;
+  /** Across sweeps (results compare --against / --against-label): each "build" is a sweep or a label. */
+  armsAre?: 'sweep' | 'label';
 }
 
 export function parseBaseline(spec: string | undefined): Baseline | null {

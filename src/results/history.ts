@@ -17,7 +17,7 @@ import { RunParamsSchema } from '../schema/job.js';
 import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, type StepKind } from '../stats/index.js';
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
-import { pointLabel } from './load.js';
+import { pointLabel, quantile } from './load.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -44,6 +44,9 @@ export interface BuildEntry {
   runs: number;
   samples: number;
   medianUs: number;
+  /** Spread of the build's samples (the report draws it as a band around the medians). */
+  p10Us: number;
+  p90Us: number;
   /** Against the level before (detectSteps): median after / median before - 1. Null for the first build. */
   change: number | null;
   p: number | null;
@@ -153,6 +156,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       builds: ordered.map(([sourceHash, b], i) => {
         const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
         const src = sources.get(sourceHash);
+        const sorted = [...b.samples].sort((x, y) => x - y);
         return {
           sourceHash,
           gitCommit: src?.gitCommit ?? b.gitCommit,
@@ -164,6 +168,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           runs: b.runs,
           samples: b.samples.length,
           medianUs: median(b.samples),
+          p10Us: quantile(sorted, 0.1),
+          p90Us: quantile(sorted, 0.9),
           change: t ? t.change : null,
           p: t ? t.p : null,
           step: t ? t.kind : null,

@@ -171,7 +171,7 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
 }
 
 /** A short label per group: the shape, then only the parameters that differ between groups. */
-function labelGroups(groups: PointGroup[]): void {
+export function labelGroups(groups: PointGroup[]): void {
   const keys = ['backend', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
   const varying = keys.filter((k) => new Set(groups.map((g) => canonicalJson(g.point[k]))).size > 1);
   for (const g of groups) g.label = pointLabel(g.point, varying);

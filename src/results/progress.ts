@@ -7,17 +7,24 @@ import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { runQueueName } from '../queue/names.js';
+import { livePools, noWorkerWarning } from '../../worker/heartbeat.js';
 
 export interface PoolProgress {
   pool: string;
   total: number;
   done: number;
+  /** Ended without a result (cancelled apart). */
   failed: number;
+  cancelled: number;
   running: number;
   waiting: number;
   byStatus: Record<string, number>;
   /** Seconds until done at the rate seen so far; null before two outcomes. */
   etaS: number | null;
+  /** Workers serving the pool whose heartbeat is live; null when Redis was not asked. */
+  liveWorkers: number | null;
+  /** Set while runs wait and no live worker serves the pool. */
+  warning: string | null;
 }
 
 export interface SweepProgress {
@@ -35,16 +42,22 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
   for (const r of rows) {
     let p = pools.get(r.pool);
     if (!p) {
-      p = { pool: r.pool, total: 0, done: 0, failed: 0, running: 0, waiting: 0, byStatus: {}, etaS: null };
+      p = { pool: r.pool, total: 0, done: 0, failed: 0, cancelled: 0, running: 0, waiting: 0, byStatus: {}, etaS: null, liveWorkers: null, warning: null };
       pools.set(r.pool, p);
     }
     const n = r._count._all;
     p.total += n;
     p.byStatus[r.status] = n;
     if (r.status === 'done') p.done += n;
+    else if (r.status === 'cancelled') p.cancelled += n;
     else if (r.status !== 'queued') p.failed += n;
   }
+  const live = redis ? await livePools(redis) : null;
   for (const p of pools.values()) {
+    if (live) {
+      p.liveWorkers = live.get(p.pool) ?? 0;
+      if ((p.byStatus['queued'] ?? 0) > 0) p.warning = noWorkerWarning(p.pool, live);
+    }
     const queued = p.byStatus['queued'] ?? 0;
     if (redis && queued > 0) {
       const q = new Queue(runQueueName(p.pool), { connection: redis, prefix: queuePrefix() });
@@ -68,22 +81,24 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
     }
   }
   const list = [...pools.values()];
-  return { sweepId, name: sweep.name, pools: list, finished: list.every((p) => p.done + p.failed === p.total) };
+  return { sweepId, name: sweep.name, pools: list, finished: list.every((p) => p.done + p.failed + p.cancelled === p.total) };
 }
 
 export function renderProgress(s: SweepProgress, width = 30): string {
   const lines = [`sweep ${s.sweepId} (${s.name})`];
   for (const p of s.pools) {
-    const frac = p.total ? (p.done + p.failed) / p.total : 1;
+    const ended = p.done + p.failed + p.cancelled;
+    const frac = p.total ? ended / p.total : 1;
     const filled = Math.round(frac * width);
     const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
     const eta = p.etaS === null ? '' : `  eta ${formatSeconds(p.etaS)}`;
     lines.push(
-      `  ${p.pool.padEnd(10)} [${bar}] ${String(p.done + p.failed).padStart(String(p.total).length)}/${p.total}  ` +
-        `done ${p.done}  running ${p.running}  failed ${p.failed}  waiting ${p.waiting}${eta}`,
+      `  ${p.pool.padEnd(10)} [${bar}] ${String(ended).padStart(String(p.total).length)}/${p.total}  ` +
+        `done ${p.done}  running ${p.running}  failed ${p.failed}${p.cancelled ? `  cancelled ${p.cancelled}` : ''}  waiting ${p.waiting}${eta}`,
     );
-    const failures = Object.entries(p.byStatus).filter(([k]) => k !== 'done' && k !== 'queued');
+    const failures = Object.entries(p.byStatus).filter(([k]) => k !== 'done' && k !== 'queued' && k !== 'cancelled');
     if (failures.length) lines.push(`  ${''.padEnd(10)} failures: ${failures.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (p.warning) lines.push(`  ${''.padEnd(10)} ${p.warning}`);
   }
   return lines.join('\n');
 }

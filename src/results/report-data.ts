@@ -1,15 +1,18 @@
 /**
  * The data of a sweep's HTML report (report/html.ts renderReport), read from
- * the database: latency distributions per group and variant, speedups with
- * their intervals and verdicts (results/compare.ts), the telemetry timeline
- * of a few chosen runs, and the history of the sweep's points across builds.
+ * the database: absolute latencies per point, build and variant beside the
+ * speedups with their intervals and verdicts (both from results/compare.ts),
+ * latency distributions, the runs that ended without a result (id, outcome,
+ * reason), the telemetry timeline of a few chosen runs, and the history of
+ * the sweep's points across builds with its spread and steps.
  */
 import type { Db } from '../db/client.js';
-import type { ReportDataInput } from '../report/types.js';
+import type { FailureRow, ReportDataInput } from '../report/types.js';
+import { RunParamsSchema } from '../schema/job.js';
 import { TelemetrySchema } from '../schema/telemetry.js';
 import { compareSweep, type Comparison } from './compare.js';
 import { loadHistory, type History } from './history.js';
-import { armLabel, loadSweepResults, type Arm, type Baseline, type SweepResults } from './load.js';
+import { armLabel, loadSweepResults, pointLabel, type Arm, type Baseline, type SweepResults } from './load.js';
 
 export interface ReportOptions {
   baseline?: Baseline | null;
@@ -20,6 +23,8 @@ export interface ReportOptions {
   bandMhz?: number;
   /** Shown in the header; default now. */
   generatedAt?: string;
+  /** Most failed runs listed (default 200); the report says how many more there are. */
+  maxFailures?: number;
 }
 
 export interface SweepReport {
@@ -62,22 +67,40 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
       verdict: r.mode === 'paired' ? `${r.verdict}` : r.verdict,
     }));
 
+  const latencies = cmp.rows
+    .filter((r) => r.runs > 0)
+    .map((r) => ({
+      group: groupName(r.point, r.env),
+      variant: armLabel(r.build, r.variant, cmp.builds),
+      baseline: r.verdict === 'BASELINE' ? '' : cmp.baselineBy === 'build' ? armLabel(r.baseline, r.variant, cmp.builds) : armLabel(r.build, r.baseline, cmp.builds),
+      medianUs: r.medianUs,
+      p10Us: r.p10Us,
+      p90Us: r.p90Us,
+      runs: r.runs,
+      excluded: r.excludedRuns,
+      speedup: r.speedup,
+      verdict: r.mode === 'paired' ? `${r.verdict} (paired)` : r.verdict,
+    }));
+
   const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.arms.values()].flatMap((a) => a.runs.map((r) => r.pointHash))))];
   const history = await loadHistory(db, {
     pointHashes,
     includeFlagged: opts.includeFlagged ?? false,
     ...(opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz }),
   });
+  const notes = [cmp.thresholds.text, history.text];
   const historyEnvs = new Set(history.series.map((s) => s.env)).size;
   const historyData = history.series.map((s) => ({
     point: historyEnvs > 1 ? `${s.point} · ${s.env}` : s.point,
     variant: s.variant,
     builds: s.builds.map((b) => buildLabel(b)),
     medians: s.builds.map((b) => b.medianUs),
+    p10: s.builds.map((b) => b.p10Us),
+    p90: s.builds.map((b) => b.p90Us),
+    steps: s.builds.map((b) => b.step),
   }));
-
   const telemetry = await telemetryRuns(db, results, opts);
-  const notes = [cmp.thresholds.text, history.text];
+  const failures = await failedRuns(db, results, opts.maxFailures ?? 200);
   if (cmp.builds.length > 1) notes.push(`builds: ${cmp.builds.join(', ')}; baseline ${cmp.baselineBy} ${cmp.baseline}`);
   notes.push(
     cmp.includeFlagged
@@ -107,10 +130,13 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
       title: `moefarm report: ${results.name}`,
       generatedAt: opts.generatedAt ?? new Date().toISOString(),
       sweep: { id: results.sweepId, name: results.name },
+      latencies,
       distributions,
       speedups,
       telemetry: telemetry.runs,
       history: historyData,
+      failures: failures.rows,
+      failuresTotal: failures.total,
       notes,
     },
   };
@@ -122,6 +148,33 @@ function buildLabel(b: { sourceHash: string; gitCommit: string | null; dirty: bo
 }
 
 type TelemetryRun = ReportDataInput['telemetry'][number];
+
+/** The runs that ended without a result, newest last: id, outcome, reason, point, worker. */
+async function failedRuns(db: Db, results: SweepResults, max: number): Promise<{ rows: FailureRow[]; total: number }> {
+  const where = { sweepId: results.sweepId, status: { notIn: ['done', 'queued'] } };
+  const total = await db.run.count({ where });
+  const runs = await db.run.findMany({ where, select: { id: true, status: true, reason: true, params: true, workerId: true }, orderBy: [{ finishedAt: 'asc' }, { id: 'asc' }], take: max });
+  const rows = runs.map((r) => {
+    const params = RunParamsSchema.safeParse(safeJson(r.params));
+    const first = params.success ? params.data[0] : undefined;
+    let point = '?';
+    if (first) {
+      const { variant: _v, ...rest } = first.point;
+      const variants = params.success ? [...new Set(params.data.map((p) => p.point.variant))].join('+') : '';
+      point = `${pointLabel(rest)} ${variants}`;
+    }
+    return { runId: r.id, status: r.status, reason: r.reason, point, worker: r.workerId };
+  });
+  return { rows, total };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
 
 async function telemetryRuns(db: Db, results: SweepResults, opts: ReportOptions): Promise<{ runs: TelemetryRun[]; none: boolean }> {
   const max = opts.maxTelemetry ?? 4;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BuildFlagSchema, DEFAULT_BUILD, PointSchema } from './sweep.js';
 import { BenchOutputSchema } from './bench-output.js';
 import { SourceMetaSchema } from '../source/describe.js';
+import { UsageError } from '../errors.js';
 
 /** A source hash (source/inputs.ts): sha256, hex. */
 export const SourceHashSchema = z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a source hash (64 hex digits)' });
@@ -67,7 +68,11 @@ export function jobBuildsConsistent(job: Pick<RunJob, 'builds' | 'points'>): str
 }
 export type RunJobInput = z.input<typeof RunJobSchema>;
 
-/** Terminal states of a run. Everything but `done` is a failure with a reason. */
+/**
+ * Terminal states of a run. Everything but `done` is a failure with a reason. `cancelled`: the sweep was
+ * cancelled (moefarm sweep cancel) before the run had another outcome; the only outcome a later one may
+ * replace, and only a `done` (a result produced before the cancel took effect is kept, never dropped).
+ */
 export const RUN_STATUSES = [
   'done',
   'failed',
@@ -81,9 +86,28 @@ export const RUN_STATUSES = [
   'bad-source',
   /** The collector could not write the outcome: the database refused it (after a few tries) or it was unreadable. */
   'collector-error',
+  'cancelled',
 ] as const;
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** Outcomes a retry may run again: every one but `done` (a run with a result is never run twice). */
+export const RETRYABLE_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter((s) => s !== 'done');
+
+/**
+ * `--status crashed,timeout` of sweep retry (and `--retry` of sweep submit): the outcomes to run again,
+ * checked; absent, every outcome but done. Throws a message naming the bad entry.
+ */
+export function parseRetryStatuses(spec: string | undefined, flag = '--status'): RunStatus[] {
+  if (spec === undefined) return [...RETRYABLE_STATUSES];
+  const list = spec.split(',').map((x) => x.trim()).filter(Boolean);
+  if (list.length === 0) throw new UsageError(`${flag}: expected a comma list of outcomes (${RETRYABLE_STATUSES.join(', ')}), got "${spec}"`);
+  for (const x of list) {
+    if (x === 'done') throw new UsageError(`${flag}: done runs have their results; a retry runs only runs that ended without one (${RETRYABLE_STATUSES.join(', ')})`);
+    if (!(RETRYABLE_STATUSES as readonly string[]).includes(x)) throw new UsageError(`${flag}: "${x}" is not an outcome; expected some of ${RETRYABLE_STATUSES.join(', ')}`);
+  }
+  return [...new Set(list)] as RunStatus[];
+}
 
 export const WorkerIdentitySchema = z.looseObject({
   id: z.string(),

@@ -60,3 +60,32 @@ return n`;
 export async function releaseSweepBundles(redis: Redis, sweepId: string, graceS: number, prefix = queuePrefix()): Promise<number> {
   return Number(await redis.eval(RELEASE, 1, sweepBundlesKey(sweepId, prefix), prefix, sweepId, String(Math.max(1, Math.round(graceS)))));
 }
+
+// One script, against the release script: a bundle is pinned whole (its expiry gone, the sweep among its users) or reported missing.
+const PIN = `
+local missing = {}
+for i, h in ipairs(ARGV) do
+  if i > 2 then
+    local bundle = ARGV[1] .. ':bundle:' .. h
+    if redis.call('EXISTS', bundle) == 1 then
+      redis.call('PERSIST', bundle)
+      redis.call('SADD', bundle .. ':sweeps', ARGV[2])
+      redis.call('PERSIST', bundle .. ':sweeps')
+      redis.call('SADD', KEYS[1], h)
+    else
+      table.insert(missing, h)
+    end
+  end
+end
+return missing`;
+
+/**
+ * Pins bundles already in Redis for a sweep that gets work again (sweep retry), without their bytes.
+ * Returns the hashes that are no longer there (released and expired): those runs cannot be retried
+ * from Redis alone; re-submitting the sweep file stores them again.
+ */
+export async function pinBundles(redis: Redis, sweepId: string, hashes: readonly string[], prefix = queuePrefix()): Promise<string[]> {
+  if (hashes.length === 0) return [];
+  const missing = (await redis.eval(PIN, 1, sweepBundlesKey(sweepId, prefix), prefix, sweepId, ...hashes)) as string[];
+  return missing;
+}

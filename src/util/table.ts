@@ -11,15 +11,21 @@ export function renderTable(headers: string[], rows: Cell[][]): string {
 }
 
 export function renderCsv(headers: string[], rows: Cell[][]): string {
+  return [csvLines([headers]), ...(rows.length ? [csvLines(rows)] : [])].join('\n');
+}
+
+/** CSV lines without a header (for output written a page at a time), joined by newlines. */
+export function csvLines(rows: Cell[][]): string {
   const esc = (c: Cell) => {
     const s = cellText(c);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [headers.map(esc).join(','), ...rows.map((r) => r.map(esc).join(','))].join('\n');
+  return rows.map((r) => r.map(esc).join(',')).join('\n');
 }
 
 function cellText(c: Cell): string {
   if (c === null || c === undefined) return '';
-  if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toPrecision(4);
+  // Four significant digits, never an exponent: toPrecision(4) prints 32049.7 as "3.205e+4".
+  if (typeof c === 'number') return Number.isInteger(c) ? String(c) : Math.abs(c) >= 1e4 ? c.toFixed(0) : c.toPrecision(4);
   return c;
 }

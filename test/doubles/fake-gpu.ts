@@ -26,6 +26,8 @@ export interface FakeGpu {
 export interface FakeState {
   gpus: FakeGpu[];
   refuse: string[];
+  /** Telemetry (-lms) waits this long before its first sample, as nvidia-smi on a loaded machine. */
+  startDelayMs?: number;
 }
 
 export function fakeH100(index = 0): FakeGpu {

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { Collector } from '../../src/collector/collector.js';
 import { csrcDir } from '../../src/config.js';
 import { openDb, type Db } from '../../src/db/client.js';
+import { silentLog } from '../../src/util/log.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { TEST_CACHE, TEST_REDIS_URL } from './env.js';
 
@@ -18,7 +19,7 @@ export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: stri
   const db = await openDb({ url: opts.dbUrl });
   const conns = [0, 1, 2].map(() => new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }));
   const [redis, wc, cc] = conns as [Redis, Redis, Redis];
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, ...(opts.bundleGraceS ? { bundleGraceS: opts.bundleGraceS } : {}) });
+  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, log: silentLog, ...(opts.bundleGraceS ? { bundleGraceS: opts.bundleGraceS } : {}) });
   const worker = new FarmWorker({
     connection: wc,
     pool: opts.pool,
@@ -29,7 +30,7 @@ export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: stri
     cache: opts.cache ?? TEST_CACHE,
     testHooks: opts.testHooks ?? false,
     ...(opts.lockDurationMs ? { lockDurationMs: opts.lockDurationMs } : {}),
-    log: () => {},
+    log: silentLog,
   });
   await worker.start();
   return {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ZodError } from 'zod';
 import { escapeHtml, jsonForScript } from '../../src/report/escape.js';
 import { renderReport } from '../../src/report/html.js';
-import { HOSTILE_NAME, emptyReport, fullReport } from './fixture.js';
+import { HOSTILE_NAME, emptyReport, fullReport, history } from './fixture.js';
 
 function chartJson(html: string): unknown {
   const m = /<script type="application\/json" id="moefarm-charts">([\s\S]*?)<\/script>/.exec(html);
@@ -39,6 +39,8 @@ describe('renderReport (string level)', () => {
       'chart-speedup',
       'chart-box-0',
       'chart-box-1',
+      'chart-box-2',
+      'chart-box-3',
       'chart-telemetry-0',
       'chart-telemetry-1',
       'chart-history-0',
@@ -50,10 +52,27 @@ describe('renderReport (string level)', () => {
   it('renders "no data" paragraphs and no canvases for an empty report', () => {
     const html = renderReport(emptyReport());
     expect(html.includes('<canvas')).toBe(false);
-    for (const what of ['notes', 'speedups', 'latency samples', 'telemetry', 'history']) {
+    for (const what of ['notes', 'latencies', 'speedups', 'latency samples', 'telemetry', 'history']) {
       expect(html.includes(`No ${what} in this report.`), what).toBe(true);
     }
     expect(chartJson(html)).toEqual([]);
+  });
+
+  it('draws no lone-dot history: a report whose points each have one build says so in a sentence', () => {
+    const one = fullReport();
+    one.history = [history('qwen3 T=1', 'fused', ['a1b2c3d4'], [36]), history('qwen3 T=1', 'separate', ['a1b2c3d4'], [42])];
+    const html = renderReport(one);
+    expect((chartJson(html) as Array<{ kind: string }>).filter((c) => c.kind === 'history')).toEqual([]);
+    expect(html.includes('<p class="nodata" id="history-one-build">Each point of this report has results from one build only (a1b2c3d4), so there is no history to draw')).toBe(true);
+  });
+
+  it('picks each chart\'s unit and scale from its values', () => {
+    const specs = chartJson(renderReport(fullReport())) as Array<{ id: string; unit?: string; scale?: string; boxes?: Array<{ median: number }> }>;
+    const box = (id: string) => specs.find((s) => s.id === id)!;
+    expect([box('chart-box-0').unit, box('chart-box-0').scale]).toEqual(['µs', 'linear']);
+    expect([box('chart-box-2').unit, box('chart-box-2').scale]).toEqual(['µs', 'logarithmic']);
+    expect([box('chart-box-3').unit, box('chart-box-3').scale]).toEqual(['s', 'linear']);
+    expect(box('chart-box-3').boxes![0]!.median).toBeCloseTo(4.5, 1); // seconds, not 4,500,000
   });
 
   it('rejects malformed data with the path of the bad field', () => {

@@ -73,7 +73,7 @@ interface ChartInfo {
   points: number[];
 }
 
-async function openReport(url: string): Promise<{ charts: ChartInfo[]; errors: string[]; offsite: string[]; telemetryText: string; speedupText: string }> {
+async function openReport(url: string): Promise<{ charts: ChartInfo[]; errors: string[]; offsite: string[]; telemetryText: string; speedupText: string; historyText: string; latencyRows: string[][] }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const errors: string[] = [];
   const offsite: string[] = [];
@@ -90,11 +90,14 @@ async function openReport(url: string): Promise<{ charts: ChartInfo[]; errors: s
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   await page.goto(url);
   await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, { timeout: 20_000 });
-  const charts = (await page.evaluate(() => (window as unknown as { __moefarmCharts: unknown }).__moefarmCharts)) as ChartInfo[];
+  const live = (await page.evaluate(() => (window as unknown as { __moefarmCharts: unknown }).__moefarmCharts)) as ChartInfo[];
+  const charts = live.map((c) => ({ id: c.id, kind: c.kind, series: c.series, points: c.points }));
   const telemetryText = await page.locator('#telemetry').innerText();
   const speedupText = await page.locator('#speedups').innerText();
+  const historyText = await page.locator('#history').innerText();
+  const latencyRows = await page.$$eval('#latency-table tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => (td as HTMLElement).innerText.trim())));
   await context.close();
-  return { charts, errors, offsite, telemetryText, speedupText };
+  return { charts, errors, offsite, telemetryText, speedupText, historyText, latencyRows };
 }
 
 describe('a real farm', () => {
@@ -173,7 +176,6 @@ describe('a real farm', () => {
     const expected: ChartInfo[] = [
       { id: 'chart-speedup', kind: 'speedup', series: 1, points: [1] },
       { id: 'chart-box-0', kind: 'box', series: 2, points: [2, expect.any(Number) as unknown as number] },
-      { id: 'chart-history-0', kind: 'history', series: 2, points: [1, 1] },
     ];
     const fromFile = await openReport(pathToFileURL(file).href);
     expect(fromFile.errors).toEqual([]);
@@ -181,6 +183,12 @@ describe('a real farm', () => {
     expect(fromFile.charts).toEqual(expected);
     expect(fromFile.telemetryText).toContain('No telemetry in this report.');
     expect(fromFile.speedupText).toMatch(/fused\s+reference\s+\d+\.\d+×\s+\[\d+\.\d+, \d+\.\d+\]\s+FASTER/);
+    // One build: no lone-dot history chart, a sentence instead.
+    expect(fromFile.historyText).toMatch(/Each point of this report has results from one build only \([0-9a-f]{8}/);
+    // The latencies behind the speedup, as rendered: the baseline row and the fused row, in a unit (the CPU kernel: µs or ms).
+    const cmp = rep.comparison.rows;
+    expect(fromFile.latencyRows.map((r) => [r[1], r[5], r[9]])).toEqual(cmp.map((r) => [r.variant, String(r.runs), r.mode === 'paired' ? `${r.verdict} (paired)` : r.verdict]));
+    for (const row of fromFile.latencyRows) expect(row.slice(2, 5).every((c) => /^\d+(\.\d+)? (µs|ms)$/.test(c)), row.join(' | ')).toBe(true);
 
     // The CLI writes the same report.
     const out = join(dir, 'cli.html');

@@ -3,6 +3,12 @@
  * binary (started before it, stopped after it) and its lines are collected
  * into compact columns, then summarised. Clock-event reasons are decoded to
  * NVML's names.
+ *
+ * start() returns only once the first sample has arrived (or nvidia-smi gave
+ * up, or FIRST_SAMPLE_MS passed): the worker starts the timed binary after
+ * it, so even a run shorter than one sampling period has a reading of the
+ * conditions it started under. Without this, a tiny run on a loaded machine
+ * (nvidia-smi's own start-up took longer than the run) ended with no sample.
  */
 import { execa, type ResultPromise } from 'execa';
 import type { Telemetry, TelemetrySamples, TelemetrySummary } from '../../src/schema/telemetry.js';
@@ -32,8 +38,12 @@ const QUERY = ['clocks.sm', 'clocks.mem', 'power.draw', 'temperature.gpu', 'psta
 /** The reasons field was renamed in driver 535; older drivers know only the old name. */
 const REASON_FIELDS = ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'];
 
+/** Longest wait for the first sample before the run starts anyway (nvidia-smi answers in well under a second). */
+export const FIRST_SAMPLE_MS = 10_000;
+
 export class TelemetrySampler {
   private child: ResultPromise | null = null;
+  private firstSample: (() => void) | null = null;
   private t0 = 0;
   private buffer = '';
   private readonly cols: TelemetrySamples = { t_ms: [], sm_mhz: [], mem_mhz: [], power_w: [], temp_c: [], pstate: [], reasons: [] };
@@ -45,7 +55,8 @@ export class TelemetrySampler {
     readonly periodMs = 50,
   ) {}
 
-  async start(): Promise<void> {
+  /** Resolves with whether a first sample came (false: nvidia-smi exited, or no sample within FIRST_SAMPLE_MS). */
+  async start(firstSampleMs = FIRST_SAMPLE_MS): Promise<boolean> {
     for (const reasonField of REASON_FIELDS) {
       this.t0 = Date.now();
       const child = execa(SMI, ['-i', String(this.gpu), `--query-gpu=${[...QUERY, reasonField].join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.periodMs)], {
@@ -53,14 +64,21 @@ export class TelemetrySampler {
         buffer: false,
         stdin: 'ignore',
       });
+      const first = new Promise<'sample'>((resolve) => (this.firstSample = () => resolve('sample')));
       child.stdout?.setEncoding('utf8');
       child.stdout?.on('data', (chunk: string) => this.feed(chunk));
       this.child = child;
-      // An unknown field makes nvidia-smi exit at once; give it a moment to say so, then try the old name.
-      const early = await Promise.race([child.then((r) => r.exitCode ?? -1), new Promise<null>((r) => setTimeout(() => r(null), 300))]);
-      if (early === null || early === 0 || this.cols.t_ms.length > 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), firstSampleMs)));
+      // An unknown field makes nvidia-smi exit at once, without a sample: then try the old name.
+      const what = await Promise.race([first, child.then(() => 'exited' as const), late]);
+      clearTimeout(timer);
+      this.firstSample = null;
+      if (what === 'sample' || this.cols.t_ms.length > 0) return true;
+      if (what === 'late') return false; // still running: it may yet sample; the run goes ahead
     }
     this.child = null;
+    return false;
   }
 
   private feed(chunk: string): void {
@@ -81,6 +99,7 @@ export class TelemetrySampler {
       this.cols.pstate.push(field(v[4]));
       const r = field(v[5]);
       this.cols.reasons.push(r === null ? null : Number.parseInt(r, 16) || 0);
+      this.firstSample?.();
     }
   }
 
