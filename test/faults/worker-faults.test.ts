@@ -148,10 +148,10 @@ describe('a native binary that misbehaves', () => {
     const r = await rig('check');
     const csrc = join(r.dir, 'csrc');
     cpSync(join(ROOT, 'csrc'), csrc, { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
-    const main = join(csrc, 'src', 'main.cpp');
-    const text = readFileSync(main, 'utf8');
+    const check = join(csrc, 'src', 'check.cpp');
+    const text = readFileSync(check, 'utf8');
     expect(text).toContain('worst <= cr.tol');
-    writeFileSync(main, text.replace('worst <= cr.tol', 'worst < -1.0'));
+    writeFileSync(check, text.replace('worst <= cr.tol', 'worst < -1.0'));
     const collector = await startCollector(r, r.dbUrl);
     // The defective copy is the submitted source; the worker's own checkout plays no part.
     await startWorker(r, r.pool, 'worker-C');

@@ -59,7 +59,7 @@ describe('three workers on one host and pool, with no names given', () => {
     for (const w of workers) expect(w.output()).not.toMatch(/killed run/);
 
     const base = `${hostname()}/${r.pool}/cpu`;
-    const ids = workers.map((w) => /worker (\S+): serving pool/.exec(w.output())?.[1]);
+    const ids = workers.map((w) => /worker: (\S+): serving pool/.exec(w.output())?.[1]);
     expect(new Set(ids).size).toBe(3);
     expect(ids.sort()).toEqual([base, `${base}#2`, `${base}#3`].sort());
     const listed = await runCli(r, ['workers', '--json']);
