@@ -32,6 +32,7 @@ import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
 import { submitPlan } from '../src/queue/submit.js';
 import type { Outcome } from '../src/schema/job.js';
+import { quantile } from '../src/stats/index.js';
 import { planSweep } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { ensureBinary } from '../worker/build.js';
@@ -55,13 +56,6 @@ function newPrefix(): string {
 
 function redis(): Redis {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  return s[lo]! + (s[Math.ceil(pos)]! - s[lo]!) * (pos - lo);
 }
 
 function log(line: string): void {

@@ -30,6 +30,7 @@ import { cacheDir, csrcDir, projectRoot } from '../src/config.js';
 import { openDb } from '../src/db/client.js';
 import { recordOutcome } from '../src/db/record.js';
 import { submitPlan, toJob } from '../src/queue/submit.js';
+import { quantile } from '../src/stats/index.js';
 import { planSweep } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { FarmWorker } from '../worker/worker.js';
@@ -44,14 +45,6 @@ process.env['MOEFARM_PREFIX'] = prefix;
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  return s[lo]! + (s[Math.ceil(pos)]! - s[lo]!) * (pos - lo);
 }
 
 function get(agent: Agent, url: string): Promise<{ status: number; ms: number; bytes: number }> {

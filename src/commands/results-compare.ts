@@ -2,6 +2,7 @@ import { compareSweep, parseBaseline, type Comparison, type CompareRow } from '.
 import { mergeSides, sweepsByLabel } from '../results/across.js';
 import { armLabel, loadSweepResults, type LoadOptions } from '../results/load.js';
 import { UsageError } from '../errors.js';
+import { formatP } from '../stats/index.js';
 import { renderCsv, renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
@@ -49,7 +50,7 @@ export async function resultsCompare(opts: ResultsCompareOptions): Promise<void>
 const full = (rows: Cell[][]): Cell[][] => rows.map((r) => r.map((c) => (typeof c === 'number' ? String(c) : c)));
 const r3 = (x: number | null): number | null => (x === null ? null : Number(x.toFixed(3)));
 const ci = (r: CompareRow): string => (r.ciLo === null || r.ciHi === null ? '' : `[${r.ciLo.toFixed(3)}, ${r.ciHi.toFixed(3)}]`);
-const pText = (p: number | null): string => (p === null ? '' : p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
+const pText = (p: number | null): string => (p === null ? '' : formatP(p));
 
 function singleEnv(cmp: Comparison): string | null {
   const envs = new Set(cmp.rows.map((r) => r.env));

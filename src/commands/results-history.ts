@@ -1,4 +1,5 @@
 import { loadHistory, type History } from '../results/history.js';
+import { formatP } from '../stats/index.js';
 import { renderCsv, renderTable, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
@@ -27,7 +28,7 @@ function rows(h: History, short: boolean, withEnv: boolean): Cell[][] {
       b.samples,
       b.medianUs,
       b.change === null ? null : Number((b.change * 100).toFixed(2)),
-      b.p === null ? '' : b.p < 1e-3 ? b.p.toExponential(1) : b.p.toFixed(3),
+      b.p === null ? '' : formatP(b.p),
       b.step ?? '',
     ]),
   );

@@ -12,7 +12,7 @@
  *   hits both variants and cancels. Rounds of all repetitions are pooled.
  * - unpaired: each variant ran in its own jobs. Mann-Whitney U on all raw
  *   samples of all repetitions AND Welch's t on log per-run medians must
- *   both reject (runLevel.ts says why the second one is needed); the CI is
+ *   both reject (verdictOf says why the second one is needed); the CI is
  *   the wider of the sample bootstrap and the run (cluster) bootstrap.
  *
  * What is compared is an arm: a build and a variant at one point. The
@@ -25,10 +25,24 @@
  * and counted.
  */
 import { UsageError } from '../errors.js';
-import { comparePaired, compareSamples, DEFAULT_ALPHA, DEFAULT_EQUIVALENCE_BAND, DEFAULT_MIN_ROUNDS, DEFAULT_MIN_SAMPLES, mannWhitney, median } from '../stats/index.js';
+import {
+  clusterBootstrapRatio,
+  comparePaired,
+  compareSamples,
+  decide,
+  DEFAULT_ALPHA,
+  DEFAULT_EQUIVALENCE_BAND,
+  DEFAULT_MIN_ROUNDS,
+  DEFAULT_MIN_SAMPLES,
+  mannWhitney,
+  median,
+  pEquals,
+  quantileSorted,
+  shapeNote,
+  welchLogTest,
+} from '../stats/index.js';
 import { DEFAULT_BUILD } from '../schema/sweep.js';
-import { armKey, quantile, type Arm, type Baseline, type PointGroup, type SweepResults, type VariantRun } from './load.js';
-import { clusterBootstrapRatio, welchLogTest } from './runLevel.js';
+import { armKey, type Arm, type Baseline, type PointGroup, type SweepResults, type VariantRun } from './load.js';
 
 export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 'NO-BASELINE';
 
@@ -206,7 +220,7 @@ function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline:
   const what = arm.build === DEFAULT_BUILD ? variant : `${arm.build} ${variant}`;
   const baseWhat = baselineSpec.by === 'build' ? `build ${baseline} (${variant})` : arm.build === DEFAULT_BUILD ? baseline : `${arm.build} ${baseline}`;
   const s = pooled(runs).sort((a, b) => a - b);
-  const med = quantile(s, 0.5);
+  const med = quantileSorted(s, 0.5);
   const row: CompareRow = {
     point: g.label,
     build: arm.build,
@@ -221,9 +235,9 @@ function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline:
     samples: s.length,
     excludedRuns,
     medianUs: med,
-    p10Us: quantile(s, 0.1),
-    p90Us: quantile(s, 0.9),
-    iqrRel: (quantile(s, 0.75) - quantile(s, 0.25)) / med,
+    p10Us: quantileSorted(s, 0.1),
+    p90Us: quantileSorted(s, 0.9),
+    iqrRel: (quantileSorted(s, 0.75) - quantileSorted(s, 0.25)) / med,
     speedup: null,
     ciLo: null,
     ciHi: null,
@@ -286,6 +300,20 @@ export function pairedRounds(base: VariantRun[], cand: VariantRun[]): { base: nu
   return out;
 }
 
+/**
+ * The verdict of one arm against its baseline. Paired when they share
+ * interleaved rounds; otherwise unpaired, and then asked at two levels. The
+ * samples of one run share its process, its build of the caches, its clock and
+ * its neighbours on the machine, so they are not independent of each other:
+ * two runs of the same binary often differ by more than their within-run
+ * spread (on a shared 2-core box, by 5-10%). A test on pooled samples then
+ * calls identical variants "different" far more often than its alpha says. So
+ * the unpaired verdict also asks the question at the level where repetitions
+ * are independent, the run: Welch's t on log run medians and Mann-Whitney on
+ * the run medians (stats/welch.ts), and a cluster bootstrap CI that resamples
+ * runs (stats/bootstrap.ts clusterBootstrapRatio), so run-to-run spread widens
+ * it. The rule that turns p and CI into a word is stats decide().
+ */
 export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds): VerdictPart {
   const bootstrap = { resamples: th.resamples, confidence: th.confidence, seed: 1 };
   const statOpts = { alpha: th.alpha, band: th.band, minSamples: th.minSamples, minRounds: th.minRounds, bootstrap };
@@ -324,7 +352,7 @@ export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds
       verdict: 'UNSURE',
       reason:
         `${base.length} run(s) of the baseline and ${cand.length} of the variant: run-to-run variation is unmeasured with fewer than ${th.minRuns} runs per variant ` +
-        `(Mann-Whitney on samples p=${fmtP(c.p_mw)}, sample CI [${c.ci[0].toFixed(3)}, ${c.ci[1].toFixed(3)}]); more repetitions decide it (sweep submit --until-confident)`,
+        `(Mann-Whitney on samples ${pEquals(c.p_mw)}, sample CI [${c.ci[0].toFixed(3)}, ${c.ci[1].toFixed(3)}]); more repetitions decide it (sweep submit --until-confident)`,
     };
   }
   const baseMedians = base.map((r) => median(r.samples));
@@ -338,24 +366,7 @@ export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds
   const lo = Math.min(cluster.lo, c.ci[0]);
   const hi = Math.max(cluster.hi, c.ci[1]);
   const p = Math.max(c.p_mw, pRun);
-  const d = decide(p, c.speedup, lo, hi, th);
-  const tests = `Mann-Whitney on samples p=${fmtP(c.p_mw)}; on ${base.length}+${cand.length} run medians: Welch p=${fmtP(welch.p)}, Mann-Whitney p=${fmtP(mwRuns)}, run-level p=${fmtP(pRun)}`;
-  const shape = c.p_mw >= th.alpha && c.p_ks < th.alpha ? `; distributions differ in shape (KS p=${fmtP(c.p_ks)})` : '';
-  return { ...common, ciLo: lo, ciHi: hi, p, pRunLevel: pRun, verdict: d.verdict, reason: `${tests}; ${d.reason}${shape}` };
-}
-
-export function fmtP(p: number): string {
-  return p === 0 ? '<1e-300' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3);
-}
-
-function decide(p: number, speedup: number, lo: number, hi: number, th: Thresholds): { verdict: 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE'; reason: string } {
-  const sig = p < th.alpha;
-  const ci = `95% CI [${lo.toFixed(3)}, ${hi.toFixed(3)}]`;
-  const band = `±${+(th.band * 100).toFixed(2)}%`;
-  if (sig && lo > 1 && speedup > 1 + th.band) return { verdict: 'FASTER', reason: `p < ${th.alpha}, speedup ${speedup.toFixed(3)}x, ${ci} above 1 and beyond ${band}` };
-  if (sig && hi < 1 && speedup < 1 - th.band) return { verdict: 'SLOWER', reason: `p < ${th.alpha}, speedup ${speedup.toFixed(3)}x, ${ci} below 1 and beyond ${band}` };
-  if (lo >= 1 - th.band && hi <= 1 + th.band) return { verdict: 'SAME', reason: `${ci} inside ${band}` };
-  if (!sig) return { verdict: 'UNSURE', reason: `p >= ${th.alpha} and ${ci} is wider than ${band}: more repetitions needed` };
-  if (lo <= 1 && hi >= 1) return { verdict: 'UNSURE', reason: `p < ${th.alpha} but ${ci} includes 1` };
-  return { verdict: 'UNSURE', reason: `${ci} excludes 1 but the speedup ${speedup.toFixed(3)}x is within ${band} and the CI is not` };
+  const d = decide({ test: null, p, speedup: c.speedup, ci: [lo, hi], alpha: th.alpha, band: th.band, confidence: th.confidence, more: 'repetitions' });
+  const tests = `Mann-Whitney on samples ${pEquals(c.p_mw)}; on ${base.length}+${cand.length} run medians: Welch ${pEquals(welch.p)}, Mann-Whitney ${pEquals(mwRuns)}, run-level ${pEquals(pRun)}`;
+  return { ...common, ciLo: lo, ciHi: hi, p, pRunLevel: pRun, verdict: d.verdict, reason: `${tests}; ${d.reason}${shapeNote(c.p_mw, c.p_ks, th.alpha)}` };
 }

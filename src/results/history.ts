@@ -17,7 +17,8 @@ import { RunParamsSchema } from '../schema/job.js';
 import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, type StepKind } from '../stats/index.js';
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
-import { pointLabel, quantile } from './load.js';
+import { quantileSorted } from '../stats/index.js';
+import { pointLabel } from './load.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -168,8 +169,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           runs: b.runs,
           samples: b.samples.length,
           medianUs: median(b.samples),
-          p10Us: quantile(sorted, 0.1),
-          p90Us: quantile(sorted, 0.9),
+          p10Us: quantileSorted(sorted, 0.1),
+          p90Us: quantileSorted(sorted, 0.9),
           change: t ? t.change : null,
           p: t ? t.p : null,
           step: t ? t.kind : null,

@@ -187,11 +187,3 @@ export function pointLabel(p: Omit<Point, 'variant'>, extra: ReadonlyArray<keyof
   }
   return parts.join(' ');
 }
-
-export function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}

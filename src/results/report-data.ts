@@ -10,6 +10,7 @@ import type { Db } from '../db/client.js';
 import type { FailureRow, ReportDataInput } from '../report/types.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { TelemetrySchema } from '../schema/telemetry.js';
+import { pEquals } from '../stats/index.js';
 import { compareSweep, type Comparison } from './compare.js';
 import { loadHistory, type History } from './history.js';
 import { armLabel, loadSweepResults, pointLabel, type Arm, type Baseline, type SweepResults } from './load.js';
@@ -118,7 +119,7 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   }
   for (const s of history.series) {
     for (const b of s.builds) {
-      if (b.step) notes.push(`${b.step} at build ${buildLabel(b)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})`);
+      if (b.step) notes.push(`${b.step} at build ${buildLabel(b)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (${pEquals(b.p ?? 1)})`);
     }
   }
   if (telemetry.none) notes.push(`telemetry: no run of this sweep recorded telemetry (CPU backend, or workers started with --no-telemetry)`);

@@ -124,3 +124,69 @@ export function bootstrapPairedMedianRatio(
   const [lo, hi] = percentileInterval(stats, o.confidence);
   return { estimate: medianSorted(ratios), lo, hi, ...o };
 }
+
+/**
+ * Each run reduced to at most `m` evenly spaced order statistics, so a
+ * resample costs O(pool) whatever the run length (100k-sample GPU runs).
+ * The median of the thinned pool matches the pooled median to within one
+ * quantile step of a run.
+ */
+function thin(samples: readonly number[], m: number): Float64Array {
+  const s = sortedCopy(samples);
+  if (s.length <= m) return s;
+  const out = new Float64Array(m);
+  for (let i = 0; i < m; i++) out[i] = s[Math.round((i * (s.length - 1)) / (m - 1))]!;
+  return out;
+}
+
+function pooledMedian(runs: Float64Array[], pick: number[], buf: Float64Array): number {
+  let n = 0;
+  for (const i of pick) {
+    const r = runs[i]!;
+    buf.set(r, n);
+    n += r.length;
+  }
+  return medianSorted(buf.subarray(0, n).sort());
+}
+
+export interface ClusterCi {
+  lo: number;
+  hi: number;
+  resamples: number;
+}
+
+/**
+ * Cluster bootstrap: percentile CI of median(pooled base) / median(pooled
+ * cand), resampling whole runs with replacement within each variant, so
+ * run-to-run spread widens it (the samples of one run share its process, its
+ * clock and its neighbours on the machine, so they are not independent). With
+ * k runs a side there are only C(2k-1, k) distinct resamples, so with 2-3 runs
+ * it is coarse; the Welch test (welch.ts), not this interval, is what guards
+ * the false-alarm rate.
+ */
+export function clusterBootstrapRatio(
+  baseRuns: ReadonlyArray<readonly number[]>,
+  candRuns: ReadonlyArray<readonly number[]>,
+  opts: { resamples?: number; confidence?: number; seed?: number; poolCap?: number } = {},
+): ClusterCi {
+  const resamples = opts.resamples ?? BOOTSTRAP_DEFAULTS.resamples;
+  const confidence = opts.confidence ?? BOOTSTRAP_DEFAULTS.confidence;
+  const cap = opts.poolCap ?? 1024;
+  const per = (k: number) => Math.max(16, Math.floor(cap / k));
+  const b = baseRuns.map((r) => thin(r, per(baseRuns.length)));
+  const c = candRuns.map((r) => thin(r, per(candRuns.length)));
+  // A resample picks k runs, possibly the longest one k times.
+  const bufB = new Float64Array(Math.max(...b.map((r) => r.length)) * b.length);
+  const bufC = new Float64Array(Math.max(...c.map((r) => r.length)) * c.length);
+  const rng = mulberry32(opts.seed ?? BOOTSTRAP_DEFAULTS.seed);
+  const stats = new Float64Array(resamples);
+  const pickB = new Array<number>(b.length);
+  const pickC = new Array<number>(c.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < b.length; i++) pickB[i] = Math.floor(rng() * b.length);
+    for (let i = 0; i < c.length; i++) pickC[i] = Math.floor(rng() * c.length);
+    stats[r] = pooledMedian(b, pickB, bufB) / pooledMedian(c, pickC, bufC);
+  }
+  const [lo, hi] = percentileInterval(stats, confidence);
+  return { lo, hi, resamples };
+}

@@ -26,3 +26,8 @@ export function medianSorted(sorted: ArrayLike<number>): number {
 export function median(xs: readonly number[]): number {
   return medianSorted(sortedCopy(xs));
 }
+
+/** quantileSorted of unsorted data (sorts a copy). */
+export function quantile(xs: readonly number[], q: number): number {
+  return quantileSorted(sortedCopy(xs), q);
+}

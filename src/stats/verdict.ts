@@ -1,6 +1,7 @@
 import { BOOTSTRAP_DEFAULTS, bootstrapMedianRatio, bootstrapPairedMedianRatio } from './bootstrap.js';
 import type { BootstrapOptions } from './bootstrap.js';
 import { StatsInputError } from './errors.js';
+import { pEquals } from './format.js';
 import { ksTest } from './ks.js';
 import { mannWhitney } from './mannWhitney.js';
 import { median } from './quantile.js';
@@ -103,8 +104,6 @@ function resolve(opts: CompareOptions): Resolved {
 
 const pct = (x: number): string => `${+(x * 100).toFixed(2)}%`;
 const fx = (x: number): string => x.toFixed(3);
-/** "p=0.003", "p=2.1e-9", or "p<1e-300" where the normal tail underflows. */
-const fp = (p: number): string => (p === 0 ? 'p<1e-300' : p < 1e-3 ? `p=${p.toExponential(1)}` : `p=${p.toFixed(3)}`);
 
 /** One line for the top of a report, so every verdict can be read against its rule. */
 export function describeThresholds(opts: CompareOptions = {}, mode: 'unpaired' | 'paired' = 'unpaired'): string {
@@ -115,33 +114,53 @@ export function describeThresholds(opts: CompareOptions = {}, mode: 'unpaired' |
     : `verdict: alpha=${r.alpha} (Wilcoxon signed-rank on per-round medians), equivalence band ±${pct(r.band)}, paired bootstrap ${conf} CI of per-round median ratio, ${r.bootstrap.resamples} resamples`;
 }
 
-function decide(
-  test: string,
-  p: number,
-  speedup: number,
-  ci: [number, number],
-  r: Resolved,
-): { verdict: Verdict; reason: string } {
-  const [lo, hi] = ci;
-  const sig = p < r.alpha;
-  const ciText = `${pct(r.bootstrap.confidence)} CI [${fx(lo)}, ${fx(hi)}]`;
-  const pText = `${test} ${fp(p)}`;
-  const bandText = `±${pct(r.band)} band`;
-  if (sig && lo > 1 && speedup > 1 + r.band) {
-    return { verdict: 'FASTER', reason: `${pText} < ${r.alpha}; speedup ${fx(speedup)}x, ${ciText} above 1 and beyond the ${bandText}` };
+/** What the verdict rule (`decide`) is given: one test's p, the speedup and its CI, and the thresholds. */
+export interface DecideInput {
+  /** The test behind `p`, named in the reason ("Mann-Whitney", "Wilcoxon"); null writes a bare "p=". */
+  test: string | null;
+  p: number;
+  /** Baseline latency / candidate latency: above 1 means faster. */
+  speedup: number;
+  /** CI of the speedup at `confidence`. */
+  ci: readonly [number, number];
+  alpha: number;
+  band: number;
+  confidence: number;
+  /** What more of would settle an UNSURE: 'samples' (one comparison) or 'repetitions' (runs of a sweep). */
+  more: 'samples' | 'repetitions';
+}
+
+/**
+ * The verdict rule, the one place it is written (the comment at the top of
+ * this file states it): stats compareSamples / comparePaired and the sweep
+ * comparison of results/compare.ts both end here.
+ */
+export function decide(i: DecideInput): { verdict: Verdict; reason: string } {
+  const [lo, hi] = i.ci;
+  const sig = i.p < i.alpha;
+  const ciText = `${pct(i.confidence)} CI [${fx(lo)}, ${fx(hi)}]`;
+  const pText = i.test === null ? pEquals(i.p) : `${i.test} ${pEquals(i.p)}`;
+  const bandText = `±${pct(i.band)} band`;
+  if (sig && lo > 1 && i.speedup > 1 + i.band) {
+    return { verdict: 'FASTER', reason: `${pText} < ${i.alpha}; speedup ${fx(i.speedup)}x, ${ciText} above 1 and beyond the ${bandText}` };
   }
-  if (sig && hi < 1 && speedup < 1 - r.band) {
-    return { verdict: 'SLOWER', reason: `${pText} < ${r.alpha}; speedup ${fx(speedup)}x, ${ciText} below 1 and beyond the ${bandText}` };
+  if (sig && hi < 1 && i.speedup < 1 - i.band) {
+    return { verdict: 'SLOWER', reason: `${pText} < ${i.alpha}; speedup ${fx(i.speedup)}x, ${ciText} below 1 and beyond the ${bandText}` };
   }
-  if (lo >= 1 - r.band && hi <= 1 + r.band) {
+  if (lo >= 1 - i.band && hi <= 1 + i.band) {
     const note = sig ? ` (a shift is detectable, ${pText}, but it is smaller than the band)` : '';
-    return { verdict: 'SAME', reason: `speedup ${fx(speedup)}x, ${ciText} inside the ${bandText}${note}` };
+    return { verdict: 'SAME', reason: `speedup ${fx(i.speedup)}x, ${ciText} inside the ${bandText}${note}` };
   }
   let why: string;
-  if (!sig) why = `${pText} >= ${r.alpha} and ${ciText} is wider than the ${bandText}: more samples needed`;
-  else if (lo <= 1 && hi >= 1) why = `${pText} < ${r.alpha} but ${ciText} includes 1`;
-  else why = `${pText} < ${r.alpha} and ${ciText} excludes 1, but the speedup ${fx(speedup)}x is within the ${bandText} and the CI is not`;
+  if (!sig) why = `${pText} >= ${i.alpha} and ${ciText} is wider than the ${bandText}: more ${i.more} needed`;
+  else if (lo <= 1 && hi >= 1) why = `${pText} < ${i.alpha} but ${ciText} includes 1`;
+  else why = `${pText} < ${i.alpha} and ${ciText} excludes 1, but the speedup ${fx(i.speedup)}x is within the ${bandText} and the CI is not`;
   return { verdict: 'UNSURE', reason: why };
+}
+
+/** decide() with the thresholds of compareSamples / comparePaired. */
+function decideWith(test: string, p: number, speedup: number, ci: [number, number], r: Resolved): { verdict: Verdict; reason: string } {
+  return decide({ test, p, speedup, ci, alpha: r.alpha, band: r.band, confidence: r.bootstrap.confidence, more: 'samples' });
 }
 
 /**
@@ -149,8 +168,8 @@ function decide(
  * test saw no shift: then a small KS p means the shape changed (a new mode, a
  * wider spread) with the centre in place, which a reader should know.
  */
-function shapeNote(pMw: number, pKs: number, alpha: number): string {
-  return pMw >= alpha && pKs < alpha ? `; distributions differ in shape (KS ${fp(pKs)})` : '';
+export function shapeNote(pMw: number, pKs: number, alpha: number): string {
+  return pMw >= alpha && pKs < alpha ? `; distributions differ in shape (KS ${pEquals(pKs)})` : '';
 }
 
 /**
@@ -187,7 +206,7 @@ export function compareSamples(
   if (fewest < r.minSamples) {
     return { ...base, verdict: 'UNSURE', reason: `too few samples (${fewest} < ${r.minSamples}) for a verdict` };
   }
-  const d = decide('Mann-Whitney', mw.p, boot.estimate, base.ci, r);
+  const d = decideWith('Mann-Whitney', mw.p, boot.estimate, base.ci, r);
   return { ...base, verdict: d.verdict, reason: d.reason + shapeNote(mw.p, ks.p, r.alpha) };
 }
 
@@ -238,7 +257,7 @@ export function comparePaired(
   if (rounds < r.minRounds) {
     return { ...base, verdict: 'UNSURE', reason: `too few rounds (${rounds} < ${r.minRounds}) for a verdict` };
   }
-  const d = decide('Wilcoxon', w.p, boot.estimate, base.ci, r);
+  const d = decideWith('Wilcoxon', w.p, boot.estimate, base.ci, r);
   let reason = d.reason + shapeNote(mw.p, ks.p, r.alpha);
   if (d.verdict === 'UNSURE' && wilcoxonMinP(w.n) >= r.alpha) {
     reason += `; with ${w.n} non-tied rounds the signed-rank test cannot reach p < ${r.alpha}: run more rounds`;

@@ -3,9 +3,11 @@ import {
   DEFAULT_ALPHA,
   comparePaired,
   compareSamples,
+  decide,
   describeThresholds,
   summarize,
 } from '../../src/stats/verdict.js';
+import { formatP, pEquals } from '../../src/stats/format.js';
 import { latencies, seeded } from './synthetic.js';
 
 describe('compareSamples', () => {
@@ -147,5 +149,35 @@ describe('comparePaired', () => {
 describe('summarize (re-exported from verdict)', () => {
   it('is available next to the comparisons', () => {
     expect(summarize([1, 2, 3]).median).toBe(2);
+  });
+});
+
+describe('decide: the one verdict rule (stats comparisons and results compare both use it)', () => {
+  const at = { test: 'Mann-Whitney', alpha: 0.01, band: 0.02, confidence: 0.95, more: 'repetitions' } as const;
+
+  it('gives each of the four words by the rule at the top of verdict.ts', () => {
+    expect(decide({ ...at, p: 1e-5, speedup: 1.1, ci: [1.05, 1.15] }).verdict).toBe('FASTER');
+    expect(decide({ ...at, p: 1e-5, speedup: 0.9, ci: [0.85, 0.95] }).verdict).toBe('SLOWER');
+    // Significant but the CI lies inside the band: SAME, and the reason says a shift is detectable.
+    const same = decide({ ...at, p: 1e-5, speedup: 1.005, ci: [1.001, 1.01] });
+    expect(same.verdict).toBe('SAME');
+    expect(same.reason).toMatch(/a shift is detectable, Mann-Whitney p=1\.0e-5/);
+    // Significant, CI above 1, but the speedup itself within the band: UNSURE.
+    expect(decide({ ...at, p: 1e-5, speedup: 1.01, ci: [1.005, 1.04] })).toMatchObject({ verdict: 'UNSURE', reason: expect.stringMatching(/within the ±2% band and the CI is not/) });
+    expect(decide({ ...at, p: 1e-5, speedup: 1.05, ci: [0.99, 1.1] }).reason).toMatch(/^Mann-Whitney p=1\.0e-5 < 0\.01 but 95% CI \[0\.990, 1\.100\] includes 1$/);
+  });
+
+  it('names what more of would settle an UNSURE, and writes a bare p when no test is named', () => {
+    const more = decide({ ...at, test: null, p: 0.2, speedup: 1.05, ci: [0.9, 1.2] });
+    expect(more.verdict).toBe('UNSURE');
+    expect(more.reason).toBe('p=0.200 >= 0.01 and 95% CI [0.900, 1.200] is wider than the ±2% band: more repetitions needed');
+    expect(decide({ ...at, more: 'samples', p: 0.2, speedup: 1.05, ci: [0.9, 1.2] }).reason).toMatch(/more samples needed$/);
+  });
+});
+
+describe('formatP / pEquals: the one p-value format', () => {
+  it('writes three decimals, exponent form below 0.001, and <1e-300 for an underflowed tail', () => {
+    expect([0.5, 0.0123, 0.001, 0.000987, 2.1e-9, 0].map(formatP)).toEqual(['0.500', '0.012', '0.001', '9.9e-4', '2.1e-9', '<1e-300']);
+    expect([0.0123, 0].map(pEquals)).toEqual(['p=0.012', 'p<1e-300']);
   });
 });
