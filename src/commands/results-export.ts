@@ -12,8 +12,8 @@ import type { Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { settingText, observedSmMhz, runEnvironment } from '../results/environment.js';
-import { RunParamsSchema } from '../schema/job.js';
+import { settingText, runEnvironment } from '../results/environment.js';
+import { parseRunEnv, RunParamsSchema } from '../schema/job.js';
 import { csvLines, type Cell } from '../util/table.js';
 import { withDb } from './context.js';
 
@@ -32,7 +32,6 @@ export const EXPORT_COLUMNS = [
 
 const PAGE = 100;
 const numbers = z.array(z.number());
-const EnvSchema = z.looseObject({ lockedClockMhz: z.number().nullable().optional(), powerLimitW: z.number().nullable().optional() });
 
 export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
   const toFile = opts.output !== undefined && opts.output !== '-';
@@ -97,18 +96,17 @@ async function writeAll(db: Db, sweepId: string, label: string | null, write: (t
     const lines: Cell[][] = [];
     for (const run of runs) {
       const params = RunParamsSchema.parse(JSON.parse(run.params));
-      const env = EnvSchema.safeParse(run.env === null ? {} : JSON.parse(run.env));
-      const observed = observedSmMhz(run.telemetry);
+      const env = parseRunEnv(run.env);
       for (const res of run.results) {
         const p = params.find((x) => x.point.variant === res.variant && x.build === res.build)?.point ?? params[0]!.point;
-        const gpu = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 }).gpu;
+        const { gpu, observedMhz: observed } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 });
         const samples = numbers.parse(JSON.parse(res.samplesUs));
         const rounds = numbers.parse(JSON.parse(res.rounds));
         const kernel = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));
         const fixed: Cell[] = [
           sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
           p.tokens, p.dtype, p.warmup, p.iters, settingText(p.clock), settingText(p.power), gpu,
-          env.success ? (env.data.lockedClockMhz ?? null) : null, env.success ? (env.data.powerLimitW ?? null) : null, observed, run.workerId, run.flags,
+          env?.lockedClockMhz ?? null, env?.powerLimitW ?? null, observed, run.workerId, run.flags,
         ];
         samples.forEach((us, i) => lines.push([...fixed, rounds[i] ?? null, i, us, kernel?.[i] ?? null]));
       }

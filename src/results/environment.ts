@@ -2,10 +2,14 @@
  * The environment a run was measured in, reduced to the few things a
  * comparison must not mix: the GPU model, the clock and power settings the
  * point asked for, and the band of the SM clock actually observed during the
- * run (a locked clock can still sag; an unlocked one wanders). Run.env and
- * Run.telemetry are JSON whose keys grow over time, so everything here reads
- * them leniently: an unknown key is ignored, a missing one reads as 'n/a'.
+ * run (a locked clock can still sag; an unlocked one wanders). These come
+ * from what the worker recorded in Run.env (schema/job.ts RunEnvSchema); the
+ * point's parameters and the telemetry are read only for runs whose record
+ * lacks them (older workers). Run.env and Run.telemetry are JSON whose keys
+ * grow over time, so everything here reads them leniently: an unknown key is
+ * ignored, a missing one reads as 'n/a'.
  */
+import { parseRunEnv } from '../schema/job.js';
 import type { Point } from '../schema/sweep.js';
 
 /** Width of the observed-clock bands runs are grouped by, MHz (0: do not group by observed clock). */
@@ -67,15 +71,17 @@ export interface EnvInput {
   bandMhz: number;
 }
 
+const positive = (x: number | null | undefined): number | null => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : null);
+
 export function runEnvironment(i: EnvInput): RunEnvironment {
-  const env = record(parseJson(i.envJson));
-  const envGpu = env?.['gpu'];
-  const gpu = typeof envGpu === 'string' && envGpu !== '' ? envGpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
-  const observedMhz = observedSmMhz(i.telemetryJson);
+  const env = parseRunEnv(i.envJson);
+  const gpu = env?.gpu ? env.gpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
+  // The worker's observedSmMhz is the telemetry window's median; where it had none, the telemetry's kernel clock.
+  const observedMhz = positive(env?.observedSmMhz) ?? observedSmMhz(i.telemetryJson);
   return {
     gpu,
-    clock: settingText(i.point.clock),
-    power: settingText(i.point.power),
+    clock: settingText(env?.clock ?? i.point.clock),
+    power: settingText(env?.power ?? i.point.power),
     band: clockBand(observedMhz, i.bandMhz),
     observedMhz,
   };

@@ -3,7 +3,8 @@
  * outcome message (worker → collector). Validated on both ends.
  */
 import { z } from 'zod';
-import { BuildFlagSchema, DEFAULT_BUILD, PointSchema } from './sweep.js';
+import { BuildFlagSchema, ClockSchema, DEFAULT_BUILD, PointSchema, PowerSchema } from './sweep.js';
+import { BACKENDS } from './variants.js';
 import { BenchOutputSchema } from './bench-output.js';
 import { SourceMetaSchema } from '../source/describe.js';
 import { UsageError } from '../errors.js';
@@ -143,6 +144,42 @@ export const BuiltOutputSchema = z.strictObject({
 });
 export type BuiltOutput = z.output<typeof BuiltOutputSchema>;
 
+/**
+ * Run.env: the conditions a run was measured under, as the worker recorded them (worker.ts base()):
+ * the settings the job asked for (its first point's clock and power: every point of a job shares them),
+ * the GPU, what the worker applied (lockedClockMhz, powerLimitW) and the SM clock it observed
+ * (observedSmMhz: median of the telemetry window; kernelSmMhz: median of the binary's own per-sample
+ * readings). Keys a newer worker adds pass through; a key an older one did not write reads null.
+ */
+export const RunEnvSchema = z.looseObject({
+  backend: z.enum(BACKENDS).nullable().default(null),
+  clock: ClockSchema.nullable().default(null),
+  power: PowerSchema.nullable().default(null),
+  gpu: z.string().nullable().default(null),
+  gpuUuid: z.string().nullable().default(null),
+  gpuIndex: z.int().nonnegative().nullable().default(null),
+  driver: z.string().nullable().default(null),
+  powerSource: z.enum(['ac', 'battery', 'unknown']).nullable().default(null),
+  lockedClockMhz: z.number().nullable().default(null),
+  powerLimitW: z.number().nullable().default(null),
+  observedSmMhz: z.number().nullable().default(null),
+  kernelSmMhz: z.number().nullable().default(null),
+});
+export type RunEnv = z.output<typeof RunEnvSchema>;
+
+/** Run.env as stored (JSON text), read leniently: no record, bad JSON or a record that does not fit give null. */
+export function parseRunEnv(text: string | null): RunEnv | null {
+  if (text === null || text === '') return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const parsed = RunEnvSchema.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
+
 export const OutcomeSchema = z.strictObject({
   runId: z.string(),
   sweepId: z.string(),
@@ -156,7 +193,7 @@ export const OutcomeSchema = z.strictObject({
   /** One entry per build of the job when the run is done; empty otherwise. */
   builds: z.array(BuiltOutputSchema).default([]),
   flags: z.array(z.string()).default([]),
-  env: z.record(z.string(), z.unknown()).nullable().default(null),
+  env: RunEnvSchema.nullable().default(null),
   telemetry: z.unknown().nullable().default(null),
   stdoutTail: z.string().nullable(),
   stderrTail: z.string().nullable(),

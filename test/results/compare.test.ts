@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { pairedRounds, thresholds, verdictOf } from '../../src/results/compare.js';
 import { clockBand, observedSmMhz, runEnvironment } from '../../src/results/environment.js';
 import { compareSamples } from '../../src/stats/index.js';
+import { parseRunEnv } from '../../src/schema/job.js';
 import { fakeRun, rng, runSamples, telemetry } from './synth.js';
 
 const th = thresholds({ resamples: 1000 });
@@ -128,5 +129,20 @@ describe('environment', () => {
     expect(e).toMatchObject({ gpu: 'NVIDIA H100', clock: 'lock:1500', power: 'default', band: 'n/a' });
     expect(runEnvironment({ point, envJson: '{"gpu":null}', telemetryJson: null, workerGpu: 'NVIDIA L4', bandMhz: 50 }).gpu).toBe('NVIDIA L4');
     expect(runEnvironment({ point: { ...point, backend: 'cpu' }, envJson: null, telemetryJson: null, workerGpu: null, bandMhz: 50 }).gpu).toBe('cpu');
+  });
+
+  it("reads the settings and the observed clock the worker recorded, and falls back to the point and the telemetry for older records", () => {
+    const point = { backend: 'cuda' as const, clock: 'default' as const, power: 'default' as const };
+    // A record as worker.ts writes it: what was asked for, applied and observed.
+    const written = { backend: 'cuda', clock: { lock: 1410 }, power: { limit: 300 }, gpu: 'NVIDIA H100', gpuUuid: 'GPU-1', gpuIndex: 0, driver: '580.00', powerSource: 'unknown', lockedClockMhz: 1410, powerLimitW: 300, observedSmMhz: 1407, kernelSmMhz: 1405 };
+    expect(runEnvironment({ point, envJson: JSON.stringify(written), telemetryJson: JSON.stringify(telemetry(1980)), workerGpu: null, bandMhz: 50 })).toEqual({
+      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedMhz: 1407,
+    });
+    // No observed clock in the record (no telemetry window median): the telemetry's kernel clock, as before.
+    const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, bandMhz: 50 });
+    expect(older).toMatchObject({ clock: 'default', power: 'default', observedMhz: 1500 });
+    expect(parseRunEnv(JSON.stringify({ gpu: 'x', extra: 1 }))).toMatchObject({ gpu: 'x', clock: null, lockedClockMhz: null, extra: 1 });
+    expect(parseRunEnv('{"lockedClockMhz":"fast"}')).toBeNull();
+    expect(parseRunEnv('not json')).toBeNull();
   });
 });
