@@ -1,5 +1,9 @@
 /**
- * Settings read from the environment, in one place, with their defaults.
+ * Settings read from the environment, in one place, with their defaults:
+ * every REDIS_URL, DATABASE_URL and MOEFARM_* variable the farm reads is read
+ * by a function here (README "Settings" lists them). The exceptions are
+ * commander's own `--log-format` fallback to MOEFARM_LOG_FORMAT (cli.ts) and
+ * PATH, which only finds programs.
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -54,4 +58,37 @@ export function bundleMaxBytes(): number {
 export function bundleGraceSeconds(): number {
   const v = Number(process.env['MOEFARM_BUNDLE_GRACE_S']);
   return Number.isFinite(v) && v >= 1 ? v : 3600;
+}
+
+/**
+ * Lock on a job a worker runs or a result the collector writes, ms: a killed process's job is taken
+ * over after about this long. Unset (or under 500, or not an integer): the caller's default, 30000.
+ * Tests shorten it.
+ */
+export function lockDurationMs(): number | undefined {
+  const v = Number(process.env['MOEFARM_LOCK_MS']);
+  return Number.isInteger(v) && v >= 500 ? v : undefined;
+}
+
+/** How long a job waiting for a power source sleeps between checks, ms. Unset: the worker's default (30000). */
+export function powerRetryMs(): number | undefined {
+  const raw = process.env['MOEFARM_POWER_RETRY_MS'];
+  const v = Number(raw);
+  return raw && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/** Expiry of a worker's live heartbeat key, seconds; it beats four times per expiry. Default 20; tests shorten it. */
+export function heartbeatTtlSeconds(): number {
+  const v = Number(process.env['MOEFARM_HEARTBEAT_TTL_S'] ?? 20);
+  return Number.isFinite(v) && v > 0 ? v : 20;
+}
+
+/** Where the OS lists power supplies (a laptop's AC adapter and battery). */
+export function powerSupplyDir(): string {
+  return process.env['MOEFARM_POWER_SUPPLY_DIR'] ?? '/sys/class/power_supply';
+}
+
+/** The nvidia-smi the worker calls (a path or a name on PATH). */
+export function nvidiaSmi(): string {
+  return process.env['MOEFARM_NVIDIA_SMI'] ?? 'nvidia-smi';
 }

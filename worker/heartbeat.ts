@@ -5,18 +5,12 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { queuePrefix } from '../src/config.js';
+import { heartbeatTtlSeconds, queuePrefix } from '../src/config.js';
+import { workerLiveKey, workersHashKey } from '../src/queue/names.js';
 
-/** A heartbeat every 5 s; a worker whose live key (20 s) lapsed is shown as silent. Tests shorten both. */
-export const HEARTBEAT_TTL_S = Number(process.env['MOEFARM_HEARTBEAT_TTL_S'] ?? 20);
+/** A heartbeat every 5 s; a worker whose live key (20 s) lapsed is shown as silent. Tests shorten both (MOEFARM_HEARTBEAT_TTL_S). */
+export const HEARTBEAT_TTL_S = heartbeatTtlSeconds();
 export const HEARTBEAT_EVERY_MS = Math.max(200, Math.floor((HEARTBEAT_TTL_S * 1000) / 4));
-
-export function workersHashKey(prefix = queuePrefix()): string {
-  return `${prefix}:workers`;
-}
-export function workerLiveKey(id: string, prefix = queuePrefix()): string {
-  return `${prefix}:worker-alive:${id}`;
-}
 
 export interface WorkerSnapshot {
   id: string;

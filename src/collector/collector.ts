@@ -36,7 +36,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { bundleGraceSeconds, queuePrefix } from '../config.js';
+import { bundleGraceSeconds, lockDurationMs, queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
@@ -65,7 +65,7 @@ export interface CollectorOptions {
    */
   lockDurationMs?: number;
   /**
-   * Most results written in one transaction (default 100). The results queue is consumed with this
+   * Most results written in one transaction (default 200). The results queue is consumed with this
    * much concurrency; outcomes that arrive together are written together, and each message is
    * acknowledged only after the transaction holding it has committed.
    */
@@ -107,7 +107,7 @@ export class Collector {
 
   constructor(private readonly opts: CollectorOptions) {
     const log = (this.log = opts.log ?? createLogger({ name: 'collector' }));
-    const lockDuration = opts.lockDurationMs ?? envLockMs() ?? 30_000;
+    const lockDuration = opts.lockDurationMs ?? lockDurationMs() ?? 30_000;
     this.batchSize = opts.batchSize ?? 200;
     this.worker = new Worker(RESULTS_QUEUE, (job) => this.process(job), {
       connection: opts.connection,
@@ -446,7 +446,3 @@ function rawOf(job: Job): string {
   return text.length > 2000 ? text.slice(0, 2000) + '…' : text;
 }
 
-function envLockMs(): number | undefined {
-  const v = Number(process.env['MOEFARM_LOCK_MS']);
-  return Number.isInteger(v) && v >= 500 ? v : undefined;
-}

@@ -1,5 +1,5 @@
 import { databaseUrl } from '../config.js';
-import { parseDatabaseUrl } from '../db/client.js';
+import { parseDatabaseUrl } from '../db/target.js';
 import { migrate } from '../db/migrate.js';
 
 export async function dbMigrate(): Promise<void> {

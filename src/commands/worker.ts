@@ -1,4 +1,4 @@
-import { cacheDir, csrcDir } from '../config.js';
+import { cacheDir, csrcDir, lockDurationMs, powerRetryMs } from '../config.js';
 import { assertRedisReachable, createRedis } from '../queue/connection.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { createLogger, type LogFormat } from '../util/log.js';
@@ -25,7 +25,8 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const log = createLogger({ name: 'worker', ...(opts.logFormat ? { format: opts.logFormat } : {}) });
   const connection = createRedis();
   connection.on('error', (e) => log.error({ reason: e.message }, `redis: ${e.message}`));
-  const lock = process.env['MOEFARM_LOCK_MS'] ? Number(process.env['MOEFARM_LOCK_MS']) : undefined;
+  const lock = lockDurationMs();
+  const powerRetry = powerRetryMs();
   const worker = new FarmWorker({
     connection,
     pool: opts.pool,
@@ -35,7 +36,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     allowClockControl: opts.allowClockControl ?? false,
     allowPowerControl: opts.allowPowerControl ?? false,
     telemetry: opts.telemetry !== false,
-    ...(process.env['MOEFARM_POWER_RETRY_MS'] ? { powerRetryMs: Number(process.env['MOEFARM_POWER_RETRY_MS']) } : {}),
+    ...(powerRetry !== undefined ? { powerRetryMs: powerRetry } : {}),
     arch: opts.arch,
     csrc: csrcDir(),
     cache: cacheDir(),

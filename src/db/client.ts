@@ -5,34 +5,16 @@
  * so they share one API; the Postgres one is typed through the SQLite one.
  */
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient as SqliteClient } from '../../generated/prisma/sqlite/client/client.js';
 import { PrismaClient as PostgresClient } from '../../generated/prisma/postgres/client/client.js';
 import { databaseUrl } from '../config.js';
-import { UsageError } from '../errors.js';
 import { DatabaseMovedError } from './errors.js';
 import { migrate } from './migrate.js';
+import { parseDatabaseUrl, type Provider } from './target.js';
 
 export type Db = SqliteClient;
-export type Provider = 'sqlite' | 'postgres';
-
-export interface DbTarget {
-  provider: Provider;
-  /** SQLite: absolute file path. Postgres: the connection string. */
-  location: string;
-}
-
-export function parseDatabaseUrl(url: string): DbTarget {
-  if (/^postgres(ql)?:\/\//.test(url)) return { provider: 'postgres', location: url };
-  if (url.startsWith('file:')) {
-    const path = url.slice('file:'.length).replace(/^\/\//, '');
-    if (path === '') throw new UsageError(`DATABASE_URL: expected file:PATH or postgres://…, got "${url}"`);
-    return { provider: 'sqlite', location: resolve(path) };
-  }
-  throw new UsageError(`DATABASE_URL: expected file:PATH (SQLite) or postgres://… (Postgres), got a URL with another scheme`);
-}
 
 export interface OpenOptions {
   url?: string;

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { projectRoot } from '../config.js';
 import { ServiceError } from '../errors.js';
 import { redactText } from '../util/redact.js';
-import type { DbTarget } from './client.js';
+import type { DbTarget } from './target.js';
 
 const TABLE = '_moefarm_migrations';
 

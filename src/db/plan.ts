@@ -6,7 +6,8 @@
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
 import type { SourceMeta } from '../source/describe.js';
-import { providerOf, valuesPlaceholders, type Db, type Provider } from './client.js';
+import { providerOf, valuesPlaceholders, type Db } from './client.js';
+import type { Provider } from './target.js';
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 

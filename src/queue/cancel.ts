@@ -9,13 +9,9 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
-import { runQueueName } from './names.js';
+import { cancelKey, runQueueName } from './names.js';
 
 const CANCEL_TTL_S = 7 * 24 * 3600;
-
-export function cancelKey(sweepId: string, prefix = queuePrefix()): string {
-  return `${prefix}:cancel:${sweepId}`;
-}
 
 /** Marks the sweep cancelled for every worker; `at` (ms since epoch) is shown in the runs' reasons. */
 export async function requestCancel(redis: Redis, sweepId: string, at: number): Promise<void> {

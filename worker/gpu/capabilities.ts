@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { powerSupplyDir } from '../../src/config.js';
 import { num, queryGpu, smi } from './smi.js';
 
 export interface Permission {
@@ -95,7 +96,7 @@ export async function probeGpu(opts: ProbeOptions): Promise<GpuCapabilities | nu
  * supply online means AC; a battery and no online mains means battery. A
  * machine with no power-supply entries at all (a server) is on AC.
  */
-export function readPowerSource(dir = process.env['MOEFARM_POWER_SUPPLY_DIR'] ?? '/sys/class/power_supply'): PowerSource {
+export function readPowerSource(dir = powerSupplyDir()): PowerSource {
   if (!existsSync(dir)) return 'unknown';
   let entries: string[];
   try {

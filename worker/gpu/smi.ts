@@ -4,8 +4,9 @@
  * always with `-i INDEX`: settings are never applied to another GPU.
  */
 import { execa } from 'execa';
+import { nvidiaSmi } from '../../src/config.js';
 
-export const SMI = process.env['MOEFARM_NVIDIA_SMI'] ?? 'nvidia-smi';
+export const SMI = nvidiaSmi();
 
 export interface SmiResult {
   ok: boolean;
