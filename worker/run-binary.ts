@@ -17,7 +17,7 @@
  */
 import { execa } from 'execa';
 import { BenchOutputSchema, type BenchOutput } from '../src/schema/bench-output.js';
-import { formatIssues } from '../src/sweep/load.js';
+import { formatIssues } from '../src/schema/issues.js';
 import { tail } from './build.js';
 import { PermanentRunError } from './errors.js';
 

@@ -34,7 +34,7 @@ import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
 import { RunJobSchema, type BuiltOutput, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
-import { formatIssues } from '../src/sweep/load.js';
+import { formatIssues } from '../src/schema/issues.js';
 import { binaryArgs } from './args.js';
 import { ensureBinary, type BuildBackend, type BuildSource, type BuiltBinary } from './build.js';
 import { mergeRounds, roundOrder } from './rounds.js';

@@ -44,7 +44,7 @@ import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.j
 import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
-import { formatIssues } from '../sweep/load.js';
+import { formatIssues } from '../schema/issues.js';
 import { createLogger, type Log } from '../util/log.js';
 
 /** Writes of one refused result, alone, before it is recorded as `collector-error`. */

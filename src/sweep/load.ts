@@ -14,10 +14,10 @@
  * of entries is counted (one pass over the text) before it is parsed.
  */
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
-import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { SweepSchema, type Sweep } from '../schema/sweep.js';
 import { quoted } from '../util/terminal.js';
+import { formatIssues } from '../schema/issues.js';
 import { decodeSweepText, readSweepBytes } from './read.js';
 
 /** Deepest nesting of maps and lists a sweep file may have: a real one has 4 levels (matrix, shape, list, map). */
@@ -158,39 +158,4 @@ function lineCol(text: string, index: number): { line: number; col: number } {
     start = i + 1;
   }
   return { line, col: index - start + 1 };
-}
-
-/** Render zod issues as `file: path: message` lines, the first one first. */
-export function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((issue) => `${file}: ${formatPath(issue.path)}: ${describeIssue(issue)}`).join('\n');
-}
-
-export function formatPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return '(top level)';
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out;
-}
-
-const MAX_KEYS_SHOWN = 5;
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') {
-    // Bounded: a file of 80,000 unknown keys printed them all on one 890 KB line.
-    const shownKeys = issue.keys.slice(0, MAX_KEYS_SHOWN).map((k) => quoted(k));
-    const more = issue.keys.length > MAX_KEYS_SHOWN ? ` and ${issue.keys.length - MAX_KEYS_SHOWN} more` : '';
-    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${shownKeys.join(', ')}${more}`;
-  }
-  if (issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined) return `missing: ${issue.message.replace(/^Invalid input: /, '')}`;
-  const got = 'input' in issue && issue.input !== undefined ? `, got ${shown(issue.input)}` : '';
-  return `${issue.message}${got}`;
-}
-
-/** The offending value as the user wrote it: JSON, but NaN and Infinity by name (JSON would say null). */
-function shown(value: unknown): string {
-  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  return (JSON.stringify(value) ?? String(value)).slice(0, 60);
 }
