@@ -48,7 +48,7 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
         return;
       }
       process.stderr.write(line + '\n');
-      const { untilConfident } = await import('../results/adaptive.js');
+      const { untilConfident } = await import('../queue/until-confident.js');
       const budget = opts.budget ?? plan.runs.length;
       process.stderr.write(`until-confident: waiting for outcomes (needs a collector, moefarm serve, and workers on pool ${report.pool}); budget ${budget} extra run(s)\n`);
       const ac = new AbortController();

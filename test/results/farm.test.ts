@@ -16,7 +16,7 @@ import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer } from '../../src/http/server.js';
 import { renderReport } from '../../src/report/html.js';
-import { untilConfident } from '../../src/results/adaptive.js';
+import { untilConfident } from '../../src/queue/until-confident.js';
 import { buildReportData } from '../../src/results/report-data.js';
 import { renderProgress, sweepProgress } from '../../src/results/progress.js';
 import { submitPlan } from '../../src/queue/submit.js';

@@ -1,6 +1,6 @@
 /**
- * Adaptive repetition (`sweep submit FILE --until-confident [--budget N]`):
- * wait for the sweep's outcomes, compare, and for exactly the comparisons
+ * The submit loop of `sweep submit FILE --until-confident [--budget N]`
+ * (adaptive repetition): wait for the sweep's outcomes, compare, and for exactly the comparisons
  * that came out UNSURE enqueue more repetitions of the runs they rest on
  * (the baseline's and the variant's job groups in that point), then wait and
  * compare again, until every comparison is decided or the budget of extra
@@ -22,16 +22,16 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
-import { RUN_JOB_OPTIONS } from '../queue/options.js';
-import { clearCancel } from '../queue/cancel.js';
-import { runQueueName } from '../queue/names.js';
-import { planBundles, toJob } from '../queue/submit.js';
+import { RUN_JOB_OPTIONS } from './options.js';
+import { clearCancel } from './cancel.js';
+import { runQueueName } from './names.js';
+import { planBundles, toJob } from './submit.js';
 import { storeBundles } from '../source/store.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { runId, type Plan, type PlannedRun } from '../sweep/expand.js';
 import { canonicalJson } from '../util/hash.js';
-import { compareSweep, type CompareOptions, type Comparison } from './compare.js';
-import { loadSweepResults } from './load.js';
+import { compareSweep, type CompareOptions, type Comparison } from '../results/compare.js';
+import { loadSweepResults } from '../results/load.js';
 
 export interface AdaptiveOptions {
   /** Most extra runs (jobs) to add over all rounds. */
