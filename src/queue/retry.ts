@@ -31,7 +31,7 @@ import { pinBundles } from '../source/store.js';
 import { clearCancel, removeJobs } from './cancel.js';
 import { jobKey, poolsKey, RESULTS_QUEUE, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
-import { jobFromTemplate, type JobTemplate } from './submit.js';
+import { jobFromTemplate, type JobTemplate } from './job.js';
 import type { PlannedRun } from '../sweep/expand.js';
 
 /** Earlier outcomes kept per run (the latest last). */

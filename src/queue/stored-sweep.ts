@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { BuildFlagSchema } from '../schema/sweep.js';
-import { buildCommit, type JobTemplate } from './submit.js';
+import { buildCommit, type JobTemplate } from './job.js';
 
 /** The fields of Sweep.spec (db/plan.ts: the normalised sweep and its resolved builds) a job is made of. */
 const StoredSpecSchema = z.looseObject({

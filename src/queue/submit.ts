@@ -9,7 +9,6 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { recordPlan } from '../db/plan.js';
-import type { JobBuild, RunJob } from '../schema/job.js';
 import { storeBundles } from '../source/store.js';
 import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
@@ -17,6 +16,7 @@ import { jobKey, poolsKey, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
+import { jobFromTemplate, planTemplate } from './job.js';
 
 export interface SubmitReport {
   sweepId: string;
@@ -48,73 +48,6 @@ export interface SubmitOptions {
 const BATCH = 1000;
 /** Enqueue batches in flight at once. */
 const ENQUEUE_LANES = 4;
-
-/**
- * What every job of a sweep shares: its timeouts and rounds, and each build (a bundle by hash, never its
- * bytes). Made from a plan at submit (planTemplate), or from the database for a sweep already recorded
- * (queue/stored-sweep.ts), so a retried run gets the job its first submission had.
- */
-export interface JobTemplate {
-  sweepId: string;
-  pool: string;
-  timeoutS: number;
-  powerWaitS: number;
-  rounds: number;
-  /** Seed of rep 0; rep r uses seed + r. */
-  seed: number;
-  builds: JobBuild[];
-}
-
-/** The commit a build's binary reports: hex, "-dirty" when the source had edits not committed. */
-export function buildCommit(gitCommit: string | null, dirty: boolean): string | null {
-  return gitCommit === null ? null : gitCommit + (dirty ? '-dirty' : '');
-}
-
-export function planTemplate(plan: Plan): JobTemplate {
-  return {
-    sweepId: plan.sweepId,
-    pool: plan.sweep.pool,
-    timeoutS: plan.sweep.timeout_s,
-    powerWaitS: plan.sweep.power_wait_s,
-    rounds: plan.sweep.rounds,
-    seed: plan.sweep.seed,
-    builds: plan.builds.map((b) => ({
-      name: b.name,
-      // Already checked against the allow-list (src/schema/sweep.ts BUILD_FLAG_RULES).
-      flags: [...b.flags],
-      source: b.source.kind === 'bundle' ? { bundle: b.source.hash, commit: buildCommit(b.source.meta.gitCommit, b.source.meta.dirty) } : { worker: true as const },
-    })),
-  };
-}
-
-/** The job's builds: those of the run's points, in the sweep's order. */
-export function jobBuilds(plan: Plan, run: PlannedRun): JobBuild[] {
-  return templateBuilds(planTemplate(plan), run);
-}
-
-function templateBuilds(t: JobTemplate, run: PlannedRun): JobBuild[] {
-  return t.builds.filter((b) => run.points.some((p) => p.build === b.name));
-}
-
-export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob {
-  return jobFromTemplate(planTemplate(plan), run, submittedAt);
-}
-
-export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: number): RunJob {
-  return {
-    runId: run.id,
-    sweepId: t.sweepId,
-    groupHash: run.groupHash,
-    rep: run.rep,
-    seed: run.seed,
-    timeoutS: t.timeoutS,
-    powerWaitS: t.powerWaitS,
-    submittedAt,
-    rounds: t.rounds,
-    builds: templateBuilds(t, run),
-    points: run.points,
-  };
-}
 
 /** The bundles a plan carries (one per distinct source). */
 export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { csrcDir } from '../../src/config.js';
-import { toJob } from '../../src/queue/submit.js';
+import { toJob } from '../../src/queue/job.js';
 import { BUILD_FLAG_RULES } from '../../src/schema/sweep.js';
 import { planSweep } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';

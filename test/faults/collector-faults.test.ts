@@ -25,7 +25,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/db/client.js';
 import { RESULTS_QUEUE, runQueueName } from '../../src/queue/names.js';
 import { RUN_JOB_OPTIONS } from '../../src/queue/options.js';
-import { toJob } from '../../src/queue/submit.js';
+import { toJob } from '../../src/queue/job.js';
 import { freshPostgres, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { enqueuePlan, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { recordOutcome } from '../../src/db/record.js';
-import { toJob } from '../../src/queue/submit.js';
+import { toJob } from '../../src/queue/job.js';
 import { CLI, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { enqueuePlan, report, settled, spawnProc, startWorker, type Proc } from './procs.js';

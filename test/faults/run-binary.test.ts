@@ -13,7 +13,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csrcDir } from '../../src/config.js';
-import { toJob } from '../../src/queue/submit.js';
+import { toJob } from '../../src/queue/job.js';
 import { binaryArgs } from '../../worker/args.js';
 import { ensureBinary } from '../../worker/build.js';
 import { PermanentRunError } from '../../worker/errors.js';

@@ -11,7 +11,7 @@ import type { VariantRun } from '../../src/results/load.js';
 import { OutcomeSchema, type Outcome } from '../../src/schema/job.js';
 import { planSweep, type Plan, type PlannedRun } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
-import { toJob } from '../../src/queue/submit.js';
+import { toJob } from '../../src/queue/job.js';
 import { mulberry32, normalDraw, type Rng } from '../../src/stats/index.js';
 
 export function rng(seed: number): Rng {
