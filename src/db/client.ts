@@ -69,12 +69,17 @@ export function assertSameDatabase(db: Db): void {
   }
 }
 
-/** `count` rows of `columns` placeholders for a multi-row INSERT, in the provider's style. */
-export function valuesPlaceholders(provider: Provider, count: number, columns: number): string {
-  const rows: string[] = [];
-  for (let r = 0; r < count; r++) {
-    const cells = Array.from({ length: columns }, (_, c) => (provider === 'postgres' ? `$${r * columns + c + 1}` : '?'));
-    rows.push(`(${cells.join(',')})`);
-  }
-  return rows.join(',');
+/**
+ * A multi-row INSERT in the provider's placeholder style ($1 or ?): `INSERT INTO "T" ("a", "b") VALUES
+ * (?,?),(?,?)` and the values in order. The placeholders are counted from the column list and every row
+ * must hold one value per column, so the list and the values cannot drift apart. The caller appends the
+ * rest of the statement (ON CONFLICT …).
+ */
+export function insertRows<V>(provider: Provider, table: string, columns: readonly string[], rows: ReadonlyArray<readonly V[]>): { sql: string; values: V[] } {
+  const n = columns.length;
+  const tuples = rows.map((row, r) => {
+    if (row.length !== n) throw new Error(`INSERT INTO "${table}": row ${r} has ${row.length} values for ${n} columns (${columns.join(', ')})`);
+    return `(${row.map((_, c) => (provider === 'postgres' ? `$${r * n + c + 1}` : '?')).join(',')})`;
+  });
+  return { sql: `INSERT INTO "${table}" (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${tuples.join(',')}`, values: rows.flat() };
 }

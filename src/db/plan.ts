@@ -6,7 +6,7 @@
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
 import type { SourceMeta } from '../source/describe.js';
-import { providerOf, valuesPlaceholders, type Db } from './client.js';
+import { insertRows, providerOf, type Db } from './client.js';
 import type { Provider } from './target.js';
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
@@ -57,11 +57,13 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null, labe
   await db.$transaction(async (tx) => {
     for (let i = 0; i < fresh.length; i += CHUNK) {
       const chunk = fresh.slice(i, i + CHUNK);
-      const values = chunk.flatMap((r) => [r.id, plan.sweepId, r.groupHash, r.rep, plan.sweep.pool, pointsJson(r.points), 'queued']);
-      await tx.$executeRawUnsafe(
-        `INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status") VALUES ${valuesPlaceholders(provider, chunk.length, 7)} ON CONFLICT DO NOTHING`,
-        ...values,
+      const { sql, values } = insertRows(
+        provider,
+        'Run',
+        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status'],
+        chunk.map((r) => [r.id, plan.sweepId, r.groupHash, r.rep, plan.sweep.pool, pointsJson(r.points), 'queued']),
       );
+      await tx.$executeRawUnsafe(`${sql} ON CONFLICT DO NOTHING`, ...values);
     }
   }, { timeout: 60_000 });
   const pending = new Set<string>();
@@ -82,8 +84,11 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null, labe
 export async function recordBuildSources(db: Db | Tx, provider: Provider, sources: ReadonlyArray<SourceMeta & { files?: number | null; bytes?: number | null }>): Promise<void> {
   if (sources.length === 0) return;
   const rows = [...new Map(sources.map((s) => [s.hash, s])).values()];
-  await db.$executeRawUnsafe(
-    `INSERT INTO "BuildSource" ("hash", "gitCommit", "commitTime", "parents", "generation", "dirty", "label", "files", "bytes") VALUES ${valuesPlaceholders(provider, rows.length, 9)} ON CONFLICT ("hash") DO NOTHING`,
-    ...rows.flatMap((s) => [s.hash, s.gitCommit, s.commitTime, JSON.stringify(s.parents), s.generation, s.dirty, s.label, s.files ?? null, s.bytes ?? null]),
+  const { sql, values } = insertRows(
+    provider,
+    'BuildSource',
+    ['hash', 'gitCommit', 'commitTime', 'parents', 'generation', 'dirty', 'label', 'files', 'bytes'],
+    rows.map((s) => [s.hash, s.gitCommit, s.commitTime, JSON.stringify(s.parents), s.generation, s.dirty, s.label, s.files ?? null, s.bytes ?? null]),
   );
+  await db.$executeRawUnsafe(`${sql} ON CONFLICT ("hash") DO NOTHING`, ...values);
 }

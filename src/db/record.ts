@@ -25,7 +25,7 @@
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
-import { assertSameDatabase, providerOf, valuesPlaceholders, type Db } from './client.js';
+import { assertSameDatabase, insertRows, providerOf, type Db } from './client.js';
 import { recordBuildSources } from './plan.js';
 import { storableValue } from './text.js';
 
@@ -53,12 +53,12 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
   for (const o of outcomes) if (!first.has(o.runId)) first.set(o.runId, o);
   const batch = [...first.values()];
   const provider = providerOf(db);
-  const insert = async (tx: Tx, head: string, columns: number, rows: Value[][], tail: string, returning = false): Promise<string[]> => {
+  const insert = async (tx: Tx, table: string, columns: readonly string[], rows: Value[][], tail: string, returning = false): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-      const sql = `${head} VALUES ${valuesPlaceholders(provider, chunk.length, columns)} ${tail}`;
-      const values = chunk.flat().map(storableValue);
+      const statement = insertRows(provider, table, columns, rows.slice(i, i + ROWS_PER_STATEMENT));
+      const sql = `${statement.sql} ${tail}`;
+      const values = statement.values.map(storableValue);
       if (returning) ids.push(...(await tx.$queryRawUnsafe<Array<{ id: string }>>(sql, ...values)).map((r) => r.id));
       else await tx.$executeRawUnsafe(sql, ...values);
     }
@@ -69,13 +69,13 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
     async (tx) => {
       // Sweeps with no plan row (the plan went to another database, or was lost): record the runs anyway.
       const sweeps = new Map(batch.map((o) => [o.sweepId, o.pool]));
-      await insert(tx, 'INSERT INTO "Sweep" ("id", "name", "pool", "spec", "points", "runs")', 6, [...sweeps].map(([id, pool]) => [id, '(unplanned)', pool, '{}', 0, 0]), 'ON CONFLICT ("id") DO NOTHING');
+      await insert(tx, 'Sweep', ['id', 'name', 'pool', 'spec', 'points', 'runs'], [...sweeps].map(([id, pool]) => [id, '(unplanned)', pool, '{}', 0, 0]), 'ON CONFLICT ("id") DO NOTHING');
 
       const workers = new Map(batch.filter((o) => o.worker).map((o) => [o.worker!.id, o]));
       await insert(
         tx,
-        'INSERT INTO "Worker" ("id", "host", "pool", "backend", "cpu", "gpu", "driver", "compiler", "info", "lastSeen")',
-        10,
+        'Worker',
+        ['id', 'host', 'pool', 'backend', 'cpu', 'gpu', 'driver', 'compiler', 'info', 'lastSeen'],
         [...workers.values()].map((o) => {
           const w = o.worker!;
           return [w.id, w.host, w.pool, w.backend, w.cpu, w.gpu, w.driver, w.compiler, canonicalJson(w), new Date(o.finishedAt)];
@@ -86,8 +86,8 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       const builds = new Map(batch.flatMap((o) => o.builds.map((b) => [b.info.key, b.info] as const)));
       await insert(
         tx,
-        'INSERT INTO "Build" ("key", "backend", "sourceHash", "gitCommit", "compiler", "flags", "arch")',
-        7,
+        'Build',
+        ['key', 'backend', 'sourceHash', 'gitCommit', 'compiler', 'flags', 'arch'],
         [...builds.values()].map((b) => [b.key, b.backend, b.sourceHash, b.gitCommit, b.compiler, b.flags, b.arch]),
         'ON CONFLICT ("key") DO NOTHING',
       );
@@ -96,8 +96,8 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
 
       const recorded = await insert(
         tx,
-        'INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status", "reason", "attempts", "workerId", "buildKey", "flags", "env", "telemetry", "stdoutTail", "stderrTail", "wallMs", "startedAt", "finishedAt")',
-        19,
+        'Run',
+        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'],
         batch.map((o) => [
           o.runId,
           o.sweepId,
@@ -167,8 +167,8 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       }
       await insert(
         tx,
-        'INSERT INTO "Result" ("id", "runId", "build", "buildKey", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit")',
-        24,
+        'Result',
+        ['id', 'runId', 'build', 'buildKey', 'variant', 'pointHash', 'n', 'median', 'p10', 'p90', 'mean', 'min', 'max', 'stdev', 'bandwidthGbps', 'bytesPerIter', 'checkPass', 'relErr', 'samplesUs', 'rounds', 'smClockMhz', 'waits', 'sourceHash', 'gitCommit'],
         results,
         'ON CONFLICT ("id") DO NOTHING',
       );
@@ -204,19 +204,21 @@ export interface UnreadableRun {
  */
 export async function recordUnreadable(db: Db, u: UnreadableRun): Promise<RecordResult> {
   const provider = providerOf(db);
-  const p = (n: number) => (provider === 'postgres' ? `$${n}` : '?');
   const now = new Date();
   const recorded = await db.$transaction(async (tx) => {
-    await tx.$executeRawUnsafe(
-      `INSERT INTO "Sweep" ("id", "name", "pool", "spec", "points", "runs") VALUES (${p(1)}, '(unplanned)', ${p(2)}, '{}', 0, 0) ON CONFLICT ("id") DO NOTHING`,
-      ...[u.sweepId, u.pool].map(storableValue),
+    const sweep = insertRows<Value>(provider, 'Sweep', ['id', 'name', 'pool', 'spec', 'points', 'runs'], [[u.sweepId, '(unplanned)', u.pool, '{}', 0, 0]]);
+    await tx.$executeRawUnsafe(`${sweep.sql} ON CONFLICT ("id") DO NOTHING`, ...sweep.values.map(storableValue));
+    const run = insertRows<Value>(
+      provider,
+      'Run',
+      ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status', 'reason', 'stderrTail', 'finishedAt'],
+      [[u.runId, u.sweepId, '', 0, u.pool, '[]', u.status, u.reason, cap(u.raw), now]],
     );
     const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
-      `INSERT INTO "Run" ("id", "sweepId", "pointHash", "rep", "pool", "params", "status", "reason", "stderrTail", "finishedAt") ` +
-        `VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(p).join(', ')}) ` +
+      `${run.sql} ` +
         `ON CONFLICT ("id") DO UPDATE SET "status" = excluded."status", "reason" = excluded."reason", "stderrTail" = excluded."stderrTail", "finishedAt" = excluded."finishedAt" ` +
         `WHERE "Run"."status" = 'queued' RETURNING "id"`,
-      ...[u.runId, u.sweepId, '', 0, u.pool, '[]', u.status, u.reason, cap(u.raw), now].map(storableValue),
+      ...run.values.map(storableValue),
     );
     assertSameDatabase(db);
     return rows.length > 0;
