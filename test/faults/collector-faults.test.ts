@@ -192,6 +192,8 @@ describe('the SQLite file deleted or replaced under a running collector', () => 
     const db2 = await openDb({ url: s.r.dbUrl });
     try {
       await waitFor('the rest to land in the new file', async () => (await db2.run.count({ where: { status: 'done' } })) === s.n - acknowledgedBefore, 30_000);
+      // A result is acknowledged just after its transaction commits: wait for the queue to say so too.
+      await waitFor('every result to be acknowledged', async () => (await resultCounts(s.r))['completed'] === s.n, 10_000);
       const counts = await resultCounts(s.r);
       expect(counts).toMatchObject({ completed: s.n, waiting: 0, active: 0, delayed: 0, failed: 0 });
       return db2.run.count();
