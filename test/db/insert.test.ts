@@ -1,0 +1,13 @@
+import { describe, expect, it } from 'vitest';
+import { insertRows } from '../../src/db/client.js';
+
+describe('insertRows', () => {
+  it("counts each row's placeholders from the column list, in each provider's style", () => {
+    expect(insertRows('sqlite', 'T', ['a', 'b'], [[1, 'x'], [2, null]])).toEqual({ sql: 'INSERT INTO "T" ("a", "b") VALUES (?,?),(?,?)', values: [1, 'x', 2, null] });
+    expect(insertRows('postgres', 'T', ['a', 'b'], [[1, 'x'], [2, null]]).sql).toBe('INSERT INTO "T" ("a", "b") VALUES ($1,$2),($3,$4)');
+  });
+
+  it('refuses a row whose values do not match the columns', () => {
+    expect(() => insertRows('sqlite', 'Run', ['id', 'status'], [['r1', 'done'], ['r2']])).toThrow('INSERT INTO "Run": row 1 has 1 values for 2 columns (id, status)');
+  });
+});
