@@ -7,7 +7,6 @@
  */
 import { mkdirSync, writeFileSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -27,6 +26,7 @@ import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
 import { readPowerSource } from '../worker/gpu/capabilities.js';
+import { readWorkers } from '../worker/heartbeat.js';
 import { decodeReasons } from '../worker/gpu/telemetry.js';
 import { FakeSmi } from './doubles/fake-gpu.js';
 import { TEST_CACHE, TEST_REDIS_URL } from './helpers/env.js';
@@ -274,8 +274,11 @@ describe('crash and signals (worker processes)', () => {
     expect(smi.read().gpus[0]!.locked).toBe(1410); // the dead process left it locked
     expect(markers()).toHaveLength(1); // ... and a marker saying so
 
-    // `moefarm workers` shows it silent once its heartbeat lapses.
-    await sleep(2500);
+    // `moefarm workers` shows it silent once its heartbeat lapses (its live key expires, 2 s here).
+    await waitFor('the dead worker\'s heartbeat to lapse', async () => {
+      const workers = await readWorkers(redis);
+      return workers.length > 0 && workers.every((w) => !w.live);
+    }, 15_000, 100);
     const listed = await execa(process.execPath, [CLI, 'workers'], { env: { REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: queuePrefix(), MOEFARM_HEARTBEAT_TTL_S: '2' } });
     expect(listed.stdout).toMatch(/SILENT \d+s/);
     expect(listed.stdout).toContain('Fake H100 (test double) #0');

@@ -129,7 +129,7 @@ describe('the database away while results arrive', () => {
       const worker = await startWorker(r, r.pool, 'w1');
       await waitFor('the worker to finish every run', async () => (await queueCounts(r, runQueueName(r.pool)))['completed'] === n, 30_000);
       await waitFor('the collector to fail a write', async () => /write of .* failed, will retry/.test(collector.output()), 20_000);
-      await sleep(1000);
+      await waitFor('every result to wait in Redis', async () => (await pendingResults(r)) === n, 10_000);
       const waiting = await pendingResults(r);
       expect(waiting).toBe(n);
       expect(collector.running).toBe(true); // the outage does not take the collector down

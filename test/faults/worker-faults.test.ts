@@ -83,7 +83,9 @@ describe('a native run that hangs', () => {
     expect(timedOut.status).toBe('timeout');
     expect(timedOut.reason).toMatch(/killed after the job's timeout of 1 s/);
     expect(timedOut.wallMs).toBeGreaterThanOrEqual(1000);
-    expect(timedOut.wallMs).toBeLessThan(8000); // SIGTERM at 1 s (SIGKILL 5 s later at worst), not the 120 s sleep
+    // Ended by the timeout (SIGTERM at 1 s, SIGKILL 5 s later at worst), not by the end of the 120 s sleep. The bound is
+    // loose on purpose: how soon after 1 s it ends depends on the load of the machine running the tests.
+    expect(timedOut.wallMs).toBeLessThan(30_000);
     const after = await r.db.run.findUniqueOrThrow({ where: { id: next.id }, include: { results: true } });
     expect(after.status).toBe('done');
     expect(after.results).toHaveLength(1);

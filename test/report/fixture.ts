@@ -1,7 +1,7 @@
 import { boxStats } from '../../src/stats/box.js';
 import { describeThresholds } from '../../src/stats/verdict.js';
 import type { ReportDataInput } from '../../src/report/types.js';
-import { latencies, seeded } from '../stats/synthetic.js';
+import { latencies, seeded } from '../helpers/latencies.js';
 
 /** A sweep name that tries to break out of every context it is inserted into. */
 export const HOSTILE_NAME = `moe "sweep" <img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script> & co`;

@@ -9,13 +9,14 @@ import { pairedRounds, thresholds, verdictOf } from '../../src/results/compare.j
 import { clockBand, observedSmMhz, runEnvironment } from '../../src/results/environment.js';
 import { compareSamples } from '../../src/stats/index.js';
 import { parseRunEnv } from '../../src/schema/job.js';
-import { fakeRun, rng, runSamples, telemetry } from './synth.js';
+import { fakeRun, telemetry } from './synth.js';
+import { runSamples, seeded } from '../helpers/latencies.js';
 
 const th = thresholds({ resamples: 1000 });
 
 describe('verdicts', () => {
   it('calls a real 10% slowdown SLOWER with a CI below 1, despite 3% run drift', () => {
-    const r = rng(11);
+    const r = seeded(11);
     const base = [0, 1, 2, 3].map(() => fakeRun(runSamples(r, 40, 100, 0.03)));
     const cand = [0, 1, 2, 3].map(() => fakeRun(runSamples(r, 40, 110, 0.03)));
     const v = verdictOf(base, cand, th);
@@ -30,7 +31,7 @@ describe('verdicts', () => {
   });
 
   it('calls identical variants with little drift SAME', () => {
-    const r = rng(12);
+    const r = seeded(12);
     const base = [0, 1, 2, 3, 4].map(() => fakeRun(runSamples(r, 200, 100, 0.002, 0.01)));
     const cand = [0, 1, 2, 3, 4].map(() => fakeRun(runSamples(r, 200, 100, 0.002, 0.01)));
     const v = verdictOf(base, cand, th);
@@ -40,7 +41,7 @@ describe('verdicts', () => {
   });
 
   it('says UNSURE with one run per variant, whatever the samples say, and why', () => {
-    const r = rng(13);
+    const r = seeded(13);
     const v = verdictOf([fakeRun(runSamples(r, 50, 100, 0))], [fakeRun(runSamples(r, 50, 50, 0))], th);
     expect(v.verdict).toBe('UNSURE');
     expect(v.reason).toMatch(/fewer than 2 runs per variant/);
@@ -52,7 +53,7 @@ describe('verdicts', () => {
     const trials = 150;
     let significant = 0;
     let pooledOnly = 0;
-    const r = rng(2024);
+    const r = seeded(2024);
     for (let t = 0; t < trials; t++) {
       const base = [0, 1, 2].map(() => fakeRun(runSamples(r, 40, 100, 0.05)));
       const cand = [0, 1, 2].map(() => fakeRun(runSamples(r, 40, 100, 0.05)));
@@ -89,7 +90,7 @@ describe('paired rounds', () => {
   }
 
   it('uses per-round medians of interleaved runs and decides a 5% difference under 20% drift', () => {
-    const r = rng(5);
+    const r = seeded(5);
     const runs = [0, 1].map(() => interleaved(r, 6, 10, 100, 95, 0.2));
     const base = runs.map((x) => x[0]);
     const cand = runs.map((x) => x[1]);
@@ -105,7 +106,7 @@ describe('paired rounds', () => {
   });
 
   it('does not call identical interleaved variants different', () => {
-    const r = rng(6);
+    const r = seeded(6);
     const runs = [0, 1].map(() => interleaved(r, 6, 10, 100, 100, 0.2));
     const v = verdictOf(runs.map((x) => x[0]), runs.map((x) => x[1]), th);
     expect(['SAME', 'UNSURE']).toContain(v.verdict);

@@ -11,7 +11,8 @@ import { loadSweepResults } from '../../src/results/load.js';
 import { buildReportData } from '../../src/results/report-data.js';
 import { renderReport } from '../../src/report/html.js';
 import { cli, sqliteUrl, tempDir } from '../helpers/services.js';
-import { plannedSweep, record, rng, runSamples, sweepYaml, telemetry } from './synth.js';
+import { plannedSweep, record, sweepYaml, telemetry } from './synth.js';
+import { runSamples, seeded } from '../helpers/latencies.js';
 
 let db: Db;
 let dbUrl: string;
@@ -30,7 +31,7 @@ afterEach(async () => {
 /** T=1: fused 10% faster; T=8: identical. One reference run of T=1 is flagged throttled (and 3x slower, which must not count). */
 async function seedSweep(): Promise<string> {
   const plan = await plannedSweep(db, sweepYaml({ repeat: 4, tokens: [1, 8] }));
-  const r = rng(42);
+  const r = seeded(42);
   for (const run of plan.runs) {
     const p = run.points[0]!.point;
     const level = p.tokens === 1 ? (p.variant === 'fused' ? 90 : 100) : 200;
@@ -65,7 +66,7 @@ describe('compare on stored results', () => {
 
   it('splits environment groups by observed clock band and says when a group has no baseline', async () => {
     const plan = await plannedSweep(db, sweepYaml({ name: 'bands', repeat: 2 }));
-    const r = rng(7);
+    const r = seeded(7);
     for (const run of plan.runs) {
       const v = run.points[0]!.point.variant;
       // The fused runs ran at a lower clock than the reference runs: not comparable.
@@ -113,7 +114,7 @@ describe('compare on stored results', () => {
 describe('history across builds', () => {
   it('orders builds by first time seen and flags a regression beyond the threshold', async () => {
     const t0 = Date.parse('2025-01-01T00:00:00Z');
-    const r = rng(99);
+    const r = seeded(99);
     const builds = [
       { name: 'hC', src: 'cccccccc1111', commit: 'c0ffee3', at: t0 + 2 * 3600e3, fused: 112 },
       { name: 'hA', src: 'aaaaaaaa1111', commit: 'c0ffee1', at: t0, fused: 100 },
@@ -153,7 +154,7 @@ describe('history across builds', () => {
 describe('report data', () => {
   it('draws chosen runs\' telemetry, one per job group first', async () => {
     const plan = await plannedSweep(db, sweepYaml({ name: 'tele', repeat: 3 }));
-    const r = rng(5);
+    const r = seeded(5);
     for (const run of plan.runs) {
       const v = run.points[0]!.point.variant;
       await record(db, plan, run, { results: [{ variant: v, samples: runSamples(r, 30, v === 'fused' ? 50 : 100, 0.01) }], telemetry: telemetry(1980 + run.rep) });
@@ -172,7 +173,7 @@ describe('report data', () => {
 
   it('says there is no telemetry when no run recorded any (CPU runs)', async () => {
     const plan = await plannedSweep(db, sweepYaml({ name: 'cpu', repeat: 2 }));
-    const r = rng(6);
+    const r = seeded(6);
     for (const run of plan.runs) {
       const v = run.points[0]!.point.variant;
       await record(db, plan, run, { results: [{ variant: v, samples: runSamples(r, 30, 100, 0.01) }] });

@@ -12,21 +12,6 @@ import { OutcomeSchema, type Outcome } from '../../src/schema/job.js';
 import { planSweep, type Plan, type PlannedRun } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
 import { toJob } from '../../src/queue/job.js';
-import { mulberry32, normalDraw, type Rng } from '../../src/stats/index.js';
-
-export function rng(seed: number): Rng {
-  return mulberry32(seed);
-}
-
-/** n lognormal latencies around `median` (sigma as a fraction). */
-export function draw(r: Rng, n: number, median: number, sigma = 0.02): number[] {
-  return Array.from({ length: n }, () => median * Math.exp(sigma * normalDraw(r)));
-}
-
-/** A run's samples: its own level (median x exp(drift N(0,1))) and within-run noise. */
-export function runSamples(r: Rng, n: number, median: number, drift: number, sigma = 0.02): number[] {
-  return draw(r, n, median * Math.exp(drift * normalDraw(r)), sigma);
-}
 
 let fakeId = 0;
 export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): VariantRun {

@@ -16,7 +16,8 @@ import { planSweep, type Plan } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
 import { tempRepo } from '../helpers/git-repo.js';
 import { cli, freshPostgres, tempDir } from '../helpers/services.js';
-import { record, rng, runSamples } from '../results/synth.js';
+import { record } from '../results/synth.js';
+import { runSamples, seeded } from '../helpers/latencies.js';
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
@@ -60,7 +61,7 @@ describe('history across commits', () => {
       { label: 'C4', source: `{ git: ${commits[3]} }` },
       { label: 'C2', source: `{ git: ${commits[1]} }` },
     ];
-    const r = rng(7);
+    const r = seeded(7);
     const t0 = Date.parse('2026-01-01T00:00:00Z');
     const plans: Record<string, Plan> = {};
     let i = 0;

@@ -4,7 +4,7 @@ import { StatsInputError } from '../../src/stats/errors.js';
 import { ksStatistic } from '../../src/stats/ks.js';
 import { median } from '../../src/stats/quantile.js';
 import { mulberry32 } from '../../src/stats/rng.js';
-import { latencies, seeded } from './synthetic.js';
+import { latencies, seeded } from '../helpers/latencies.js';
 
 /** Exact distribution of the median of a with-replacement resample, by enumerating all n^n index tuples. */
 function exactResampleMedianDist(data: number[]): Map<number, number> {

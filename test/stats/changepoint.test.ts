@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectSteps } from '../../src/stats/changepoint.js';
 import type { BuildSamples } from '../../src/stats/changepoint.js';
-import { latencies, seeded } from './synthetic.js';
+import { latencies, seeded } from '../helpers/latencies.js';
 
 function series(seed: number, medians: number[]): BuildSamples[] {
   const rng = seeded(seed);

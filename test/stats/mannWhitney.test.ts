@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { StatsInputError } from '../../src/stats/errors.js';
 import { mannWhitney, uCounts } from '../../src/stats/mannWhitney.js';
-import { combinations, seeded } from './synthetic.js';
+import { seeded } from '../helpers/latencies.js';
+import { combinations } from './synthetic.js';
 
 /** Exact two-sided p by enumerating every assignment of the pooled values to the two groups. */
 function enumeratedP(x: number[], y: number[]): number {

@@ -8,7 +8,7 @@ import {
   summarize,
 } from '../../src/stats/verdict.js';
 import { formatP, pEquals } from '../../src/stats/format.js';
-import { latencies, seeded } from './synthetic.js';
+import { latencies, seeded } from '../helpers/latencies.js';
 
 describe('compareSamples', () => {
   it('calls a 10% slower candidate SLOWER with the CI below 1', () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { clusterBootstrapRatio, studentTwoSidedP, welchLogTest } from '../../src/stats/index.js';
-import { rng, runSamples } from '../results/synth.js';
+import { runSamples, seeded } from '../helpers/latencies.js';
 
 describe('Student t and Welch on run medians', () => {
   it('matches tabulated two-sided critical values', () => {
@@ -23,7 +23,7 @@ describe('Student t and Welch on run medians', () => {
   });
 
   it('widens the cluster bootstrap interval with run-to-run spread', () => {
-    const r = rng(3);
+    const r = seeded(3);
     const tight = clusterBootstrapRatio([0, 1, 2].map(() => runSamples(r, 50, 100, 0.001)), [0, 1, 2].map(() => runSamples(r, 50, 100, 0.001)), { resamples: 1000 });
     const loose = clusterBootstrapRatio([0, 1, 2].map(() => runSamples(r, 50, 100, 0.08)), [0, 1, 2].map(() => runSamples(r, 50, 100, 0.08)), { resamples: 1000 });
     expect(loose.hi - loose.lo).toBeGreaterThan(3 * (tight.hi - tight.lo));
