@@ -151,6 +151,10 @@ export type BuiltOutput = z.output<typeof BuiltOutputSchema>;
  * (observedSmMhz: median of the telemetry window; kernelSmMhz: median of the binary's own per-sample
  * readings). Keys a newer worker adds pass through; a key an older one did not write reads null.
  */
+/** What the OS says powers the machine (worker/gpu/capabilities.ts readPowerSource). */
+export const POWER_SOURCES = ['ac', 'battery', 'unknown'] as const;
+export type PowerSource = (typeof POWER_SOURCES)[number];
+
 export const RunEnvSchema = z.looseObject({
   backend: z.enum(BACKENDS).nullable().default(null),
   clock: ClockSchema.nullable().default(null),
@@ -159,7 +163,7 @@ export const RunEnvSchema = z.looseObject({
   gpuUuid: z.string().nullable().default(null),
   gpuIndex: z.int().nonnegative().nullable().default(null),
   driver: z.string().nullable().default(null),
-  powerSource: z.enum(['ac', 'battery', 'unknown']).nullable().default(null),
+  powerSource: z.enum(POWER_SOURCES).nullable().default(null),
   lockedClockMhz: z.number().nullable().default(null),
   powerLimitW: z.number().nullable().default(null),
   observedSmMhz: z.number().nullable().default(null),

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { powerSupplyDir } from '../../src/config.js';
+import type { PowerSource } from '../../src/schema/job.js';
 import { num, queryGpu, smi } from './smi.js';
 
 export interface Permission {
@@ -15,7 +16,6 @@ export interface Permission {
   reason: string | null;
 }
 
-export type PowerSource = 'ac' | 'battery' | 'unknown';
 
 export interface GpuCapabilities {
   index: number;
