@@ -99,7 +99,7 @@ async function writeAll(db: Db, sweepId: string, label: string | null, write: (t
       const env = parseRunEnv(run.env);
       for (const res of run.results) {
         const p = params.find((x) => x.point.variant === res.variant && x.build === res.build)?.point ?? params[0]!.point;
-        const { gpu, observedMhz: observed } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 });
+        const { gpu, observedSmMhz: observed } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 });
         const samples = numbers.parse(JSON.parse(res.samplesUs));
         const rounds = numbers.parse(JSON.parse(res.rounds));
         const kernel = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));

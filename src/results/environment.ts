@@ -21,8 +21,8 @@ export interface RunEnvironment {
   power: string;
   /** Observed SM clock band, e.g. "1950-1999 MHz", or 'n/a' when no clock was observed. */
   band: string;
-  /** Median observed SM clock, MHz, when known. */
-  observedMhz: number | null;
+  /** Median observed SM clock, MHz, when known (Run.env.observedSmMhz, else from the telemetry). */
+  observedSmMhz: number | null;
 }
 
 export function settingText(v: Point['clock'] | Point['power']): string {
@@ -46,7 +46,7 @@ function parseJson(text: string | null): unknown {
 }
 
 /** The median SM clock of a run's telemetry: summary.sm_mhz.median, else summary.kernel_sm_mhz, else null. */
-export function observedSmMhz(telemetryJson: string | null): number | null {
+export function telemetrySmMhz(telemetryJson: string | null): number | null {
   const summary = record(record(parseJson(telemetryJson))?.['summary']);
   if (!summary) return null;
   const sm = record(summary['sm_mhz'])?.['median'];
@@ -77,13 +77,13 @@ export function runEnvironment(i: EnvInput): RunEnvironment {
   const env = parseRunEnv(i.envJson);
   const gpu = env?.gpu ? env.gpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
   // The worker's observedSmMhz is the telemetry window's median; where it had none, the telemetry's kernel clock.
-  const observedMhz = positive(env?.observedSmMhz) ?? observedSmMhz(i.telemetryJson);
+  const observedSmMhz = positive(env?.observedSmMhz) ?? telemetrySmMhz(i.telemetryJson);
   return {
     gpu,
     clock: settingText(env?.clock ?? i.point.clock),
     power: settingText(env?.power ?? i.point.power),
-    band: clockBand(observedMhz, i.bandMhz),
-    observedMhz,
+    band: clockBand(observedSmMhz, i.bandMhz),
+    observedSmMhz,
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pairedRounds, thresholds, verdictOf } from '../../src/results/compare.js';
-import { clockBand, observedSmMhz, runEnvironment } from '../../src/results/environment.js';
+import { clockBand, runEnvironment, telemetrySmMhz } from '../../src/results/environment.js';
 import { compareSamples } from '../../src/stats/index.js';
 import { parseRunEnv } from '../../src/schema/job.js';
 import { fakeRun, telemetry } from './synth.js';
@@ -115,10 +115,10 @@ describe('paired rounds', () => {
 
 describe('environment', () => {
   it('reads the observed clock from telemetry and bands it', () => {
-    expect(observedSmMhz(JSON.stringify(telemetry(1987)))).toBe(1987);
-    expect(observedSmMhz(JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }))).toBe(1500);
-    expect(observedSmMhz('not json')).toBeNull();
-    expect(observedSmMhz(null)).toBeNull();
+    expect(telemetrySmMhz(JSON.stringify(telemetry(1987)))).toBe(1987);
+    expect(telemetrySmMhz(JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }))).toBe(1500);
+    expect(telemetrySmMhz('not json')).toBeNull();
+    expect(telemetrySmMhz(null)).toBeNull();
     expect(clockBand(1987, 50)).toBe('1950-1999 MHz');
     expect(clockBand(null, 50)).toBe('n/a');
     expect(clockBand(1987, 0)).toBe('n/a');
@@ -137,11 +137,11 @@ describe('environment', () => {
     // A record as worker.ts writes it: what was asked for, applied and observed.
     const written = { backend: 'cuda', clock: { lock: 1410 }, power: { limit: 300 }, gpu: 'NVIDIA H100', gpuUuid: 'GPU-1', gpuIndex: 0, driver: '580.00', powerSource: 'unknown', lockedClockMhz: 1410, powerLimitW: 300, observedSmMhz: 1407, kernelSmMhz: 1405 };
     expect(runEnvironment({ point, envJson: JSON.stringify(written), telemetryJson: JSON.stringify(telemetry(1980)), workerGpu: null, bandMhz: 50 })).toEqual({
-      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedMhz: 1407,
+      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedSmMhz: 1407,
     });
     // No observed clock in the record (no telemetry window median): the telemetry's kernel clock, as before.
     const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, bandMhz: 50 });
-    expect(older).toMatchObject({ clock: 'default', power: 'default', observedMhz: 1500 });
+    expect(older).toMatchObject({ clock: 'default', power: 'default', observedSmMhz: 1500 });
     expect(parseRunEnv(JSON.stringify({ gpu: 'x', extra: 1 }))).toMatchObject({ gpu: 'x', clock: null, lockedClockMhz: null, extra: 1 });
     expect(parseRunEnv('{"lockedClockMhz":"fast"}')).toBeNull();
     expect(parseRunEnv('not json')).toBeNull();
