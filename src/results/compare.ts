@@ -26,6 +26,7 @@
  */
 import { UsageError } from '../errors.js';
 import {
+  BOOTSTRAP_DEFAULTS,
   clusterBootstrapRatio,
   comparePaired,
   compareSamples,
@@ -48,7 +49,7 @@ export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 
 
 /** Fewest runs per variant for an unpaired verdict: one run says nothing about run-to-run variation. */
 export const DEFAULT_MIN_RUNS = 2;
-export const CONFIDENCE = 0.95;
+export const CONFIDENCE = BOOTSTRAP_DEFAULTS.confidence;
 
 export interface VerdictOptions {
   /** Significance level. Default 0.01 (stats DEFAULT_ALPHA). */
@@ -147,14 +148,14 @@ export function thresholds(opts: VerdictOptions = {}): Thresholds {
   const alpha = opts.alpha ?? DEFAULT_ALPHA;
   const band = opts.band ?? DEFAULT_EQUIVALENCE_BAND;
   const minRuns = opts.minRuns ?? DEFAULT_MIN_RUNS;
-  const resamples = opts.resamples ?? 2000;
+  const resamples = opts.resamples ?? BOOTSTRAP_DEFAULTS.resamples;
   const pct = (x: number) => `${+(x * 100).toFixed(2)}%`;
   const text =
     `verdict: FASTER/SLOWER when p < ${alpha}, the ${pct(CONFIDENCE)} bootstrap CI of the speedup excludes 1 and the speedup is beyond ±${pct(band)}; ` +
     `SAME when the CI lies inside ±${pct(band)}; otherwise UNSURE. ` +
     `Unpaired: p = max(Mann-Whitney U on all raw samples, run-level p), run-level p = 2 x min(Welch t on log per-run medians, Mann-Whitney U on per-run medians), CI = wider of sample and run bootstrap, needs >= ${minRuns} runs and >= ${DEFAULT_MIN_SAMPLES} samples per variant. ` +
     `Paired (interleaved): Wilcoxon signed-rank on per-round median ratios, paired bootstrap CI, needs >= ${DEFAULT_MIN_ROUNDS} rounds. ` +
-    `${resamples} resamples, seed 1.`;
+    `${resamples} resamples, seed ${BOOTSTRAP_DEFAULTS.seed}.`;
   return { alpha, band, confidence: CONFIDENCE, resamples, minRuns, minSamples: DEFAULT_MIN_SAMPLES, minRounds: DEFAULT_MIN_ROUNDS, text };
 }
 
@@ -315,7 +316,7 @@ export function pairedRounds(base: VariantRun[], cand: VariantRun[]): { base: nu
  * it. The rule that turns p and CI into a word is stats decide().
  */
 export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds): VerdictPart {
-  const bootstrap = { resamples: th.resamples, confidence: th.confidence, seed: 1 };
+  const bootstrap = { resamples: th.resamples, confidence: th.confidence, seed: BOOTSTRAP_DEFAULTS.seed };
   const statOpts = { alpha: th.alpha, band: th.band, minSamples: th.minSamples, minRounds: th.minRounds, bootstrap };
   const paired = pairedRounds(base, cand);
   if (paired.base.length > 0) {
@@ -362,7 +363,7 @@ export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds
   // Welch has the power with 2-4 well-behaved runs a side; Mann-Whitney on the run medians stays valid when a
   // few runs are far off (a shared machine's busy moments). Either may decide; Bonferroni (x2) keeps alpha.
   const pRun = Math.min(1, 2 * Math.min(welch.p, mwRuns));
-  const cluster = clusterBootstrapRatio(base.map((r) => r.samples), cand.map((r) => r.samples), { resamples: th.resamples, confidence: th.confidence, seed: 1 });
+  const cluster = clusterBootstrapRatio(base.map((r) => r.samples), cand.map((r) => r.samples), bootstrap);
   const lo = Math.min(cluster.lo, c.ci[0]);
   const hi = Math.max(cluster.hi, c.ci[1]);
   const p = Math.max(c.p_mw, pRun);
