@@ -12,6 +12,7 @@ import { OutcomeSchema, type Outcome } from '../../src/schema/job.js';
 import { planSweep, type Plan, type PlannedRun } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
 import { toJob } from '../../src/queue/job.js';
+import { summarize } from '../../src/stats/index.js';
 
 let fakeId = 0;
 export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): VariantRun {
@@ -77,12 +78,6 @@ export interface SynthOutcome {
 
 export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcome {
   const finishedAt = o.finishedAt ?? Date.now();
-  const stats = (s: number[]) => {
-    const x = [...s].sort((a, b) => a - b);
-    const q = (p: number) => x[Math.min(x.length - 1, Math.floor(p * x.length))]!;
-    const mean = x.reduce((a, b) => a + b, 0) / x.length;
-    return { n: x.length, min: x[0]!, p10: q(0.1), median: q(0.5), mean, p90: q(0.9), p99: q(0.99), max: x.at(-1)!, stdev: 0 };
-  };
   const p = run.points[0]!.point;
   return {
     runId: run.id,
@@ -109,7 +104,7 @@ export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcom
         samples_us: r.samples,
         rounds: r.rounds ?? r.samples.map(() => 0),
         sm_clock_mhz: null,
-        stats: stats(r.samples),
+        stats: { ...summarize(r.samples) },
         bandwidth_gbps: null,
       })),
       },
