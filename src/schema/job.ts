@@ -171,7 +171,10 @@ export const RunEnvSchema = z.looseObject({
 });
 export type RunEnv = z.output<typeof RunEnvSchema>;
 
-/** Run.env as stored (JSON text), read leniently: no record, bad JSON or a record that does not fit give null. */
+/**
+ * Run.env as stored (JSON text), read leniently: no record or bad JSON give null; a key whose value does
+ * not fit the schema (written by another version of the worker) reads as absent, the others as written.
+ */
 export function parseRunEnv(text: string | null): RunEnv | null {
   if (text === null || text === '') return null;
   let json: unknown;
@@ -180,8 +183,12 @@ export function parseRunEnv(text: string | null): RunEnv | null {
   } catch {
     return null;
   }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return null;
   const parsed = RunEnvSchema.safeParse(json);
-  return parsed.success ? parsed.data : null;
+  if (parsed.success) return parsed.data;
+  const misfits = new Set(parsed.error.issues.map((i) => i.path[0]));
+  const again = RunEnvSchema.safeParse(Object.fromEntries(Object.entries(json).filter(([k]) => !misfits.has(k))));
+  return again.success ? again.data : null;
 }
 
 export const OutcomeSchema = z.strictObject({

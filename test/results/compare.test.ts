@@ -143,7 +143,8 @@ describe('environment', () => {
     const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, bandMhz: 50 });
     expect(older).toMatchObject({ clock: 'default', power: 'default', observedSmMhz: 1500 });
     expect(parseRunEnv(JSON.stringify({ gpu: 'x', extra: 1 }))).toMatchObject({ gpu: 'x', clock: null, lockedClockMhz: null, extra: 1 });
-    expect(parseRunEnv('{"lockedClockMhz":"fast"}')).toBeNull();
+    expect(parseRunEnv('{"gpu":"x","lockedClockMhz":"fast"}')).toMatchObject({ gpu: 'x', lockedClockMhz: null });
+    expect(parseRunEnv('[1]')).toBeNull();
     expect(parseRunEnv('not json')).toBeNull();
   });
 });
