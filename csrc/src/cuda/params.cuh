@@ -82,6 +82,9 @@ struct Params {
   const uint16_t* ws13;
   const uint16_t* ws2t;
   int NS, IS;
+  float* act_s;       // [NS][T][IS] shared experts' activations (separate)
+  const int* iota;    // [T] 0, 1, .., T-1: a shared expert's token list (every token, slot = token)
+  float* ones;        // [T] 1.0: a shared expert's weights
   // Tunables and the plan's decisions (csrc/variants.json names them):
   int ti;             // separate/OS ffn1_tile, split-K slice (intermediate units)
   int nh;             // separate/OS down_tile (hidden columns)
