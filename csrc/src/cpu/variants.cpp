@@ -87,11 +87,19 @@ void forward_reference(const Model& m, const Loaders<LA, L1, L2>& L, int T, floa
 // tokens at a time, down projection as axpy over contiguous w2t rows.
 constexpr int kMaxGroup = 16;  // the largest value of the tunable `group` (variants.json)
 
+// Scratch of expert_fused, allocated once per forward.
+struct FusedScratch { std::vector<float> a, rowg, rowu; };
+
 // One expert (I units) for its tokens: toks[j] (token index), wts[j] (its weight), n of them.
 template <class L1, class L2>
 void expert_fused(int G, L1 w13, L2 w2t, int e, int I, int H, const std::vector<int>& toks, const std::vector<float>& wts,
-                  const std::vector<float>& xf, std::vector<float>& acc) {
-  std::vector<float> a((size_t)G * I), rowg(H), rowu(H);
+                  const std::vector<float>& xf, std::vector<float>& acc, FusedScratch& sc) {
+  sc.a.resize((size_t)G * I);
+  sc.rowg.resize(H);
+  sc.rowu.resize(H);
+  float* a = sc.a.data();
+  float* rowg = sc.rowg.data();
+  float* rowu = sc.rowu.data();
   for (size_t g0 = 0; g0 < toks.size(); g0 += G) {
     const int n = (int)std::min<size_t>(G, toks.size() - g0);
     const float* xs[kMaxGroup];
@@ -128,13 +136,14 @@ void forward_fused(int G, const Model& m, const Loaders<LA, L1, L2>& L, int T, f
   for (int s = 0; s < T * K; ++s) { toks[ids[s]].push_back(s / K); tw[ids[s]].push_back(wts[s]); }
   std::vector<float> acc((size_t)T * H, 0.f), xf((size_t)T * H);
   for (size_t i = 0; i < (size_t)T * H; ++i) xf[i] = L.x(i);
+  FusedScratch sc;
   for (int e = 0; e < E; ++e)
-    if (!toks[e].empty()) expert_fused(G, L.w13, L.w2t, e, I, H, toks[e], tw[e], xf, acc);
+    if (!toks[e].empty()) expert_fused(G, L.w13, L.w2t, e, I, H, toks[e], tw[e], xf, acc, sc);
   if (m.s.shared_experts > 0) {  // every token, weight 1
     std::vector<int> all(T);
     for (int t = 0; t < T; ++t) all[t] = t;
     const std::vector<float> ones(T, 1.f);
-    for (int n = 0; n < m.s.shared_experts; ++n) expert_fused(G, L.ws13, L.ws2t, n, m.s.shared_inter, H, all, ones, xf, acc);
+    for (int n = 0; n < m.s.shared_experts; ++n) expert_fused(G, L.ws13, L.ws2t, n, m.s.shared_inter, H, all, ones, xf, acc, sc);
   }
   std::copy(acc.begin(), acc.end(), out);
 }
