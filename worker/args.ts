@@ -28,6 +28,7 @@ export function binaryArgs(job: RunJob, hooks: TestHooks | null, opts: { build?:
 }
 
 function shapeArgs(p: Point): string[] {
-  if (p.model !== null) return ['--model', p.model];
-  return ['--hidden', String(p.hidden), '--inter', String(p.inter), '--experts', String(p.experts), '--topk', String(p.topk)];
+  if (p.model !== null) return ['--model', p.model];  // the preset carries its shared experts
+  const shared = p.shared_experts ? ['--shared-experts', String(p.shared_experts), '--shared-inter', String(p.shared_inter)] : [];
+  return ['--hidden', String(p.hidden), '--inter', String(p.inter), '--experts', String(p.experts), '--topk', String(p.topk), ...shared];
 }

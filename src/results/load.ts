@@ -178,7 +178,7 @@ export function labelGroups(groups: PointGroup[]): void {
 }
 
 export function pointLabel(p: Omit<Point, 'variant'>, extra: ReadonlyArray<keyof Omit<Point, 'variant'>> = []): string {
-  const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}`;
+  const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}${p.shared_experts ? `/s${p.shared_experts}x${p.shared_inter}` : ''}`;
   const parts = [shape, `T=${p.tokens}`, p.dtype];
   for (const k of extra) {
     if (k === 'tokens' || k === 'dtype') continue;

@@ -20,7 +20,12 @@ export const ShapeSchema = z.strictObject({
   inter: int(8, 65536, 'expert intermediate size'),
   experts: int(1, 1024, 'number of experts'),
   topk: int(1, 1024, 'top-k'),
-}).refine((s) => s.topk <= s.experts, { error: 'expected topk <= experts' });
+  /** Shared experts (router-independent, weight 1 each) and their intermediate size; absent or 0: none. */
+  shared_experts: int(0, 64, 'number of shared experts').optional(),
+  shared_inter: int(8, 65536, 'shared expert intermediate size').optional(),
+})
+  .refine((s) => s.topk <= s.experts, { error: 'expected topk <= experts' })
+  .refine((s) => !s.shared_experts === (s.shared_inter === undefined), { error: 'expected shared_experts (> 0) and shared_inter together, or neither' });
 export type Shape = z.infer<typeof ShapeSchema>;
 
 export const ClockSchema = z.union(
@@ -226,6 +231,9 @@ export const PointSchema = z.strictObject({
   inter: z.int(),
   experts: z.int(),
   topk: z.int(),
+  /** Shared experts and their intermediate size; absent when the layer has none, so older points keep their hashes. */
+  shared_experts: z.int().positive().optional(),
+  shared_inter: z.int().positive().optional(),
   tokens: z.int(),
   dtype: DtypeSchema,
   warmup: z.int(),

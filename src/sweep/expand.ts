@@ -66,7 +66,7 @@ export function pointHash(point: Point): string {
   return contentHash(point, 16);
 }
 
-type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number };
+type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number; shared_experts?: number | undefined; shared_inter?: number | undefined };
 type Axes = ReadonlyArray<readonly [string, readonly unknown[]]>;
 
 /**
@@ -118,7 +118,7 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
       if (!preset) {
         throw new UsageError(`${file}: matrix.model[${i}]: expected a model preset of ${build.label} (${build.table.presets.map((p) => p.name).join(' | ')}), got '${spec}'`);
       }
-      return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk };
+      return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk, shared_experts: preset.shared_experts, shared_inter: preset.shared_inter };
     });
     const axesB: Axes = axes.map(([name, values]) => (name === 'shapeSpec' ? ([name, shapes] as const) : ([name, values] as const)));
     const tables = excludeTables(sweep.exclude, axesB, build.name);
@@ -139,6 +139,8 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         inter: s.inter,
         experts: s.experts,
         topk: s.topk,
+        // Shared experts only when the layer has them, so points without them keep their hashes.
+        ...(s.shared_experts ? { shared_experts: s.shared_experts, shared_inter: s.shared_inter! } : {}),
         tokens: v(3) as number,
         dtype: v(4) as Point['dtype'],
         warmup: v(5) as number,
@@ -211,7 +213,11 @@ function excludes(rule: Exclude, point: Point, build: string): boolean {
 function fieldMatches(key: string, value: unknown, point: Partial<Point>): boolean {
   if (key === 'shape') {
     const s = value as NonNullable<Exclude['shape']>;
-    return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+    return (
+      s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk &&
+      (s.shared_experts || undefined) === (point.shared_experts || undefined) &&
+      (s.shared_experts ? s.shared_inter : undefined) === (point.shared_experts ? point.shared_inter : undefined)
+    );
   }
   return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
 }

@@ -19,10 +19,13 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
     const what = spec ? `a ${spec.backend} variant` : 'not a variant of this build';
     return `${at('variant')}: '${point.variant}' is not a ${point.backend} variant (${build.label}: ${what}; its ${point.backend} variants: ${known.join(', ') || 'none'}); ${excludeHint}`;
   }
-  const why = unsupportedReason(table, spec, { hidden: point.hidden, inter: point.inter, experts: point.experts, topk: point.topk, tokens: point.tokens, dtype: point.dtype });
+  const why = unsupportedReason(table, spec, {
+    hidden: point.hidden, inter: point.inter, experts: point.experts, topk: point.topk, tokens: point.tokens, dtype: point.dtype,
+    shared_experts: point.shared_experts ?? 0, shared_inter: point.shared_inter ?? 0,
+  });
   if (why === null) return null;
   // unsupportedReason names the field first ("tokens (8) must be <= 4", "dtype fp32 is not supported").
   const field = /^([a-z_]+)/.exec(why)?.[1] ?? '';
-  const path = field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : ['hidden', 'inter', 'experts', 'topk'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
+  const path = field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : ['hidden', 'inter', 'experts', 'topk', 'shared_experts'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
   return `${path}: variant ${point.variant} of ${build.label} cannot run this point: ${why}; ${excludeHint}`;
 }

@@ -44,7 +44,7 @@ struct Family {
   std::string (*plan)(const PlanCtx& ctx, TunableSet& tun, Plan& plan);
   void (*launch)(const Plan& plan, const Params& p, bool bf, cudaStream_t st);
 };
-extern const Family kSeparateFamily, kOsFamily, kSplitkFamily;
+extern const Family kSeparateFamily, kOsFamily, kSplitkFamily, kFlatFamily;
 
 struct RegistryRow { const char* family; const char* strategy; const Family* fam; int strategy_id; };
 const RegistryRow* find_cuda_row(const std::string& family, const char* strategy);
