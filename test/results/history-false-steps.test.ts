@@ -38,6 +38,7 @@ afterAll(async () => {
 
 /** Runs of each binary: enough run-to-run spread for Welch and the rank test on run medians to have their say. */
 const RUNS = 12;
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ITERS = 40;
 
 async function runOnce(binary: string, seed: number): Promise<number[]> {
@@ -114,7 +115,8 @@ describe('history steps between two builds of the same kernel', () => {
     expect(s.builds[1]!.step).toBeNull();
     const out = await cli(['results', 'history', '--point', point], { DATABASE_URL: url });
     expect(out.exitCode, out.stderr).toBe(0);
-    expect(out.stdout).not.toMatch(/REGRESSION|IMPROVEMENT/);
+    expect(out.stdout).toContain('no regression or improvement flagged');
+    expect(out.stdout).toContain("compare's unpaired rule");
 
     // The rate: histories of two "builds" of 4 runs each, drawn at random from the real runs of the two identical
     // kernels (a run is independent of the others). The old rule (Mann-Whitney on pooled samples) on the same data beside it.
@@ -123,6 +125,9 @@ describe('history steps between two builds of the same kernel', () => {
     const HISTORIES = 400;
     let flagged = 0;
     let flaggedPooled = 0;
+    // And by significance alone (no minimum change): how often each test rejects identical kernels at alpha.
+    let rejected = 0;
+    let rejectedPooled = 0;
     for (let i = 0; i < HISTORIES; i++) {
       const order = pool.map((_, j) => j);
       for (let j = order.length - 1; j > 0; j--) {
@@ -134,17 +139,21 @@ describe('history steps between two builds of the same kernel', () => {
       // The minimum change is history's own (3%); the test is what differs.
       if (detectSteps(history, { pValue: historyStepP }).steps.length) flagged++;
       if (detectSteps(history).steps.length) flaggedPooled++;
+      if (detectSteps(history, { pValue: historyStepP, minChange: 0 }).steps.length) rejected++;
+      if (detectSteps(history, { minChange: 0 }).steps.length) rejectedPooled++;
     }
     const rate = flagged / HISTORIES;
     const pooledRate = flaggedPooled / HISTORIES;
     report('history false steps, same kernel built twice', {
       runs: pool.length,
       histories: HISTORIES,
-      alpha: DEFAULT_CHANGEPOINT_ALPHA,
-      runLevelRate: rate,
-      pooledSampleRate: pooledRate,
+      stepsRunLevel: pct(rate),
+      stepsPooledSamples: pct(pooledRate),
+      rejectedRunLevel: pct(rejected / HISTORIES),
+      rejectedPooledSamples: pct(rejectedPooled / HISTORIES),
     });
     // About alpha or below (resampled histories of one pool of runs are not independent: some slack).
     expect(rate).toBeLessThanOrEqual(3 * DEFAULT_CHANGEPOINT_ALPHA);
+    expect(rejected / HISTORIES).toBeLessThanOrEqual(3 * DEFAULT_CHANGEPOINT_ALPHA);
   }, 600_000);
 });
