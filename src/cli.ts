@@ -71,6 +71,15 @@ sweep
     await sweepRetry(id, opts);
   });
 sweep
+  .command('resume')
+  .description('enqueue every run the database holds as unfinished, whatever Redis remembers (after Redis lost its state, or the database was replaced)')
+  .argument('<id>', 'sweep id')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const { sweepResume } = await import('./commands/sweep-resume.js');
+    await sweepResume(id, opts);
+  });
+sweep
   .command('status')
   .description('progress of a sweep: done / running / failed / waiting per pool')
   .argument('<id>', 'sweep id')

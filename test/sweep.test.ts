@@ -30,6 +30,18 @@ function parseError(text: string): string {
 }
 
 describe('sweep files', () => {
+  it('finds duplicate keys in time linear in the keys (9,900 unknown keys, the most the line cap lets through)', () => {
+    // The yaml package's own check compares every key with every earlier one of its map: 20,000 keys took 3.8 s.
+    const keys = Array.from({ length: 9_900 }, (_, i) => `unknown_key_${i}: ${i}`).join('\n');
+    const t0 = performance.now();
+    const message = parseError(`${base}${keys}\n`);
+    const ms = performance.now() - t0;
+    expect(message).toMatch(/^bad\.yaml: \(top level\): unknown fields 'unknown_key_0', .* and 9895 more$/);
+    expect(ms).toBeLessThan(2000);
+    // And a duplicate at the very end of them is still found, with both lines.
+    expect(parseError(`${base}${keys}\nunknown_key_7: again\n`)).toMatch(/map key 'unknown_key_7' appears twice \(first at line 14\)/);
+  });
+
   it('accepts every sweep shipped in sweeps/', async () => {
     const files = readdirSync(join(ROOT, 'sweeps')).filter((f) => f.endsWith('.yaml'));
     expect(files).toEqual(expect.arrayContaining(['demo.yaml', 'qwen3-decode.yaml', 'ab-h100.yaml']));

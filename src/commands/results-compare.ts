@@ -39,7 +39,7 @@ export async function resultsCompare(opts: ResultsCompareOptions): Promise<void>
           : null;
     const c = compareSweep(mergeSides(side, against), against ? null : baseline, { includeFlagged: opts.includeFlagged ?? false });
     return against ? { ...c, armsAre: opts.againstLabel !== undefined ? ('label' as const) : ('sweep' as const) } : c;
-  });
+  }, { mustExist: true });
   if (opts.json) process.stdout.write(JSON.stringify(cmp, null, 2) + '\n');
   else if (opts.csv) process.stdout.write((opts.byCondition ? conditionCsv(cmp) : comparisonCsv(cmp)) + '\n');
   else process.stdout.write((opts.byCondition ? formatByCondition(cmp) : formatComparison(cmp)) + '\n');

@@ -39,7 +39,7 @@ export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
   let out: Writable = process.stdout;
   // The file is created only once the sweep is known: a mistyped id leaves no empty file behind.
   const open = (): Writable => (out = toFile ? createWriteStream(opts.output!) : process.stdout);
-  const rows = await withDb((db) => exportSamples(db, opts.sweep, open, opts.json ? 'json' : 'csv'));
+  const rows = await withDb((db) => exportSamples(db, opts.sweep, open, opts.json ? 'json' : 'csv'), { mustExist: true });
   if (toFile) {
     out.end();
     await once(out, 'finish');

@@ -49,6 +49,7 @@ export function formatHistory(h: History): string {
 export async function resultsHistory(opts: ResultsHistoryOptions): Promise<void> {
   const h = await withDb((db) =>
     loadHistory(db, { point: opts.point, ...(opts.variant ? { variant: opts.variant } : {}), includeFlagged: opts.includeFlagged ?? false }),
+  { mustExist: true },
   );
   if (opts.json) process.stdout.write(JSON.stringify(h, null, 2) + '\n');
   else if (opts.csv) process.stdout.write(renderCsv(HEADERS, rows(h, false, true).map((r) => r.map((c) => (typeof c === 'number' ? String(c) : c)))) + '\n');

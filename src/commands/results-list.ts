@@ -21,6 +21,7 @@ export async function resultsList(opts: { sweep?: string; variant?: string; stat
       orderBy: { createdAt: 'desc' },
       take: opts.limit,
     }),
+  { mustExist: true },
   );
   if (opts.json) {
     process.stdout.write(JSON.stringify(runs.map(({ stdoutTail: _o, stderrTail: _e, ...r }) => r), null, 2) + '\n');

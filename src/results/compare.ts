@@ -28,7 +28,7 @@ import { UsageError } from '../errors.js';
 import { comparePaired, compareSamples, DEFAULT_ALPHA, DEFAULT_EQUIVALENCE_BAND, DEFAULT_MIN_ROUNDS, DEFAULT_MIN_SAMPLES, mannWhitney, median } from '../stats/index.js';
 import { DEFAULT_BUILD } from '../schema/sweep.js';
 import { armKey, quantile, type Arm, type Baseline, type PointGroup, type SweepResults, type VariantRun } from './load.js';
-import { clusterBootstrapRatio, welchLogTest } from './runLevel.js';
+import { clusterBootstrapRatio, unpairedRunTest } from './runLevel.js';
 
 export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 'NO-BASELINE';
 
@@ -327,13 +327,11 @@ export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds
         `(Mann-Whitney on samples p=${fmtP(c.p_mw)}, sample CI [${c.ci[0].toFixed(3)}, ${c.ci[1].toFixed(3)}]); more repetitions decide it (sweep submit --until-confident)`,
     };
   }
-  const baseMedians = base.map((r) => median(r.samples));
-  const candMedians = cand.map((r) => median(r.samples));
-  const welch = welchLogTest(baseMedians, candMedians);
-  const mwRuns = mannWhitney(baseMedians, candMedians).p;
-  // Welch has the power with 2-4 well-behaved runs a side; Mann-Whitney on the run medians stays valid when a
-  // few runs are far off (a shared machine's busy moments). Either may decide; Bonferroni (x2) keeps alpha.
-  const pRun = Math.min(1, 2 * Math.min(welch.p, mwRuns));
+  // The run-level rule (runLevel.ts unpairedRunTest), shared with history's steps.
+  const runTest = unpairedRunTest(base.map((r) => r.samples), cand.map((r) => r.samples));
+  const welch = { p: runTest.pWelch };
+  const mwRuns = runTest.pRunMedians;
+  const pRun = runTest.pRun;
   const cluster = clusterBootstrapRatio(base.map((r) => r.samples), cand.map((r) => r.samples), { resamples: th.resamples, confidence: th.confidence, seed: 1 });
   const lo = Math.min(cluster.lo, c.ci[0]);
   const hi = Math.max(cluster.hi, c.ci[1]);

@@ -8,8 +8,8 @@
  * an ancestor always comes first; a dirty build right after its commit), else
  * by the time their first run of the point finished; each series says which.
  * Steps between builds are found
- * by stats detectSteps (Mann-Whitney against the previous level, and a
- * minimum relative change).
+ * by stats detectSteps (compare's run-level rule against the previous level,
+ * and a minimum relative change).
  */
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -18,6 +18,8 @@ import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, typ
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
 import { pointLabel, quantile } from './load.js';
+import { DEFAULT_MIN_RUNS } from './compare.js';
+import { unpairedRunTest } from './runLevel.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -74,6 +76,20 @@ export interface History {
 
 const numbers = z.array(z.number());
 
+/** Fewest runs on each side of a step: as compare (DEFAULT_MIN_RUNS), one run says nothing of run-to-run spread. */
+const MIN_STEP_RUNS = DEFAULT_MIN_RUNS;
+
+/**
+ * A step's p: compare's unpaired rule (runLevel.ts unpairedRunTest), not Mann-Whitney on pooled samples. The
+ * samples of one run share its process and machine state, so two builds that differ only by a comment were
+ * called a REGRESSION at p=1.2e-6 (+12.8%) by the pooled test; at the level of runs, the false-step rate is
+ * about alpha (test/results/history-false-steps.test.ts).
+ */
+export function historyStepP(before: ReadonlyArray<readonly number[]>, after: ReadonlyArray<readonly number[]>): number | null {
+  if (before.length < MIN_STEP_RUNS || after.length < MIN_STEP_RUNS) return null;
+  return unpairedRunTest(before, after).p;
+}
+
 export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History> {
   const alpha = opts.alpha ?? DEFAULT_CHANGEPOINT_ALPHA;
   const minChange = opts.minChange ?? DEFAULT_MIN_CHANGE;
@@ -101,7 +117,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     variant: string;
     env: string;
     excluded: number;
-    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[] }>;
+    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[]; byRun: number[][] }>;
   }
   const series = new Map<string, Acc>();
   for (const r of results) {
@@ -121,10 +137,12 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       continue;
     }
     const t = r.run.finishedAt?.getTime() ?? Number.MAX_SAFE_INTEGER;
-    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [] };
+    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], byRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
-    b.samples.push(...numbers.parse(JSON.parse(r.samplesUs)));
+    const samples = numbers.parse(JSON.parse(r.samplesUs));
+    b.samples.push(...samples);
+    b.byRun.push(samples);
     acc.builds.set(r.sourceHash, b);
   }
   const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
@@ -143,8 +161,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
         })
       : entries.sort(byTime);
     const steps = detectSteps(
-      ordered.map(([build, b]) => ({ build, samples: b.samples })),
-      { alpha, minChange },
+      ordered.map(([build, b]) => ({ build, samples: b.samples, runs: b.byRun })),
+      { alpha, minChange, pValue: historyStepP },
     );
     out.push({
       pointHash: acc.pointHash,
@@ -183,7 +201,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     alpha,
     minChange,
     text:
-      `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) when Mann-Whitney U against the builds of the level before it gives p < ${alpha} ` +
+      `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) against the builds of the level before it when compare's unpaired rule gives p < ${alpha} ` +
+      `(the larger of Mann-Whitney U on the pooled samples and the run-level p of the run medians: at least ${MIN_STEP_RUNS} runs a side) ` +
       `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds in git ancestry order where every build of a series has a known commit ` +
       `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which`,
     series: out.filter((s) => s.builds.length > 0),

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { BACKENDS, DTYPES } from './variants.js';
+import { canonicalJson } from '../util/hash.js';
 
 /** Names that end up in queue names, job ids and file names: no paths, no shell syntax. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -48,9 +49,27 @@ const ModelSchema = safeName('a model preset name');
 const VariantSchema = safeName('a variant name');
 const BuildNameSchema = safeName('a build name');
 
-/** An axis: a non-empty list of values; a single value stands for a list of one. */
+/**
+ * An axis: a non-empty list of values, each once; a single value stands for a list of one. A value listed
+ * twice is refused, not silently de-duplicated: `tokens: [1, 1]` is a typo or a `repeat` in disguise, and
+ * the sweep would run fewer points than the file seems to ask for.
+ */
 function axis<T extends z.ZodType>(item: T) {
-  return z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(item).min(1, { error: 'expected at least one value' }));
+  return z.preprocess(
+    (v) => (v === undefined || Array.isArray(v) ? v : [v]),
+    z
+      .array(item)
+      .min(1, { error: 'expected at least one value' })
+      .superRefine((values, ctx) => {
+        const first = new Map<string, number>();
+        values.forEach((v, i) => {
+          const key = canonicalJson(v);
+          const at = first.get(key);
+          if (at === undefined) first.set(key, i);
+          else ctx.addIssue({ code: 'custom', path: [i], input: v, message: `listed twice (also at [${at}]); list each value once (repeat: N runs a point N times)` });
+        });
+      }),
+  );
 }
 
 /**
@@ -204,7 +223,6 @@ export const SweepSchema = z
     (s.matrix.build ?? []).forEach((b, i) => {
       if (!names.includes(b)) ctx.addIssue({ code: 'custom', path: ['matrix', 'build', i], message: `expected one of the builds named under builds: (${names.join(', ')}), got '${b}'` });
     });
-    if (s.matrix.build && new Set(s.matrix.build).size !== s.matrix.build.length) ctx.addIssue({ code: 'custom', path: ['matrix', 'build'], message: 'expected each build once' });
     if (s.baseline?.build !== undefined && !(s.matrix.build ?? names).includes(s.baseline.build)) {
       ctx.addIssue({ code: 'custom', path: ['baseline', 'build'], message: `expected one of the sweep's builds (${(s.matrix.build ?? names).join(', ')}), got '${s.baseline.build}'` });
     }
