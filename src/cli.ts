@@ -159,9 +159,10 @@ results
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
+  .option('--energy', 'show the energy columns (mJ per forward, mean W; "-" where none was measured) even when no result has energy')
   .addOption(new Option('--json', 'print as JSON').conflicts(['csv', 'byCondition']))
   .option('--csv', 'print as CSV')
-  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }, cmd: Command) => {
+  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number; energy?: boolean }, cmd: Command) => {
     needsOneOf(cmd, ['sweep', 'label']);
     needs(cmd, 'against', opts.sweep !== undefined, '--sweep ID (--against-label goes with --label)');
     needs(cmd, 'againstLabel', opts.label !== undefined, '--label L (--against goes with --sweep)');
