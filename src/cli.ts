@@ -197,6 +197,21 @@ program
   });
 
 program
+  .command('tune')
+  .description('the farm as autotuner: run a sweep over tunable settings (matrix.tune) or read a finished one, pick per GPU model, shape, tokens, dtype and variant the setting that beats the runner-up with a FASTER verdict (ties reported, nothing written for them), optionally write the winners into a tuning table the binary uses by default')
+  .requiredOption('--sweep <file|id>', 'a sweep file with matrix.tune (submitted, then waited for: needs a collector and workers) or the id of a sweep already run')
+  .option('--out <file>', 'tuning table to write the winners into, e.g. csrc/tuning/h100-sxm.json (entries of other keys stay; created if missing)')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
+  .option('--source <dir>', 'with a sweep file without builds: the kernel source to measure (default: this checkout\'s csrc/)')
+  .option('--allow-large', 'allow a sweep that expands past the run limit')
+  .option('--label <label>', 'store this label with the sweep', label)
+  .option('--json', 'print the decisions (and the table written) as JSON')
+  .action(async (opts: { sweep: string; out?: string; includeFlagged?: boolean; source?: string; allowLarge?: boolean; label?: string; json?: boolean }) => {
+    const { tuneCommand } = await import('./commands/tune.js');
+    await tuneCommand(opts);
+  });
+
+program
   .command('demo')
   .description('run the demo sweep end to end on this machine (local worker and collector)')
   .option('--sweep <file>', 'sweep file to run instead of sweeps/demo.yaml')
