@@ -43,6 +43,11 @@ log "status"; "${M[@]}" sweep status "$id" | tee "$out/status.txt"
 log "compare"; "${M[@]}" results compare --sweep "$id" | tee "$out/compare.txt"
 "${M[@]}" results compare --sweep "$id" --by-condition | tee "$out/compare-by-condition.txt"
 log "list"; "${M[@]}" results list --sweep "$id" --limit 100 | tee "$out/list.txt"
+if grep -q '^  tune:' "$root/$sweep"; then
+  # A tuning sweep (matrix.tune): the decisions, and the winners written into a copy of the tuning table.
+  mkdir -p "$out/tuning" && cp "$root"/csrc/tuning/*.json "$out/tuning/"
+  log "tune"; "${M[@]}" tune --sweep "$id" --out "$out/tuning/h100-sxm.json" | tee "$out/tune.txt"
+fi
 "${M[@]}" results list --sweep "$id" --limit 100 --json > "$out/list.json"
 "${M[@]}" results compare --sweep "$id" --csv > "$out/compare.csv"
 "${M[@]}" report --sweep "$id" -o "$out/report.html"
