@@ -137,6 +137,13 @@ describe('moefarm tune on the CPU backend', () => {
     expect(cmp.stdout).toMatch(/fused group=16 .* - +- +FASTER \(paired\)/);
     expect(cmp.stdout).toContain('baseline fused group=1');
 
+    // export and list carry the setting too.
+    const csv = (await cli(['results', 'export', '--sweep', report.sweepId], { DATABASE_URL: dbUrl })).stdout.trim().split('\n');
+    const header = csv[0]!.split(',');
+    expect(header.slice(header.indexOf('variant'), header.indexOf('variant') + 2)).toEqual(['variant', 'tune']);
+    expect(new Set(csv.slice(1).map((l) => l.split(',')[header.indexOf('tune')]))).toEqual(new Set(['group=1', 'group=16']));
+    expect((await cli(['results', 'list', '--sweep', report.sweepId], { DATABASE_URL: dbUrl })).stdout).toContain('fused group=16');
+
     // The file is a tuning table the binary reads: built from the copy, run without --tune, it uses group=16.
     const entry = JSON.parse(readFileSync(out, 'utf8')).entries[0];
     expect(entry).toMatchObject({ device: d['device'], variant: 'fused', tokens: 64, dtype: 'bf16', tunables: { group: 16 } });
