@@ -16,6 +16,13 @@ import { decideTuning, updateTuningTable } from '../src/results/tune.js';
 import { planSweep } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { submitPlan } from '../src/queue/submit.js';
+import { Queue } from 'bullmq';
+import { queuePrefix } from '../src/config.js';
+import { RESULTS_QUEUE } from '../src/queue/names.js';
+import { OutcomeSchema } from '../src/schema/job.js';
+import { recordOutcome } from '../src/db/record.js';
+import { compareSweep } from '../src/results/compare.js';
+import { formatComparison } from '../src/commands/results-compare.js';
 import { binaryArgs, processUnits } from '../worker/args.js';
 import { toJob } from '../src/queue/submit.js';
 import { startFarm, runsSettled, type Farm } from './helpers/farm.js';
@@ -159,7 +166,7 @@ describe('moefarm tune on the CPU backend', () => {
     expect((await run('--tokens', '32')).results[0]!.tunables['group']).toMatchObject({ value: 8, source: 'default' });
   }, 420_000);
 
-  it('reports a tie between settings that do identical work, and writes nothing for it (Postgres)', async () => {
+  it('reports a tie between settings that do identical work and writes nothing for it; energy figures are stored per result and shown beside time (Postgres)', async () => {
     const { farm, pool } = await farmOn('postgres');
     const plan = planSweep(parseSweepText(tuneSweep('tune-tie', pool, 8, [8, 16]), 'tie.yaml'), { file: 'tie.yaml' });
     await submitPlan(farm.db, farm.redis, plan, 'tie.yaml');
@@ -175,5 +182,50 @@ describe('moefarm tune on the CPU backend', () => {
     const update = updateTuningTable(existing, report);
     expect(update.table.entries).toEqual([]);
     expect(update.kept).toHaveLength(1);
+
+    // Energy stored and shown: the run's real outcome, given energy figures as a GPU would report them. TEST DOUBLE:
+    // the CPU backend has no energy counter, so the figures (and only they) are made up here, under a sweep of their own.
+    const results = new Queue(RESULTS_QUEUE, { connection: farm.redis, prefix: queuePrefix() });
+    const [delivered] = await results.getCompleted();
+    await results.close();
+    const outcome = OutcomeSchema.parse(delivered!.data);
+    const sweepId = 'senergydouble';
+    const runId = `${sweepId}-${outcome.job.groupHash}-r0`;
+    const gpuLike = {
+      ...outcome,
+      runId,
+      sweepId,
+      job: { ...outcome.job, runId, sweepId },
+      builds: outcome.builds.map((b) => ({
+        ...b,
+        output: {
+          ...b.output,
+          results: b.output.results.map((r) => ({
+            ...r,
+            energy: {
+              joules_per_forward: r.tunables?.['group']?.value === 8 ? 0.012 : 0.015,
+              mean_power_w: 310.5,
+              reason: null,
+              counter_update_ms: { min: 20, median: 25, max: 30 },
+              counter_step_mj_min: 1,
+            },
+          })),
+        },
+      })),
+    };
+    expect(await recordOutcome(farm.db, OutcomeSchema.parse(gpuLike))).toBe('recorded');
+    const stored = await farm.db.result.findMany({ where: { runId }, orderBy: { tune: 'asc' } });
+    expect(stored.map((x) => [x.tune, x.joulesPerForward, x.meanPowerW, x.energyStepMj, x.energyUpdateMs])).toEqual([
+      ['group=16', 0.015, 310.5, 1, 25],
+      ['group=8', 0.012, 310.5, 1, 25],
+    ]);
+    const cmp = compareSweep(await loadSweepResults(farm.db, sweepId), { by: 'variant', name: 'fused group=8' });
+    expect(cmp.rows.map((r) => [r.variant, r.joulesPerForward, r.meanPowerW])).toEqual([
+      ['fused group=8', 0.012, 310.5],
+      ['fused group=16', 0.015, 310.5],
+    ]);
+    const text = formatComparison(cmp);
+    expect(text).toMatch(/mJ\/fwd +W +verdict/);
+    expect(text).toMatch(/fused group=16 .* 15(\.0+)? +310\.5 /);
   }, 300_000);
 });
