@@ -68,6 +68,12 @@ describe('matrix.tune at submit', () => {
     // A variant the sweep does not run, and a value listed twice, are refused by the file's schema.
     expect(() => parseSweepText(tuneSweep('x', 'p', 8, [8]).replace('{fused: {', '{reference: {'), 'x.yaml')).toThrow(/matrix\.tune\.reference: expected one of the sweep's variants \(fused\)/);
     expect(() => parseSweepText(tuneSweep('x', 'p', 8, [8, 8]), 'x.yaml')).toThrow(/matrix\.tune\.fused\.group: expected each value once/);
+    // moefarm tune needs settings to choose between: a sweep file without matrix.tune is refused before anything is submitted.
+    const plain = join(t.dir, 'plain.yaml');
+    writeFileSync(plain, tuneSweep('plain', 'p', 8, [8]).replace(/  tune: .*\n/, ''));
+    const nt = await cli(['tune', '--sweep', plain], { REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: 'file:/nonexistent/dir/never.db' });
+    expect(nt.exitCode).toBe(2);
+    expect(nt.stderr).toContain('plain.yaml: matrix.tune: a tuning sweep lists tunable values per variant');
   });
 
   it('makes the setting part of the point and its hash, interleaves the settings of one variant as processes of their own, and passes --tune', () => {
@@ -143,6 +149,12 @@ describe('moefarm tune on the CPU backend', () => {
     expect(cmp.exitCode, cmp.stderr).toBe(0);
     expect(cmp.stdout).toMatch(/fused group=16 .* - +- +FASTER \(paired\)/);
     expect(cmp.stdout).toContain('baseline fused group=1');
+
+    // The same decision from the finished sweep's id (nothing submitted), as a table.
+    const again = await cli(['tune', '--sweep', report.sweepId], { DATABASE_URL: dbUrl });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/fused h256\/i128\/e16\/k4 T=64 bf16 +group=16 .* group=1 .* FASTER \(paired\) +WINNER group=16/);
+    expect(again.stdout).toContain('search: exhaustive');
 
     // export and list carry the setting too.
     const csv = (await cli(['results', 'export', '--sweep', report.sweepId], { DATABASE_URL: dbUrl })).stdout.trim().split('\n');
