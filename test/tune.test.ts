@@ -24,6 +24,8 @@ import { recordOutcome } from '../src/db/record.js';
 import { compareSweep } from '../src/results/compare.js';
 import { formatComparison } from '../src/commands/results-compare.js';
 import { binaryArgs, processUnits } from '../worker/args.js';
+import { mergeRounds } from '../worker/rounds.js';
+import type { BenchOutput, Energy } from '../src/schema/bench-output.js';
 import { toJob } from '../src/queue/submit.js';
 import { startFarm, runsSettled, type Farm } from './helpers/farm.js';
 import { cli, freshPostgres, freshPrefix, ROOT, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
@@ -92,6 +94,27 @@ describe('matrix.tune at submit', () => {
     expect(units.map((u) => u.points.map((p) => p.point.variant))).toEqual([['reference', 'fused'], ['fused']]);
     expect(binaryArgs(job, null, { unit: units[0]!, rounds: 1 })).toEqual(expect.arrayContaining(['--variant', 'reference,fused', '--tune', 'fused:group=1']));
     expect(binaryArgs(job, null, { unit: units[1]!, rounds: 1 })).toEqual(expect.arrayContaining(['--variant', 'fused', '--tune', 'fused:group=16']));
+  });
+});
+
+describe('energy over interleaved rounds', () => {
+  it('is the mean of the rounds that measured it, with the reason kept when none did', () => {
+    // TEST DOUBLE of a GPU's energy figures on one variant's per-round outputs (the CPU backend has none).
+    const round = (r: number, energy: Energy | null): BenchOutput => ({
+      schema: 'moefarm.bench/1' as const,
+      config: { backend: 'cuda' as const, variants: ['persistent-splitk'], hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 16, dtype: 'bf16', warmup: 1, iters: 2 },
+      device: { kind: 'cuda' as const, name: 'GPU' },
+      build: { source_hash: 'x', compiler: 'nvcc', flags: '', arch: 'sm_90a' },
+      bytes_per_iter: 1000,
+      check: { pass: true },
+      results: [{ variant: 'persistent-splitk', check: { pass: true, rel_err: 0.001, tol: 0.02 }, samples_us: [100 + r, 101 + r], rounds: [0, 0], sm_clock_mhz: null, stats: { n: 2, min: 1, p10: 1, median: 1, mean: 1, p90: 1, p99: 1, max: 1, stdev: 0 }, bandwidth_gbps: 1, energy }],
+    });
+    const measured = (j: number) => ({ joules_per_forward: j, mean_power_w: j * 10000, reason: null, counter_step_mj_min: 1 });
+    const m = mergeRounds([round(0, measured(0.01)), round(1, { joules_per_forward: null, mean_power_w: null, reason: 'window too short' }), round(2, measured(0.02))]);
+    expect(m.results[0]!.energy).toMatchObject({ joules_per_forward: 0.015, mean_power_w: 150, reason: null, rounds_measured: 2 });
+    expect(m.results[0]!.rounds).toEqual([0, 0, 1, 1, 2, 2]);
+    const none = mergeRounds([round(0, { joules_per_forward: null, mean_power_w: null, reason: 'cpu backend' }), round(1, { joules_per_forward: null, mean_power_w: null, reason: 'cpu backend' })]);
+    expect(none.results[0]!.energy).toEqual({ joules_per_forward: null, mean_power_w: null, reason: 'cpu backend' });
   });
 });
 
