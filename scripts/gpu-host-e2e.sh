@@ -58,6 +58,11 @@ for i in "${!sweeps[@]}"; do
   "${M[@]}" results list --sweep "$id" --limit 200 --json > "$d/list.json"
   "${M[@]}" results compare --sweep "$id" --csv > "$d/compare.csv"
   "${M[@]}" report --sweep "$id" -o "$d/report.html"
+  if grep -q '^  tune:' "$root/${sweeps[$i]}"; then
+    # A tuning sweep (matrix.tune): the decisions, and the winners written into a copy of the tuning table.
+    mkdir -p "$d/tuning" && cp "$root"/csrc/tuning/*.json "$d/tuning/"
+    log "tune ${sweeps[$i]}"; "${M[@]}" tune --sweep "$id" --out "$d/tuning/h100-sxm.json" | tee "$d/tune.txt"
+  fi
 done
 kill -TERM "$worker" "$collector"; wait "$worker" "$collector"
 log "worker log"; tail -20 "$out/worker.log"

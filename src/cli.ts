@@ -168,9 +168,10 @@ results
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
+  .option('--energy', 'show the energy columns (mJ per forward, mean W; "-" where none was measured) even when no result has energy')
   .addOption(new Option('--json', 'print as JSON').conflicts(['csv', 'byCondition']))
   .option('--csv', 'print as CSV')
-  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }, cmd: Command) => {
+  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number; energy?: boolean }, cmd: Command) => {
     needsOneOf(cmd, ['sweep', 'label']);
     needs(cmd, 'against', opts.sweep !== undefined, '--sweep ID (--against-label goes with --label)');
     needs(cmd, 'againstLabel', opts.label !== undefined, '--label L (--against goes with --sweep)');
@@ -202,6 +203,21 @@ program
   .action(async (opts: { sweep: string; output?: string; baseline?: string; includeFlagged?: boolean; telemetryRuns?: string; clockBand?: number }) => {
     const { reportCommand } = await import('./commands/report.js');
     await reportCommand(opts);
+  });
+
+program
+  .command('tune')
+  .description('the farm as autotuner: run a sweep over tunable settings (matrix.tune) or read a finished one, pick per GPU model, shape, tokens, dtype and variant the setting that beats the runner-up with a FASTER verdict (ties reported, nothing written for them), optionally write the winners into a tuning table the binary uses by default')
+  .requiredOption('--sweep <file|id>', 'a sweep file with matrix.tune (submitted, then waited for: needs a collector and workers) or the id of a sweep already run')
+  .option('--out <file>', 'tuning table to write the winners into, e.g. csrc/tuning/h100-sxm.json (entries of other keys stay; created if missing)')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
+  .option('--source <dir>', 'with a sweep file without builds: the kernel source to measure (default: this checkout\'s csrc/)')
+  .option('--allow-large', 'allow a sweep that expands past the run limit')
+  .option('--label <label>', 'store this label with the sweep', label)
+  .option('--json', 'print the decisions (and the table written) as JSON')
+  .action(async (opts: { sweep: string; out?: string; includeFlagged?: boolean; source?: string; allowLarge?: boolean; label?: string; json?: boolean }) => {
+    const { tuneCommand } = await import('./commands/tune.js');
+    await tuneCommand(opts);
   });
 
 program

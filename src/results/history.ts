@@ -20,6 +20,7 @@ import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './envi
 import { pointLabel, quantile } from './load.js';
 import { DEFAULT_MIN_RUNS } from './compare.js';
 import { unpairedRunTest } from './runLevel.js';
+import { tuneText, variantLabel } from '../sweep/tune.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -122,13 +123,13 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
   const series = new Map<string, Acc>();
   for (const r of results) {
     const params = RunParamsSchema.parse(JSON.parse(r.run.params));
-    const p = params.find((x) => x.point.variant === r.variant && x.build === r.build)?.point ?? params[0]!.point;
+    const p = params.find((x) => x.point.variant === r.variant && x.build === r.build && tuneText(x.point.tune) === r.tune)?.point ?? params[0]!.point;
     const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, bandMhz });
     const key = `${r.pointHash}|${envKey(env)}`;
     let acc = series.get(key);
     if (!acc) {
-      const { variant: _v, ...rest } = p;
-      acc = { pointHash: r.pointHash, point: pointLabel(rest, ['warmup', 'iters', 'clock', 'power']), variant: r.variant, env: envLabel(env), excluded: 0, builds: new Map() };
+      const { variant: _v, tune: _t, ...rest } = p;
+      acc = { pointHash: r.pointHash, point: pointLabel(rest, ['warmup', 'iters', 'clock', 'power']), variant: variantLabel(r.variant, r.tune), env: envLabel(env), excluded: 0, builds: new Map() };
       series.set(key, acc);
     }
     const flagged = r.run.flags.split(',').filter(Boolean).length > 0;

@@ -80,6 +80,8 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
       excluded: r.excludedRuns,
       speedup: r.speedup,
       verdict: r.mode === 'paired' ? `${r.verdict} (paired)` : r.verdict,
+      joulesPerForward: r.joulesPerForward,
+      meanPowerW: r.meanPowerW,
     }));
 
   const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.arms.values()].flatMap((a) => a.runs.map((r) => r.pointHash))))];

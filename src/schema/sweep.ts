@@ -135,13 +135,43 @@ export const BuildSourceSpecSchema = z
   .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
 export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
 
-export const AXES = ['build', 'backend', 'variant', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+
+/** A tunable's name as variants.json spells them (`slice`, `blocks_per_sm`). */
+export const TUNABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+/** Values one tunable may take in one sweep: each tried, so the list is short. */
+export const MAX_TUNE_VALUES = 64;
+
+/**
+ * `matrix.tune`: per variant, per tunable, the values to try, e.g.
+ * `{persistent-splitk: {slice: [16, 32, 64], threads: [256, 512]}}`. Each listed variant runs at every
+ * combination of its tunables' values (the binary's `--tune VARIANT:slice=16,threads=256`); a variant
+ * not listed runs as the binary would by default (tuning table, then the variant table's default).
+ * The names and values are checked at submit against the variant table of each build's own source.
+ */
+const TuneValuesSchema = axis(z.int({ error: 'expected a tunable value: an integer' }))
+  .refine((v) => v.length <= MAX_TUNE_VALUES, { error: `expected at most ${MAX_TUNE_VALUES} values` })
+  .refine((v) => new Set(v).size === v.length, { error: 'expected each value once' });
+export const TuneSchema = z.record(
+  VariantSchema,
+  z
+    .record(
+      z.string().regex(TUNABLE_NAME, { error: "expected a tunable name (lower-case letters, digits and '_', as in variants.json)" }),
+      TuneValuesSchema,
+      { error: 'expected a mapping of tunable names to lists of values, e.g. {slice: [16, 32]}' },
+    )
+    .refine((t) => Object.keys(t).length > 0, { error: 'expected at least one tunable' }),
+  { error: 'expected a mapping of variant names to their tunables, e.g. {persistent-splitk: {slice: [16, 32]}}' },
+);
+export type Tune = z.infer<typeof TuneSchema>;
 
 export const MatrixSchema = z.strictObject({
   /** Names from `builds`; default: every build listed there (or the one implicit build). */
   build: axis(BuildNameSchema).optional(),
   backend: axis(BackendSchema).default(['cpu']),
   variant: axis(VariantSchema),
+  /** Tunable values per variant, tried as an axis (TuneSchema). */
+  tune: TuneSchema.optional(),
   model: axis(ModelSchema).optional(),
   shape: axis(ShapeSchema).optional(),
   tokens: axis(int(1, 4096, 'a token count')).default([1]),
@@ -226,6 +256,11 @@ export const SweepSchema = z
     if (s.baseline?.build !== undefined && !(s.matrix.build ?? names).includes(s.baseline.build)) {
       ctx.addIssue({ code: 'custom', path: ['baseline', 'build'], message: `expected one of the sweep's builds (${(s.matrix.build ?? names).join(', ')}), got '${s.baseline.build}'` });
     }
+    for (const v of Object.keys(s.matrix.tune ?? {})) {
+      if (!s.matrix.variant.includes(v)) {
+        ctx.addIssue({ code: 'custom', path: ['matrix', 'tune', v], message: `expected one of the sweep's variants (${s.matrix.variant.join(', ')}), got '${v}'` });
+      }
+    }
     if (s.source === 'worker' && s.builds) ctx.addIssue({ code: 'custom', path: ['source'], message: "expected either source: worker or builds:, not both (a worker's own checkout is one build)" });
   });
 
@@ -262,5 +297,11 @@ export const PointSchema = z.strictObject({
   power: PowerSchema,
   /** Extra compiler flags of the sweep; absent when there are none, so flag-less points keep their hashes. */
   build_flags: z.array(z.string()).min(1).optional(),
+  /**
+   * Tunable values of the variant asked for with matrix.tune (the binary's --tune); absent when none, so
+   * untuned points keep their hashes. Part of the point's identity: `fused group=1` and `fused group=8`
+   * are two points.
+   */
+  tune: z.record(z.string().regex(TUNABLE_NAME), z.int()).optional(),
 });
 export type Point = z.infer<typeof PointSchema>;

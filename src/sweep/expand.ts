@@ -8,6 +8,7 @@ import type { Exclude, Point, Sweep } from '../schema/sweep.js';
 import { canonicalJson, contentHash, sha256 } from '../util/hash.js';
 import { resolveBuilds, type PlanBuild, type ResolveOptions } from './builds.js';
 import { pointRefusal } from './validate.js';
+import { checkTune, maxSettings, settingsPerPoint, tuneSettings } from './tune.js';
 
 /** Runs a sweep may plan without --allow-large. */
 export const DEFAULT_MAX_RUNS = 5000;
@@ -91,8 +92,14 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
     ['clock', m.clock],
     ['power', m.power],
   ];
-  const product = axes.reduce((n, [, values]) => n * values.length, builds.length);
-  const sizes = () => [...(builds.length > 1 ? [`build ${builds.length}`] : []), ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`)];
+  // matrix.tune multiplies a variant's points by its settings: bounded here by the variant with the most.
+  const settings = maxSettings(sweep);
+  const product = axes.reduce((n, [, values]) => n * values.length, builds.length * settings);
+  const sizes = () => [
+    ...(builds.length > 1 ? [`build ${builds.length}`] : []),
+    ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`),
+    ...(settings > 1 ? [`tune settings (at most) ${settings}`] : []),
+  ];
   if (product > HARD_MAX_COMBINATIONS) {
     throw new UsageError(
       `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes().join(' x ')}), ` +
@@ -106,8 +113,10 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         `are ${runsBound.toExponential(2)} runs, more than ${HARD_MAX_RUNS} even before excludes; lower repeat or split the sweep`,
     );
   }
+  const settingsOf = new Map(m.variant.map((v) => [v, tuneSettings(m.tune, v)]));
   // A model name means this build's preset: the shape axis is resolved per build (two builds may differ).
   const axesOf = builds.map((build): Axes => {
+    checkTune(sweep, build, file);
     const shapes: Shape[] = axes[2]![1].map((spec, i) => {
       if (typeof spec !== 'string') return { model: null, ...(spec as Omit<Shape, 'model'>) };
       const preset = build.table.presets.find((p) => p.name === spec);
@@ -135,9 +144,10 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
       if (excluded(idx)) continue;
       const v = (axis: number) => axesB[axis]![1][idx[axis]!];
       const s = v(2) as Shape;
-      const point: Point = {
+      const variant = v(1) as string;
+      const base: Point = {
         backend: v(0) as Point['backend'],
-        variant: v(1) as string,
+        variant,
         model: s.model,
         hidden: s.hidden,
         inter: s.inter,
@@ -156,18 +166,22 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
         ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
       };
-      if (sweep.exclude.some((rule) => excludes(rule, point, build.name))) continue;
+      if (sweep.exclude.some((rule) => excludes(rule, base, build.name))) continue;
       const index = Object.fromEntries(names.map((n, i) => [n, idx[i]!]));
-      const refusal = pointRefusal(build, point, index, m.model !== undefined, gpuSettingsOnCpu);
+      const refusal = pointRefusal(build, base, index, m.model !== undefined, gpuSettingsOnCpu);
       if (refusal) throw new UsageError(`${file}: ${refusal}`);
-      const json = canonicalJson(point);
-      const hash = sha256(json).slice(0, 16);
-      if (seen.has(`${build.name}\0${hash}`)) continue;
-      seen.add(`${build.name}\0${hash}`);
-      const planned = { hash, point, build: build.name };
-      // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
-      plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
-      points.push(planned);
+      // One point per tunable setting of the variant (matrix.tune); the setting is part of the point and its hash.
+      for (const tune of settingsOf.get(variant) ?? [undefined]) {
+        const point: Point = tune ? { ...base, tune } : base;
+        const json = canonicalJson(point);
+        const hash = sha256(json).slice(0, 16);
+        if (seen.has(`${build.name}\0${hash}`)) continue;
+        seen.add(`${build.name}\0${hash}`);
+        const planned = { hash, point, build: build.name };
+        // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
+        plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
+        points.push(planned);
+      }
       if (points.length > stopAfter) {
         if (stopped) {
           // Count the rest without building it: this build's remaining combinations, then every later build's.
@@ -270,7 +284,7 @@ function checkExcludeRules(sweep: Sweep, builds: readonly PlanBuild[], axesOf: r
     const key = [...unmatched][0];
     if (key === undefined) throw new UsageError(`${file}: exclude[${i}]: matches no point of the matrix; this rule would exclude nothing`);
     const field = axisField(key, byModel);
-    const values = (sweep.matrix as Record<string, unknown[] | undefined>)[field] ?? [];
+    const values = (sweep.matrix as unknown as Record<string, unknown[] | undefined>)[field] ?? [];
     const shownValue = key === 'shape' ? JSON.stringify(rule.shape) : typeof rule[key as keyof typeof rule] === 'object' ? JSON.stringify(rule[key as keyof typeof rule]) : String(rule[key as keyof typeof rule]);
     const list = values.length ? values.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ') : '(not in the matrix)';
     const why = key === 'model' && !byModel ? 'names a model preset, but the sweep gives matrix.shape' : key === 'shape' && byModel ? 'is the shape of no preset of matrix.model' : `is not a value of matrix.${field} (${list.slice(0, 200)})`;
@@ -322,7 +336,7 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   const id = sweepId(sweep, builds);
   const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
   // Runs are groups x repeat, and a group holds one point, or (interleaved) at most one per variant and build.
-  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? sweep.matrix.variant.length * builds.length : 1);
+  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? settingsPerPoint(sweep) * builds.length : 1);
   const stopped = { points: 0 };
   const points = expandPoints(sweep, builds, file, opts.allowLarge ? Infinity : pointsAllowed, stopped, opts.gpuSettingsOnCpu ?? false);
   if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
@@ -370,13 +384,13 @@ export function runId(sweepIdValue: string, groupHash: string, rep: number): str
 
 /**
  * Without interleave every point of every build is its own group (its hash is the point's when the
- * sweep has one build); with it, points that differ only by variant or build share one job.
+ * sweep has one build); with it, points that differ only by variant, tunable setting or build share one job.
  */
 function groupPoints(sweep: Sweep, points: PlannedPoint[], builds: number): Array<{ hash: string; points: PlannedPoint[] }> {
   if (!sweep.interleave) return points.map((p) => ({ hash: builds === 1 ? p.hash : 'b' + contentHash([p.build, p.hash], 15), points: [p] }));
   const byKey = new Map<string, PlannedPoint[]>();
   for (const p of points) {
-    const { variant: _variant, build_flags: _flags, ...rest } = p.point;
+    const { variant: _variant, build_flags: _flags, tune: _tune, ...rest } = p.point;
     const key = canonicalJson(rest);
     const list = byKey.get(key);
     if (list) list.push(p);
