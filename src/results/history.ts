@@ -18,6 +18,7 @@ import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, typ
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
 import { pointLabel, quantile } from './load.js';
+import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -51,6 +52,11 @@ export interface BuildEntry {
   change: number | null;
   p: number | null;
   step: StepKind | null;
+  /**
+   * results annotate: this build's step at this point marked `expected` (the step stays, marked) or
+   * `invalid` (the build is left out of step detection). Null when not annotated.
+   */
+  annotation: Pick<StepAnnotation, 'kind' | 'note' | 'updatedAt'> | null;
 }
 
 export interface HistorySeries {
@@ -129,6 +135,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
   }
   const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
   const sources = new Map((hashes.length ? await db.buildSource.findMany({ where: { hash: { in: hashes } } }) : []).map((b) => [b.hash, b]));
+  const annotations = await loadAnnotations(db, [...new Set([...series.values()].map((a) => a.pointHash))]);
   const out: HistorySeries[] = [];
   for (const acc of series.values()) {
     const byTime = (a: [string, { first: number }], b: [string, { first: number }]) => a[1].first - b[1].first || a[0].localeCompare(b[0]);
@@ -142,10 +149,15 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           return sa.generation! - sb.generation! || (sa.gitCommit ?? '').localeCompare(sb.gitCommit ?? '') || Number(sa.dirty) - Number(sb.dirty) || byTime(a, b);
         })
       : entries.sort(byTime);
+    const noteOf = (sourceHash: string) => annotations.get(annotationKey(sourceHash, acc.pointHash)) ?? null;
+    // A build whose measurements here are marked invalid takes no part in step detection: the next build is
+    // compared with the one before it.
+    const counted = ordered.filter(([h]) => noteOf(h)?.kind !== 'invalid');
     const steps = detectSteps(
-      ordered.map(([build, b]) => ({ build, samples: b.samples })),
+      counted.map(([build, b]) => ({ build, samples: b.samples })),
       { alpha, minChange },
     );
+    const testOf = new Map(steps.tests.map((t) => [t.build, t]));
     out.push({
       pointHash: acc.pointHash,
       point: acc.point,
@@ -153,8 +165,9 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       env: acc.env,
       excludedFlagged: acc.excluded,
       order: known ? 'ancestry' : 'first-seen',
-      builds: ordered.map(([sourceHash, b], i) => {
-        const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
+      builds: ordered.map(([sourceHash, b]) => {
+        const t = testOf.get(sourceHash) ?? null;
+        const note = noteOf(sourceHash);
         const src = sources.get(sourceHash);
         const sorted = [...b.samples].sort((x, y) => x - y);
         return {
@@ -173,6 +186,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           change: t ? t.change : null,
           p: t ? t.p : null,
           step: t ? t.kind : null,
+          annotation: note ? { kind: note.kind, note: note.note, updatedAt: note.updatedAt } : null,
         };
       }),
     });
@@ -185,7 +199,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     text:
       `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) when Mann-Whitney U against the builds of the level before it gives p < ${alpha} ` +
       `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds in git ancestry order where every build of a series has a known commit ` +
-      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which`,
+      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which; ` +
+      `a step annotated expected stays and is marked, a build annotated invalid at a point is left out of step detection there (results annotate)`,
     series: out.filter((s) => s.builds.length > 0),
   };
 }
