@@ -30,6 +30,8 @@ export interface HistoryOptions {
   alpha?: number;
   minChange?: number;
   bandMhz?: number;
+  /** Keep each build's samples run by run (BuildEntry.runs), for a run-level test of a step. */
+  keepRuns?: boolean;
 }
 
 export interface BuildEntry {
@@ -57,6 +59,8 @@ export interface BuildEntry {
    * `invalid` (the build is left out of step detection). Null when not annotated.
    */
   annotation: Pick<StepAnnotation, 'kind' | 'note' | 'updatedAt'> | null;
+  /** With keepRuns: the samples of each run of this build (id and samples). */
+  runSamples?: Array<{ runId: string; samples: number[] }>;
 }
 
 export interface HistorySeries {
@@ -107,7 +111,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     variant: string;
     env: string;
     excluded: number;
-    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[] }>;
+    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[]; perRun: Array<{ runId: string; samples: number[] }> }>;
   }
   const series = new Map<string, Acc>();
   for (const r of results) {
@@ -127,10 +131,12 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       continue;
     }
     const t = r.run.finishedAt?.getTime() ?? Number.MAX_SAFE_INTEGER;
-    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [] };
+    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], perRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
-    b.samples.push(...numbers.parse(JSON.parse(r.samplesUs)));
+    const samples = numbers.parse(JSON.parse(r.samplesUs));
+    b.samples.push(...samples);
+    if (opts.keepRuns) b.perRun.push({ runId: r.run.id, samples });
     acc.builds.set(r.sourceHash, b);
   }
   const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
@@ -187,6 +193,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           p: t ? t.p : null,
           step: t ? t.kind : null,
           annotation: note ? { kind: note.kind, note: note.note, updatedAt: note.updatedAt } : null,
+          ...(opts.keepRuns ? { runSamples: b.perRun } : {}),
         };
       }),
     });
