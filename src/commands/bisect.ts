@@ -90,7 +90,10 @@ async function local<T>(pool: string, backend: 'cpu' | 'cuda', log: (l: string) 
   const [redis, workerConn, collectorConn] = conns as [Redis, Redis, Redis];
   const collector = new Collector({ db, connection: collectorConn, log: createLogger({ name: 'collector', level: 'warn' }) });
   const { FarmWorker } = await import('../../worker/worker.js');
+  // As moefarm worker does: a job held by a bisect killed mid-run goes back to the queue after this long.
+  const lock = Number(process.env['MOEFARM_LOCK_MS']);
   const worker = new FarmWorker({
+    ...(Number.isInteger(lock) && lock >= 500 ? { lockDurationMs: lock } : {}),
     connection: workerConn,
     pool,
     backend,
