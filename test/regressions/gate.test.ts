@@ -4,29 +4,21 @@
  * (test/results/synth.ts), so each verdict is the one wanted: SLOWER (exit
  * 1, and 0 once the threshold is above the slowdown), SAME (0), UNSURE (0 by
  * default, saying so; 1 with --unsure fail), bad usage (2), the markdown
- * summary, and a step annotated expected that no longer fails the gate.
+ * summary, and a step annotated expected that no longer fails the gate; on
+ * SQLite and on Postgres (the annotation table of migration 004).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../src/db/client.js';
-import { cli, sqliteUrl, tempDir } from '../helpers/services.js';
+import { cli, freshPostgres, sqliteUrl, tempDir } from '../helpers/services.js';
 import { plannedSweep, record, rng, runSamples, sweepYaml } from '../results/synth.js';
 
 const SOURCE = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
 let dir: { dir: string; cleanup: () => void };
 let dbUrl: string;
 let db: Db;
-
-beforeAll(async () => {
-  dir = tempDir('gate');
-  dbUrl = sqliteUrl(dir.dir);
-  db = await openDb({ url: dbUrl });
-});
-afterAll(async () => {
-  await db?.$disconnect();
-  dir?.cleanup();
-});
+let dropPg: (() => Promise<void>) | null = null;
 
 /** A sweep of reference (100 µs) against fused (`fused` µs): `repeat` runs each, the seed fixed. */
 async function sweep(name: string, fused: number, repeat: number, seed: number): Promise<string> {
@@ -41,7 +33,24 @@ async function sweep(name: string, fused: number, repeat: number, seed: number):
 
 const check = (args: string[]) => cli(['check', ...args], { DATABASE_URL: dbUrl });
 
-describe('moefarm check', () => {
+describe.each(['sqlite', 'postgres'] as const)('moefarm check (%s)', (provider) => {
+  beforeAll(async () => {
+    dir = tempDir('gate');
+    if (provider === 'postgres') {
+      const pg = await freshPostgres();
+      dbUrl = pg.url;
+      dropPg = pg.drop;
+    } else {
+      dbUrl = sqliteUrl(dir.dir);
+    }
+    db = await openDb({ url: dbUrl });
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await dropPg?.();
+    dropPg = null;
+    dir?.cleanup();
+  });
   let slower: string;
   let same: string;
   let unsure: string;
