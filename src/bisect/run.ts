@@ -128,21 +128,39 @@ export function bisectRange(sourceDir: string, goodRef: string, badRef: string):
   return { repo, good: ref(good), bad: ref(bad), commits: list.map(ref) };
 }
 
-export async function runBisect(ctx: BisectContext, req: BisectRequest): Promise<BisectOutcome> {
-  const { db, log } = ctx;
-  const range = bisectRange(req.sourceDir, req.goodRef, req.badRef);
-  const { repo, good, bad, commits } = range;
+/** What a bisect asks, resolved: the range, its id, and the plan of its first step. */
+export interface PreparedBisect {
+  repo: string;
+  good: CommitRef;
+  bad: CommitRef;
+  commits: CommitRef[];
+  settings: { thresholdPct: number; unsure: UnsureAs; point: string | null; source: string };
+  bisectId: string;
+  planOf: (commit: string) => Plan;
+  badPlan: Plan;
+}
+
+/**
+ * Everything a bisect can refuse, refused before any service is opened: refs, ancestry, the sweep
+ * planned for the bad commit (bundling both sources, checking every point, the --point).
+ */
+export function prepareBisect(req: BisectRequest): PreparedBisect {
+  const { repo, good, bad, commits } = bisectRange(req.sourceDir, req.goodRef, req.badRef);
   const prefix = git(req.sourceDir, ['rev-parse', '--show-prefix']).replace(/\/$/, '');
   const settings = { thresholdPct: req.thresholdPct, unsure: req.unsure, point: req.point, source: prefix };
   const bisectId = 'b' + contentHash({ good: good.commit, bad: bad.commit, sweep: req.sweep, settings }, 12);
-  const label = `bisect:${bisectId}`;
   const planOf = (commit: string): Plan => {
     let sweep = stepSweep(req.sweep, good.commit, commit);
     if (req.point !== null) sweep = narrowToPoint(sweep, planSweep(sweep, { file: req.sweepFile, sourceDir: req.sourceDir }), req.point, req.sweepFile);
     return planSweep(sweep, { file: req.sweepFile, sourceDir: req.sourceDir });
   };
-  // The point is checked (and the sweep planned) before anything is recorded: a bad --point is a usage error.
-  const badPlan = planOf(bad.commit);
+  return { repo, good, bad, commits, settings, bisectId, planOf, badPlan: planOf(bad.commit) };
+}
+
+export async function runBisect(ctx: BisectContext, req: BisectRequest, prepared: PreparedBisect = prepareBisect(req)): Promise<BisectOutcome> {
+  const { db, log } = ctx;
+  const { repo, good, bad, commits, settings, bisectId, planOf, badPlan } = prepared;
+  const label = `bisect:${bisectId}`;
 
   if (req.restart) await db.bisect.deleteMany({ where: { id: bisectId } });
   const existing = await db.bisect.findUnique({ where: { id: bisectId }, include: { steps: true } });

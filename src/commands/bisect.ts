@@ -20,7 +20,7 @@ import { loadSweepFile } from '../sweep/load.js';
 import { createLogger } from '../util/log.js';
 import { redactUrl } from '../util/redact.js';
 import { renderTable, type Cell } from '../util/table.js';
-import { runBisect, type BisectOutcome } from '../bisect/run.js';
+import { prepareBisect, runBisect, type BisectOutcome } from '../bisect/run.js';
 import { slowdownPct } from '../results/gate.js';
 import { formatComparison } from './results-compare.js';
 import { withDb, withRedis } from './context.js';
@@ -44,9 +44,6 @@ export async function bisect(opts: BisectCommandOptions): Promise<void> {
   if (sweep.source === 'worker') throw new UsageError(`${opts.sweep}: source: worker: bisect builds each commit's own source, so the source must travel with the sweep (leave source: out)`);
   const log = (line: string) => process.stderr.write(line + '\n');
   if (sweep.builds) log(`bisect: ${opts.sweep}: its builds: (${Object.keys(sweep.builds).join(', ')}) and baseline are replaced by good and each commit, interleaved`);
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  process.once('SIGINT', stop);
   const request = {
     goodRef: opts.good,
     badRef: opts.bad,
@@ -59,19 +56,27 @@ export async function bisect(opts: BisectCommandOptions): Promise<void> {
     budget: opts.budget ?? null,
     restart: opts.restart ?? false,
   };
+  // Refs, ancestry, both sources and every point are checked before Redis or the database is touched.
+  const prepared = prepareBisect(request);
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
   let outcome: BisectOutcome;
   try {
     outcome = opts.local
-      ? await local(sweep.pool, sweep.matrix.backend.includes('cuda') ? 'cuda' : 'cpu', log, (db, redis) => runBisect({ db, redis, log, signal: ac.signal }, request))
+      ? await local(sweep.pool, sweep.matrix.backend.includes('cuda') ? 'cuda' : 'cpu', log, (db, redis) => runBisect({ db, redis, log, signal: ac.signal }, request, prepared))
       : await withRedis((redis) =>
           withDb(async (db) => {
             const { livePools, noWorkerWarning } = await import('../../worker/heartbeat.js');
             const warning = noWorkerWarning(sweep.pool, await livePools(redis));
             if (warning) log(`${warning} (or run bisect with --local: a worker and a collector in this process)`);
             log('bisect: against the running farm: each step waits for its outcomes (needs a collector, moefarm serve, and a worker on pool ' + sweep.pool + ')');
-            return runBisect({ db, redis, log, signal: ac.signal }, request);
+            return runBisect({ db, redis, log, signal: ac.signal }, request, prepared);
           }),
         );
+  } catch (err) {
+    if (ac.signal.aborted) throw new ExitError(`bisect: interrupted; the steps recorded so far are kept: run the same command again to resume`, 1);
+    throw err;
   } finally {
     process.off('SIGINT', stop);
   }

@@ -1,4 +1,4 @@
-import { annotateStep, type AnnotateReport } from '../results/annotations.js';
+import { annotateStep, checkNote, type AnnotateReport } from '../results/annotations.js';
 import { withDb } from './context.js';
 
 export interface ResultsAnnotateOptions {
@@ -11,6 +11,8 @@ export interface ResultsAnnotateOptions {
 }
 
 export async function resultsAnnotate(opts: ResultsAnnotateOptions): Promise<void> {
+  // A missing or unusable note is refused before the database is opened.
+  checkNote(opts.note, opts.clear ? 'clear' : opts.as!);
   const report = await withDb((db) =>
     annotateStep(db, { build: opts.build, point: opts.point, kind: opts.clear ? 'clear' : opts.as!, ...(opts.note !== undefined ? { note: opts.note } : {}) }),
   );
