@@ -36,6 +36,20 @@ async function sweepOf(db: Db, name: string, src: string, fused: number, repeat:
   return plan.sweepId;
 }
 
+describe('serve --notify usage', () => {
+  it('refuses a webhook that is not http(s), and --notify-digest alone, before starting', async () => {
+    for (const [args, message] of [
+      [['--notify', 'ftp://hooks.example.com/x'], /expected an http:\/\/ or https:\/\/ URL, got a ftp: URL/],
+      [['--notify', 'not a url'], /expected an http:\/\/ or https:\/\/ URL/],
+      [['--notify-digest'], /--notify-digest needs --notify URL/],
+    ] as const) {
+      const r = await cli(['serve', ...args], { REDIS_URL: 'redis://127.0.0.1:1' });
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});
+
 describe('serve --notify on history steps', () => {
   it('sends a confirmed step once, as a digest; not a single-run step, not an annotated one', async () => {
     const p = freshPrefix();
