@@ -19,11 +19,10 @@
  * reported then, and an UNSURE never is.
  */
 import type { Db } from '../db/client.js';
-import { compareSweep, thresholds, verdictOf } from '../results/compare.js';
+import { compareSweep, DEFAULT_MIN_RUNS, thresholds, verdictOf } from '../results/compare.js';
 import { DEFAULT_THRESHOLD_PCT, evaluateGate, gateAnnotations, slowdownPct } from '../results/gate.js';
 import { loadHistory } from '../results/history.js';
 import { loadSweepResults, type VariantRun } from '../results/load.js';
-import { DEFAULT_MIN_RUNS } from '../results/compare.js';
 
 export interface RegressionBuild {
   sourceHash: string;
