@@ -21,6 +21,7 @@ import { pointLabel, quantile } from './load.js';
 import { DEFAULT_MIN_RUNS } from './compare.js';
 import { unpairedRunTest } from './runLevel.js';
 import { tuneText, variantLabel } from '../sweep/tune.js';
+import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -32,6 +33,8 @@ export interface HistoryOptions {
   alpha?: number;
   minChange?: number;
   bandMhz?: number;
+  /** Keep each build's samples run by run (BuildEntry.runs), for a run-level test of a step. */
+  keepRuns?: boolean;
 }
 
 export interface BuildEntry {
@@ -54,6 +57,13 @@ export interface BuildEntry {
   change: number | null;
   p: number | null;
   step: StepKind | null;
+  /**
+   * results annotate: this build's step at this point marked `expected` (the step stays, marked) or
+   * `invalid` (the build is left out of step detection). Null when not annotated.
+   */
+  annotation: Pick<StepAnnotation, 'kind' | 'note' | 'updatedAt'> | null;
+  /** With keepRuns: the samples of each run of this build (id and samples). */
+  runSamples?: Array<{ runId: string; samples: number[] }>;
 }
 
 export interface HistorySeries {
@@ -118,7 +128,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     variant: string;
     env: string;
     excluded: number;
-    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[]; byRun: number[][] }>;
+    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[]; perRun: Array<{ runId: string; samples: number[] }> }>;
   }
   const series = new Map<string, Acc>();
   for (const r of results) {
@@ -138,16 +148,18 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       continue;
     }
     const t = r.run.finishedAt?.getTime() ?? Number.MAX_SAFE_INTEGER;
-    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], byRun: [] };
+    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], perRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
     const samples = numbers.parse(JSON.parse(r.samplesUs));
     b.samples.push(...samples);
-    b.byRun.push(samples);
+    // Run by run: the step test is run-level (as compare's); keepRuns also hands them to the caller.
+    b.perRun.push({ runId: r.run.id, samples });
     acc.builds.set(r.sourceHash, b);
   }
   const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
   const sources = new Map((hashes.length ? await db.buildSource.findMany({ where: { hash: { in: hashes } } }) : []).map((b) => [b.hash, b]));
+  const annotations = await loadAnnotations(db, [...new Set([...series.values()].map((a) => a.pointHash))]);
   const out: HistorySeries[] = [];
   for (const acc of series.values()) {
     const byTime = (a: [string, { first: number }], b: [string, { first: number }]) => a[1].first - b[1].first || a[0].localeCompare(b[0]);
@@ -161,10 +173,15 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           return sa.generation! - sb.generation! || (sa.gitCommit ?? '').localeCompare(sb.gitCommit ?? '') || Number(sa.dirty) - Number(sb.dirty) || byTime(a, b);
         })
       : entries.sort(byTime);
+    const noteOf = (sourceHash: string) => annotations.get(annotationKey(sourceHash, acc.pointHash)) ?? null;
+    // A build whose measurements here are marked invalid takes no part in step detection: the next build is
+    // compared with the one before it.
+    const counted = ordered.filter(([h]) => noteOf(h)?.kind !== 'invalid');
     const steps = detectSteps(
-      ordered.map(([build, b]) => ({ build, samples: b.samples, runs: b.byRun })),
+      counted.map(([build, b]) => ({ build, samples: b.samples, runs: b.perRun.map((x) => x.samples) })),
       { alpha, minChange, pValue: historyStepP },
     );
+    const testOf = new Map(steps.tests.map((t) => [t.build, t]));
     out.push({
       pointHash: acc.pointHash,
       point: acc.point,
@@ -172,8 +189,9 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       env: acc.env,
       excludedFlagged: acc.excluded,
       order: known ? 'ancestry' : 'first-seen',
-      builds: ordered.map(([sourceHash, b], i) => {
-        const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
+      builds: ordered.map(([sourceHash, b]) => {
+        const t = testOf.get(sourceHash) ?? null;
+        const note = noteOf(sourceHash);
         const src = sources.get(sourceHash);
         const sorted = [...b.samples].sort((x, y) => x - y);
         return {
@@ -192,6 +210,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           change: t ? t.change : null,
           p: t ? t.p : null,
           step: t ? t.kind : null,
+          annotation: note ? { kind: note.kind, note: note.note, updatedAt: note.updatedAt } : null,
+          ...(opts.keepRuns ? { runSamples: b.perRun } : {}),
         };
       }),
     });
@@ -205,7 +225,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) against the builds of the level before it when compare's unpaired rule gives p < ${alpha} ` +
       `(the larger of Mann-Whitney U on the pooled samples and the run-level p of the run medians: at least ${MIN_STEP_RUNS} runs a side) ` +
       `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds in git ancestry order where every build of a series has a known commit ` +
-      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which`,
+      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which; ` +
+      `a step annotated expected stays and is marked, a build annotated invalid at a point is left out of step detection there (results annotate)`,
     series: out.filter((s) => s.builds.length > 0),
   };
 }
