@@ -26,6 +26,7 @@ struct Plan {
   int threads = kThreads;
   SmemLayout sl;            // dynamic shared memory of the main kernel(s)
   int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4;
+  int path = 0;             // flat: which kernel (its t1path)
   size_t smem() const { return sl.bytes(); }
 };
 

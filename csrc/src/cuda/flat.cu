@@ -31,7 +31,8 @@
 // Limits (variants.json): hidden a multiple of 64 up to 4096, experts up to
 // 512, top-k up to 32, tokens up to 256 (T > 1 is correct but re-streams an
 // expert's weights for every token routed to it: a decode kernel).
-// No tunables.
+// Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1, the default: 38.9 us
+// against 43.5 on the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower; csrc/BENCHMARKS.md).
 #include "../backend.h"
 #include "cuda_check.cuh"
 #include "families.h"
@@ -51,6 +52,7 @@ static_assert(kGuWarps == kChunk, "one unit per gate/up warp per chunk");
 
 __device__ __forceinline__ void bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory"); }
 __device__ __forceinline__ void bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void prefetch_l2(const void* a) { asm volatile("prefetch.global.L2 [%0];" ::"l"(a)); }
 
 template <bool BF>
 __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
@@ -170,34 +172,22 @@ __device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int*
   __syncthreads();
 }
 
-template <bool BF, int NC>
-__global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
-  extern __shared__ __align__(16) char smem_raw[];
-  Smem s(smem_raw, p);
-  __shared__ float s_a[2][kChunk];
-  Tracer tr;
-  if (threadIdx.x == 0) tr.init(p);
-  long long clk[2];
-  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+// Shared-expert rows of units [u0, u1) (those below nsu): router-independent, into L2 before the router runs
+// (gate+up rows are adjacent; then the down row).
+__device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1, int nsu) {
+  if (u0 >= nsu) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int iter = p.ctrl[C_ITER];
-  const uint16_t* x = x_of(p, iter);
-
-  // This block's units are known before the router runs: [u0, u1) of nsu shared + T*K*I routed.
-  const int nsu = p.T * p.NS * p.IS;
-  const int U = nsu + p.T * p.K * p.I;
-  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
-  if (u0 < nsu) {  // shared-expert rows: router-independent, into L2 now (gate+up rows are adjacent; then the down row)
-    for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
-      const Unit un = unit_of(p, nullptr, nullptr, u, nsu);
-      const size_t bytes = (size_t)p.H * 2;
-      for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)un.g + off));
-      for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)un.d + off));
-    }
+  for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
+    const Unit un = unit_of(p, nullptr, nullptr, u, nsu);
+    const size_t bytes = (size_t)p.H * 2;
+    for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
+    for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
   }
+}
 
-  unsigned long long t0 = gt(p);
-  router_warps<BF>(p, x);
+// After the router: the grid barrier, then top-k + softmax of every token into s.ids / s.w (block 0 also writes
+// them to topk_ids / topk_w). Whole block; ends with the routing visible to every thread.
+__device__ __forceinline__ void route(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0) {
   __syncthreads();
   if (threadIdx.x == 0) {
     const unsigned long long t1 = gt(p);
@@ -223,6 +213,72 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
   if (blockIdx.x == 0)
     for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
   if (threadIdx.x == 0) tr.add(TR_TOPK, -1, t0, gt(p));
+}
+
+// Completion per down warp's columns (the same columns in every block): the warp that adds the last block's
+// share converts them for every token and clears them; the last of the column groups closes the launch. Down
+// warps only (t: the down thread, 0..255), after their red_add4s.
+template <bool BF, int NC>
+__device__ __forceinline__ void complete(const Params& p, int t, int iter, int T) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int dw = warp - kGuWarps;
+  __threadfence();
+  __syncwarp();
+  int last = 0;
+  if (lane == 0) last = atomicAdd(&p.ctrl[C_FLAT_COL + dw], 1) == (int)gridDim.x - 1;
+  last = __shfl_sync(0xffffffffu, last, 0);
+  if (last) {
+    __threadfence();
+    for (int tok = 0; tok < T; ++tok)
+#pragma unroll
+      for (int g = 0; g < NC; ++g) {
+        const int col = g * kColsPerGroup + t * 8;
+        if (col >= p.H) continue;
+        float* src = p.out_acc + (size_t)tok * p.H + col;
+        const float4 a = __ldcg(reinterpret_cast<const float4*>(src));
+        const float4 b = __ldcg(reinterpret_cast<const float4*>(src + 4));
+        const float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        uint32_t w[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) w[k] = (uint32_t)to_store<BF>(f[2 * k]) | ((uint32_t)to_store<BF>(f[2 * k + 1]) << 16);
+        *reinterpret_cast<uint4*>(p.out + (size_t)tok * p.H + col) = make_uint4(w[0], w[1], w[2], w[3]);
+        reinterpret_cast<float4*>(src)[0] = make_float4(0.f, 0.f, 0.f, 0.f);
+        reinterpret_cast<float4*>(src)[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+    __syncwarp();
+    if (lane == 0) {
+      p.ctrl[C_FLAT_COL + dw] = 0;
+      __threadfence();
+      if (atomicAdd(&p.ctrl[C_FLAT_GRP], 1) == kDownThreads / 32 - 1) {  // the last column group: the launch is over
+        p.ctrl[C_FLAT_GRP] = 0;
+        p.ctrl[C_ROUTER] = 0;
+        p.ctrl[C_ITER] = iter + 1;
+      }
+    }
+  }
+}
+
+template <bool BF, int NC>
+__global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunk];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+
+  // This block's units are known before the router runs: [u0, u1) of nsu shared + T*K*I routed.
+  const int nsu = p.T * p.NS * p.IS;
+  const int U = nsu + p.T * p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_warps<BF>(p, x);
+  route(p, s, tr, t0);
 
   const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
   const int nchunk16 = p.H / 8;  // 16-byte chunks of a row
@@ -359,72 +415,186 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
       }
     }
     if (cur >= 0) flush();
-    // Completion per down warp's columns (the same columns in every block): the warp that adds the last block's
-    // share converts them for every token and clears them.
-    const int dw = warp - kGuWarps;
-    __threadfence();
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) last = atomicAdd(&p.ctrl[C_FLAT_COL + dw], 1) == (int)gridDim.x - 1;
-    last = __shfl_sync(0xffffffffu, last, 0);
-    if (last) {
-      __threadfence();
-      for (int tok = 0; tok < p.T; ++tok)
+    complete<BF, NC>(p, t, iter, p.T);
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// T = 1, hidden = 2048 (one column group, every real model of that width): the t1_flat probe's code paths. What the general kernel pays for its
+// generality and this one does not: the token read from L1 for every weight chunk (here: in registers, loaded
+// once, 8 x 16 bytes a lane, next to the router's weight loads), the token of every unit and the T-loop checks in
+// the down warps' inner loop, and the per-token completion loop. PF (t1path=2): each gate/up warp also prefetches
+// its next unit's gate/up rows into L2 when it issues the current ones, and each down thread one 128-byte line of
+// the down rows two chunks ahead, so more of the block's bytes are in flight than its registers hold.
+
+// Router for one token: warp per expert; all of a lane's weight and input loads issued before the arithmetic.
+template <bool BF>
+__device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nchunk = p.H / 8;
+  for (int e = blockIdx.x + gridDim.x * warp; e < p.E; e += gridDim.x * kWarps) {
+    const uint16_t* w = p.wr + (size_t)e * p.H;
+    float acc = 0.f;
+    for (int c0 = lane; c0 < nchunk; c0 += 32 * 8) {
+      uint4 wv[8], xv[8];
 #pragma unroll
-        for (int g = 0; g < NC; ++g) {
-          const int col = g * kColsPerGroup + t * 8;
-          if (col >= p.H) continue;
-          float* src = p.out_acc + (size_t)tok * p.H + col;
-          const float4 a = __ldcg(reinterpret_cast<const float4*>(src));
-          const float4 b = __ldcg(reinterpret_cast<const float4*>(src + 4));
-          const float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-          uint32_t w[4];
-#pragma unroll
-          for (int k = 0; k < 4; ++k) w[k] = (uint32_t)to_store<BF>(f[2 * k]) | ((uint32_t)to_store<BF>(f[2 * k + 1]) << 16);
-          *reinterpret_cast<uint4*>(p.out + (size_t)tok * p.H + col) = make_uint4(w[0], w[1], w[2], w[3]);
-          reinterpret_cast<float4*>(src)[0] = make_float4(0.f, 0.f, 0.f, 0.f);
-          reinterpret_cast<float4*>(src)[1] = make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-      __syncwarp();
-      if (lane == 0) {
-        p.ctrl[C_FLAT_COL + dw] = 0;
-        __threadfence();
-        if (atomicAdd(&p.ctrl[C_FLAT_GRP], 1) == kDownThreads / 32 - 1) {  // the last column group: the launch is over
-          p.ctrl[C_FLAT_GRP] = 0;
-          p.ctrl[C_ROUTER] = 0;
-          p.ctrl[C_ITER] = iter + 1;
-        }
+      for (int j = 0; j < 8; ++j) {
+        const int c = c0 + 32 * j;
+        wv[j] = c < nchunk ? ld_keep(w + (size_t)c * 8) : make_uint4(0, 0, 0, 0);
+        xv[j] = c < nchunk ? ld_keep(x + (size_t)c * 8) : make_uint4(0, 0, 0, 0);
       }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc += dot8<BF>(wv[j], xv[j]);
     }
+    acc = warp_sum(acc);
+    if (lane == 0) p.logits[e] = acc;
+  }
+}
+
+template <bool BF, bool PF>
+__global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunk];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+
+  const int nsu = p.NS * p.IS;
+  const int U = nsu + p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_t1<BF>(p, x);
+  route(p, s, tr, t0);
+
+  const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
+  constexpr int H = kColsPerGroup;  // hidden is exactly 2048 here: 256 16-byte chunks a row, 8 a lane
+  if (warp < kGuWarps) {
+    t0 = gt(p);
+    uint4 xr[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      xr[j] = ld_keep(x + (lane + 32 * j) * 8);
+    }
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]
+      const int u = u0 + c * kChunk + warp;
+      float a = 0.f;
+      if (u < u1) {
+        if constexpr (PF) {  // before this unit's loads: none of their registers are held yet
+          if (u + kChunk < u1) {  // this warp's unit of the next chunk: gate and up rows, adjacent
+            const Unit nx = unit_of(p, s.ids, s.w, u + kChunk, nsu);
+#pragma unroll
+            for (int off = lane * 128; off < 4 * H; off += 32 * 128) prefetch_l2((const char*)nx.g + off);
+          }
+        }
+        const Unit un = unit_of(p, s.ids, s.w, u, nsu);
+        uint4 gv[8], uv[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) gv[j] = ld_stream(un.g + (lane + 32 * j) * 8);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) uv[j] = ld_stream(un.g + H + (lane + 32 * j) * 8);
+        float gs = 0.f, us = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          gs += dot8<BF>(gv[j], xr[j]);
+          us += dot8<BF>(uv[j], xr[j]);
+        }
+        gs = warp_sum(gs);
+        us = warp_sum(us);
+        a = un.wt * silu(gs) * us;
+      }
+      if (lane == 0) s_a[b][warp] = a;
+      bar_arrive(1 + b, kThreads);  // FULL[b]
+    }
+    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
+  } else {
+    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns 8t .. 8t+7
+    const int col = t * 8;
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc[k] = 0.f;
+    auto load_chunk = [&](int c, uint4 (&dst)[kChunk]) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const int u = u0 + c * kChunk + j;
+        dst[j] = u < u1 ? ld_stream(unit_of(p, s.ids, s.w, u, nsu).d + col) : make_uint4(0, 0, 0, 0);
+      }
+    };
+    uint4 wv[kChunk];
+    if (nchunks > 0) load_chunk(0, wv);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      uint4 nx[kChunk];
+      if (c + 1 < nchunks) load_chunk(c + 1, nx);  // next chunk's rows while this one's activations are made
+      if constexpr (PF) {  // chunk c+2's down rows into L2: unit t / 32 of it, line t % 32 of that row
+        const int u = u0 + (c + 2) * kChunk + (t >> 5);
+        const int off = (t & 31) * 128;
+        if (u < u1) prefetch_l2((const char*)unit_of(p, s.ids, s.w, u, nsu).d + off);
+      }
+      bar_sync(1 + b, kThreads);  // FULL[b]
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const float a = s_a[b][j];
+        float wf[8];
+        unpack8<BF>(wv[j], wf);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[k] = fmaf(a, wf[k], acc[k]);
+      }
+      if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+      if (c + 1 < nchunks)
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) wv[j] = nx[j];
+    }
+    if (nchunks > 0) {
+      float* d = p.out_acc + col;
+      red_add4(d, make_float4(acc[0], acc[1], acc[2], acc[3]));
+      red_add4(d + 4, make_float4(acc[4], acc[5], acc[6], acc[7]));
+    }
+    complete<BF, 1>(p, t, iter, 1);
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
   if (threadIdx.x == 0) tr.finish(p);
 }
 
 using KernelFn = void (*)(Params);
-KernelFn kernel_of(bool bf, int nc) {
+int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
+// path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only).
+KernelFn kernel_of(bool bf, int H, int path) {
+  if (path == 1) return bf ? k_flat1<true, false> : k_flat1<false, false>;
+  if (path == 2) return bf ? k_flat1<true, true> : k_flat1<false, true>;
+  const int nc = groups_of(H);
   if (bf) return nc == 1 ? k_flat<true, 1> : k_flat<true, 2>;
   return nc == 1 ? k_flat<false, 1> : k_flat<false, 2>;
 }
-int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
 
-std::string plan(const PlanCtx& ctx, TunableSet&, Plan& pl) {
+std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   const Shape& s = ctx.s;
   if (s.hidden > 2 * kColsPerGroup)  // the table says so too; a guard for a table edited past the code
     return "hidden (" + std::to_string(s.hidden) + ") must be <= " + std::to_string(2 * kColsPerGroup) + " (8 columns per down thread, 2 groups)";
   pl.persistent = true;
   pl.threads = kThreads;
+  // t1path applies where the T = 1 kernel can run (one token, hidden 2048); elsewhere the general kernel.
+  pl.path = (ctx.T == 1 && s.hidden == kColsPerGroup) ? (int)tun.get("t1path") : 0;
   pl.sl = SmemLayout{ctx.T * s.topk, s.experts, 0, 0};
   std::string why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
-  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, groups_of(s.hidden)), kThreads, pl.smem());
+  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, s.hidden, pl.path), kThreads, pl.smem());
   if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
   pl.grid = ctx.prop.multiProcessorCount;  // one block per SM: the whole grid co-resides (grid barrier)
   return "";
 }
 
 void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
-  kernel_of(bf, groups_of(p.H))<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
+  kernel_of(bf, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
   CUDA_CHECK_LAUNCH("k_flat");
 }
 
