@@ -142,7 +142,7 @@ describe('history across builds', () => {
     expect(out.exitCode, out.stderr).toBe(0);
     expect(out.stdout).toMatch(/aaaaaaaa1111\s+c0ffee1\s+2025-01-01 00:00:00/);
     expect(out.stdout).toMatch(/REGRESSION at build cccccccc1111 \(fused/);
-    expect(out.stdout).toMatch(/p < 0.01 and the median moved by more than 3%/);
+    expect(out.stdout).toMatch(/gives p < 0.01 \(.*\) and the median moved by more than 3%/);
     const both = await cli(['results', 'history', '--point', fusedHash, '--json'], { DATABASE_URL: dbUrl });
     expect(JSON.parse(both.stdout).series[0].builds).toHaveLength(3);
     const bad = await cli(['results', 'history', '--point', 'x'], { DATABASE_URL: dbUrl });
