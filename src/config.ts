@@ -83,6 +83,18 @@ export function heartbeatTtlSeconds(): number {
   return Number.isFinite(v) && v > 0 ? v : 20;
 }
 
+/** First retry delay of a webhook POST that failed, ms (it doubles each try). Unset: the notifier's default. Tests shorten it. */
+export function notifyBackoffMs(): number | undefined {
+  const v = Number(process.env['MOEFARM_NOTIFY_BACKOFF_MS']);
+  return Number.isInteger(v) && v >= 1 ? v : undefined;
+}
+
+/** Bound on a point's weights that submit accepts, GiB (a positive number). Unset: the caller's default (80, an H100). */
+export function maxWeightGib(): number | undefined {
+  const v = Number(process.env['MOEFARM_MAX_WEIGHT_GIB']);
+  return Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
 /** Where the OS lists power supplies (a laptop's AC adapter and battery). */
 export function powerSupplyDir(): string {
   return process.env['MOEFARM_POWER_SUPPLY_DIR'] ?? '/sys/class/power_supply';

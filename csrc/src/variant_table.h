@@ -41,6 +41,7 @@ struct VariantSpec {
   Limits limits;
   std::optional<std::string> min_compute_capability;  // "9.0"
   std::optional<std::string> note;
+  std::optional<bool> shared_experts;  // true: runs layers with shared experts; absent/false: refuses them
   std::vector<TunableSpec> tunables;  // file order
   const TunableSpec* tunable(const std::string& n) const {
     for (auto& t : tunables) if (t.name == n) return &t;
@@ -48,7 +49,8 @@ struct VariantSpec {
   }
 };
 
-struct PresetSpec { std::string name; int hidden = 0, inter = 0, experts = 0, topk = 0; };
+// shared_experts / shared_inter: optional in the file (absent: 0, no shared experts).
+struct PresetSpec { std::string name; int hidden = 0, inter = 0, experts = 0, topk = 0, shared_experts = 0, shared_inter = 0; };
 
 struct VariantTable {
   std::string schema;
@@ -81,6 +83,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t);
 struct ShapeRequest {
   long long f[kNumShapeFields] = {0, 0, 0, 0, 0};
   std::string dtype;
+  long long shared_experts = 0, shared_inter = 0;
 };
 // Why this variant cannot run the request ("" when it can): the rule and the
 // words of unsupportedReason in src/schema/variant-table.ts, in the same order.

@@ -4,19 +4,19 @@
  * id it already holds and the plan skips runs that already have an outcome,
  * so submitting the same sweep twice adds no work.
  */
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { recordPlan } from '../db/plan.js';
+import { saveBundles } from '../db/bundles.js';
 import { storeBundles } from '../source/store.js';
 import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
-import { jobKey, poolsKey, runQueueName } from './names.js';
-import { RUN_JOB_OPTIONS } from './options.js';
+import { poolsKey } from './names.js';
+import { enqueueUnfinished } from './requeue.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
-import { jobFromTemplate, planTemplate } from './job.js';
+import { planTemplate } from './job.js';
 
 export interface SubmitReport {
   sweepId: string;
@@ -30,6 +30,8 @@ export interface SubmitReport {
   runs: number;
   enqueued: number;
   alreadyQueued: number;
+  /** Of the enqueued: runs Redis remembered as finished but the database does not hold as finished (run again). */
+  restored: number;
   /** Planned runs that have a result already (never run again). */
   alreadyDone: number;
   /** Planned runs that ended without a result, by outcome, and were not retried (sweep retry, or --retry, runs them again). */
@@ -45,10 +47,6 @@ export interface SubmitOptions {
   retry?: readonly string[];
 }
 
-const BATCH = 1000;
-/** Enqueue batches in flight at once. */
-const ENQUEUE_LANES = 4;
-
 /** The bundles a plan carries (one per distinct source). */
 export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
   const out = new Map<string, Buffer>();
@@ -57,47 +55,19 @@ export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
 }
 
 export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null, opts: SubmitOptions = {}): Promise<SubmitReport> {
-  // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet.
+  // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet. The
+  // database keeps each bundle too, so the sweep can be resumed after Redis lost it (sweep resume).
   await storeBundles(redis, plan.sweepId, planBundles(plan));
   const written = await recordPlan(db, plan, source, opts.label ?? null);
+  await saveBundles(db, planBundles(plan));
   const template = planTemplate(plan);
   const prefix = queuePrefix();
-  const queueName = runQueueName(plan.sweep.pool);
-  const queue = new Queue(queueName, { connection: redis, prefix });
   await redis.sadd(poolsKey(prefix), plan.sweep.pool);
   const pending = plan.runs.filter((r) => written.pending.has(r.id));
-  let enqueued = 0;
-  let alreadyQueued = 0;
-  const now = Date.now();
-  // Batches go out together: BullMQ's client-side work for one overlaps Redis's for another.
-  const enqueueBatch = async (batch: PlannedRun[]): Promise<void> => {
-    // One round trip tells which job ids Redis already holds.
-    const pipe = redis.pipeline();
-    for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
-    const exists = (await pipe.exec()) ?? [];
-    const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
-    alreadyQueued += batch.length - fresh.length;
-    if (fresh.length > 0) {
-      await queue.addBulk(fresh.map((r) => ({ name: 'run', data: jobFromTemplate(template, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
-      enqueued += fresh.length;
-    }
-  };
-  try {
-    // Work for the sweep again: a cancel of an earlier submission must not stop it.
-    if (pending.length > 0) await clearCancel(redis, plan.sweepId);
-    // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
-    // serialised form); 200,000 runs all at once peaked at 1.5 GB.
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      for (let i = next; i < pending.length; i = next) {
-        next += BATCH;
-        await enqueueBatch(pending.slice(i, i + BATCH));
-      }
-    };
-    await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
-  } finally {
-    await queue.close();
-  }
+  // Work for the sweep again: a cancel of an earlier submission must not stop it.
+  if (pending.length > 0) await clearCancel(redis, plan.sweepId);
+  // Every run the database does not hold as finished gets a job, whatever Redis remembers (queue/requeue.ts).
+  const queued = await enqueueUnfinished(db, redis, template, pending);
   const retry = opts.retry && opts.retry.length ? await retryRuns(db, redis, template, opts.retry) : null;
   const alreadyEnded = { ...written.ended };
   delete alreadyEnded['done'];
@@ -113,8 +83,9 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
     builds: buildReports(plan),
     points: plan.points.length,
     runs: plan.runs.length,
-    enqueued,
-    alreadyQueued,
+    enqueued: queued.enqueued,
+    alreadyQueued: queued.inHand,
+    restored: queued.stale,
     alreadyDone: written.ended['done'] ?? 0,
     alreadyEnded,
     retry,

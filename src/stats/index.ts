@@ -17,6 +17,8 @@ export type { BootstrapCI, BootstrapOptions, ClusterCi } from './bootstrap.js';
 export { studentTwoSidedP, incompleteBeta } from './studentT.js';
 export { welchLogTest } from './welch.js';
 export type { WelchResult } from './welch.js';
+export { unpairedRunTest } from './unpaired.js';
+export type { UnpairedTest } from './unpaired.js';
 export {
   compareSamples,
   comparePaired,

@@ -22,7 +22,7 @@ import { Prisma } from '../../generated/prisma/sqlite/client/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { freshPostgres, ROOT, tempDir } from '../helpers/services.js';
 
-type ScalarType = 'String' | 'Int' | 'Float' | 'Boolean' | 'DateTime';
+type ScalarType = 'String' | 'Int' | 'Float' | 'Boolean' | 'DateTime' | 'Bytes';
 
 interface Column {
   name: string;
@@ -46,7 +46,7 @@ interface Table {
   foreignKeys: string[];
 }
 
-const SCALARS = new Set(['String', 'Int', 'Float', 'Boolean', 'DateTime']);
+const SCALARS = new Set(['String', 'Int', 'Float', 'Boolean', 'DateTime', 'Bytes']);
 
 /** models.prisma → the tables it describes. */
 function modelTables(text: string): Record<string, Table> {
@@ -57,16 +57,20 @@ function modelTables(text: string): Record<string, Table> {
     for (const raw of m[2]!.split('\n')) {
       const line = raw.replace(/\/\/.*$/, '').trim();
       if (line === '') continue;
-      const block = /^@@(index|unique)\(\[([^\]]+)\]\)$/.exec(line);
+      const block = /^@@(index|unique|id)\(\[([^\]]+)\]\)$/.exec(line);
       if (block) {
         const columns = block[2]!.split(',').map((c) => c.trim());
+        if (block[1] === 'id') {
+          t.primaryKey = columns;
+          continue;
+        }
         t.indexes[`${model}_${columns.join('_')}_${block[1] === 'unique' ? 'key' : 'idx'}`] = { columns, unique: block[1] === 'unique' };
         continue;
       }
       const f = /^(\w+)\s+(\w+)(\[\])?(\?)?\s*(.*)$/.exec(line);
       if (!f) throw new Error(`models.prisma: model ${model}: cannot read the line "${line}"`);
       const [, name, type, list, optional, attrs] = f as unknown as [string, string, ScalarType, string | undefined, string | undefined, string];
-      const relation = /@relation\(fields:\s*\[(\w+)\],\s*references:\s*\[(\w+)\]\)/.exec(attrs);
+      const relation = /@relation\(fields:\s*\[(\w+)\],\s*references:\s*\[(\w+)\][,)]/.exec(attrs);
       if (relation) t.foreignKeys.push(`${relation[1]} -> ${type}.${relation[2]}`);
       if (!SCALARS.has(type) || list) continue; // a relation field: no column of its own
       const def = /@default\(((?:[^()]|\(\))*)\)/.exec(attrs)?.[1] ?? null;
@@ -99,7 +103,7 @@ function sqlDefault(d: string | null): string | null {
 
 const MIGRATIONS_TABLE = '_moefarm_migrations';
 
-const SQLITE_TYPES: Record<string, ScalarType> = { TEXT: 'String', INTEGER: 'Int', REAL: 'Float', BOOLEAN: 'Boolean', DATETIME: 'DateTime' };
+const SQLITE_TYPES: Record<string, ScalarType> = { TEXT: 'String', INTEGER: 'Int', REAL: 'Float', BOOLEAN: 'Boolean', DATETIME: 'DateTime', BLOB: 'Bytes' };
 
 function sqliteTables(file: string): Record<string, Table> {
   const db = new Database(file, { readonly: true });
@@ -132,7 +136,7 @@ function sqliteTables(file: string): Record<string, Table> {
   }
 }
 
-const PG_TYPES: Record<string, ScalarType> = { text: 'String', integer: 'Int', 'double precision': 'Float', boolean: 'Boolean', 'timestamp without time zone': 'DateTime' };
+const PG_TYPES: Record<string, ScalarType> = { text: 'String', integer: 'Int', 'double precision': 'Float', boolean: 'Boolean', 'timestamp without time zone': 'DateTime', bytea: 'Bytes' };
 
 async function postgresTables(url: string): Promise<Record<string, Table>> {
   const c = new pg.Client({ connectionString: url });
@@ -191,8 +195,9 @@ describe('prisma/models.prisma as read here', () => {
     );
     const parsed = Object.fromEntries(Object.entries(models).map(([m, t]) => [m, t.columns.map((c) => c.name).sort()]));
     expect(parsed).toEqual(generated);
-    // And something to compare: every model has a primary key, types and defaults were read.
-    expect(Object.values(models).every((t) => t.primaryKey.length === 1)).toBe(true);
+    // And something to compare: every model has a primary key (Annotation's of two columns), types and defaults were read.
+    expect(Object.values(models).every((t) => t.primaryKey.length >= 1)).toBe(true);
+    expect(models['Annotation']!.primaryKey).toEqual(['sourceHash', 'pointHash']);
     expect(models['Run']!.columns.find((c) => c.name === 'flags')).toEqual({ name: 'flags', type: 'String', nullable: false, default: '' });
     expect(models['Run']!.foreignKeys).toEqual(['sweepId -> Sweep.id']);
   });

@@ -103,7 +103,7 @@ describe('compare on stored results', () => {
     expect(json.thresholds).toMatchObject({ alpha: 0.01, band: 0.02, confidence: 0.95 });
 
     const csv = (await cli(['results', 'compare', '--sweep', id, '--csv'], env)).stdout.trim().split('\n');
-    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason');
+    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
     expect(csv).toHaveLength(5);
 
     const bad = await cli(['results', 'compare', '--sweep', 'nope'], env);
@@ -143,7 +143,7 @@ describe('history across builds', () => {
     expect(out.exitCode, out.stderr).toBe(0);
     expect(out.stdout).toMatch(/aaaaaaaa1111\s+c0ffee1\s+2025-01-01 00:00:00/);
     expect(out.stdout).toMatch(/REGRESSION at build cccccccc1111 \(fused/);
-    expect(out.stdout).toMatch(/p < 0.01 and the median moved by more than 3%/);
+    expect(out.stdout).toMatch(/gives p < 0.01 \(.*\) and the median moved by more than 3%/);
     const both = await cli(['results', 'history', '--point', fusedHash, '--json'], { DATABASE_URL: dbUrl });
     expect(JSON.parse(both.stdout).series[0].builds).toHaveLength(3);
     const bad = await cli(['results', 'history', '--point', 'x'], { DATABASE_URL: dbUrl });
