@@ -1,6 +1,6 @@
 /**
  * Where a bisection looks next, from what its steps said (pure; the state is
- * in the database, bisect/state.ts). The commits are the first-parent chain
+ * in the database, bisect/run.ts). The commits are the first-parent chain
  * after good up to bad, oldest first (`git rev-list --first-parent --reverse
  * good..bad`), so position n-1 is bad and -1 stands for good.
  *

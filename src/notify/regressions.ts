@@ -10,8 +10,9 @@
  *   into a build this sweep measured, confirmed by the run-level rule: the
  *   step's build and the build before it each have 2 or more runs, and the
  *   unpaired verdict of compare.ts on their runs (Mann-Whitney on samples AND
- *   the test on run medians, CI from the run bootstrap) is SLOWER. The
- *   step test of history pools samples, which a single odd run can sway.
+ *   the test on run medians, CI from the run bootstrap) is SLOWER. History's
+ *   step test is the same run-level p (stats/unpaired.ts); the verdict adds
+ *   the CI and the ±2% band.
  *
  * A step or comparison annotated expected or invalid (results annotate) is
  * not reported. Runs of a sweep repeated by `--until-confident` count once
