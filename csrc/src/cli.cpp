@@ -101,6 +101,7 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
     else if (a == "--experts") experts = (int)parse_int(a, need(), 1, INT_MAX);
     else if (a == "--topk") topk = (int)parse_int(a, need(), 1, INT_MAX);
     else if (a == "--tokens") c.tokens = (int)parse_int(a, need(), 1, INT_MAX);
+    else if (a == "--gpus") c.gpus = (int)parse_int(a, need(), 1, 64);
     else if (a == "--dtype") {
       std::string d = need();
       if (d == "bf16") c.dtype = DType::BF16;

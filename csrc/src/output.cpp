@@ -122,6 +122,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
   j.kv("experts", m.s.experts);
   j.kv("topk", m.s.topk);
   j.kv("tokens", c.tokens);
+  j.kv("gpus", c.gpus);
+  j.kv("layer_tokens", c.layer_tokens());
   j.kv("dtype", dtype_name(c.dtype));
   j.kv("warmup", c.warmup);
   j.kv("iters", c.iters);
@@ -198,6 +200,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
     if (vo.energy_run) vo.energy.write_json(j); else j.null();
     j.key("waits");
     waits_json(j, vo.waits);
+    j.key("ep");
+    be.ep_json((int)i, j);
     j.end_obj();
   }
   j.end_arr();

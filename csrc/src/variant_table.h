@@ -41,6 +41,9 @@ struct VariantSpec {
   Limits limits;
   std::optional<std::string> min_compute_capability;  // "9.0"
   std::optional<std::string> note;
+  // Most GPUs (expert-parallel devices, --gpus) one run of this variant may use;
+  // absent in the file: 1 (the variant has no multi-device code).
+  std::optional<long long> max_gpus;
   std::vector<TunableSpec> tunables;  // file order
   const TunableSpec* tunable(const std::string& n) const {
     for (auto& t : tunables) if (t.name == n) return &t;
@@ -81,6 +84,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t);
 struct ShapeRequest {
   long long f[kNumShapeFields] = {0, 0, 0, 0, 0};
   std::string dtype;
+  long long gpus = 1;  // --gpus: devices the experts are split across (not a tuning-table key)
 };
 // Why this variant cannot run the request ("" when it can): the rule and the
 // words of unsupportedReason in src/schema/variant-table.ts, in the same order.

@@ -7,7 +7,7 @@ namespace moe {
 Workload make_workload(const Model& m, const Config& c) {
   Workload w;
   w.xs.resize(c.rotate);
-  const int H = m.s.hidden, E = m.s.experts, K = m.s.topk, T = c.tokens;
+  const int H = m.s.hidden, E = m.s.experts, K = m.s.topk, T = c.layer_tokens();
   std::vector<float> wr((size_t)E * H);
   for (size_t i = 0; i < wr.size(); ++i) wr[i] = m.wr.get(i);
   std::vector<int> nd(c.rotate);
@@ -37,7 +37,8 @@ Workload make_workload(const Model& m, const Config& c) {
   w.distinct_experts /= c.rotate;
   const double ds = (double)dtype_size(m.dt);
   const double Hd = H, I = m.s.inter, Ed = E;
-  w.bytes_per_iter = c.repeat_work * (Ed * Hd * ds + w.distinct_experts * 3.0 * I * Hd * ds + 2.0 * c.tokens * Hd * ds);
+  // With --gpus N: the router is read on every device, each expert on its owner only, every token in and out once.
+  w.bytes_per_iter = c.repeat_work * (c.gpus * Ed * Hd * ds + w.distinct_experts * 3.0 * I * Hd * ds + 2.0 * T * Hd * ds);
   return w;
 }
 

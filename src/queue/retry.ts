@@ -29,9 +29,9 @@ import { ExitError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { pinBundles } from '../source/store.js';
 import { clearCancel, removeJobs } from './cancel.js';
-import { jobKey, poolsKey, RESULTS_QUEUE, runQueueName } from './names.js';
+import { jobKey, notePoolGpus, RESULTS_QUEUE, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
-import { jobFromTemplate, type JobTemplate } from './submit.js';
+import { jobFromTemplate, runGpus, type JobTemplate } from './submit.js';
 import type { PlannedRun } from '../sweep/expand.js';
 
 /** Earlier outcomes kept per run (the latest last). */
@@ -54,7 +54,14 @@ export type PreviousOutcome = z.infer<typeof PreviousOutcomesSchema>[number];
 export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: readonly string[]): Promise<RetryReport> {
   const report: RetryReport = { sweepId: t.sweepId, statuses: [...statuses], retried: {}, requeued: 0, skipped: [] };
   const prefix = queuePrefix();
-  const queueName = runQueueName(t.pool);
+  // Each run's queue is its GPU count's (queue/names.ts).
+  const queueOf = (params: string): string => {
+    try {
+      return runQueueName(t.pool, runGpus({ points: RunParamsSchema.parse(JSON.parse(params)) }));
+    } catch {
+      return runQueueName(t.pool);
+    }
+  };
   const ended = await db.run.findMany({
     where: { sweepId: t.sweepId, status: { in: [...statuses] } },
     select: { id: true, pointHash: true, rep: true, params: true, status: true, reason: true, workerId: true, finishedAt: true, previous: true },
@@ -64,7 +71,7 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
   const orphans: typeof queued = [];
   if (queued.length) {
     const pipe = redis.pipeline();
-    for (const r of queued) pipe.exists(jobKey(queueName, r.id, prefix));
+    for (const r of queued) pipe.exists(jobKey(queueOf(r.params), r.id, prefix));
     const exists = (await pipe.exec()) ?? [];
     queued.forEach((r, i) => {
       if (exists[i]?.[1] !== 1) orphans.push(r);
@@ -134,17 +141,26 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
   const toRun = [...reset, ...orphans];
   report.requeued = orphans.length;
   const now = Date.now();
-  const jobs = toRun.map((r) => {
+  const byQueue = new Map<string, Array<{ name: string; data: ReturnType<typeof jobFromTemplate>; opts: typeof RUN_JOB_OPTIONS & { jobId: string } }>>();
+  const counts = new Set<number>();
+  for (const r of toRun) {
     const run: PlannedRun = { id: r.id, groupHash: r.pointHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) };
-    return { name: 'run', data: jobFromTemplate(t, run, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } };
-  });
+    counts.add(runGpus(run));
+    const name = runQueueName(t.pool, runGpus(run));
+    const job = { name: 'run', data: jobFromTemplate(t, run, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } };
+    const list = byQueue.get(name);
+    if (list) list.push(job);
+    else byQueue.set(name, [job]);
+  }
   await clearCancel(redis, t.sweepId);
-  await redis.sadd(poolsKey(prefix), t.pool);
-  const queue = new Queue(queueName, { connection: redis, prefix });
-  try {
-    for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
-  } finally {
-    await queue.close();
+  await notePoolGpus(redis, t.pool, counts, prefix);
+  for (const [name, jobs] of byQueue) {
+    const queue = new Queue(name, { connection: redis, prefix });
+    try {
+      for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
+    } finally {
+      await queue.close();
+    }
   }
   return report;
 }

@@ -13,7 +13,8 @@ import type { JobBuild, RunJob } from '../schema/job.js';
 import { storeBundles } from '../source/store.js';
 import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
-import { jobKey, poolsKey, runQueueName } from './names.js';
+import { jobKey, notePoolGpus, runQueueName } from './names.js';
+import { DEFAULT_GPUS_WAIT_S, pointGpus } from '../schema/sweep.js';
 import { RUN_JOB_OPTIONS } from './options.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
@@ -59,6 +60,8 @@ export interface JobTemplate {
   pool: string;
   timeoutS: number;
   powerWaitS: number;
+  /** How long a job taking several GPUs waits for a worker that owns that many (s). */
+  gpusWaitS: number;
   rounds: number;
   /** Seed of rep 0; rep r uses seed + r. */
   seed: number;
@@ -76,6 +79,7 @@ export function planTemplate(plan: Plan): JobTemplate {
     pool: plan.sweep.pool,
     timeoutS: plan.sweep.timeout_s,
     powerWaitS: plan.sweep.power_wait_s,
+    gpusWaitS: plan.sweep.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S,
     rounds: plan.sweep.rounds,
     seed: plan.sweep.seed,
     builds: plan.builds.map((b) => ({
@@ -100,6 +104,11 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
   return jobFromTemplate(planTemplate(plan), run, submittedAt);
 }
 
+/** The GPUs a run takes (its points share the count: interleave groups only variants and builds). */
+export function runGpus(run: Pick<PlannedRun, 'points'>): number {
+  return pointGpus(run.points[0]!.point);
+}
+
 export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: number): RunJob {
   return {
     runId: run.id,
@@ -109,6 +118,8 @@ export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: nu
     seed: run.seed,
     timeoutS: t.timeoutS,
     powerWaitS: t.powerWaitS,
+    // Only where it applies: one-GPU jobs stay as they were.
+    ...(runGpus(run) > 1 ? { gpusWaitS: t.gpusWaitS } : {}),
     submittedAt,
     rounds: t.rounds,
     builds: templateBuilds(t, run),
@@ -129,15 +140,20 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
   const written = await recordPlan(db, plan, source, opts.label ?? null);
   const template = planTemplate(plan);
   const prefix = queuePrefix();
-  const queueName = runQueueName(plan.sweep.pool);
-  const queue = new Queue(queueName, { connection: redis, prefix });
-  await redis.sadd(poolsKey(prefix), plan.sweep.pool);
   const pending = plan.runs.filter((r) => written.pending.has(r.id));
+  // A queue per GPU count (queue/names.ts): a job that takes N GPUs waits where only workers with N or more listen.
+  const byGpus = new Map<number, PlannedRun[]>();
+  for (const r of pending) {
+    const list = byGpus.get(runGpus(r));
+    if (list) list.push(r);
+    else byGpus.set(runGpus(r), [r]);
+  }
+  await notePoolGpus(redis, plan.sweep.pool, [...byGpus.keys(), ...plan.runs.map(runGpus)], prefix);
   let enqueued = 0;
   let alreadyQueued = 0;
   const now = Date.now();
   // Batches go out together: BullMQ's client-side work for one overlaps Redis's for another.
-  const enqueueBatch = async (batch: PlannedRun[]): Promise<void> => {
+  const enqueueBatch = async (queue: Queue, queueName: string, batch: PlannedRun[]): Promise<void> => {
     // One round trip tells which job ids Redis already holds.
     const pipe = redis.pipeline();
     for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
@@ -149,21 +165,25 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
       enqueued += fresh.length;
     }
   };
-  try {
-    // Work for the sweep again: a cancel of an earlier submission must not stop it.
-    if (pending.length > 0) await clearCancel(redis, plan.sweepId);
-    // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
-    // serialised form); 200,000 runs all at once peaked at 1.5 GB.
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      for (let i = next; i < pending.length; i = next) {
-        next += BATCH;
-        await enqueueBatch(pending.slice(i, i + BATCH));
-      }
-    };
-    await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
-  } finally {
-    await queue.close();
+  // Work for the sweep again: a cancel of an earlier submission must not stop it.
+  if (pending.length > 0) await clearCancel(redis, plan.sweepId);
+  for (const [gpus, runs] of [...byGpus].sort((a, b) => a[0] - b[0])) {
+    const queueName = runQueueName(plan.sweep.pool, gpus);
+    const queue = new Queue(queueName, { connection: redis, prefix });
+    try {
+      // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
+      // serialised form); 200,000 runs all at once peaked at 1.5 GB.
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        for (let i = next; i < runs.length; i = next) {
+          next += BATCH;
+          await enqueueBatch(queue, queueName, runs.slice(i, i + BATCH));
+        }
+      };
+      await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
+    } finally {
+      await queue.close();
+    }
   }
   const retry = opts.retry && opts.retry.length ? await retryRuns(db, redis, template, opts.retry) : null;
   const alreadyEnded = { ...written.ended };

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { runQueueName } from '../queue/names.js';
+import { poolRunQueues } from '../queue/names.js';
 import { livePools, noWorkerWarning } from '../../worker/heartbeat.js';
 
 export interface PoolProgress {
@@ -60,12 +60,14 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
     }
     const queued = p.byStatus['queued'] ?? 0;
     if (redis && queued > 0) {
-      const q = new Queue(runQueueName(p.pool), { connection: redis, prefix: queuePrefix() });
-      try {
-        const active = await q.getActive(0, 999);
-        p.running = active.filter((j) => j.id?.startsWith(`${sweepId}-`)).length;
-      } finally {
-        await q.close();
+      for (const { name } of await poolRunQueues(redis, p.pool)) {
+        const q = new Queue(name, { connection: redis, prefix: queuePrefix() });
+        try {
+          const active = await q.getActive(0, 999);
+          p.running += active.filter((j) => j.id?.startsWith(`${sweepId}-`)).length;
+        } finally {
+          await q.close();
+        }
       }
     }
     p.waiting = Math.max(0, queued - p.running);

@@ -77,6 +77,8 @@ export const VariantSpecSchema = z.strictObject({
   limits: LimitsSchema,
   min_compute_capability: z.string().regex(/^\d+\.\d+$/).optional(),
   note: z.string().optional(),
+  /** Most GPUs (expert-parallel devices, the sweep's gpus axis) one run may use; absent: 1 (no multi-GPU code). */
+  max_gpus: z.int().min(1).max(64).optional(),
   tunables: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/), TunableSchema),
 });
 export type VariantSpec = z.infer<typeof VariantSpecSchema>;
@@ -120,6 +122,8 @@ export interface ShapeRequest {
   topk: number;
   tokens: number;
   dtype: string;
+  /** GPUs the experts are split across (the gpus axis); absent: 1. */
+  gpus?: number;
 }
 
 function limitFailure(field: ShapeField, value: number, limit: Limit | undefined): string | null {
@@ -142,6 +146,10 @@ export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: S
     if (why) return why + (spec.note && spec.limits[field] ? ` (${spec.note})` : '');
   }
   if (!spec.dtypes.includes(req.dtype)) return `dtype ${req.dtype} is not supported (expected ${spec.dtypes.join(' or ')})`;
+  const gpus = req.gpus ?? 1;
+  const maxGpus = spec.max_gpus ?? 1;
+  if (gpus > maxGpus) return `gpus (${gpus}) must be <= ${maxGpus}${maxGpus === 1 ? ' (the variant has no multi-GPU code)' : ''}`;
+  if (gpus > 1 && req.experts % gpus !== 0) return `experts (${req.experts}) must be a multiple of gpus (${gpus}): each GPU owns experts/gpus of them`;
   return null;
 }
 
