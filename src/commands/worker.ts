@@ -56,7 +56,15 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(lock ? { lockDurationMs: lock } : {}),
     log,
   });
-  const identity = await worker.start();
+  let identity;
+  try {
+    identity = await worker.start();
+  } catch (err) {
+    // A refused start (a GPU another worker owns): let go of what was opened, so the process can exit with the error.
+    await worker.close(true).catch(() => undefined);
+    connection.disconnect();
+    throw err;
+  }
   const caps = worker.capabilities;
   const topo = worker.topology;
   const several = gpus && gpus.length > 1 ? `${gpus.length} GPUs ${gpus.join(',')}${topo ? ` (${topo.summary})` : ''}, jobs of 1-${gpus.length} GPUs` : null;
