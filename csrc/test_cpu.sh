@@ -31,6 +31,10 @@ for r in d["results"]:
     assert r["energy"]["joules_per_forward"] is None and r["energy"]["reason"], r["energy"]
     for name, t in r["tunables"].items():
         assert t["source"] in ("flag", "tuning_table", "default", "heuristic") and isinstance(t["value"], int), (name, t)
+    if d["config"]["gpus"] > 1:  # expert parallelism: bit for bit the same layer on one device
+        assert r["ep"]["gpus"] == d["config"]["gpus"] and r["ep"]["single_device"]["equal"] is True, r["ep"]
+    else:
+        assert r["ep"] is None
 assert d["bytes_per_iter"] > 0
 ' "$1"
 }
@@ -74,6 +78,11 @@ run --model tiny --variant "$VARIANTS" --tune fused:group=2 --no-tuning-table --
 run --model qwen3-30b-a3b --variant "$VARIANTS" --iters 3 --warmup 1
 run --model olmoe-1b-7b --variant "$VARIANTS" --iters 3 --warmup 1 --dtype fp16
 run --model deepseek-v2-lite --variant "$VARIANTS" --iters 3 --warmup 1 --tokens 2
+# Expert parallelism over N simulated devices (--gpus N): each holds its own T tokens.
+for G in 2 4; do
+  run --model tiny --variant "$VARIANTS" --gpus $G --tokens 3 --iters 3 --warmup 1
+done
+run --model olmoe-1b-7b --variant "$VARIANTS" --gpus 8 --iters 2 --warmup 0 --dtype fp16
 
 expect_rc 2 --model tiny --tokens 0
 expect_rc 2 --model tiny --bogus-flag
@@ -85,6 +94,8 @@ expect_rc 2 --model tiny --variant fused --tune group=3
 expect_rc 2 --model tiny --variant reference --tune group=2
 expect_rc 2 --model tiny --variant fused --tune group
 expect_rc 2 --model tiny --variant fused --tune separate:group=2
+expect_rc 2 --model tiny --gpus 3
+expect_rc 2 --model tiny --gpus 0
 expect_rc 3 --model tiny --test-output exit3
 
 n=$((n+1))
