@@ -36,7 +36,7 @@ import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
 import { FakeSmi, fakeHost } from './doubles/fake-gpu.js';
 import { TEST_CACHE, TEST_REDIS_URL } from './helpers/env.js';
 import { runsSettled } from './helpers/farm.js';
-import { CLI, ROOT, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { CLI, ROOT, cli, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
 
 let cleanups: Array<() => unknown> = [];
 let smi: FakeSmi;
@@ -135,6 +135,15 @@ describe('routing by GPU count', () => {
     expect(two.topology).toMatchObject({ gpus: [1, 2], summary: 'NV18' });
   });
 
+  it('applies a clock lock to every GPU of the job, each with its own marker, and restores every one after', async () => {
+    await startWorker([2, 3], { allowClockControl: true, allowPowerControl: true });
+    const runs = await runSweep(sweep('', '  gpus: 2\n  clock: {lock: 1410}\n  power: {limit: 300}\n'));
+    expect(runs.map((r) => [r.status, r.reason])).toEqual([['done', null]]);
+    expect(smi.controlCalls()).toEqual(['-i 2 -lgc 1410,1410', '-i 2 -pl 300', '-i 3 -lgc 1410,1410', '-i 3 -pl 300', '-i 2 -rgc', '-i 2 -pl 700', '-i 3 -rgc', '-i 3 -pl 700']);
+    expect(smi.read().gpus.map((g) => [g.locked, g.powerLimit])).toEqual([[null, 700], [null, 700], [null, 700], [null, 700]]);
+    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ lockedClockMhz: 1410, powerLimitW: 300, gpus: 2, gpuIndices: [2, 3] });
+  });
+
   it('ends a GPU count no live worker owns as `unsatisfiable` after gpus_wait_s, with the reason, and never before', async () => {
     await startWorker([0, 1]);
     const t0 = Date.now();
@@ -157,6 +166,23 @@ describe('routing by GPU count', () => {
     expect(ended.reason).toMatch(new RegExp(`^the point asks for 4 GPUs, and no live worker of pool ${pool} owns that many \\(live workers: .*/gpus0,1 \\(2 GPUs\\)\\) for 2 s after submission \\(gpus_wait_s\\)`));
     // Taken out of its queue: no worker could take it later and run it twice.
     expect(await redis.exists(jobKey)).toBe(0);
+  });
+
+  it('moefarm workers shows the GPUs a worker owns and their links; submit warns of a GPU count no live worker owns', async () => {
+    await startWorker([0, 1, 2, 3]);
+    const env = { ...smi.env(), MOEFARM_PREFIX: queuePrefix(), DATABASE_URL: sqliteUrl(dir) };
+    const listed = await cli(['workers'], env);
+    expect(listed.exitCode).toBe(0);
+    const row = listed.stdout.split('\n').find((l) => l.includes('/gpus0,1,2,3'))!;
+    expect(row).toContain('4x Fake H100 (test double) #0,1,2,3 NV18 x6');
+    const json = JSON.parse((await cli(['workers', '--json'], env)).stdout) as Array<{ gpuCount: number; topology: { summary: string }; gpus: unknown[] }>;
+    expect(json[0]).toMatchObject({ gpuCount: 4, topology: { summary: 'NV18 x6' } });
+    expect(json[0]!.gpus).toHaveLength(4);
+    const file = join(dir, 'eight.yaml');
+    writeFileSync(file, `name: eight\npool: ${pool}\ngpus_wait_s: 5\nmatrix:\n  variant: reference\n  model: tiny\n  gpus: [4, 8]\n  iters: 1\n`);
+    const submitted = await cli(['sweep', 'submit', file], env);
+    expect(submitted.exitCode, submitted.stderr).toBe(0);
+    expect(submitted.stderr).toContain(`warning: no live worker of pool ${pool} owns 8 GPUs (the most: 4): those points end as unsatisfiable 5 s after submission (gpus_wait_s)`);
   });
 
   it('refuses at submit a point with more GPUs than the variant can use, or experts that do not split evenly', () => {
@@ -193,12 +219,12 @@ describe('the lock per GPU', () => {
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toMatch(/GPU 1 is already owned by worker \S+\/gpus0,1 \(pid \d+, since .*; lock .*gpu-1\.lock\): a GPU is run by one worker at a time/);
     // ... and from another process, as `moefarm worker --gpu 1` started beside a per-host worker would: exit 2, nothing taken.
-    const cli = await execa(process.execPath, [CLI, 'worker', '--pool', pool, '--gpu', '1', '--once'], {
+    const spawned = await execa(process.execPath, [CLI, 'worker', '--pool', pool, '--gpu', '1', '--once'], {
       reject: false,
       env: { ...smi.env(), REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: queuePrefix(), MOEFARM_CACHE: join(dir, 'cache-link') },
     });
-    expect(cli.exitCode).toBe(2);
-    expect(cli.stderr).toMatch(/GPU 1 is already owned by worker \S+\/gpus0,1 \(pid \d+/);
+    expect(spawned.exitCode).toBe(2);
+    expect(spawned.stderr).toMatch(/GPU 1 is already owned by worker \S+\/gpus0,1 \(pid \d+/);
     // GPU 2 is free: a per-GPU worker takes it beside the per-host one.
     const beside = await startWorker([2]);
     expect(beside.gpuCount).toBe(1);
