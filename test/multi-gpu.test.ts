@@ -135,6 +135,23 @@ describe('routing by GPU count', () => {
     expect(two.topology).toMatchObject({ gpus: [1, 2], summary: 'NV18' });
   });
 
+  it('moefarm worker --gpus all owns every GPU nvidia-smi lists, runs jobs of 1 and 2 GPUs, and with --once exits when its queues are empty', async () => {
+    const plan = sweep('', '  gpus: [1, 2]\n');
+    await submitPlan(db, redis, plan, null);
+    const w = await execa(process.execPath, [CLI, 'worker', '--pool', pool, '--gpus', 'all', '--once'], {
+      reject: false,
+      timeout: 180_000,
+      env: { ...smi.env(), REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: queuePrefix(), MOEFARM_CACHE: join(dir, 'cache-link') },
+    });
+    expect(w.exitCode, w.stderr).toBe(0);
+    expect(w.stderr).toMatch(/\/gpus0,1,2,3: serving pool \S+ \(cpu, Fake H100 \(test double\); 4 GPUs 0,1,2,3 \(NV18 x6\), jobs of 1-4 GPUs\)/);
+    expect(w.stderr).toMatch(/stopped after 2 job\(s\)/);
+    await waitFor('both runs recorded', () => runsSettled(db, plan.sweepId, 2), 30_000);
+    const runs = await db.run.findMany({ where: { sweepId: plan.sweepId } });
+    expect(runs.map((r) => r.status)).toEqual(['done', 'done']);
+    expect(runs.map((r) => JSON.parse(r.env!).gpuIndices ?? [JSON.parse(r.env!).gpuIndex]).sort()).toEqual([[0], [0, 1]]);
+  });
+
   it('applies a clock lock to every GPU of the job, each with its own marker, and restores every one after', async () => {
     await startWorker([2, 3], { allowClockControl: true, allowPowerControl: true });
     const runs = await runSweep(sweep('', '  gpus: 2\n  clock: {lock: 1410}\n  power: {limit: 300}\n'));

@@ -124,6 +124,10 @@ export class FarmWorker {
   private topoMatrix: { gpus: number[]; links: Record<string, string> } | null = null;
   /** A job is running (on any of the queues): the others wait. */
   private running = false;
+  /** Resolved when the job in flight ends: the next one's turn (see process). */
+  private gate: Promise<void> = Promise.resolve();
+  /** Jobs fetched and waiting for their turn. */
+  private waiting = 0;
   private heartbeat: Heartbeat | null = null;
   private lease: WorkerLease | null = null;
   private closing: Promise<void> | null = null;
@@ -249,19 +253,25 @@ export class FarmWorker {
       throw new UnrecoverableError(`invalid job payload: ${formatIssues(`job ${job.id}`, parsed.error.issues.slice(0, 3))}`);
     }
     const data = parsed.data;
-    // One job at a time over all this worker's queues: a job one of the others took meanwhile (the pause
-    // below races with a fetch in flight) goes back at once, untouched, for this or another worker.
-    if (this.running) {
-      await job.moveToDelayed(Date.now() + 200, token);
-      throw new DelayedError();
-    }
+    // One job at a time over all this worker's queues: while one runs the other queues' BullMQ workers are
+    // paused; a job one of them fetched before the pause took effect waits here for its turn (its lock is
+    // kept fresh meanwhile), rather than going back to the queue (a delayed job would look like an empty
+    // queue to --once).
+    const turn = this.gate;
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    this.waiting++;
+    await turn;
+    this.waiting--;
     this.running = true;
     await this.pauseOthers(job.queueName);
     try {
       return await this.processOne(job, data, token, signal);
     } finally {
       this.running = false;
-      await this.resumeAll();
+      release();
+      // The next job in line pauses the others itself; only the last one lets them fetch again.
+      if (this.waiting === 0) await this.resumeAll();
     }
   }
 
@@ -579,12 +589,15 @@ export class FarmWorker {
     }
   }
 
-  /** Resolves when none of this worker's queues has a job left for it (each one said so since the last job). */
+  /**
+   * Resolves when none of this worker's queues has a job left for it: each queue's BullMQ worker said
+   * `drained` since it last took a job (BullMQ says it once per emptying, so each queue is tracked apart).
+   */
   drained(): Promise<void> {
     return new Promise((resolveDrained) => {
       const empty = new Set<Worker>();
       for (const w of this.workers) {
-        w.on('active', () => empty.clear());
+        w.on('active', () => empty.delete(w));
         w.on('drained', () => {
           empty.add(w);
           if (empty.size === this.workers.length && !this.running) resolveDrained();
