@@ -4,7 +4,8 @@
 # and token counts below, then every tunable of every variant at a range of its
 # values (a short timing run rides along; this is a correctness gate, not a
 # benchmark). Variants and presets come from the binary's --list (the variant
-# table); nothing here lists them again.
+# table); nothing here lists them again. A preset runs with the variants whose
+# row takes it (limits, dtypes, shared experts), as the coordinator would.
 # Usage: csrc/check_gpu.sh [ARCH=sm_90a] [BUILD_DIR]   (also: make -C csrc check-gpu)
 # Env:   MODELS="name ..." TOKENS="1 4 16 64" DTYPES="bf16 fp16"   (default: every preset)
 #        BIG_TOKENS="1 16"   token counts for the large presets (weights over 3 GB)
@@ -62,12 +63,27 @@ refuse() {
   else fails=$((fails+1)); echo "FAIL $label: rc=$rc, want 2: $(head -c 300 "$ERR")"; fi
 }
 
+# The CUDA variants whose table row takes preset $1 at T=$2 in dtype $3 (limits, dtypes, shared experts: the
+# rule of unsupportedReason); the others refuse it by design and are left out of that run.
+takes() {
+  q "
+p = [p for p in d['presets'] if p['name'] == '$1'][0]
+req = dict(hidden=p['hidden'], inter=p['inter'], experts=p['experts'], topk=p['topk'], tokens=$2)
+def ok(lim, f, x):
+    l = lim.get(f) or {}
+    return x >= l.get('min', x) and x <= l.get('max', x) and x % l.get('multiple_of', 1) == 0 and (not l.get('power_of_two') or x & (x - 1) == 0)
+print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and '$3' in v['dtypes']
+      and all(ok(d['limits'], f, x) and ok(v['limits'], f, x) for f, x in req.items())
+      and (not p.get('shared_experts') or v.get('shared_experts'))))"
+}
 for m in $MODELS; do
   big=$(q "p=[p for p in d['presets'] if p['name']=='$m'][0]; print(1 if p['experts']*3*p['inter']*p['hidden']*2 > 3e9 else 0)")
   toks=$TOKENS; [ "$big" = 1 ] && toks=$BIG_TOKENS
   for dt in $DTYPES; do
     for T in $toks; do
-      run "$m $dt T=$T" --model "$m" --dtype "$dt" --tokens "$T" --variant "$V"
+      vm=$(takes "$m" "$T" "$dt")
+      if [ -z "$vm" ]; then echo "-- $m $dt T=$T: no CUDA variant takes it"; continue; fi
+      run "$m $dt T=$T" --model "$m" --dtype "$dt" --tokens "$T" --variant "$vm"
     done
   done
 done

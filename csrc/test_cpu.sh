@@ -3,7 +3,7 @@
 # small enough for a CPU (tiny: all dtypes and several token counts; qwen3 and
 # the others: 1 token, --iters 3 --warmup 1), checking exit code 0, check.pass
 # and the JSON shape (tunables with their source, energy null with a reason on
-# the CPU); every value of the fused variant's tunable; plus the usage/tunable
+# the CPU); fp8 weights and shared experts; every value of the fused variant's tunable; plus the usage/tunable
 # refusals and test-only behaviours. Plain bash + python3.
 # Usage: csrc/test_cpu.sh [BUILD_DIR]   (also: make -C csrc check-cpu)
 set -u
@@ -83,6 +83,19 @@ for G in 2 4; do
   run --model tiny --variant "$VARIANTS" --gpus $G --tokens 3 --iters 3 --warmup 1
 done
 run --model olmoe-1b-7b --variant "$VARIANTS" --gpus 8 --iters 2 --warmup 0 --dtype fp16
+# fp8 weights (e4m3, per-output-channel scales) and shared experts, against the same fp64 oracle
+for T in 1 4; do
+  run --model tiny --variant "$VARIANTS" --dtype fp8 --tokens $T --iters 3 --warmup 1
+  run --model tiny-shared --variant "$VARIANTS" --tokens $T --iters 3 --warmup 1
+  run --model tiny-shared --variant "$VARIANTS" --dtype fp8 --tokens $T --iters 3 --warmup 1
+done
+run --hidden 192 --inter 160 --experts 8 --topk 2 --shared-experts 3 --shared-inter 40 --variant "$VARIANTS" --dtype fp16 --tokens 9 --iters 3
+run --model qwen3-30b-a3b --variant "$VARIANTS" --dtype fp8 --iters 2 --warmup 1
+run --model deepseek-v2-lite-shared --variant "$VARIANTS" --iters 2 --warmup 1
+# The split combined with shared experts and fp8 (equal bit for bit to one device, checked inside the binary).
+run --model tiny-shared --variant "$VARIANTS" --gpus 2 --dtype fp8 --tokens 3 --iters 3 --warmup 1
+run --model tiny-shared --variant "$VARIANTS" --gpus 4 --tokens 2 --iters 3 --warmup 1
+run --model tiny --variant "$VARIANTS" --gpus 4 --dtype fp8 --tokens 1 --iters 3 --warmup 1
 
 expect_rc 2 --model tiny --tokens 0
 expect_rc 2 --model tiny --bogus-flag
@@ -97,6 +110,10 @@ expect_rc 2 --model tiny --variant fused --tune separate:group=2
 expect_rc 2 --model tiny --gpus 3
 expect_rc 2 --model tiny --gpus 0
 expect_rc 3 --model tiny --test-output exit3
+expect_rc 2 --model tiny --shared-experts 2                 # no --shared-inter
+expect_rc 2 --model tiny --shared-inter 64                  # no --shared-experts
+expect_rc 2 --model tiny --shared-experts 65 --shared-inter 64
+expect_rc 2 --model tiny --dtype fp4
 
 n=$((n+1))
 if "$BIN" --model tiny --test-output garbage 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then

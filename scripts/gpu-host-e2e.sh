@@ -2,16 +2,18 @@
 # End to end on a GPU host with no Node.js, no Redis and no network, from what
 # scripts/gpu-host-bundle.sh packed into .device-carry/: Redis, the collector
 # into SQLite, one CUDA worker for GPU 0 (WITHOUT clock or power permission:
-# the host's settings are never changed), the sweep given (default
-# sweeps/gpu-env.yaml), then `moefarm demo` (CUDA backend; SKIP_DEMO=1 skips it). Everything it
-# prints and the databases go to $OUT (or ./e2e-out). The sweep's sources travel as bundles
-# through Redis like anywhere else; `dir:` builds are relative to the worktree root (for
-# sweeps/ab-h100.yaml: .device-carry/ab-base/csrc against csrc/). WAIT_S bounds the wait (480).
+# the host's settings are never changed), the sweeps given (default
+# sweeps/gpu-env.yaml; several may be named: all are submitted at once, the one worker runs them in
+# turn), then `moefarm demo` (CUDA backend; SKIP_DEMO=1 skips it). Everything it
+# prints and the databases go to $OUT (or ./e2e-out); each sweep's compare, list and report go to
+# $OUT/<sweep file name>/. The sweeps' sources travel as bundles through Redis like anywhere else;
+# `dir:` builds are relative to the worktree root (for sweeps/ab-h100.yaml:
+# .device-carry/ab-base/csrc against csrc/). WAIT_S bounds the wait for all of them (480).
 set -uo pipefail
 root=$(pwd)
 out=${OUT:-$root/e2e-out}
 mkdir -p "$out"
-sweep=${1:-sweeps/gpu-env.yaml}
+sweeps=("${@:-sweeps/gpu-env.yaml}")
 B=$(mktemp -d /tmp/moefarm-host.XXXX)
 xz -dc .device-carry/node.xz > "$B/node" && chmod +x "$B/node"
 mkdir -p "$B/redis" "$B/app"
@@ -32,20 +34,36 @@ collector=$!
 worker=$!
 sleep 4
 log "moefarm workers"; "${M[@]}" workers | tee "$out/workers.txt"
-log "submit $sweep"
-id=$("${M[@]}" sweep submit "$root/$sweep" --json | tee "$out/submit.json" | sed -n 's/.*"sweepId":"\([^"]*\)".*/\1/p')
-for _ in $(seq $(( ${WAIT_S:-480} / 2 ))); do
-  "${M[@]}" sweep status "$id" --json > "$out/status.json" 2>/dev/null
-  grep -q '"finished":true' "$out/status.json" && break
-  sleep 2
+ids=()
+for sweep in "${sweeps[@]}"; do
+  log "submit $sweep"
+  ids+=("$("${M[@]}" sweep submit "$root/$sweep" --json | tee -a "$out/submit.json" | sed -n 's/.*"sweepId":"\([^"]*\)".*/\1/p')")
 done
-log "status"; "${M[@]}" sweep status "$id" | tee "$out/status.txt"
-log "compare"; "${M[@]}" results compare --sweep "$id" | tee "$out/compare.txt"
-"${M[@]}" results compare --sweep "$id" --by-condition | tee "$out/compare-by-condition.txt"
-log "list"; "${M[@]}" results list --sweep "$id" --limit 100 | tee "$out/list.txt"
-"${M[@]}" results list --sweep "$id" --limit 100 --json > "$out/list.json"
-"${M[@]}" results compare --sweep "$id" --csv > "$out/compare.csv"
-"${M[@]}" report --sweep "$id" -o "$out/report.html"
+deadline=$(( $(date +%s) + ${WAIT_S:-480} ))
+for i in "${!sweeps[@]}"; do
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    "${M[@]}" sweep status "${ids[$i]}" --json > "$out/status.json" 2>/dev/null
+    grep -q '"finished":true' "$out/status.json" && break
+    sleep 2
+  done
+done
+for i in "${!sweeps[@]}"; do
+  id=${ids[$i]}
+  d="$out/$(basename "${sweeps[$i]}" .yaml)"
+  mkdir -p "$d"
+  log "status ${sweeps[$i]}"; "${M[@]}" sweep status "$id" | tee "$d/status.txt"
+  log "compare ${sweeps[$i]}"; "${M[@]}" results compare --sweep "$id" | tee "$d/compare.txt"
+  "${M[@]}" results compare --sweep "$id" --by-condition > "$d/compare-by-condition.txt"
+  "${M[@]}" results list --sweep "$id" --limit 200 > "$d/list.txt"
+  "${M[@]}" results list --sweep "$id" --limit 200 --json > "$d/list.json"
+  "${M[@]}" results compare --sweep "$id" --csv > "$d/compare.csv"
+  "${M[@]}" report --sweep "$id" -o "$d/report.html"
+  if grep -q '^  tune:' "$root/${sweeps[$i]}"; then
+    # A tuning sweep (matrix.tune): the decisions, and the winners written into a copy of the tuning table.
+    mkdir -p "$d/tuning" && cp "$root"/csrc/tuning/*.json "$d/tuning/"
+    log "tune ${sweeps[$i]}"; "${M[@]}" tune --sweep "$id" --out "$d/tuning/h100-sxm.json" | tee "$d/tune.txt"
+  fi
+done
 kill -TERM "$worker" "$collector"; wait "$worker" "$collector"
 log "worker log"; tail -20 "$out/worker.log"
 

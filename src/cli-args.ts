@@ -51,6 +51,26 @@ export function gpuList(value: string): number[] | 'all' {
   return nums;
 }
 
+/** A percentage: 0 or more, decimals allowed (5, 2.5); at most 1000. */
+export function percent(value: string): number {
+  const v = value.trim();
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n > 1000) throw new InvalidArgumentError(`expected a percentage from 0 to 1000 (5, 2.5), got "${value}"`);
+  return n;
+}
+
+/** A webhook URL: http:// or https:// with a host (its credentials, path and query are kept, and never logged). */
+export function webhookUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('expected an http:// or https:// URL');
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') throw new InvalidArgumentError(`expected an http:// or https:// URL, got a ${u.protocol} URL`);
+  return value;
+}
+
 /** A TCP port to listen on: 0 (any free port) to 65535. */
 export function listenPort(value: string): number {
   const n = integer(value);

@@ -5,7 +5,7 @@
  * typed errors; only this file turns them into messages and exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { commanderExitCode, EXIT_CODES_HELP, gpuList, label, listenPort, needs, needsOneOf, nonNegativeInt, pointInTime, positiveInt } from './cli-args.js';
+import { commanderExitCode, EXIT_CODES_HELP, gpuList, label, listenPort, needs, needsOneOf, nonNegativeInt, percent, pointInTime, positiveInt, webhookUrl } from './cli-args.js';
 import { exitCodeOf, UsageError } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
@@ -71,6 +71,15 @@ sweep
     await sweepRetry(id, opts);
   });
 sweep
+  .command('resume')
+  .description('enqueue every run the database holds as unfinished, whatever Redis remembers (after Redis lost its state, or the database was replaced)')
+  .argument('<id>', 'sweep id')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const { sweepResume } = await import('./commands/sweep-resume.js');
+    await sweepResume(id, opts);
+  });
+sweep
   .command('status')
   .description('progress of a sweep: done / running / failed / waiting per pool')
   .argument('<id>', 'sweep id')
@@ -119,9 +128,12 @@ program
   .description('run the collector: write results from the queue into the database; with --http, also serve reports')
   .option('--http <port>', 'also serve the sweeps\' HTML reports on this port (0: any free port)', listenPort)
   .option('--host <address>', 'with --http: address the HTTP server binds (default 127.0.0.1)')
+  .option('--notify <url>', 'POST a JSON message to this webhook when a sweep confirms a regression (retried with backoff; the URL is never logged)', webhookUrl)
+  .option('--notify-digest', 'with --notify: one message per finished sweep that has regressions, instead of one per regression')
   .addOption(logFormatOption())
-  .action(async (opts: { http?: number; host?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
+  .action(async (opts: { http?: number; host?: string; notify?: string; notifyDigest?: boolean; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
     needs(cmd, 'host', opts.http !== undefined, '--http PORT');
+    needs(cmd, 'notifyDigest', opts.notify !== undefined, '--notify URL');
     const { serve } = await import('./commands/serve.js');
     await serve(opts);
   });
@@ -161,9 +173,10 @@ results
   .option('--by-condition', 'one row per condition (gpu, clock, power) and variant: baseline ms, variant ms, speedup [CI]')
   .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
   .option('--clock-band <mhz>', 'group runs by observed SM clock in bands this wide (0: do not)', nonNegativeInt)
+  .option('--energy', 'show the energy columns (mJ per forward, mean W; "-" where none was measured) even when no result has energy')
   .addOption(new Option('--json', 'print as JSON').conflicts(['csv', 'byCondition']))
   .option('--csv', 'print as CSV')
-  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number }, cmd: Command) => {
+  .action(async (opts: { sweep?: string; label?: string; against?: string; againstLabel?: string; baseline?: string; json?: boolean; csv?: boolean; byCondition?: boolean; includeFlagged?: boolean; clockBand?: number; energy?: boolean }, cmd: Command) => {
     needsOneOf(cmd, ['sweep', 'label']);
     needs(cmd, 'against', opts.sweep !== undefined, '--sweep ID (--against-label goes with --label)');
     needs(cmd, 'againstLabel', opts.label !== undefined, '--label L (--against goes with --sweep)');
@@ -183,6 +196,57 @@ results
     await resultsHistory(opts);
   });
 
+results
+  .command('annotate')
+  .description('mark a history step (a build at one point) as expected or invalid, with a note: history, the report, the check and alerts honour it')
+  .requiredOption('--build <build>', 'the build the step goes into: its source hash or git commit (6+ characters), or a git ref of the repository here')
+  .requiredOption('--point <hash>', 'the point with its variant (Result.pointHash, as results history shows it; 6+ characters)')
+  .addOption(new Option('--as <kind>', 'expected: a real, intended change (the step stays, marked); invalid: measurements not to be trusted (left out)').choices(['expected', 'invalid']).conflicts('clear'))
+  .option('--note <text>', 'why (required with --as)')
+  .addOption(new Option('--clear', 'remove the annotation of this step').conflicts('note'))
+  .option('--json', 'print as JSON')
+  .action(async (opts: { build: string; point: string; as?: 'expected' | 'invalid'; note?: string; clear?: boolean; json?: boolean }, cmd: Command) => {
+    needsOneOf(cmd, ['as', 'clear']);
+    const { resultsAnnotate } = await import('./commands/results-annotate.js');
+    await resultsAnnotate(opts);
+  });
+
+program
+  .command('check')
+  .description('the regression gate for CI: exit 1 when a comparison of the sweep is a confirmed SLOWER beyond the threshold, else 0; optionally a markdown summary')
+  .requiredOption('--sweep <id>', 'sweep id')
+  .option('--threshold <pct>', 'fail on SLOWER only when the latency grew by more than this many percent', percent, 5)
+  .addOption(new Option('--unsure <policy>', 'what an UNSURE comparison (or runs still waiting) does to the check').choices(['pass', 'fail']).default('pass'))
+  .option('--markdown <file>', 'write a markdown summary (table, speedups with intervals, verdicts, environment, report) for a CI step or a pull-request comment; - for stdout')
+  .option('--report <file>', 'also write the sweep\'s HTML report to this file, and name it in the summary')
+  .option('--report-url <url>', 'where the HTML report can be read (a CI artifact, moefarm serve --http): named in the summary')
+  .option('--baseline <spec>', 'baseline, as variant=NAME or build=NAME (default: the sweep file\'s baseline)')
+  .option('--json', 'print the outcome as JSON')
+  .action(async (opts: { sweep: string; threshold: number; unsure: 'pass' | 'fail'; markdown?: string; report?: string; reportUrl?: string; baseline?: string; json?: boolean }) => {
+    if (opts.json && opts.markdown === '-') throw new UsageError("moefarm check: --json cannot be used with --markdown - (both write to stdout)");
+    const { check } = await import('./commands/check.js');
+    await check(opts);
+  });
+
+program
+  .command('bisect')
+  .description('find the first commit that made a sweep slower: a paired sweep of each commit against the good one, halving the range as git bisect does; resumes where it stopped')
+  .requiredOption('--good <ref>', 'a commit (any git ref) known to be fast')
+  .requiredOption('--bad <ref>', 'a later commit known to be slow (good must be its ancestor)')
+  .requiredOption('--sweep <file>', 'sweep file: the points to measure (its builds: and baseline are set by bisect: good against each commit, interleaved)')
+  .option('--point <hash>', 'only this point decides (Result.pointHash or a run group hash, 6+ characters); the sweep runs only it')
+  .option('--source <dir>', 'the kernel source folder in the repository (default: this checkout\'s csrc/)')
+  .option('--threshold <pct>', 'a commit is slow when SLOWER than good by more than this many percent', percent, 5)
+  .addOption(new Option('--unsure <policy>', 'a commit still UNSURE after --until-confident: counted good (not shown slower) or skipped as a commit that cannot be tested').choices(['good', 'skip']).default('good'))
+  .option('--budget <n>', 'extra runs per step for undecided comparisons (default: the sweep\'s run count)', nonNegativeInt)
+  .option('--local', 'run the sweeps on this machine: a collector and a worker in this process, as moefarm demo does (default: submit to the running farm at REDIS_URL and wait)')
+  .option('--restart', 'forget the steps recorded for this bisect and begin again')
+  .option('--json', 'print the outcome as JSON')
+  .action(async (opts: { good: string; bad: string; sweep: string; point?: string; source?: string; threshold: number; unsure: 'good' | 'skip'; budget?: number; local?: boolean; restart?: boolean; json?: boolean }) => {
+    const { bisect } = await import('./commands/bisect.js');
+    await bisect(opts);
+  });
+
 program
   .command('report')
   .description('write one self-contained HTML report of a sweep: distributions, speedups, telemetry, history')
@@ -195,6 +259,21 @@ program
   .action(async (opts: { sweep: string; output?: string; baseline?: string; includeFlagged?: boolean; telemetryRuns?: string; clockBand?: number }) => {
     const { reportCommand } = await import('./commands/report.js');
     await reportCommand(opts);
+  });
+
+program
+  .command('tune')
+  .description('the farm as autotuner: run a sweep over tunable settings (matrix.tune) or read a finished one, pick per GPU model, shape, tokens, dtype and variant the setting that beats the runner-up with a FASTER verdict (ties reported, nothing written for them), optionally write the winners into a tuning table the binary uses by default')
+  .requiredOption('--sweep <file|id>', 'a sweep file with matrix.tune (submitted, then waited for: needs a collector and workers) or the id of a sweep already run')
+  .option('--out <file>', 'tuning table to write the winners into, e.g. csrc/tuning/h100-sxm.json (entries of other keys stay; created if missing)')
+  .option('--include-flagged', 'include runs flagged throttled or clock-mismatch (left out by default)')
+  .option('--source <dir>', 'with a sweep file without builds: the kernel source to measure (default: this checkout\'s csrc/)')
+  .option('--allow-large', 'allow a sweep that expands past the run limit')
+  .option('--label <label>', 'store this label with the sweep', label)
+  .option('--json', 'print the decisions (and the table written) as JSON')
+  .action(async (opts: { sweep: string; out?: string; includeFlagged?: boolean; source?: string; allowLarge?: boolean; label?: string; json?: boolean }) => {
+    const { tuneCommand } = await import('./commands/tune.js');
+    await tuneCommand(opts);
   });
 
 program

@@ -82,6 +82,8 @@ function sweep(extra: string, matrixExtra = ''): Plan {
       `name: gpuenv\npool: ${pool}\ntimeout_s: 60\n${extra}\nmatrix:\n  variant: reference\n  model: tiny\n  warmup: 1\n  iters: 5\n${matrixExtra}`,
       'gpuenv.yaml',
     ),
+    // The CPU backend stands in for a GPU's here (no GPU in CI): let its points ask for clocks and power.
+    { gpuSettingsOnCpu: true },
   );
 }
 

@@ -89,6 +89,8 @@ async function startWorker(gpus: number[], extra: Partial<WorkerOptions> = {}): 
 function sweep(extra: string, matrixExtra: string): Plan {
   return planSweep(
     parseSweepText(`name: mgpu\npool: ${pool}\ntimeout_s: 120\n${extra}\nmatrix:\n  variant: reference\n  model: tiny\n  tokens: 2\n  warmup: 1\n  iters: 3\n${matrixExtra}`, 'mgpu.yaml'),
+    // The CPU backend stands in for the GPUs here (the nvidia-smi test double): let its points ask for clocks and power.
+    { gpuSettingsOnCpu: true },
   );
 }
 

@@ -30,6 +30,18 @@ function parseError(text: string): string {
 }
 
 describe('sweep files', () => {
+  it('finds duplicate keys in time linear in the keys (9,900 unknown keys, the most the line cap lets through)', () => {
+    // The yaml package's own check compares every key with every earlier one of its map: 20,000 keys took 3.8 s.
+    const keys = Array.from({ length: 9_900 }, (_, i) => `unknown_key_${i}: ${i}`).join('\n');
+    const t0 = performance.now();
+    const message = parseError(`${base}${keys}\n`);
+    const ms = performance.now() - t0;
+    expect(message).toMatch(/^bad\.yaml: \(top level\): unknown fields 'unknown_key_0', .* and 9895 more$/);
+    expect(ms).toBeLessThan(2000);
+    // And a duplicate at the very end of them is still found, with both lines.
+    expect(parseError(`${base}${keys}\nunknown_key_7: again\n`)).toMatch(/map key 'unknown_key_7' appears twice \(first at line 14\)/);
+  });
+
   it('accepts every sweep shipped in sweeps/', async () => {
     const files = readdirSync(join(ROOT, 'sweeps')).filter((f) => f.endsWith('.yaml'));
     expect(files).toEqual(expect.arrayContaining(['demo.yaml', 'qwen3-decode.yaml', 'ab-h100.yaml']));
@@ -136,6 +148,33 @@ repeat: 4
     expect(plan.points).toHaveLength(4);
     expect(plan.runs).toHaveLength(4);
     expect(plan.runs[0]!.points.map((p) => p.point.variant)).toEqual(['reference', 'fused']);
+  });
+});
+
+describe('shared experts and fp8 through the sweep', () => {
+  it('carries a preset\'s shared experts into its points and the binary\'s arguments, and leaves other points as they were', async () => {
+    const { binaryArgs } = await import('../worker/args.js');
+    const s = parseSweepText(base.replace('model: tiny', 'model: [tiny, tiny-shared]') + '  dtype: [bf16, fp8]\n', 's.yaml');
+    const pts = pointsOf(s);
+    const shared = pts.filter((p) => p.point.model === 'tiny-shared');
+    expect(shared.length).toBe(4);
+    for (const p of shared) expect(p.point).toMatchObject({ shared_experts: 2, shared_inter: 64, hidden: 256 });
+    for (const p of pts.filter((q) => q.point.model === 'tiny')) expect('shared_experts' in p.point).toBe(false);
+    expect(pts.filter((p) => p.point.dtype === 'fp8')).toHaveLength(4);
+    // An explicit shape with shared experts reaches the binary as flags (a preset name carries them itself).
+    const t = parseSweepText(`name: t\npool: p\nmatrix:\n  variant: fused\n  shape: {hidden: 256, inter: 128, experts: 16, topk: 4, shared_experts: 1, shared_inter: 32}\n`, 'e.yaml');
+    const [p] = pointsOf(t);
+    expect(p!.point).toMatchObject({ model: null, shared_experts: 1, shared_inter: 32 });
+    const args = binaryArgs({ points: [{ point: p!.point, build: 'default', hash: p!.hash }], seed: 1, rounds: 1 } as never, null);
+    expect(args.join(' ')).toContain('--shared-experts 1 --shared-inter 32');
+  });
+
+  it('refuses at submit a variant whose table row does not run shared experts or fp8, naming the field', () => {
+    const shared = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: persistent-simple\n  model: tiny-shared\n`, 's.yaml');
+    expect(() => pointsOf(shared, 's.yaml')).toThrow(/matrix\.model\[0\]: variant persistent-simple of .*shared_experts \(2\) are not supported by this variant/);
+    const fp8 = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: persistent-flat\n  model: tiny\n  dtype: fp8\n`, 'f.yaml');
+    expect(() => pointsOf(fp8, 'f.yaml')).toThrow(/matrix\.dtype\[0\]: variant persistent-flat .*dtype fp8 is not supported \(expected fp16 or bf16\)/);
+    expect(parseError(base + '  shape: {hidden: 256, inter: 128, experts: 16, topk: 4, shared_experts: 2}\n')).toMatch(/shared_experts \(> 0\) and shared_inter together/);
   });
 });
 

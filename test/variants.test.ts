@@ -51,8 +51,9 @@ async function refusal(bin: string, args: string[]): Promise<string> {
 }
 
 function shapeArgs(q: ShapeRequest): string[] {
+  const shared = q.shared_experts ? ['--shared-experts', String(q.shared_experts), '--shared-inter', String(q.shared_inter)] : [];
   return ['--hidden', String(q.hidden), '--inter', String(q.inter), '--experts', String(q.experts), '--topk', String(q.topk),
-    '--tokens', String(q.tokens), '--dtype', q.dtype];
+    ...shared, '--tokens', String(q.tokens), '--dtype', q.dtype];
 }
 
 describe('the variant table is the binary\'s', () => {
@@ -86,6 +87,42 @@ describe('the variant table is the binary\'s', () => {
       expect(why).not.toBeNull();
       expect(await refusal(cpuBin, ['--variant', 'fused', ...shapeArgs(q)])).toBe(`moe-bench: variant fused: ${why}`);
     }
+  });
+
+  it('runs fp8 weights and shared experts on every CPU variant, each checked against the fp64 oracle', async () => {
+    const cpu = table.variants.filter((v) => v.backend === 'cpu');
+    for (const v of cpu) {
+      expect(v.dtypes, v.name).toContain('fp8');
+      expect(v.shared_experts, v.name).toBe(true);
+    }
+    const names = cpu.map((v) => v.name).join(',');
+    const run = async (args: string[]) => {
+      const r = await execa(cpuBin, ['--variant', names, '--iters', '1', '--warmup', '0', ...args], { reject: false });
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return BenchOutputSchema.parse(JSON.parse(r.stdout));
+    };
+    for (const args of [['--model', 'tiny', '--dtype', 'fp8', '--tokens', '3'], ['--model', 'tiny-shared', '--tokens', '2'],
+      ['--model', 'tiny-shared', '--dtype', 'fp8', '--tokens', '5'], ['--model', 'deepseek-v2-lite-shared', '--dtype', 'fp8']]) {
+      const out = await run(args);
+      for (const r of out.results) {
+        expect(r.check, `${r.variant} ${args.join(' ')}`).toMatchObject({ pass: true, nan: false, tol: 0.02 });
+        expect(r.check.experts_hit).toBe(r.check.experts);
+      }
+    }
+    // What an iteration reads: fp8 experts are 1 byte a weight plus an fp32 scale per output channel; the shared
+    // experts are read every iteration. The same shape in bf16 and without shared experts, for the difference.
+    const [H, I, IS] = [256, 128, 64];
+    const bf = await run(['--model', 'tiny', '--tokens', '1']);
+    const f8 = await run(['--model', 'tiny', '--tokens', '1', '--dtype', 'fp8']);
+    const sh = await run(['--model', 'tiny-shared', '--tokens', '1']);
+    expect(sh.config).toMatchObject({ shared_experts: 2, shared_inter: IS });
+    expect(sh.bytes_per_iter - bf.bytes_per_iter).toBeCloseTo(2 * 3 * IS * H * 2, 3);
+    const d = (bf.bytes_per_iter - 16 * H * 2 - 2 * H * 2) / (3 * I * H * 2);  // distinct experts per iteration
+    expect(f8.bytes_per_iter).toBeCloseTo(16 * H * 2 + d * (3 * I * H + 4 * (2 * I + H)) + 2 * H * 2, 3);
+    // Shared experts need their size, and the size needs experts.
+    expect(await refusal(cpuBin, ['--model', 'tiny', '--shared-experts', '2'])).toMatch(/--shared-inter: expected with --shared-experts 2/);
+    expect(await refusal(cpuBin, ['--model', 'tiny', '--shared-inter', '64'])).toMatch(/--shared-inter: given without --shared-experts/);
+    expect(await refusal(cpuBin, ['--model', 'tiny', '--dtype', 'fp4'])).toMatch(/--dtype: expected fp16, bf16, fp32 or fp8, got "fp4"/);
   });
 
   it('refuses a tunable outside its range naming the variant and the tunable, in tunableReason\'s words', async () => {
@@ -168,6 +205,12 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 40, tokens: 1, dtype: 'bf16' }],
       ['persistent-splitk-dyn', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 300, dtype: 'bf16' }],
       ['persistent-roundrobin', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp32' }],
+      // fp8 and shared experts: refused by the rows that do not (yet) run them
+      ['separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
+      ['persistent-flat', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
+      ['persistent-splitk-dyn', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
+      ['persistent-splitk', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408 }],
+      ['persistent-flat', { hidden: 7168, inter: 2048, experts: 384, topk: 8, tokens: 1, dtype: 'bf16' }],
     ];
     for (const [name, q] of asks) {
       const why = unsupportedReason(table, findVariant(table, name)!, q);

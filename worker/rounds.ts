@@ -6,7 +6,7 @@
  * exactly as it pairs two variants interleaved inside one process
  * (results/compare.ts pairedRounds), so drift between rounds cancels.
  */
-import { BENCH_SCHEMA_VERSION, type BenchOutput, type VariantResult } from '../src/schema/bench-output.js';
+import { BENCH_SCHEMA_VERSION, type BenchOutput, type Energy, type VariantResult } from '../src/schema/bench-output.js';
 import { summarize } from '../src/stats/index.js';
 
 /** Order of the builds in round r: rotated by one each round, so no build always runs first. */
@@ -38,6 +38,7 @@ export function mergeRounds(perRound: readonly BenchOutput[]): BenchOutput {
       stats: s && { n: s.n, min: s.min, p10: s.p10, median: s.median, mean: s.mean, p90: s.p90, p99: s.p99, max: s.max, stdev: s.stdev },
       bandwidth_gbps: s ? first.bytes_per_iter / (s.median * 1e3) : null,
       timed_window_unix_ms: windows.length ? [Math.min(...windows.map((w) => w[0])), Math.max(...windows.map((w) => w[1]))] : null,
+      ...(parts.some((p) => p.energy !== undefined) ? { energy: mergeEnergy(parts.map((p) => p.energy ?? null)) } : {}),
     };
   });
   return {
@@ -46,5 +47,22 @@ export function mergeRounds(perRound: readonly BenchOutput[]): BenchOutput {
     config: { ...first.config, rounds: perRound.length, processes: perRound.length },
     check: { ...first.check, pass: perRound.every((o) => o.check.pass) },
     results,
+  };
+}
+
+/**
+ * Energy of one variant over its rounds: the mean joules per forward and mean power of the rounds that
+ * measured them (each round's window is its own, after its timing); the last measured round's other
+ * fields (counter resolution, window); null figures with the last reason when no round measured any.
+ */
+function mergeEnergy(parts: ReadonlyArray<Energy | null>): Energy | null {
+  const measured = parts.filter((e): e is Energy & { joules_per_forward: number; mean_power_w: number } => e !== null && e.joules_per_forward !== null && e.mean_power_w !== null);
+  if (measured.length === 0) return parts.filter((e) => e !== null).at(-1) ?? null;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    ...measured.at(-1)!,
+    joules_per_forward: mean(measured.map((e) => e.joules_per_forward)),
+    mean_power_w: mean(measured.map((e) => e.mean_power_w)),
+    rounds_measured: measured.length,
   };
 }

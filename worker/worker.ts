@@ -45,7 +45,7 @@ import { pointGpus } from '../src/schema/sweep.js';
 import { UsageError } from '../src/errors.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
 import { formatIssues } from '../src/sweep/load.js';
-import { binaryArgs } from './args.js';
+import { binaryArgs, processUnits, type ProcessUnit } from './args.js';
 import { ensureBinary, type BuildBackend, type BuildSource, type BuiltBinary } from './build.js';
 import { mergeRounds, roundOrder } from './rounds.js';
 import { BundleError, readBundle } from '../src/source/bundle.js';
@@ -435,9 +435,10 @@ export class FarmWorker {
   }
 
   /**
-   * Runs the binaries with the telemetry sampler around them. One build: one process, its variants
-   * interleaved in rounds by the binary. Several builds: a process per build per round, the builds'
-   * order rotated each round, all within the job's one timeout.
+   * Runs the binaries with the telemetry sampler around them. One process (one build, each variant
+   * once): its variants interleaved in rounds by the binary. Several processes (builds, or settings of
+   * one variant's tunables): each process once per round, their order rotated each round, all within
+   * the job's one timeout; each process's rounds merged into one output (rounds.ts).
    */
   private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
     // A sampler per GPU of the job (each its own nvidia-smi -i N), as for one.
@@ -454,26 +455,31 @@ export class FarmWorker {
     const deadline = Date.now() + data.timeoutS * 1000;
     const env: Record<string, string> = used.length ? { CUDA_VISIBLE_DEVICES: used.join(',') } : {};
     const hooks = this.opts.testHooks ? (data.test ?? null) : null;
-    const once = async (b: Built, rounds?: number): Promise<BinaryRun> => {
-      const args = binaryArgs(data, hooks, { build: b.name, ...(rounds === undefined ? {} : { rounds }) });
+    const units = processUnits(data);
+    const builtOf = new Map(builds.map((b) => [b.name, b]));
+    const once = async (u: ProcessUnit, rounds?: number): Promise<BinaryRun> => {
+      const b = builtOf.get(u.build)!;
+      const args = binaryArgs(data, hooks, { unit: u, ...(rounds === undefined ? {} : { rounds }) });
       for (const s of signals) s.throwIfAborted();
       const left = deadline - Date.now();
-      if (left <= 0) throw new PermanentRunError('timeout', `ran past the job's timeout of ${data.timeoutS} s (${builds.length} builds x ${data.rounds} rounds)`);
+      if (left <= 0) throw new PermanentRunError('timeout', `ran past the job's timeout of ${data.timeoutS} s (${units.length} processes x ${data.rounds} rounds)`);
       return runBinary(b.built.path, args, { timeoutMs: left, signal: AbortSignal.any(signals), env, onSpawn: (pgid) => this.lease?.write({ pgid }) });
     };
     const outputs: MeasuredBuild[] = [];
     try {
-      if (builds.length === 1) {
-        const b = builds[0]!;
-        const run = await once(b);
+      if (units.length === 1) {
+        const u = units[0]!;
+        const b = builtOf.get(u.build)!;
+        const run = await once(u);
         outputs.push({ name: b.name, info: b.built.info, output: run.output, source: b.source, wallMs: run.wallMs, stderrTail: run.stderrTail });
       } else {
-        const perBuild = new Map<string, BinaryRun[]>(builds.map((b) => [b.name, []]));
+        const perUnit = new Map<ProcessUnit, BinaryRun[]>(units.map((u) => [u, []]));
         for (let round = 0; round < data.rounds; round++) {
-          for (const b of roundOrder(builds, round)) perBuild.get(b.name)!.push(await once(b, 1));
+          for (const u of roundOrder(units, round)) perUnit.get(u)!.push(await once(u, 1));
         }
-        for (const b of builds) {
-          const runs = perBuild.get(b.name)!;
+        for (const u of units) {
+          const b = builtOf.get(u.build)!;
+          const runs = perUnit.get(u)!;
           outputs.push({
             name: b.name,
             info: b.built.info,
@@ -488,6 +494,9 @@ export class FarmWorker {
       await stopSamplers(null, null);
       if (builds.length > 1 && err instanceof PermanentRunError && !err.message.startsWith('build ')) {
         throw new PermanentRunError(err.status, `${err.message} (while interleaving builds ${builds.map((b) => b.name).join(', ')})`, err.stdoutTail, err.stderrTail);
+      }
+      if (builds.length === 1 && units.length > 1 && err instanceof PermanentRunError) {
+        throw new PermanentRunError(err.status, `${err.message} (while interleaving ${units.length} processes: tunable settings of one variant run in processes of their own)`, err.stdoutTail, err.stderrTail);
       }
       throw err;
     } finally {

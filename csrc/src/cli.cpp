@@ -65,7 +65,7 @@ void parse_tune(const std::string& arg, std::vector<TuneFlag>& out) {
 Config parse_command_line(int argc, char** argv, const VariantTable& table, bool& list) {
   Config c;
   list = false;
-  int hidden = 0, inter = 0, experts = 0, topk = 0;
+  int hidden = 0, inter = 0, experts = 0, topk = 0, shared_experts = -1, shared_inter = 0;
   std::string variant_arg;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i], v;
@@ -89,7 +89,7 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
     else if (a == "--model") {
       c.model = need();
       if (const PresetSpec* p = table.preset(c.model)) {
-        c.shape = Shape{p->hidden, p->inter, p->experts, p->topk};
+        c.shape = Shape{p->hidden, p->inter, p->experts, p->topk, p->shared_experts, p->shared_inter};
       } else {
         std::string names;
         for (size_t p = 0; p < table.presets.size(); ++p) names += (p ? ", " : "") + table.presets[p].name;
@@ -100,6 +100,8 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
     else if (a == "--inter") inter = (int)parse_int(a, need(), 1, INT_MAX);
     else if (a == "--experts") experts = (int)parse_int(a, need(), 1, INT_MAX);
     else if (a == "--topk") topk = (int)parse_int(a, need(), 1, INT_MAX);
+    else if (a == "--shared-experts") shared_experts = (int)parse_int(a, need(), 0, 64);
+    else if (a == "--shared-inter") shared_inter = (int)parse_int(a, need(), 8, 65536);
     else if (a == "--tokens") c.tokens = (int)parse_int(a, need(), 1, INT_MAX);
     else if (a == "--gpus") c.gpus = (int)parse_int(a, need(), 1, 64);
     else if (a == "--dtype") {
@@ -107,7 +109,8 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
       if (d == "bf16") c.dtype = DType::BF16;
       else if (d == "fp16") c.dtype = DType::FP16;
       else if (d == "fp32") c.dtype = DType::FP32;
-      else die_usage("--dtype: expected fp16, bf16 or fp32, got \"" + d + "\"");
+      else if (d == "fp8") c.dtype = DType::FP8;
+      else die_usage("--dtype: expected fp16, bf16, fp32 or fp8, got \"" + d + "\"");
     }
     else if (a == "--warmup") c.warmup = (int)parse_int(a, need(), 0, 1000000);
     else if (a == "--iters") c.iters = (int)parse_int(a, need(), 1, 10000000);
@@ -144,6 +147,12 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
   if (inter) c.shape.inter = inter;
   if (experts) c.shape.experts = experts;
   if (topk) c.shape.topk = topk;
+  if (shared_experts >= 0) c.shape.shared_experts = shared_experts;
+  if (shared_inter) c.shape.shared_inter = shared_inter;
+  if (c.shape.shared_experts > 0 && !c.shape.shared_inter)
+    die_usage("--shared-inter: expected with --shared-experts " + std::to_string(c.shape.shared_experts) + " (the shared experts' intermediate size)");
+  if (c.shape.shared_experts == 0 && shared_inter) die_usage("--shared-inter: given without --shared-experts N (N > 0)");
+  if (c.shape.shared_experts == 0) c.shape.shared_inter = 0;
   const char* no_shape = ": no shape given (use --model NAME or --hidden/--inter/--experts/--topk)";
   if (!c.shape.hidden) die_usage(std::string("--hidden") + no_shape);
   if (!c.shape.inter) die_usage(std::string("--inter") + no_shape);

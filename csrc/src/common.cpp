@@ -18,6 +18,28 @@ void die_runtime(const std::string& msg) {
 }
 
 float g_fp16_table[65536];
+float g_e4m3_table[256];
+float e4m3_to_f32_slow(uint8_t q) {
+  const int e = (q >> 3) & 15, m = q & 7;
+  if (e == 15 && m == 7) return std::nanf("");
+  const float v = e == 0 ? std::ldexp((float)m, -9) : std::ldexp(1.0f + m / 8.0f, e - 7);
+  return (q & 0x80) ? -v : v;
+}
+uint8_t f32_to_e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (a >= 448.0f) return sign | 0x7e;  // saturate (448 is the largest finite value)
+  if (a < std::ldexp(1.0f, -6)) {       // subnormal: multiples of 2^-9; 8 * 2^-9 rounds up into the first normal
+    return sign | (uint8_t)std::nearbyint(a * 512.0f);
+  }
+  int e = 0;
+  const float fr = std::frexp(a, &e);  // a = fr * 2^e, fr in [0.5, 1)
+  int m = (int)std::nearbyint((fr * 2.0f - 1.0f) * 8.0f), be = e - 1 + 7;
+  if (m == 8) { m = 0; ++be; }
+  if (be > 15 || (be == 15 && m == 7)) return sign | 0x7e;
+  return sign | (uint8_t)((be << 3) | m);
+}
 float fp16_to_f32_slow(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
   uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -30,6 +52,7 @@ float fp16_to_f32_slow(uint16_t h) {
 }
 void init_tables() {
   for (uint32_t i = 0; i < 65536; ++i) g_fp16_table[i] = fp16_to_f32_slow((uint16_t)i);
+  for (uint32_t i = 0; i < 256; ++i) g_e4m3_table[i] = e4m3_to_f32_slow((uint8_t)i);
 }
 
 // Fill t[0..n) with scale*U(-1,1) from (seed, stream), in parallel.
@@ -47,17 +70,46 @@ static void fill(HostTensor& t, size_t n, DType dt, float scale, uint64_t seed, 
   for (auto& x : th) x.join();
 }
 
+// FP8: amax per output channel -> scale = amax / 448, q = e4m3(w / scale). The same random values as the other
+// dtypes (counter-based RNG), generated twice (once for the amax, once to quantize). Rows of H: with
+// col_per = 0 one scale per row; else the tensor is [n][col_per rows][H] and has one scale per (n, column).
+static void fill_fp8(WeightTensor& t, size_t rows, size_t H, size_t col_per, float scale, uint64_t seed, uint64_t stream) {
+  t.q.alloc(DType::FP8, rows * H);
+  const size_t groups = col_per ? rows / col_per : rows;  // a group: the rows that share a set of scales
+  t.scale.assign(col_per ? groups * H : rows, 0.f);
+  parallel_for((int)groups, [&](int g) {
+    const size_t r0 = col_per ? g * col_per : g, nr = col_per ? col_per : 1;
+    float* sc = col_per ? &t.scale[(size_t)g * H] : &t.scale[g];
+    for (size_t r = r0; r < r0 + nr; ++r)
+      for (size_t h = 0; h < H; ++h) {
+        const float a = std::fabs(scale * rng_uniform(seed, stream, r * H + h));
+        float& s = col_per ? sc[h] : sc[0];
+        s = std::max(s, a / 448.0f);
+      }
+    for (size_t k = 0; k < (col_per ? H : 1); ++k) if (sc[k] == 0.f) sc[k] = 1.f;
+    for (size_t r = r0; r < r0 + nr; ++r)
+      for (size_t h = 0; h < H; ++h)
+        t.q.bytes[r * H + h] = f32_to_e4m3(scale * rng_uniform(seed, stream, r * H + h) / (col_per ? sc[h] : sc[0]));
+  });
+}
+static void fill_weights(WeightTensor& t, size_t rows, size_t H, size_t col_per, DType dt, float scale, uint64_t seed, uint64_t stream) {
+  if (dt == DType::FP8) fill_fp8(t, rows, H, col_per, scale, seed, stream);
+  else { fill(t.q, rows * H, dt, scale, seed, stream); t.scale.clear(); }
+}
+
 void build_model(Model& m, const Shape& s, DType dt, uint64_t seed) {
   m.s = s;
   m.dt = dt;
-  const size_t E = s.experts, H = s.hidden, I = s.inter;
-  fill(m.wr, E * H, dt, std::sqrt(3.0f / H), seed, 1);
-  fill(m.w13, E * 2 * I * H, dt, std::sqrt(3.0f / H), seed, 2);
-  fill(m.w2t, E * I * H, dt, std::sqrt(3.0f / I), seed, 3);
+  const size_t E = s.experts, H = s.hidden, I = s.inter, NS = s.shared_experts, IS = s.shared_inter;
+  fill(m.wr, E * H, act_dtype(dt), std::sqrt(3.0f / H), seed, 1);
+  fill_weights(m.w13, E * 2 * I, H, 0, dt, std::sqrt(3.0f / H), seed, 2);
+  fill_weights(m.w2t, E * I, H, I, dt, std::sqrt(3.0f / I), seed, 3);
+  fill_weights(m.ws13, NS * 2 * IS, H, 0, dt, std::sqrt(3.0f / H), seed, 4);
+  fill_weights(m.ws2t, NS * IS, H, IS ? IS : 1, dt, std::sqrt(3.0f / (IS ? IS : 1)), seed, 5);
 }
 
 void make_input(HostTensor& x, int T, int H, DType dt, uint64_t seed, uint64_t stream) {
-  fill(x, (size_t)T * H, dt, std::sqrt(3.0f), seed, 1000 + stream);
+  fill(x, (size_t)T * H, act_dtype(dt), std::sqrt(3.0f), seed, 1000 + stream);
 }
 
 Stats compute_stats(const std::vector<double>& in) {

@@ -21,9 +21,17 @@ namespace moe {
 [[noreturn]] void die_runtime(const std::string& msg);  // "moe-bench: <msg>", exit 3
 
 // ---------------------------------------------------------------- dtypes
-enum class DType { BF16, FP16, FP32 };
-inline const char* dtype_name(DType d) { return d == DType::BF16 ? "bf16" : d == DType::FP16 ? "fp16" : "fp32"; }
-inline size_t dtype_size(DType d) { return d == DType::FP32 ? 4 : 2; }
+// FP8 (`--dtype fp8`): the experts' weights (w13, w2t and the shared experts') are OCP e4m3 (max 448, no
+// infinities) with one fp32 scale per output channel: per row of w13 (each gate or up unit), per hidden column
+// of w2t (stored [I][H], its output channel is h). The router, the token inputs and the output stay bf16;
+// accumulation is fp32 as for every dtype. In a HostTensor, FP8 means the raw e4m3 bytes (no scale).
+enum class DType { BF16, FP16, FP32, FP8 };
+inline const char* dtype_name(DType d) {
+  return d == DType::BF16 ? "bf16" : d == DType::FP16 ? "fp16" : d == DType::FP8 ? "fp8" : "fp32";
+}
+inline size_t dtype_size(DType d) { return d == DType::FP32 ? 4 : d == DType::FP8 ? 1 : 2; }
+// The storage type of the router, the inputs and the output of a run of dtype d.
+inline DType act_dtype(DType d) { return d == DType::FP8 ? DType::BF16 : d; }
 
 inline uint32_t f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline float u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -59,8 +67,14 @@ inline uint16_t f32_to_fp16(float f) {
 }
 float fp16_to_f32_slow(uint16_t h);
 extern float g_fp16_table[65536];   // filled by init_tables()
+extern float g_e4m3_table[256];     // filled by init_tables()
 void init_tables();
 inline float fp16_to_f32(uint16_t h) { return g_fp16_table[h]; }
+// e4m3 (OCP FP8, "FN": bias 7, max 448, 0x7f/0xff NaN, no infinities).
+float e4m3_to_f32_slow(uint8_t q);
+inline float e4m3_to_f32(uint8_t q) { return g_e4m3_table[q]; }
+// float -> e4m3, round to nearest even, saturating at +-448 (NaN stays NaN).
+uint8_t f32_to_e4m3(float f);
 
 // A tensor stored in the chosen dtype: raw bytes, 2 or 4 per element.
 struct HostTensor {
@@ -71,10 +85,12 @@ struct HostTensor {
   size_t nbytes() const { return bytes.size(); }
   const uint16_t* h16() const { return reinterpret_cast<const uint16_t*>(bytes.data()); }
   const float* f32() const { return reinterpret_cast<const float*>(bytes.data()); }
+  const uint8_t* u8() const { return bytes.data(); }
   float get(size_t i) const {
     switch (dt) {
       case DType::BF16: return bf16_to_f32(h16()[i]);
       case DType::FP16: return fp16_to_f32(h16()[i]);
+      case DType::FP8: return e4m3_to_f32(u8()[i]);
       default: return f32()[i];
     }
   }
@@ -82,9 +98,17 @@ struct HostTensor {
     switch (dt) {
       case DType::BF16: reinterpret_cast<uint16_t*>(bytes.data())[i] = f32_to_bf16(v); break;
       case DType::FP16: reinterpret_cast<uint16_t*>(bytes.data())[i] = f32_to_fp16(v); break;
+      case DType::FP8: bytes[i] = f32_to_e4m3(v); break;
       default: reinterpret_cast<float*>(bytes.data())[i] = v;
     }
   }
+};
+
+// Expert weights: values in their storage type and, for FP8, the fp32 scales (empty otherwise).
+// w13-like [rows][H]: one scale per row. w2t-like [E][I][H]: one scale per (expert, hidden column).
+struct WeightTensor {
+  HostTensor q;
+  std::vector<float> scale;
 };
 
 // ---------------------------------------------------------------- RNG
@@ -103,7 +127,9 @@ inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t idx) {
 }
 
 // ---------------------------------------------------------------- shape/config
-struct Shape { int hidden = 0, inter = 0, experts = 0, topk = 0; };
+// shared_experts: experts every token goes through (router-independent, weight 1 each, added to the routed
+// experts' sum), each with shared_inter intermediate units; 0: none.
+struct Shape { int hidden = 0, inter = 0, experts = 0, topk = 0, shared_experts = 0, shared_inter = 0; };
 
 enum class TestOut { None, Garbage, Partial, NaN, Exit3 };
 
@@ -142,12 +168,16 @@ struct Config {
 //   w13     [E][2I][H]  gate and up rows INTERLEAVED: row 2i = gate_i, row 2i+1 = up_i
 //   w2t     [E][I][H]   down projection stored input-major (transposed):
 //                       out[h] += a[i] * w2t[e][i][h]
+//   ws13    [NS][2*IS][H]  shared experts, laid out as w13 (NS = shared_experts, IS = shared_inter)
+//   ws2t    [NS][IS][H]    shared experts, laid out as w2t
 //   x       [T][H], out [T][H]
 // Weights ~ U(-1,1)*sqrt(3/fan_in) (unit-variance outputs), x ~ U(-1,1)*sqrt(3).
+// dt is the run's dtype; wr, x and out are stored in act_dtype(dt), the experts' weights in dt.
 struct Model {
   Shape s;
   DType dt;
-  HostTensor wr, w13, w2t;
+  HostTensor wr;
+  WeightTensor w13, w2t, ws13, ws2t;
 };
 void build_model(Model& m, const Shape& s, DType dt, uint64_t seed);
 void make_input(HostTensor& x, int T, int H, DType dt, uint64_t seed, uint64_t stream);

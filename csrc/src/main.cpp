@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   req.f[kTopk] = c.shape.topk; req.f[kTokens] = c.tokens;
   req.dtype = dtype_name(c.dtype);
   req.gpus = c.gpus;
+  req.shared_experts = c.shape.shared_experts; req.shared_inter = c.shape.shared_inter;
   std::vector<std::vector<std::pair<std::string, long long>>> flags;
   const std::vector<const VariantSpec*> specs = check_variants(table, c, req, flags);
 

@@ -121,6 +121,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
   j.kv("inter", m.s.inter);
   j.kv("experts", m.s.experts);
   j.kv("topk", m.s.topk);
+  j.kv("shared_experts", m.s.shared_experts);
+  j.kv("shared_inter", m.s.shared_inter);
   j.kv("tokens", c.tokens);
   j.kv("gpus", c.gpus);
   j.kv("layer_tokens", c.layer_tokens());

@@ -180,6 +180,11 @@ bool read_variant(const JsonValue& v, const std::string& path, VariantSpec& s, s
     return r.fail("min_compute_capability", "expected MAJOR.MINOR, got \"" + *s.min_compute_capability + "\"");
   s.note = r.str("note", false);
   s.max_gpus = r.integer("max_gpus", false, 1, 64);
+  if (const JsonValue* se = r.any("shared_experts", false)) {
+    if (!se->is(JsonValue::Kind::Bool)) return r.fail("shared_experts", "expected true or false");
+    s.shared_experts = se->b;
+  }
+  if (!r.ok()) return false;
   const JsonValue* tu = r.get("tunables", JsonValue::Kind::Object, true);
   if (!tu) return false;
   for (auto& kv : tu->obj) {
@@ -244,8 +249,12 @@ bool parse_variant_table(const std::string& text, const std::string& where, Vari
       if (!read_name(pr_r, "name", p.name)) break;
       auto h = pr_r.integer("hidden", true, 1, INT_MAX), in = pr_r.integer("inter", true, 1, INT_MAX);
       auto ex = pr_r.integer("experts", true, 1, INT_MAX), k = pr_r.integer("topk", true, 1, INT_MAX);
+      auto se = pr_r.integer("shared_experts", false, 0, INT_MAX), si = pr_r.integer("shared_inter", false, 1, INT_MAX);
+      if (!pr_r.ok()) break;
+      if (se && *se > 0 && !si) { pr_r.fail("shared_inter", "expected shared_inter with shared_experts"); break; }
       if (!pr_r.finish()) break;
       p.hidden = (int)*h; p.inter = (int)*in; p.experts = (int)*ex; p.topk = (int)*k;
+      p.shared_experts = se ? (int)*se : 0; p.shared_inter = si ? (int)*si : 0;
       out.presets.push_back(p);
     }
   }
@@ -275,6 +284,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t) {
   for (auto& p : t.presets) {
     j.begin_obj();
     j.kv("name", p.name); j.kv("hidden", p.hidden); j.kv("inter", p.inter); j.kv("experts", p.experts); j.kv("topk", p.topk);
+    if (p.shared_experts) { j.kv("shared_experts", p.shared_experts); j.kv("shared_inter", p.shared_inter); }
     j.end_obj();
   }
   j.end_arr();
@@ -296,6 +306,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t) {
     if (v.min_compute_capability) j.kv("min_compute_capability", *v.min_compute_capability);
     if (v.note) j.kv("note", *v.note);
     if (v.max_gpus) j.kv("max_gpus", *v.max_gpus);
+    if (v.shared_experts) j.kv("shared_experts", *v.shared_experts);
     j.key("tunables");
     j.begin_obj();
     for (auto& tu : v.tunables) {
@@ -329,6 +340,9 @@ std::string unsupported_reason(const VariantTable& t, const VariantSpec& v, cons
     if (why.empty()) why = limit_failure(f, r.f[f], v.limits.f[f]);
     if (!why.empty()) return why + (v.note && v.limits.f[f] ? " (" + *v.note + ")" : "");
   }
+  if (r.shared_experts > 0 && !v.shared_experts.value_or(false))
+    return "shared_experts (" + std::to_string(r.shared_experts) +
+           ") are not supported by this variant (its table row does not say \"shared_experts\": true)";
   bool ok = false;
   for (auto& d : v.dtypes) ok = ok || d == r.dtype;
   if (!ok) return "dtype " + r.dtype + " is not supported (expected " + join(v.dtypes, " or ") + ")";

@@ -44,6 +44,7 @@ struct VariantSpec {
   // Most GPUs (expert-parallel devices, --gpus) one run of this variant may use;
   // absent in the file: 1 (the variant has no multi-device code).
   std::optional<long long> max_gpus;
+  std::optional<bool> shared_experts;  // true: runs layers with shared experts; absent/false: refuses them
   std::vector<TunableSpec> tunables;  // file order
   const TunableSpec* tunable(const std::string& n) const {
     for (auto& t : tunables) if (t.name == n) return &t;
@@ -51,7 +52,8 @@ struct VariantSpec {
   }
 };
 
-struct PresetSpec { std::string name; int hidden = 0, inter = 0, experts = 0, topk = 0; };
+// shared_experts / shared_inter: optional in the file (absent: 0, no shared experts).
+struct PresetSpec { std::string name; int hidden = 0, inter = 0, experts = 0, topk = 0, shared_experts = 0, shared_inter = 0; };
 
 struct VariantTable {
   std::string schema;
@@ -85,6 +87,7 @@ struct ShapeRequest {
   long long f[kNumShapeFields] = {0, 0, 0, 0, 0};
   std::string dtype;
   long long gpus = 1;  // --gpus: devices the experts are split across (not a tuning-table key)
+  long long shared_experts = 0, shared_inter = 0;
 };
 // Why this variant cannot run the request ("" when it can): the rule and the
 // words of unsupportedReason in src/schema/variant-table.ts, in the same order.

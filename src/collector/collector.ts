@@ -82,6 +82,12 @@ export interface CollectorOptions {
   onFatal?: (err: Error) => void;
   /** Where the collector logs (default: human-readable lines on stderr). */
   log?: Log;
+  /**
+   * Called when a write leaves a sweep with no run waiting for an outcome (also again, after more runs of it
+   * finish: --until-confident, sweep retry). Called on the collector's path, before the acknowledgements: it
+   * must only take note and return (serve --notify queues the sweep for a thread); an error it throws is logged.
+   */
+  onSweepFinished?: (sweepId: string) => void;
 }
 
 interface Pending {
@@ -441,10 +447,22 @@ export class Collector {
     for (const sweepId of new Set(sweepIds)) {
       try {
         const open = await this.opts.db.run.count({ where: { sweepId, status: 'queued' } });
-        if (open === 0) await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+        if (open === 0) {
+          this.sweepFinished(sweepId);
+          await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+        }
       } catch (err) {
         this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);
       }
+    }
+  }
+
+  private sweepFinished(sweepId: string): void {
+    if (!this.opts.onSweepFinished) return;
+    try {
+      this.opts.onSweepFinished(sweepId);
+    } catch (err) {
+      this.log.warn({ sweepId, reason: (err as Error).message }, `sweep ${sweepId} finished: its hook failed: ${(err as Error).message}`);
     }
   }
 

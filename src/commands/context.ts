@@ -3,8 +3,12 @@ import type { Redis } from 'ioredis';
 import { openDb, type Db } from '../db/client.js';
 import { assertRedisReachable, createRedis } from '../queue/connection.js';
 
-export async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-  const db = await openDb();
+/**
+ * `mustExist`: the command reads, or acts on sweeps already recorded; a DATABASE_URL that names no moefarm
+ * database is a usage error (exit 2), never a new empty database.
+ */
+export async function withDb<T>(fn: (db: Db) => Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
+  const db = await openDb({ mustExist: opts.mustExist ?? false });
   try {
     return await fn(db);
   } finally {

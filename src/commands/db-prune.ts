@@ -23,6 +23,7 @@ export async function dbPrune(opts: DbPruneOptions): Promise<void> {
       },
       opts.dryRun ?? false,
     ),
+    { mustExist: true },
   );
   if (opts.json) {
     process.stdout.write(JSON.stringify(report) + '\n');

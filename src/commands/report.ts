@@ -24,6 +24,7 @@ export async function reportCommand(opts: ReportCommandOptions): Promise<void> {
       ...(opts.telemetryRuns ? { telemetryRuns: opts.telemetryRuns.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       ...(opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand }),
     }),
+    { mustExist: true },
   );
   const html = renderReport(report.data);
   if (opts.output === '-') {

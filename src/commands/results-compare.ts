@@ -20,6 +20,8 @@ export interface ResultsCompareOptions {
   includeFlagged?: boolean;
   /** Observed SM clock band width, MHz (0: do not split by observed clock). */
   clockBand?: number;
+  /** Show the energy columns even where no result has energy (they show "-"); they are shown anyway when one has. */
+  energy?: boolean;
 }
 
 export async function resultsCompare(opts: ResultsCompareOptions): Promise<void> {
@@ -39,10 +41,10 @@ export async function resultsCompare(opts: ResultsCompareOptions): Promise<void>
           : null;
     const c = compareSweep(mergeSides(side, against), against ? null : baseline, { includeFlagged: opts.includeFlagged ?? false });
     return against ? { ...c, armsAre: opts.againstLabel !== undefined ? ('label' as const) : ('sweep' as const) } : c;
-  });
+  }, { mustExist: true });
   if (opts.json) process.stdout.write(JSON.stringify(cmp, null, 2) + '\n');
   else if (opts.csv) process.stdout.write((opts.byCondition ? conditionCsv(cmp) : comparisonCsv(cmp)) + '\n');
-  else process.stdout.write((opts.byCondition ? formatByCondition(cmp) : formatComparison(cmp)) + '\n');
+  else process.stdout.write((opts.byCondition ? formatByCondition(cmp) : formatComparison(cmp, { energy: opts.energy ?? false })) + '\n');
 }
 
 /** CSV keeps full precision (the table's 4 significant digits are for eyes). */
@@ -64,10 +66,21 @@ function baselineText(cmp: Comparison): string {
   return cmp.baselineBy === 'build' ? `baseline build=${cmp.baseline} (each variant against the same variant of build ${cmp.baseline})` : `baseline ${cmp.baseline}`;
 }
 
-export function formatComparison(cmp: Comparison): string {
+/** Energy per forward in mJ and mean power in W beside time, "-" where the run measured none (cpu). */
+export const ENERGY_HEADERS = ['mJ/fwd', 'W'];
+export function energyCells(r: Pick<CompareRow, 'joulesPerForward' | 'meanPowerW'>): Cell[] {
+  return [r.joulesPerForward === null ? '-' : r.joulesPerForward * 1000, r.meanPowerW === null ? '-' : r.meanPowerW];
+}
+/** Energy columns: asked for, or some row has a figure. */
+export function showEnergy(cmp: Comparison, asked = false): boolean {
+  return asked || cmp.rows.some((r) => r.energyRuns > 0);
+}
+
+export function formatComparison(cmp: Comparison, opts: { energy?: boolean } = {}): string {
   const env = singleEnv(cmp);
   const builds = cmp.builds.length > 1;
-  const headers = [...(env === null ? ['point', 'env'] : ['point']), ...(builds ? [cmp.armsAre ?? 'build'] : []), ...TABLE_HEADERS.slice(1)];
+  const energy = showEnergy(cmp, opts.energy);
+  const headers = [...(env === null ? ['point', 'env'] : ['point']), ...(builds ? [cmp.armsAre ?? 'build'] : []), ...TABLE_HEADERS.slice(1, -1), ...(energy ? ENERGY_HEADERS : []), 'verdict'];
   const rows = cmp.rows.map((r): Cell[] => [
     r.point,
     ...(env === null ? [r.env] : []),
@@ -83,6 +96,7 @@ export function formatComparison(cmp: Comparison): string {
     r3(r.speedup),
     ci(r),
     pText(r.p),
+    ...(energy ? energyCells(r) : []),
     r.verdict + (r.mode === 'paired' ? ' (paired)' : ''),
   ]);
   const lines = [
@@ -112,7 +126,7 @@ function footer(cmp: Comparison): string[] {
 
 const CSV_HEADERS = [
   'point', 'gpu', 'clock', 'power', 'clock_band', 'build', 'variant', 'baseline_by', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
-  'speedup', 'ci_lo', 'ci_hi', 'mode', 'p', 'p_mann_whitney', 'p_run_level', 'verdict', 'reason',
+  'speedup', 'ci_lo', 'ci_hi', 'mode', 'p', 'p_mann_whitney', 'p_run_level', 'verdict', 'reason', 'joules_per_forward', 'mean_power_w', 'energy_runs',
 ];
 
 function comparisonCsv(cmp: Comparison): string {
@@ -120,7 +134,7 @@ function comparisonCsv(cmp: Comparison): string {
     CSV_HEADERS,
     full(cmp.rows.map((r) => [
       r.point, r.gpu, r.clock, r.power, r.clockBand, r.build, r.variant, cmp.armsAre ?? cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
-      r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason,
+      r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason, r.joulesPerForward, r.meanPowerW, r.energyRuns,
     ])),
   );
 }

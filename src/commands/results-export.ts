@@ -6,6 +6,7 @@
  * read a page at a time and written as they come: a sweep of a million
  * samples never sits in memory whole.
  */
+import { tuneText } from '../sweep/tune.js';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -25,7 +26,7 @@ export interface ResultsExportOptions {
 }
 
 export const EXPORT_COLUMNS = [
-  'sweep', 'label', 'run', 'rep', 'build', 'source_hash', 'git_commit', 'variant', 'backend', 'model', 'hidden', 'inter', 'experts', 'topk',
+  'sweep', 'label', 'run', 'rep', 'build', 'source_hash', 'git_commit', 'variant', 'tune', 'backend', 'model', 'hidden', 'inter', 'experts', 'topk',
   'tokens', 'dtype', 'warmup', 'iters', 'clock', 'power', 'gpu', 'locked_clock_mhz', 'power_limit_w', 'observed_sm_mhz', 'worker', 'flags',
   'round', 'sample', 'latency_us', 'kernel_sm_mhz',
 ] as const;
@@ -39,7 +40,7 @@ export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
   let out: Writable = process.stdout;
   // The file is created only once the sweep is known: a mistyped id leaves no empty file behind.
   const open = (): Writable => (out = toFile ? createWriteStream(opts.output!) : process.stdout);
-  const rows = await withDb((db) => exportSamples(db, opts.sweep, open, opts.json ? 'json' : 'csv'));
+  const rows = await withDb((db) => exportSamples(db, opts.sweep, open, opts.json ? 'json' : 'csv'), { mustExist: true });
   if (toFile) {
     out.end();
     await once(out, 'finish');
@@ -100,13 +101,13 @@ async function writeAll(db: Db, sweepId: string, label: string | null, write: (t
       const env = EnvSchema.safeParse(run.env === null ? {} : JSON.parse(run.env));
       const observed = observedSmMhz(run.telemetry);
       for (const res of run.results) {
-        const p = params.find((x) => x.point.variant === res.variant && x.build === res.build)?.point ?? params[0]!.point;
+        const p = params.find((x) => x.point.variant === res.variant && x.build === res.build && tuneText(x.point.tune) === res.tune)?.point ?? params[0]!.point;
         const gpu = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 }).gpu;
         const samples = numbers.parse(JSON.parse(res.samplesUs));
         const rounds = numbers.parse(JSON.parse(res.rounds));
         const kernel = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));
         const fixed: Cell[] = [
-          sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
+          sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, res.tune, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
           p.tokens, p.dtype, p.warmup, p.iters, settingText(p.clock), settingText(p.power), gpu,
           env.success ? (env.data.lockedClockMhz ?? null) : null, env.success ? (env.data.powerLimitW ?? null) : null, observed, run.workerId, run.flags,
         ];

@@ -10,7 +10,7 @@ export interface ResultsHistoryOptions {
   csv?: boolean;
 }
 
-const HEADERS = ['point', 'variant', 'order', 'build', 'commit', 'dirty', 'source', 'first_seen', 'runs', 'samples', 'median_us', 'change_%', 'p', 'step'];
+const HEADERS = ['point', 'variant', 'order', 'build', 'commit', 'dirty', 'source', 'first_seen', 'runs', 'samples', 'median_us', 'change_%', 'p', 'step', 'annotation'];
 
 function rows(h: History, short: boolean, withEnv: boolean): Cell[][] {
   return h.series.flatMap((s) =>
@@ -29,8 +29,16 @@ function rows(h: History, short: boolean, withEnv: boolean): Cell[][] {
       b.change === null ? null : Number((b.change * 100).toFixed(2)),
       b.p === null ? '' : b.p < 1e-3 ? b.p.toExponential(1) : b.p.toFixed(3),
       b.step ?? '',
+      annotationText(b.annotation, short),
     ]),
   );
+}
+
+/** "expected: accepted for the fix of #7", shortened for the table. */
+function annotationText(a: History['series'][number]['builds'][number]['annotation'], short: boolean): string {
+  if (!a) return '';
+  const text = `${a.kind}: ${a.note}`;
+  return short && text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
 
 export function formatHistory(h: History): string {
@@ -38,7 +46,15 @@ export function formatHistory(h: History): string {
   const envs = [...new Set(h.series.map((s) => s.env))];
   const lines = [`history of point ${h.query.point}${h.query.variant ? ` variant ${h.query.variant}` : ''}${envs.length === 1 ? `; environment: ${envs[0]}` : ''}`];
   lines.push(renderTable(HEADERS, rows(h, true, envs.length > 1)));
-  const steps = h.series.flatMap((s) => s.builds.filter((b) => b.step).map((b) => `${b.step} at build ${b.sourceHash.slice(0, 12)} (${s.variant}, ${s.point}): ${(b.change! * 100).toFixed(1)}%`));
+  const steps = h.series.flatMap((s) =>
+    s.builds
+      .filter((b) => b.step || b.annotation)
+      .map((b) =>
+        b.step
+          ? `${b.step} at build ${b.sourceHash.slice(0, 12)} (${s.variant}, ${s.point}): ${(b.change! * 100).toFixed(1)}%${b.annotation ? ` (annotated ${b.annotation.kind}: ${b.annotation.note})` : ''}`
+          : `build ${b.sourceHash.slice(0, 12)} (${s.variant}, ${s.point}) annotated ${b.annotation!.kind}: ${b.annotation!.note}${b.annotation!.kind === 'invalid' ? ' (left out of step detection)' : ''}`,
+      ),
+  );
   lines.push(steps.length ? steps.join('\n') : 'no regression or improvement flagged');
   lines.push(h.text);
   const excluded = h.series.reduce((n, s) => n + s.excludedFlagged, 0);
@@ -49,6 +65,7 @@ export function formatHistory(h: History): string {
 export async function resultsHistory(opts: ResultsHistoryOptions): Promise<void> {
   const h = await withDb((db) =>
     loadHistory(db, { point: opts.point, ...(opts.variant ? { variant: opts.variant } : {}), includeFlagged: opts.includeFlagged ?? false }),
+  { mustExist: true },
   );
   if (opts.json) process.stdout.write(JSON.stringify(h, null, 2) + '\n');
   else if (opts.csv) process.stdout.write(renderCsv(HEADERS, rows(h, false, true).map((r) => r.map((c) => (typeof c === 'number' ? String(c) : c)))) + '\n');

@@ -11,6 +11,10 @@ export interface ServeOptions {
   http?: number;
   /** Address the HTTP server binds (default 127.0.0.1). */
   host?: string;
+  /** POST confirmed regressions to this webhook (notify/notifier.ts). */
+  notify?: string;
+  /** With notify: one message per finished sweep. */
+  notifyDigest?: boolean;
   /** --log-format / MOEFARM_LOG_FORMAT (default pretty). */
   logFormat?: LogFormat;
 }
@@ -33,7 +37,17 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       connection.on('error', (e) => log.error({ reason: e.message }, `redis: ${e.message}`));
       let fatal: (err: Error) => void = () => {};
       const failed = new Promise<Error>((resolveFatal) => (fatal = resolveFatal));
-      const collector = new Collector({ db, connection, log, onFatal: (err) => fatal(err) });
+      let notifier: import('../notify/notifier.js').Notifier | null = null;
+      let notifyConn: ReturnType<typeof createRedis> | null = null;
+      if (opts.notify !== undefined) {
+        const { Notifier, webhookOrigin } = await import('../notify/notifier.js');
+        notifyConn = createRedis();
+        notifyConn.on('error', () => {}); // the collector's connection logs Redis errors
+        notifier = new Notifier({ url: opts.notify, digest: opts.notifyDigest ?? false, dbUrl: databaseUrl(), redis: notifyConn, log });
+        log.info({ event: 'notify', webhook: webhookOrigin(opts.notify), digest: opts.notifyDigest ?? false }, `notify: confirmed regressions go to ${webhookOrigin(opts.notify)}${opts.notifyDigest ? ' (one message per sweep)' : ''}`);
+      }
+      const n = notifier;
+      const collector = new Collector({ db, connection, log, onFatal: (err) => fatal(err), ...(n ? { onSweepFinished: (id: string) => n.sweepFinished(id) } : {}) });
       log.info({ event: 'start', database: redactUrl(databaseUrl()) }, `writing results to ${redactUrl(databaseUrl())}`);
       const stop = async () => {
         try {
@@ -42,6 +56,8 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
           /* stopping anyway */
         }
         await collector.close();
+        await notifier?.close();
+        notifyConn?.disconnect();
       };
       // A signal stops it gracefully; a fatal error (the database file gone) stops it and exits with the error.
       const err = await Promise.race([onShutdown(stop, () => process.exit(130)).then(() => null), failed]);

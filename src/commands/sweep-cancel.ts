@@ -52,7 +52,7 @@ export async function sweepCancel(id: string, opts: { json?: boolean }): Promise
       const ended: Record<string, number> = {};
       for (const g of await db.run.groupBy({ by: ['status'], where: { sweepId: id, status: { not: 'cancelled' } }, _count: { _all: true } })) ended[g.status] = g._count._all;
       return { sweepId: id, at: new Date(at).toISOString(), removed, running: running.size, cancelled, ended };
-    }),
+    }, { mustExist: true }),
   );
   if (opts.json) {
     process.stdout.write(JSON.stringify(report) + '\n');

@@ -17,7 +17,7 @@ export async function sweepList(opts: SweepListOptions): Promise<void> {
     ...(opts.since !== undefined ? { since: opts.since } : {}),
     ...(opts.until !== undefined ? { until: opts.until } : {}),
   };
-  const list = await withDb((db) => listSweeps(db, filter, opts.limit));
+  const list = await withDb((db) => listSweeps(db, filter, opts.limit), { mustExist: true });
   if (opts.json) {
     process.stdout.write(JSON.stringify(list.map((s) => ({ ...s, createdAt: s.createdAt.toISOString() })), null, 2) + '\n');
     return;

@@ -13,7 +13,7 @@ export async function sweepRetry(id: string, opts: { status?: string; json?: boo
       const r = await retryRuns(db, redis, template, statuses);
       const queued = Object.values(r.retried).reduce((a, b) => a + b, 0) + r.requeued;
       return { report: r, warning: queued > 0 ? noWorkerWarning(template.pool, await livePools(redis)) : null };
-    }),
+    }, { mustExist: true }),
   );
   if (warning) process.stderr.write(warning + '\n');
   if (opts.json) {

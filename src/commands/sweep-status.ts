@@ -20,6 +20,6 @@ export async function sweepStatus(id: string, opts: { watch?: boolean; json?: bo
         if (!opts.watch || s.finished) return;
         await sleep(1000);
       }
-    }),
+    }, { mustExist: true }),
   );
 }

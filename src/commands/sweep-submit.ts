@@ -88,7 +88,8 @@ function submitLine(report: Report, name: string): string {
   const retried = report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) : 0;
   const parts = [
     `sweep ${report.sweepId} (${name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
-      `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)`,
+      `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)` +
+      (report.restored ? `; ${report.restored} of them Redis remembered as finished, with no outcome in the database: run again` : ''),
   ];
   if (report.label !== null) parts.push(`label ${report.label}${report.relabelledFrom !== null ? ` (was ${report.relabelledFrom})` : ''}`);
   if (report.retry) parts.push(`retried ${retried}${retried ? ` (${counts(report.retry.retried)})` : ''}${report.retry.requeued ? `, re-enqueued ${report.retry.requeued} queued run(s) that had no job` : ''}`);

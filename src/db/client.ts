@@ -13,7 +13,7 @@ import { PrismaClient as PostgresClient } from '../../generated/prisma/postgres/
 import { databaseUrl } from '../config.js';
 import { UsageError } from '../errors.js';
 import { DatabaseMovedError } from './errors.js';
-import { migrate } from './migrate.js';
+import { assertExistingDatabase, migrate } from './migrate.js';
 
 export type Db = SqliteClient;
 export type Provider = 'sqlite' | 'postgres';
@@ -38,6 +38,8 @@ export interface OpenOptions {
   url?: string;
   /** Create or upgrade the tables first (default true). */
   migrate?: boolean;
+  /** Refuse (exit 2, naming DATABASE_URL) unless the database exists and is moefarm's: for commands that only read. */
+  mustExist?: boolean;
 }
 
 const providers = new WeakMap<Db, Provider>();
@@ -53,7 +55,9 @@ export function providerOf(db: Db): Provider {
 }
 
 export async function openDb(opts: OpenOptions = {}): Promise<Db> {
-  const target = parseDatabaseUrl(opts.url ?? databaseUrl());
+  const url = opts.url ?? databaseUrl();
+  const target = parseDatabaseUrl(url);
+  if (opts.mustExist) await assertExistingDatabase(target, url);
   if (opts.migrate !== false) await migrate(target);
   let db: Db;
   if (target.provider === 'sqlite') {

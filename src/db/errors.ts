@@ -76,3 +76,9 @@ export function refusalReason(err: unknown, max = 500): string {
   const text = m ? `${m[2]} (code ${m[1]})` : raw.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
   return text.length > max ? text.slice(0, max) + '…' : text;
 }
+
+/** A unique constraint refused a row (Prisma P2002, or the driver adapter's UniqueConstraintViolation): it exists already. */
+export function isUniqueViolation(err: unknown): boolean {
+  const d = describe(err);
+  return d.prismaCode === 'P2002' || d.kind === 'UniqueConstraintViolation' || d.originalCode === '23505' || d.originalCode === 'SQLITE_CONSTRAINT_PRIMARYKEY' || d.originalCode === 'SQLITE_CONSTRAINT_UNIQUE';
+}

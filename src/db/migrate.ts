@@ -5,12 +5,12 @@
  * rather than `prisma migrate`, whose native schema engine must be downloaded
  * from Prisma's host and so is not available where only the npm registry is.
  */
-import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { projectRoot } from '../config.js';
-import { ServiceError } from '../errors.js';
+import { ServiceError, UsageError } from '../errors.js';
 import { redactText } from '../util/redact.js';
 import type { DbTarget } from './client.js';
 
@@ -27,6 +27,47 @@ function migrations(provider: DbTarget['provider']): Migration[] {
     .filter((f) => f.endsWith('.sql'))
     .sort()
     .map((name) => ({ name, sql: readFileSync(join(dir, name), 'utf8') }));
+}
+
+/**
+ * For commands that only read (or act on sweeps already recorded): the database must exist and be one of
+ * moefarm's (its migrations table), else a usage error naming DATABASE_URL (exit 2). Without this check a
+ * mistyped path created an empty SQLite file, and the command answered "no such sweep" from it.
+ */
+export async function assertExistingDatabase(target: DbTarget, url: string): Promise<void> {
+  const hint = 'this command reads an existing database and creates none: check DATABASE_URL (moefarm sweep submit or moefarm serve create one)';
+  if (target.provider === 'sqlite') {
+    const st = statSync(target.location, { throwIfNoEntry: false });
+    if (!st) throw new UsageError(`DATABASE_URL: ${target.location}: no such SQLite database file; ${hint}`);
+    if (!st.isFile()) throw new UsageError(`DATABASE_URL: ${target.location}: not a regular file; ${hint}`);
+    let ours = false;
+    try {
+      const db = new Database(target.location, { readonly: true, fileMustExist: true, timeout: 10_000 });
+      try {
+        ours = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(TABLE) !== undefined;
+      } finally {
+        db.close();
+      }
+    } catch (err) {
+      throw new UsageError(`DATABASE_URL: ${target.location}: not a SQLite database (${(err as Error).message}); ${hint}`);
+    }
+    if (!ours) throw new UsageError(`DATABASE_URL: ${target.location}: a SQLite file, but not a moefarm database (no ${TABLE} table); ${hint}`);
+    return;
+  }
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+  } catch (err) {
+    // 3D000: the server is there, the database named in the URL is not.
+    if ((err as { code?: string }).code === '3D000') throw new UsageError(`DATABASE_URL: ${redactText(url)}: ${redactText((err as Error).message)}; ${hint}`);
+    throw new ServiceError(`cannot reach Postgres at DATABASE_URL (${redactText((err as Error).message)})`);
+  }
+  try {
+    const r = await client.query<{ t: string | null }>(`SELECT to_regclass('"${TABLE}"')::text AS t`);
+    if (r.rows[0]?.t == null) throw new UsageError(`DATABASE_URL: ${redactText(url)}: a Postgres database, but not a moefarm one (no ${TABLE} table); ${hint}`);
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Apply pending migrations; returns the names applied now. Safe to run from several processes at once. */

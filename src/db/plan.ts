@@ -6,7 +6,12 @@
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
 import type { SourceMeta } from '../source/describe.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { providerOf, valuesPlaceholders, type Db, type Provider } from './client.js';
+import { DatabaseMovedError, isDatabaseUnavailable, isUniqueViolation } from './errors.js';
+
+/** The name the collector gives a sweep it met with no definition (db/record.ts). */
+export const UNPLANNED = '(unplanned)';
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
@@ -28,23 +33,53 @@ export interface PlanWrite {
  * the same sweep submitted again with another label keeps its id and runs, and takes the new label.
  */
 export async function recordPlan(db: Db, plan: Plan, source: string | null, label: string | null = null): Promise<PlanWrite> {
+  // Two submits of one sweep at once: one waits for the other's lock (SQLite) and may time out; it tries
+  // again, and then finds the plan written (every statement is idempotent).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writePlan(db, plan, source, label);
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || err instanceof DatabaseMovedError || attempt >= PLAN_TRIES) throw err;
+      await sleep(Math.min(100 * 2 ** attempt, 2000));
+    }
+  }
+}
+
+/** Tries of a plan write that found the database locked or busy (about 45 s in all). */
+const PLAN_TRIES = 25;
+
+/** The Sweep row's fields, as the plan says them (also carried by every job: queue/submit.ts). */
+export function sweepRowOf(plan: Plan, source: string | null): { id: string; name: string; pool: string; spec: string; source: string | null; points: number; runs: number } {
+  return {
+    id: plan.sweepId,
+    name: plan.sweep.name,
+    pool: plan.sweep.pool,
+    // The spec as written, and what each build resolved to (its source hash; 'worker' when each worker builds its own).
+    spec: canonicalJson({ ...plan.sweep, resolvedBuilds: plan.builds.map((b) => ({ name: b.name, source: b.source.kind === 'bundle' ? b.source.hash : 'worker', flags: b.flags, label: b.label })) }),
+    source,
+    points: plan.points.length,
+    runs: plan.runs.length,
+  };
+}
+
+async function writePlan(db: Db, plan: Plan, source: string | null, label: string | null): Promise<PlanWrite> {
   await recordBuildSources(db, providerOf(db), plan.builds.flatMap((b) => (b.source.kind === 'bundle' ? [{ ...b.source.meta, files: b.source.files, bytes: b.source.bytes }] : [])));
-  const before = await db.sweep.findUnique({ where: { id: plan.sweepId }, select: { label: true } });
-  await db.sweep.upsert({
-    where: { id: plan.sweepId },
-    create: {
-      id: plan.sweepId,
-      name: plan.sweep.name,
-      pool: plan.sweep.pool,
-      // The spec as written, and what each build resolved to (its source hash; 'worker' when each worker builds its own).
-      spec: canonicalJson({ ...plan.sweep, resolvedBuilds: plan.builds.map((b) => ({ name: b.name, source: b.source.kind === 'bundle' ? b.source.hash : 'worker', flags: b.flags, label: b.label })) }),
-      source,
-      points: plan.points.length,
-      runs: plan.runs.length,
-      label,
-    },
-    update: label === null ? {} : { label },
-  });
+  const before = await db.sweep.findUnique({ where: { id: plan.sweepId }, select: { label: true, name: true } });
+  const row = sweepRowOf(plan, source);
+  if (!before) {
+    try {
+      await db.sweep.create({ data: { ...row, label } });
+    } catch (err) {
+      // Created by a concurrent submit of the same sweep since the read: already submitted, not an error.
+      if (!isUniqueViolation(err)) throw err;
+      if (label !== null) await db.sweep.update({ where: { id: plan.sweepId }, data: { label } });
+    }
+  } else if (before.name === UNPLANNED) {
+    // The collector met this sweep's outcomes before its plan (an older job without its definition): the plan wins.
+    await db.sweep.update({ where: { id: plan.sweepId }, data: { ...row, ...(label !== null ? { label } : {}) } });
+  } else if (label !== null) {
+    await db.sweep.update({ where: { id: plan.sweepId }, data: { label } });
+  }
   const known = new Map<string, string>();
   for (const row of await db.run.findMany({ where: { sweepId: plan.sweepId }, select: { id: true, status: true } })) {
     known.set(row.id, row.status);

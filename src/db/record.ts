@@ -28,6 +28,8 @@ import { canonicalJson } from '../util/hash.js';
 import { assertSameDatabase, providerOf, valuesPlaceholders, type Db } from './client.js';
 import { recordBuildSources } from './plan.js';
 import { storableValue } from './text.js';
+import { tuneText } from '../sweep/tune.js';
+import type { VariantResult } from '../schema/bench-output.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
@@ -131,18 +133,22 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       const results: Value[][] = [];
       for (const o of batch) {
         if (!wonIds.has(o.runId)) continue;
-        const hashOf = new Map(o.job.points.map((p) => [`${p.build}\0${p.point.variant}`, p.hash]));
+        const hashOf = new Map(o.job.points.map((p) => [`${p.build}\0${p.point.variant}\0${tuneText(p.point.tune)}`, p.hash]));
         const several = o.job.builds.length > 1;
         for (const { name, info, output } of o.builds) {
           for (const r of output.results) {
             if (!r.stats) continue; // not timed (its check failed): nothing to store as a result
+            // The setting the sweep asked for is what the binary took from --tune (source "flag").
+            const tune = requestedTune(r.tunables);
+            const e = r.energy ?? null;
+            const updates = e?.counter_update_ms as { median?: unknown } | undefined;
             results.push([
-              several ? `${o.runId}/${name}/${r.variant}` : `${o.runId}/${r.variant}`,
+              (several ? `${o.runId}/${name}/${r.variant}` : `${o.runId}/${r.variant}`) + (tune ? `@${tune.replace(/ /g, ',')}` : ''),
               o.runId,
               name,
               info.key,
               r.variant,
-              hashOf.get(`${name}\0${r.variant}`) ?? o.job.groupHash,
+              hashOf.get(`${name}\0${r.variant}\0${tune}`) ?? o.job.groupHash,
               r.stats.n,
               r.stats.median,
               r.stats.p10,
@@ -161,14 +167,23 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
               r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
               output.build.source_hash,
               output.build.git_commit ?? null,
+              tune,
+              r.tunables ? canonicalJson(r.tunables) : null,
+              output.device.name,
+              e?.joules_per_forward ?? null,
+              e?.mean_power_w ?? null,
+              typeof e?.counter_step_mj_min === 'number' ? e.counter_step_mj_min : null,
+              typeof updates?.median === 'number' ? updates.median : null,
+              e === null ? null : JSON.stringify(e),
             ]);
           }
         }
       }
       await insert(
         tx,
-        'INSERT INTO "Result" ("id", "runId", "build", "buildKey", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit")',
-        24,
+        'INSERT INTO "Result" ("id", "runId", "build", "buildKey", "variant", "pointHash", "n", "median", "p10", "p90", "mean", "min", "max", "stdev", "bandwidthGbps", "bytesPerIter", "checkPass", "relErr", "samplesUs", "rounds", "smClockMhz", "waits", "sourceHash", "gitCommit", ' +
+          '"tune", "tunables", "device", "joulesPerForward", "meanPowerW", "energyStepMj", "energyUpdateMs", "energy")',
+        32,
         results,
         'ON CONFLICT ("id") DO NOTHING',
       );
@@ -179,6 +194,12 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
   );
   // The first delivery of each run in this batch is the one written; every other is a duplicate.
   return outcomes.map((o) => (first.get(o.runId) === o && won.has(o.runId) ? 'recorded' : 'duplicate'));
+}
+
+/** The tunable values the binary took from --tune (the sweep's setting), as Result.tune; '' when none. */
+export function requestedTune(tunables: VariantResult['tunables']): string {
+  if (!tunables) return '';
+  return tuneText(Object.fromEntries(Object.entries(tunables).filter(([, t]) => t.source === 'flag').map(([k, t]) => [k, t.value])));
 }
 
 function cap(text: string | null): string | null {

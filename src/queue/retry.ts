@@ -11,14 +11,16 @@
  * could not tell it had been retried already.
  *
  * Order, so that no run is left waiting for a job that will never come:
- * 1. the bundles the jobs name are pinned (or the retry is refused before
- *    anything changes, naming the missing bundle);
+ * 1. the bundles the jobs name are pinned, stored again from the database
+ *    where Redis lost them (or the retry is refused before anything changes,
+ *    naming the missing bundle);
  * 2. the run's old job and its old outcome message leave Redis (both reuse
  *    the run id, and BullMQ ignores a job id it still holds);
  * 3. the Run row goes back to `queued`, only if it still has that outcome;
  * 4. the job is enqueued again, and the sweep's cancel key goes.
  * A crash between 3 and 4 leaves a queued run without a job: the next retry
- * finds such runs (no job in Redis) and enqueues them too.
+ * (or `sweep resume`) finds such runs (no job in hand, queue/requeue.ts) and
+ * enqueues them too.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -27,11 +29,10 @@ import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { ExitError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
-import { pinBundles } from '../source/store.js';
 import { clearCancel, removeJobs } from './cancel.js';
-import { jobKey, notePoolGpus, RESULTS_QUEUE, runQueueName } from './names.js';
-import { RUN_JOB_OPTIONS } from './options.js';
-import { jobFromTemplate, runGpus, type JobTemplate } from './submit.js';
+import { RESULTS_QUEUE } from './names.js';
+import { ensureBundles, enqueueUnfinished } from './requeue.js';
+import type { JobTemplate } from './submit.js';
 import type { PlannedRun } from '../sweep/expand.js';
 
 /** Earlier outcomes kept per run (the latest last). */
@@ -54,38 +55,21 @@ export type PreviousOutcome = z.infer<typeof PreviousOutcomesSchema>[number];
 export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: readonly string[]): Promise<RetryReport> {
   const report: RetryReport = { sweepId: t.sweepId, statuses: [...statuses], retried: {}, requeued: 0, skipped: [] };
   const prefix = queuePrefix();
-  // Each run's queue is its GPU count's (queue/names.ts).
-  const queueOf = (params: string): string => {
-    try {
-      return runQueueName(t.pool, runGpus({ points: RunParamsSchema.parse(JSON.parse(params)) }));
-    } catch {
-      return runQueueName(t.pool);
-    }
-  };
   const ended = await db.run.findMany({
     where: { sweepId: t.sweepId, status: { in: [...statuses] } },
     select: { id: true, pointHash: true, rep: true, params: true, status: true, reason: true, workerId: true, finishedAt: true, previous: true },
   });
-  // Queued runs without a job: left by a retry cut short between the database and the queue.
+  // Queued runs: those without a job in hand (a retry cut short between the database and the queue, or Redis
+  // lost them) are enqueued too (queue/requeue.ts).
   const queued = await db.run.findMany({ where: { sweepId: t.sweepId, status: 'queued' }, select: { id: true, pointHash: true, rep: true, params: true } });
-  const orphans: typeof queued = [];
-  if (queued.length) {
-    const pipe = redis.pipeline();
-    for (const r of queued) pipe.exists(jobKey(queueOf(r.params), r.id, prefix));
-    const exists = (await pipe.exec()) ?? [];
-    queued.forEach((r, i) => {
-      if (exists[i]?.[1] !== 1) orphans.push(r);
-    });
-  }
-  if (ended.length === 0 && orphans.length === 0) return report;
+  if (ended.length === 0 && queued.length === 0) return report;
 
-  const bundles = [...new Set(t.builds.flatMap((b) => ('bundle' in b.source ? [b.source.bundle] : [])))];
-  const missing = await pinBundles(redis, t.sweepId, bundles);
+  const missing = await ensureBundles(db, redis, t);
   if (missing.length) {
     const names = t.builds.filter((b) => 'bundle' in b.source && missing.includes(b.source.bundle)).map((b) => b.name);
     throw new ExitError(
-      `sweep ${t.sweepId}: the source bundle of build ${names.join(', ')} (${missing.map((h) => h.slice(0, 12)).join(', ')}) is no longer in Redis ` +
-        `(a finished sweep's bundles expire after MOEFARM_BUNDLE_GRACE_S); nothing was changed. ` +
+      `sweep ${t.sweepId}: the source bundle of build ${names.join(', ')} (${missing.map((h) => h.slice(0, 12)).join(', ')}) is neither in Redis nor in the database ` +
+        `(a finished sweep's bundles expire from Redis after MOEFARM_BUNDLE_GRACE_S; the database keeps those submitted since schema 005); nothing was changed. ` +
         `Re-submit the sweep file with --retry (moefarm sweep submit FILE --retry ${statuses.join(',')}): it bundles the same sources again`,
       1,
     );
@@ -138,30 +122,12 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
     }
   }, { timeout: 60_000 });
 
-  const toRun = [...reset, ...orphans];
-  report.requeued = orphans.length;
-  const now = Date.now();
-  const byQueue = new Map<string, Array<{ name: string; data: ReturnType<typeof jobFromTemplate>; opts: typeof RUN_JOB_OPTIONS & { jobId: string } }>>();
-  const counts = new Set<number>();
-  for (const r of toRun) {
-    const run: PlannedRun = { id: r.id, groupHash: r.pointHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) };
-    counts.add(runGpus(run));
-    const name = runQueueName(t.pool, runGpus(run));
-    const job = { name: 'run', data: jobFromTemplate(t, run, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } };
-    const list = byQueue.get(name);
-    if (list) list.push(job);
-    else byQueue.set(name, [job]);
-  }
+  const asPlanned = (r: { id: string; pointHash: string; rep: number; params: string }): PlannedRun => ({ id: r.id, groupHash: r.pointHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) });
   await clearCancel(redis, t.sweepId);
-  await notePoolGpus(redis, t.pool, counts, prefix);
-  for (const [name, jobs] of byQueue) {
-    const queue = new Queue(name, { connection: redis, prefix });
-    try {
-      for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
-    } finally {
-      await queue.close();
-    }
-  }
+  // Each run to its GPU count's queue of the pool (enqueueUnfinished notes the pool and its counts).
+  const now = Date.now();
+  await enqueueUnfinished(db, redis, t, reset.map(asPlanned), now);
+  report.requeued = (await enqueueUnfinished(db, redis, t, queued.map(asPlanned), now)).enqueued;
   return report;
 }
 

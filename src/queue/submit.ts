@@ -4,18 +4,18 @@
  * id it already holds and the plan skips runs that already have an outcome,
  * so submitting the same sweep twice adds no work.
  */
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { recordPlan } from '../db/plan.js';
+import { saveBundles } from '../db/bundles.js';
 import type { JobBuild, RunJob } from '../schema/job.js';
 import { storeBundles } from '../source/store.js';
 import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
-import { jobKey, notePoolGpus, runQueueName } from './names.js';
+import { notePoolGpus } from './names.js';
 import { DEFAULT_GPUS_WAIT_S, pointGpus } from '../schema/sweep.js';
-import { RUN_JOB_OPTIONS } from './options.js';
+import { enqueueUnfinished } from './requeue.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
 
@@ -31,6 +31,8 @@ export interface SubmitReport {
   runs: number;
   enqueued: number;
   alreadyQueued: number;
+  /** Of the enqueued: runs Redis remembered as finished but the database does not hold as finished (run again). */
+  restored: number;
   /** Planned runs that have a result already (never run again). */
   alreadyDone: number;
   /** Planned runs that ended without a result, by outcome, and were not retried (sweep retry, or --retry, runs them again). */
@@ -46,9 +48,6 @@ export interface SubmitOptions {
   retry?: readonly string[];
 }
 
-const BATCH = 1000;
-/** Enqueue batches in flight at once. */
-const ENQUEUE_LANES = 4;
 
 /**
  * What every job of a sweep shares: its timeouts and rounds, and each build (a bundle by hash, never its
@@ -135,56 +134,22 @@ export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
 }
 
 export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null, opts: SubmitOptions = {}): Promise<SubmitReport> {
-  // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet.
+  // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet. The
+  // database keeps each bundle too, so the sweep can be resumed after Redis lost it (sweep resume).
   await storeBundles(redis, plan.sweepId, planBundles(plan));
   const written = await recordPlan(db, plan, source, opts.label ?? null);
+  await saveBundles(db, planBundles(plan));
   const template = planTemplate(plan);
   const prefix = queuePrefix();
   const pending = plan.runs.filter((r) => written.pending.has(r.id));
-  // A queue per GPU count (queue/names.ts): a job that takes N GPUs waits where only workers with N or more listen.
-  const byGpus = new Map<number, PlannedRun[]>();
-  for (const r of pending) {
-    const list = byGpus.get(runGpus(r));
-    if (list) list.push(r);
-    else byGpus.set(runGpus(r), [r]);
-  }
-  await notePoolGpus(redis, plan.sweep.pool, [...byGpus.keys(), ...plan.runs.map(runGpus)], prefix);
-  let enqueued = 0;
-  let alreadyQueued = 0;
-  const now = Date.now();
-  // Batches go out together: BullMQ's client-side work for one overlaps Redis's for another.
-  const enqueueBatch = async (queue: Queue, queueName: string, batch: PlannedRun[]): Promise<void> => {
-    // One round trip tells which job ids Redis already holds.
-    const pipe = redis.pipeline();
-    for (const r of batch) pipe.exists(jobKey(queueName, r.id, prefix));
-    const exists = (await pipe.exec()) ?? [];
-    const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
-    alreadyQueued += batch.length - fresh.length;
-    if (fresh.length > 0) {
-      await queue.addBulk(fresh.map((r) => ({ name: 'run', data: jobFromTemplate(template, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
-      enqueued += fresh.length;
-    }
-  };
+  // Every GPU count of the sweep is noted (a queue per count, queue/names.ts), so status, cancel and the
+  // collector look at each of the pool's queues, even one whose runs have all finished.
+  await notePoolGpus(redis, plan.sweep.pool, plan.runs.map(runGpus), prefix);
   // Work for the sweep again: a cancel of an earlier submission must not stop it.
   if (pending.length > 0) await clearCancel(redis, plan.sweepId);
-  for (const [gpus, runs] of [...byGpus].sort((a, b) => a[0] - b[0])) {
-    const queueName = runQueueName(plan.sweep.pool, gpus);
-    const queue = new Queue(queueName, { connection: redis, prefix });
-    try {
-      // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
-      // serialised form); 200,000 runs all at once peaked at 1.5 GB.
-      let next = 0;
-      const lane = async (): Promise<void> => {
-        for (let i = next; i < runs.length; i = next) {
-          next += BATCH;
-          await enqueueBatch(queue, queueName, runs.slice(i, i + BATCH));
-        }
-      };
-      await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
-    } finally {
-      await queue.close();
-    }
-  }
+  // Every run the database does not hold as finished gets a job in its GPU count's queue, whatever Redis
+  // remembers (queue/requeue.ts).
+  const queued = await enqueueUnfinished(db, redis, template, pending);
   const retry = opts.retry && opts.retry.length ? await retryRuns(db, redis, template, opts.retry) : null;
   const alreadyEnded = { ...written.ended };
   delete alreadyEnded['done'];
@@ -200,8 +165,9 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
     builds: buildReports(plan),
     points: plan.points.length,
     runs: plan.runs.length,
-    enqueued,
-    alreadyQueued,
+    enqueued: queued.enqueued,
+    alreadyQueued: queued.inHand,
+    restored: queued.stale,
     alreadyDone: written.ended['done'] ?? 0,
     alreadyEnded,
     retry,

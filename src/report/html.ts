@@ -79,15 +79,19 @@ function latencySection(data: ReportData): string {
   const unitOf = new Map<string, ReturnType<typeof chooseUnit>>();
   for (const g of new Set(data.latencies.map((r) => r.group))) unitOf.set(g, chooseUnit(data.latencies.filter((r) => r.group === g).map((r) => r.medianUs)));
   const lat = (us: number, group: string) => `<td class="num" data-us="${us}">${escapeHtml(formatLatency(us, unitOf.get(group)!))}</td>`;
+  // Energy beside time where the GPU's counter gave any (CUDA with NVML); "-" for a row without it.
+  const energy = data.latencies.some((r) => typeof r.joulesPerForward === 'number');
+  const num = (x: number | null | undefined, scale: number) => `<td class="num">${typeof x === 'number' ? escapeHtml(formatNumber(x * scale)) : '-'}</td>`;
   const rows = data.latencies.map(
     (r) =>
       `<tr><td>${escapeHtml(r.group)}</td><td>${escapeHtml(r.variant)}</td>${lat(r.medianUs, r.group)}${lat(r.p10Us, r.group)}${lat(r.p90Us, r.group)}` +
+      (energy ? num(r.joulesPerForward, 1000) + num(r.meanPowerW, 1) : '') +
       `<td class="num">${r.runs}</td><td class="num">${r.excluded}</td><td class="num">${r.speedup === null ? '' : `${formatNumber(r.speedup)}×`}</td>` +
       `<td>${escapeHtml(r.baseline)}</td><td><span class="verdict verdict-${escapeHtml(r.verdict.split(' ')[0]!)}">${escapeHtml(r.verdict)}</span></td></tr>`,
   );
   return `<section id="latencies"><h2>Latencies</h2>
 <p class="hint">All raw samples of all runs of each point, build and variant; flagged runs left out are counted under "excluded". Units are chosen per point.</p>
-<table id="latency-table"><thead><tr><th>point</th><th>variant</th><th>median</th><th>p10</th><th>p90</th><th>runs</th><th>excluded</th><th>speedup</th><th>against</th><th>verdict</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
+<table id="latency-table"><thead><tr><th>point</th><th>variant</th><th>median</th><th>p10</th><th>p90</th>${energy ? '<th>energy/forward (mJ)</th><th>mean power (W)</th>' : ''}<th>runs</th><th>excluded</th><th>speedup</th><th>against</th><th>verdict</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
 }
 
 /** Every run that ended without a result: its id, outcome and reason (the reason is what a reader acts on). */

@@ -96,6 +96,9 @@ export const LatencyRowSchema = z.object({
   excluded: z.int().nonnegative(),
   speedup: z.number().positive().nullable(),
   verdict: z.string(),
+  /** Energy per forward (J) and mean power (W), medians over runs; null where none was measured (cpu). */
+  joulesPerForward: z.number().nonnegative().nullable().optional(),
+  meanPowerW: z.number().nonnegative().nullable().optional(),
 });
 
 /** A run that ended without a result. */

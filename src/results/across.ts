@@ -45,7 +45,7 @@ export function mergeSides(side: Side, against: Side | null): SweepResults {
         const build = tag ?? arm.build;
         const variant = tag !== null && several ? `${arm.build}/${arm.variant}` : arm.variant;
         const k = armKey(build, variant);
-        const into = m.arms.get(k) ?? { build, variant, runs: [] };
+        const into = m.arms.get(k) ?? { build, variant, baseVariant: arm.baseVariant, tune: arm.tune, runs: [] };
         into.runs.push(...arm.runs.map((run) => ({ ...run, build })));
         m.arms.set(k, into);
       }

@@ -28,7 +28,7 @@ import { UsageError } from '../errors.js';
 import { comparePaired, compareSamples, DEFAULT_ALPHA, DEFAULT_EQUIVALENCE_BAND, DEFAULT_MIN_ROUNDS, DEFAULT_MIN_SAMPLES, mannWhitney, median } from '../stats/index.js';
 import { DEFAULT_BUILD } from '../schema/sweep.js';
 import { armKey, quantile, type Arm, type Baseline, type PointGroup, type SweepResults, type VariantRun } from './load.js';
-import { clusterBootstrapRatio, welchLogTest } from './runLevel.js';
+import { clusterBootstrapRatio, unpairedRunTest } from './runLevel.js';
 
 export type RowVerdict = 'FASTER' | 'SLOWER' | 'SAME' | 'UNSURE' | 'BASELINE' | 'NO-BASELINE';
 
@@ -101,6 +101,14 @@ export interface CompareRow {
   reason: string;
   /** Run groups (Run.pointHash) of this variant and of the baseline in this environment: what to repeat. */
   groupHashes: string[];
+  /** The variant's name and its tunable setting ('' when none): `variant` is the two together (`fused group=8`). */
+  baseVariant: string;
+  tune: string;
+  /** Median over runs of the energy per forward (J) and mean power (W); null where none was measured (cpu). */
+  joulesPerForward: number | null;
+  meanPowerW: number | null;
+  /** Runs of this row that measured energy. */
+  energyRuns: number;
 }
 
 export interface Comparison {
@@ -124,8 +132,9 @@ export interface Comparison {
 
 export function parseBaseline(spec: string | undefined): Baseline | null {
   if (spec === undefined) return null;
-  const m = /^(variant|build)=([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(spec);
-  if (!m) throw new UsageError(`--baseline: expected variant=NAME or build=NAME, got "${spec}"`);
+  // A tuned variant is named with its setting: variant='persistent-splitk slice=32'.
+  const m = /^(variant|build)=([A-Za-z0-9][A-Za-z0-9._-]*(?: [a-z][a-z0-9_]*=-?\d+)*)$/.exec(spec);
+  if (!m || (m[1] === 'build' && m[2]!.includes(' '))) throw new UsageError(`--baseline: expected variant=NAME (a tuned one as 'variant=NAME TUNABLE=VALUE') or build=NAME, got "${spec}"`);
   return { by: m[1] as Baseline['by'], name: m[2]! };
 }
 
@@ -155,10 +164,15 @@ export function compareSweep(results: SweepResults, baselineOpt: Baseline | null
     throw new UsageError(`--baseline: build '${baselineOpt.name}' has no results in sweep ${results.sweepId} (has: ${allBuilds.join(', ') || 'none'})`);
   }
   // Default: the sweep's own baseline; else, with several builds, the first build; else the first variant.
-  const baseline: Baseline =
+  let baseline: Baseline =
     baselineOpt ??
     results.baselineFromSpec ??
     (allBuilds.length > 1 ? { by: 'build', name: allBuilds[0]! } : { by: 'variant', name: allVariants[0] ?? '' });
+  // The sweep file names a variant that ran only at tunable settings (matrix.tune): its first setting is the baseline.
+  if (!baselineOpt && baseline.by === 'variant' && !allVariants.includes(baseline.name)) {
+    const tuned = arms.filter((a) => a.baseVariant === baseline.name).map((a) => a.variant).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    if (tuned.length > 0) baseline = { by: 'variant', name: tuned[0]! };
+  }
   const th = thresholds(opts);
   const includeFlagged = opts.includeFlagged ?? false;
   const rows: CompareRow[] = [];
@@ -236,6 +250,9 @@ function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline:
     verdict: 'UNSURE',
     reason: '',
     groupHashes: [...new Set([...runs, ...base].map((r) => r.groupHash))].sort(),
+    baseVariant: arm.baseVariant ?? variant,
+    tune: arm.tune ?? '',
+    ...energyOf(runs),
   };
   if (runs.length === 0) {
     return { ...row, verdict: 'UNSURE', reason: `every run of ${what} here is flagged (${excludedRuns}); --include-flagged to use them` };
@@ -247,6 +264,13 @@ function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline:
     return { ...row, verdict: 'NO-BASELINE', reason: `no unflagged run of the baseline ${baseWhat} in this environment group` };
   }
   return { ...row, ...verdictOf(base, runs, th) };
+}
+
+/** The median over runs of what the GPU's energy counter gave; null when no run measured it (cpu). */
+function energyOf(runs: VariantRun[]): Pick<CompareRow, 'joulesPerForward' | 'meanPowerW' | 'energyRuns'> {
+  const j = runs.map((r) => r.joulesPerForward).filter((x): x is number => typeof x === 'number');
+  const w = runs.map((r) => r.meanPowerW).filter((x): x is number => typeof x === 'number');
+  return { joulesPerForward: j.length ? median(j) : null, meanPowerW: w.length ? median(w) : null, energyRuns: j.length };
 }
 
 function pooled(runs: VariantRun[]): number[] {
@@ -327,13 +351,11 @@ export function verdictOf(base: VariantRun[], cand: VariantRun[], th: Thresholds
         `(Mann-Whitney on samples p=${fmtP(c.p_mw)}, sample CI [${c.ci[0].toFixed(3)}, ${c.ci[1].toFixed(3)}]); more repetitions decide it (sweep submit --until-confident)`,
     };
   }
-  const baseMedians = base.map((r) => median(r.samples));
-  const candMedians = cand.map((r) => median(r.samples));
-  const welch = welchLogTest(baseMedians, candMedians);
-  const mwRuns = mannWhitney(baseMedians, candMedians).p;
-  // Welch has the power with 2-4 well-behaved runs a side; Mann-Whitney on the run medians stays valid when a
-  // few runs are far off (a shared machine's busy moments). Either may decide; Bonferroni (x2) keeps alpha.
-  const pRun = Math.min(1, 2 * Math.min(welch.p, mwRuns));
+  // The run-level rule (runLevel.ts unpairedRunTest), shared with history's steps.
+  const runTest = unpairedRunTest(base.map((r) => r.samples), cand.map((r) => r.samples));
+  const welch = { p: runTest.pWelch };
+  const mwRuns = runTest.pRunMedians;
+  const pRun = runTest.pRun;
   const cluster = clusterBootstrapRatio(base.map((r) => r.samples), cand.map((r) => r.samples), { resamples: th.resamples, confidence: th.confidence, seed: 1 });
   const lo = Math.min(cluster.lo, c.ci[0]);
   const hi = Math.max(cluster.hi, c.ci[1]);

@@ -8,8 +8,8 @@
  * an ancestor always comes first; a dirty build right after its commit), else
  * by the time their first run of the point finished; each series says which.
  * Steps between builds are found
- * by stats detectSteps (Mann-Whitney against the previous level, and a
- * minimum relative change).
+ * by stats detectSteps (compare's run-level rule against the previous level,
+ * and a minimum relative change).
  */
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -18,6 +18,10 @@ import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, typ
 import { z } from 'zod';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
 import { pointLabel, quantile } from './load.js';
+import { DEFAULT_MIN_RUNS } from './compare.js';
+import { unpairedRunTest } from './runLevel.js';
+import { tuneText, variantLabel } from '../sweep/tune.js';
+import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
 
 export interface HistoryOptions {
   /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
@@ -29,6 +33,8 @@ export interface HistoryOptions {
   alpha?: number;
   minChange?: number;
   bandMhz?: number;
+  /** Keep each build's samples run by run (BuildEntry.runs), for a run-level test of a step. */
+  keepRuns?: boolean;
 }
 
 export interface BuildEntry {
@@ -51,6 +57,13 @@ export interface BuildEntry {
   change: number | null;
   p: number | null;
   step: StepKind | null;
+  /**
+   * results annotate: this build's step at this point marked `expected` (the step stays, marked) or
+   * `invalid` (the build is left out of step detection). Null when not annotated.
+   */
+  annotation: Pick<StepAnnotation, 'kind' | 'note' | 'updatedAt'> | null;
+  /** With keepRuns: the samples of each run of this build (id and samples). */
+  runSamples?: Array<{ runId: string; samples: number[] }>;
 }
 
 export interface HistorySeries {
@@ -73,6 +86,20 @@ export interface History {
 }
 
 const numbers = z.array(z.number());
+
+/** Fewest runs on each side of a step: as compare (DEFAULT_MIN_RUNS), one run says nothing of run-to-run spread. */
+const MIN_STEP_RUNS = DEFAULT_MIN_RUNS;
+
+/**
+ * A step's p: compare's unpaired rule (runLevel.ts unpairedRunTest), not Mann-Whitney on pooled samples. The
+ * samples of one run share its process and machine state, so two builds that differ only by a comment were
+ * called a REGRESSION at p=1.2e-6 (+12.8%) by the pooled test; at the level of runs, the false-step rate is
+ * about alpha (test/results/history-false-steps.test.ts).
+ */
+export function historyStepP(before: ReadonlyArray<readonly number[]>, after: ReadonlyArray<readonly number[]>): number | null {
+  if (before.length < MIN_STEP_RUNS || after.length < MIN_STEP_RUNS) return null;
+  return unpairedRunTest(before, after).p;
+}
 
 export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History> {
   const alpha = opts.alpha ?? DEFAULT_CHANGEPOINT_ALPHA;
@@ -101,18 +128,18 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     variant: string;
     env: string;
     excluded: number;
-    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[] }>;
+    builds: Map<string, { gitCommit: string | null; first: number; runs: number; samples: number[]; perRun: Array<{ runId: string; samples: number[] }> }>;
   }
   const series = new Map<string, Acc>();
   for (const r of results) {
     const params = RunParamsSchema.parse(JSON.parse(r.run.params));
-    const p = params.find((x) => x.point.variant === r.variant && x.build === r.build)?.point ?? params[0]!.point;
+    const p = params.find((x) => x.point.variant === r.variant && x.build === r.build && tuneText(x.point.tune) === r.tune)?.point ?? params[0]!.point;
     const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, bandMhz });
     const key = `${r.pointHash}|${envKey(env)}`;
     let acc = series.get(key);
     if (!acc) {
-      const { variant: _v, ...rest } = p;
-      acc = { pointHash: r.pointHash, point: pointLabel(rest, ['warmup', 'iters', 'clock', 'power']), variant: r.variant, env: envLabel(env), excluded: 0, builds: new Map() };
+      const { variant: _v, tune: _t, ...rest } = p;
+      acc = { pointHash: r.pointHash, point: pointLabel(rest, ['warmup', 'iters', 'clock', 'power']), variant: variantLabel(r.variant, r.tune), env: envLabel(env), excluded: 0, builds: new Map() };
       series.set(key, acc);
     }
     const flagged = r.run.flags.split(',').filter(Boolean).length > 0;
@@ -121,14 +148,18 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       continue;
     }
     const t = r.run.finishedAt?.getTime() ?? Number.MAX_SAFE_INTEGER;
-    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [] };
+    const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], perRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
-    b.samples.push(...numbers.parse(JSON.parse(r.samplesUs)));
+    const samples = numbers.parse(JSON.parse(r.samplesUs));
+    b.samples.push(...samples);
+    // Run by run: the step test is run-level (as compare's); keepRuns also hands them to the caller.
+    b.perRun.push({ runId: r.run.id, samples });
     acc.builds.set(r.sourceHash, b);
   }
   const hashes = [...new Set([...series.values()].flatMap((a) => [...a.builds.keys()]))];
   const sources = new Map((hashes.length ? await db.buildSource.findMany({ where: { hash: { in: hashes } } }) : []).map((b) => [b.hash, b]));
+  const annotations = await loadAnnotations(db, [...new Set([...series.values()].map((a) => a.pointHash))]);
   const out: HistorySeries[] = [];
   for (const acc of series.values()) {
     const byTime = (a: [string, { first: number }], b: [string, { first: number }]) => a[1].first - b[1].first || a[0].localeCompare(b[0]);
@@ -142,10 +173,15 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           return sa.generation! - sb.generation! || (sa.gitCommit ?? '').localeCompare(sb.gitCommit ?? '') || Number(sa.dirty) - Number(sb.dirty) || byTime(a, b);
         })
       : entries.sort(byTime);
+    const noteOf = (sourceHash: string) => annotations.get(annotationKey(sourceHash, acc.pointHash)) ?? null;
+    // A build whose measurements here are marked invalid takes no part in step detection: the next build is
+    // compared with the one before it.
+    const counted = ordered.filter(([h]) => noteOf(h)?.kind !== 'invalid');
     const steps = detectSteps(
-      ordered.map(([build, b]) => ({ build, samples: b.samples })),
-      { alpha, minChange },
+      counted.map(([build, b]) => ({ build, samples: b.samples, runs: b.perRun.map((x) => x.samples) })),
+      { alpha, minChange, pValue: historyStepP },
     );
+    const testOf = new Map(steps.tests.map((t) => [t.build, t]));
     out.push({
       pointHash: acc.pointHash,
       point: acc.point,
@@ -153,8 +189,9 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
       env: acc.env,
       excludedFlagged: acc.excluded,
       order: known ? 'ancestry' : 'first-seen',
-      builds: ordered.map(([sourceHash, b], i) => {
-        const t = i === 0 ? null : (steps.tests[i - 1] ?? null);
+      builds: ordered.map(([sourceHash, b]) => {
+        const t = testOf.get(sourceHash) ?? null;
+        const note = noteOf(sourceHash);
         const src = sources.get(sourceHash);
         const sorted = [...b.samples].sort((x, y) => x - y);
         return {
@@ -173,6 +210,8 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
           change: t ? t.change : null,
           p: t ? t.p : null,
           step: t ? t.kind : null,
+          annotation: note ? { kind: note.kind, note: note.note, updatedAt: note.updatedAt } : null,
+          ...(opts.keepRuns ? { runSamples: b.perRun } : {}),
         };
       }),
     });
@@ -183,9 +222,11 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     alpha,
     minChange,
     text:
-      `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) when Mann-Whitney U against the builds of the level before it gives p < ${alpha} ` +
+      `steps: a build is a REGRESSION (slower) or IMPROVEMENT (faster) against the builds of the level before it when compare's unpaired rule gives p < ${alpha} ` +
+      `(the larger of Mann-Whitney U on the pooled samples and the run-level p of the run medians: at least ${MIN_STEP_RUNS} runs a side) ` +
       `and the median moved by more than ${+(minChange * 100).toFixed(2)}%; builds in git ancestry order where every build of a series has a known commit ` +
-      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which`,
+      `(a dirty build, with edits not committed, right after its commit), else in the order first seen; each series says which; ` +
+      `a step annotated expected stays and is marked, a build annotated invalid at a point is left out of step detection there (results annotate)`,
     series: out.filter((s) => s.builds.length > 0),
   };
 }

@@ -10,6 +10,7 @@ import { RunParamsSchema } from '../schema/job.js';
 import type { Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
 import { z } from 'zod';
+import { tuneText, variantLabel } from '../sweep/tune.js';
 import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
 export interface VariantRun {
@@ -30,6 +31,11 @@ export interface VariantRun {
   gitCommit: string | null;
   finishedAt: Date | null;
   hasTelemetry: boolean;
+  /** Energy per forward (J) and mean power (W) from the GPU's counter; null where not measured (the CPU backend). */
+  joulesPerForward: number | null;
+  meanPowerW: number | null;
+  /** The device name the binary reported (the tuning table's key); null for results before it was stored. */
+  device: string | null;
 }
 
 export interface PointGroup {
@@ -41,7 +47,7 @@ export interface PointGroup {
   label: string;
   env: RunEnvironment;
   envLabel: string;
-  point: Omit<Point, 'variant'>;
+  point: Omit<Point, 'variant' | 'tune'>;
   /** One arm per build and variant measured at this point (armKey). */
   arms: Map<string, Arm>;
 }
@@ -49,7 +55,11 @@ export interface PointGroup {
 /** What one build and variant gave at one point: a thing a speedup is measured of. */
 export interface Arm {
   build: string;
+  /** The variant with its tunable setting when the sweep asked for one (`fused group=8`; tune.ts variantLabel). */
   variant: string;
+  /** The variant's name alone, and its setting ('' when none): `variant` is the two together. */
+  baseVariant: string;
+  tune: string;
   runs: VariantRun[];
 }
 
@@ -133,9 +143,9 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
     });
     const flags = run.flags ? run.flags.split(',').filter(Boolean) : [];
     for (const res of run.results) {
-      const p = params.find((x) => x.point.variant === res.variant && x.build === res.build)?.point ?? first;
-      // Builds of one point differ in flags at most: the point (the compared thing) is the rest.
-      const { variant: _v, build_flags: _f, ...rest } = p;
+      const p = params.find((x) => x.point.variant === res.variant && x.build === res.build && tuneText(x.point.tune) === res.tune)?.point ?? first;
+      // Builds of one point differ in flags at most, settings in tunables: the point (the compared thing) is the rest.
+      const { variant: _v, build_flags: _f, tune: _t, ...rest } = p;
       const pointKey = canonicalJson(rest);
       const key = `${pointKey}|${envKey(env)}`;
       let g = groups.get(key);
@@ -144,8 +154,9 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
         groups.set(key, g);
       }
       if (!builds.includes(res.build)) builds.push(res.build);
-      const ak = armKey(res.build, res.variant);
-      const arm = g.arms.get(ak) ?? { build: res.build, variant: res.variant, runs: [] };
+      const label = variantLabel(res.variant, res.tune);
+      const ak = armKey(res.build, label);
+      const arm = g.arms.get(ak) ?? { build: res.build, variant: label, baseVariant: res.variant, tune: res.tune, runs: [] };
       arm.runs.push({
         runId: run.id,
         build: res.build,
@@ -161,6 +172,9 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
         gitCommit: res.gitCommit,
         finishedAt: run.finishedAt,
         hasTelemetry: run.telemetry !== null,
+        joulesPerForward: res.joulesPerForward,
+        meanPowerW: res.meanPowerW,
+        device: res.device,
       });
       g.arms.set(ak, arm);
     }
@@ -177,8 +191,8 @@ export function labelGroups(groups: PointGroup[]): void {
   for (const g of groups) g.label = pointLabel(g.point, varying);
 }
 
-export function pointLabel(p: Omit<Point, 'variant'>, extra: ReadonlyArray<keyof Omit<Point, 'variant'>> = []): string {
-  const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}`;
+export function pointLabel(p: Omit<Point, 'variant' | 'tune'>, extra: ReadonlyArray<keyof Omit<Point, 'variant' | 'tune'>> = []): string {
+  const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}${p.shared_experts ? `/s${p.shared_experts}x${p.shared_inter}` : ''}`;
   const parts = [shape, `T=${p.tokens}`, p.dtype];
   for (const k of extra) {
     if (k === 'tokens' || k === 'dtype') continue;

@@ -6,7 +6,8 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { poolRunQueues } from '../queue/names.js';
+import { poolRunQueues, RESULTS_QUEUE } from '../queue/names.js';
+import { entryStates } from '../queue/requeue.js';
 import { livePools, noWorkerWarning } from '../../worker/heartbeat.js';
 
 export interface PoolProgress {
@@ -18,6 +19,11 @@ export interface PoolProgress {
   cancelled: number;
   running: number;
   waiting: number;
+  /**
+   * Runs queued in the database with no job in hand in Redis (no job, or only finished entries the database
+   * does not know): nothing will run them until `sweep resume`. Null when Redis was not asked.
+   */
+  noJob: number | null;
   byStatus: Record<string, number>;
   /** Seconds until done at the rate seen so far; null before two outcomes. */
   etaS: number | null;
@@ -42,7 +48,7 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
   for (const r of rows) {
     let p = pools.get(r.pool);
     if (!p) {
-      p = { pool: r.pool, total: 0, done: 0, failed: 0, cancelled: 0, running: 0, waiting: 0, byStatus: {}, etaS: null, liveWorkers: null, warning: null };
+      p = { pool: r.pool, total: 0, done: 0, failed: 0, cancelled: 0, running: 0, waiting: 0, byStatus: {}, etaS: null, liveWorkers: null, warning: null, noJob: null };
       pools.set(r.pool, p);
     }
     const n = r._count._all;
@@ -70,7 +76,16 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
         }
       }
     }
-    p.waiting = Math.max(0, queued - p.running);
+    if (redis && queued > 0) {
+      p.noJob = await runsWithoutJob(db, redis, sweepId, p.pool);
+      if (p.noJob > 0) {
+        const lost =
+          `${p.noJob} queued run(s) have no job in Redis (Redis lost its state, or this database is not the one the jobs were recorded in): ` +
+          `nothing will run them; moefarm sweep resume ${sweepId} enqueues them`;
+        p.warning = p.warning ? `${lost}\n${p.warning}` : lost;
+      }
+    }
+    p.waiting = Math.max(0, queued - p.running - (p.noJob ?? 0));
     const finishedRuns = await db.run.findMany({
       where: { sweepId, pool: p.pool, status: { not: 'queued' } },
       select: { finishedAt: true },
@@ -86,6 +101,32 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
   return { sweepId, name: sweep.name, pools: list, finished: list.every((p) => p.done + p.failed + p.cancelled === p.total) };
 }
 
+/** Queued runs checked against Redis per status call (the rest, if any, are not counted). */
+const NO_JOB_CHECKED = 20_000;
+
+/** How many of the pool's queued runs have neither a job nor an outcome message in hand (queue/requeue.ts). */
+async function runsWithoutJob(db: Db, redis: Redis, sweepId: string, pool: string): Promise<number> {
+  const ids = (await db.run.findMany({ where: { sweepId, pool, status: 'queued' }, select: { id: true }, take: NO_JOB_CHECKED })).map((r) => r.id);
+  // A run's job is in its GPU count's queue (queue/names.ts): in hand when any of the pool's queues holds it.
+  const queues = await poolRunQueues(redis, pool);
+  let n = 0;
+  for (let i = 0; i < ids.length; i += 1000) {
+    const batch = ids.slice(i, i + 1000);
+    const inHand = new Set<string>();
+    for (const { name } of queues) {
+      const jobs = await entryStates(redis, name, batch);
+      batch.forEach((id, j) => {
+        if (jobs[j] === 'pending' || jobs[j] === 'failed') inHand.add(id);
+      });
+    }
+    const outcomes = await entryStates(redis, RESULTS_QUEUE, batch);
+    const lost = batch.filter((id, j) => !inHand.has(id) && outcomes[j] !== 'pending');
+    // The database again, after Redis: a run that finished meanwhile is not lost.
+    if (lost.length) n += await db.run.count({ where: { id: { in: lost }, status: 'queued' } });
+  }
+  return n;
+}
+
 export function renderProgress(s: SweepProgress, width = 30): string {
   const lines = [`sweep ${s.sweepId} (${s.name})`];
   for (const p of s.pools) {
@@ -96,11 +137,11 @@ export function renderProgress(s: SweepProgress, width = 30): string {
     const eta = p.etaS === null ? '' : `  eta ${formatSeconds(p.etaS)}`;
     lines.push(
       `  ${p.pool.padEnd(10)} [${bar}] ${String(ended).padStart(String(p.total).length)}/${p.total}  ` +
-        `done ${p.done}  running ${p.running}  failed ${p.failed}${p.cancelled ? `  cancelled ${p.cancelled}` : ''}  waiting ${p.waiting}${eta}`,
+        `done ${p.done}  running ${p.running}  failed ${p.failed}${p.cancelled ? `  cancelled ${p.cancelled}` : ''}  waiting ${p.waiting}${p.noJob ? `  no job ${p.noJob}` : ''}${eta}`,
     );
     const failures = Object.entries(p.byStatus).filter(([k]) => k !== 'done' && k !== 'queued' && k !== 'cancelled');
     if (failures.length) lines.push(`  ${''.padEnd(10)} failures: ${failures.map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    if (p.warning) lines.push(`  ${''.padEnd(10)} ${p.warning}`);
+    if (p.warning) for (const w of p.warning.split('\n')) lines.push(`  ${''.padEnd(10)} ${w}`);
   }
   return lines.join('\n');
 }

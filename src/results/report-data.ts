@@ -80,6 +80,8 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
       excluded: r.excludedRuns,
       speedup: r.speedup,
       verdict: r.mode === 'paired' ? `${r.verdict} (paired)` : r.verdict,
+      joulesPerForward: r.joulesPerForward,
+      meanPowerW: r.meanPowerW,
     }));
 
   const pointHashes = [...new Set(results.groups.flatMap((g) => [...g.arms.values()].flatMap((a) => a.runs.map((r) => r.pointHash))))];
@@ -118,7 +120,9 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   }
   for (const s of history.series) {
     for (const b of s.builds) {
-      if (b.step) notes.push(`${b.step} at build ${buildLabel(b)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})`);
+      const note = b.annotation ? ` (annotated ${b.annotation.kind}: ${b.annotation.note})` : '';
+      if (b.step) notes.push(`${b.step} at build ${buildLabel(b)} for ${s.variant} ${s.point}: median ${((b.change ?? 0) * 100).toFixed(1)}% (p=${(b.p ?? 1).toExponential(1)})${note}`);
+      else if (b.annotation) notes.push(`build ${buildLabel(b)} for ${s.variant} ${s.point}${note}${b.annotation.kind === 'invalid' ? ': left out of step detection' : ''}`);
     }
   }
   if (telemetry.none) notes.push(`telemetry: no run of this sweep recorded telemetry (CPU backend, or workers started with --no-telemetry)`);

@@ -15,7 +15,7 @@
  * - A cluster bootstrap CI of the pooled-median ratio: runs are resampled
  *   with replacement within each variant, so run-to-run spread widens it.
  */
-import { mulberry32 } from '../stats/index.js';
+import { mannWhitney, median, mulberry32 } from '../stats/index.js';
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; ~1e-15 relative). */
 function lnGamma(x: number): number {
@@ -170,4 +170,32 @@ export function clusterBootstrapRatio(
   };
   const tail = (1 - confidence) / 2;
   return { lo: q(tail), hi: q(1 - tail), resamples };
+}
+
+export interface UnpairedTest {
+  /** Mann-Whitney U on all samples of all runs, pooled. */
+  pSamples: number;
+  /** Welch's t on the log run medians, and Mann-Whitney U on the run medians. */
+  pWelch: number;
+  pRunMedians: number;
+  /** Bonferroni of the two run-median tests: min(1, 2 x min). */
+  pRun: number;
+  /** The larger of pSamples and pRun: what the verdict uses. */
+  p: number;
+}
+
+/**
+ * The unpaired test of compare's verdict (compare.ts verdictOf) and of history's steps: both the pooled
+ * samples and the run medians must reject. Welch has the power with 2-4 well-behaved runs a side;
+ * Mann-Whitney on the run medians stays valid when a few runs are far off (a shared machine's busy
+ * moments). Either may decide; Bonferroni (x2) keeps alpha. Needs at least 2 runs a side.
+ */
+export function unpairedRunTest(base: ReadonlyArray<readonly number[]>, cand: ReadonlyArray<readonly number[]>): UnpairedTest {
+  const pSamples = mannWhitney(base.flat(), cand.flat()).p;
+  const baseMedians = base.map((r) => median(r));
+  const candMedians = cand.map((r) => median(r));
+  const pWelch = welchLogTest(baseMedians, candMedians).p;
+  const pRunMedians = mannWhitney(baseMedians, candMedians).p;
+  const pRun = Math.min(1, 2 * Math.min(pWelch, pRunMedians));
+  return { pSamples, pWelch, pRunMedians, pRun, p: Math.max(pSamples, pRun) };
 }

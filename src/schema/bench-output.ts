@@ -94,6 +94,9 @@ export const BenchOutputSchema = z.looseObject({
     inter: z.int(),
     experts: z.int(),
     topk: z.int(),
+    /** Shared experts of the layer (0: none) and their intermediate size. */
+    shared_experts: z.int().nonnegative().optional(),
+    shared_inter: z.int().nonnegative().optional(),
     tokens: z.int(),
     dtype: z.string(),
     warmup: z.int(),

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { BACKENDS, DTYPES } from './variants.js';
+import { canonicalJson } from '../util/hash.js';
 
 /** Names that end up in queue names, job ids and file names: no paths, no shell syntax. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -20,7 +21,12 @@ export const ShapeSchema = z.strictObject({
   inter: int(8, 65536, 'expert intermediate size'),
   experts: int(1, 1024, 'number of experts'),
   topk: int(1, 1024, 'top-k'),
-}).refine((s) => s.topk <= s.experts, { error: 'expected topk <= experts' });
+  /** Shared experts (router-independent, weight 1 each) and their intermediate size; absent or 0: none. */
+  shared_experts: int(0, 64, 'number of shared experts').optional(),
+  shared_inter: int(8, 65536, 'shared expert intermediate size').optional(),
+})
+  .refine((s) => s.topk <= s.experts, { error: 'expected topk <= experts' })
+  .refine((s) => !s.shared_experts === (s.shared_inter === undefined), { error: 'expected shared_experts (> 0) and shared_inter together, or neither' });
 export type Shape = z.infer<typeof ShapeSchema>;
 
 export const ClockSchema = z.union(
@@ -43,9 +49,27 @@ const ModelSchema = safeName('a model preset name');
 const VariantSchema = safeName('a variant name');
 const BuildNameSchema = safeName('a build name');
 
-/** An axis: a non-empty list of values; a single value stands for a list of one. */
+/**
+ * An axis: a non-empty list of values, each once; a single value stands for a list of one. A value listed
+ * twice is refused, not silently de-duplicated: `tokens: [1, 1]` is a typo or a `repeat` in disguise, and
+ * the sweep would run fewer points than the file seems to ask for.
+ */
 function axis<T extends z.ZodType>(item: T) {
-  return z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(item).min(1, { error: 'expected at least one value' }));
+  return z.preprocess(
+    (v) => (v === undefined || Array.isArray(v) ? v : [v]),
+    z
+      .array(item)
+      .min(1, { error: 'expected at least one value' })
+      .superRefine((values, ctx) => {
+        const first = new Map<string, number>();
+        values.forEach((v, i) => {
+          const key = canonicalJson(v);
+          const at = first.get(key);
+          if (at === undefined) first.set(key, i);
+          else ctx.addIssue({ code: 'custom', path: [i], input: v, message: `listed twice (also at [${at}]); list each value once (repeat: N runs a point N times)` });
+        });
+      }),
+  );
 }
 
 /**
@@ -111,18 +135,48 @@ export const BuildSourceSpecSchema = z
   .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
 export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
 
-export const AXES = ['build', 'backend', 'variant', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
 
 /** Most GPUs one point may ask for (the gpus axis): the GPUs of one host. */
 export const MAX_GPUS = 64;
 /** How long a job that takes several GPUs waits for a live worker of its pool with that many, s (gpus_wait_s). */
 export const DEFAULT_GPUS_WAIT_S = 300;
 
+/** A tunable's name as variants.json spells them (`slice`, `blocks_per_sm`). */
+export const TUNABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+/** Values one tunable may take in one sweep: each tried, so the list is short. */
+export const MAX_TUNE_VALUES = 64;
+
+/**
+ * `matrix.tune`: per variant, per tunable, the values to try, e.g.
+ * `{persistent-splitk: {slice: [16, 32, 64], threads: [256, 512]}}`. Each listed variant runs at every
+ * combination of its tunables' values (the binary's `--tune VARIANT:slice=16,threads=256`); a variant
+ * not listed runs as the binary would by default (tuning table, then the variant table's default).
+ * The names and values are checked at submit against the variant table of each build's own source.
+ */
+const TuneValuesSchema = axis(z.int({ error: 'expected a tunable value: an integer' }))
+  .refine((v) => v.length <= MAX_TUNE_VALUES, { error: `expected at most ${MAX_TUNE_VALUES} values` })
+  .refine((v) => new Set(v).size === v.length, { error: 'expected each value once' });
+export const TuneSchema = z.record(
+  VariantSchema,
+  z
+    .record(
+      z.string().regex(TUNABLE_NAME, { error: "expected a tunable name (lower-case letters, digits and '_', as in variants.json)" }),
+      TuneValuesSchema,
+      { error: 'expected a mapping of tunable names to lists of values, e.g. {slice: [16, 32]}' },
+    )
+    .refine((t) => Object.keys(t).length > 0, { error: 'expected at least one tunable' }),
+  { error: 'expected a mapping of variant names to their tunables, e.g. {persistent-splitk: {slice: [16, 32]}}' },
+);
+export type Tune = z.infer<typeof TuneSchema>;
+
 export const MatrixSchema = z.strictObject({
   /** Names from `builds`; default: every build listed there (or the one implicit build). */
   build: axis(BuildNameSchema).optional(),
   backend: axis(BackendSchema).default(['cpu']),
   variant: axis(VariantSchema),
+  /** Tunable values per variant, tried as an axis (TuneSchema). */
+  tune: TuneSchema.optional(),
   model: axis(ModelSchema).optional(),
   shape: axis(ShapeSchema).optional(),
   tokens: axis(int(1, 4096, 'a token count')).default([1]),
@@ -216,9 +270,13 @@ export const SweepSchema = z
     (s.matrix.build ?? []).forEach((b, i) => {
       if (!names.includes(b)) ctx.addIssue({ code: 'custom', path: ['matrix', 'build', i], message: `expected one of the builds named under builds: (${names.join(', ')}), got '${b}'` });
     });
-    if (s.matrix.build && new Set(s.matrix.build).size !== s.matrix.build.length) ctx.addIssue({ code: 'custom', path: ['matrix', 'build'], message: 'expected each build once' });
     if (s.baseline?.build !== undefined && !(s.matrix.build ?? names).includes(s.baseline.build)) {
       ctx.addIssue({ code: 'custom', path: ['baseline', 'build'], message: `expected one of the sweep's builds (${(s.matrix.build ?? names).join(', ')}), got '${s.baseline.build}'` });
+    }
+    for (const v of Object.keys(s.matrix.tune ?? {})) {
+      if (!s.matrix.variant.includes(v)) {
+        ctx.addIssue({ code: 'custom', path: ['matrix', 'tune', v], message: `expected one of the sweep's variants (${s.matrix.variant.join(', ')}), got '${v}'` });
+      }
     }
     if (s.source === 'worker' && s.builds) ctx.addIssue({ code: 'custom', path: ['source'], message: "expected either source: worker or builds:, not both (a worker's own checkout is one build)" });
   });
@@ -243,6 +301,9 @@ export const PointSchema = z.strictObject({
   inter: z.int(),
   experts: z.int(),
   topk: z.int(),
+  /** Shared experts and their intermediate size; absent when the layer has none, so older points keep their hashes. */
+  shared_experts: z.int().positive().optional(),
+  shared_inter: z.int().positive().optional(),
   tokens: z.int(),
   /** GPUs the point runs on; absent for one, so one-GPU points keep the hashes they had before the gpus axis. */
   gpus: z.int().min(2).max(MAX_GPUS).optional(),
@@ -255,6 +316,12 @@ export const PointSchema = z.strictObject({
   power: PowerSchema,
   /** Extra compiler flags of the sweep; absent when there are none, so flag-less points keep their hashes. */
   build_flags: z.array(z.string()).min(1).optional(),
+  /**
+   * Tunable values of the variant asked for with matrix.tune (the binary's --tune); absent when none, so
+   * untuned points keep their hashes. Part of the point's identity: `fused group=1` and `fused group=8`
+   * are two points.
+   */
+  tune: z.record(z.string().regex(TUNABLE_NAME), z.int()).optional(),
 });
 export type Point = z.infer<typeof PointSchema>;
 

@@ -58,13 +58,18 @@ export type Tunable = z.infer<typeof TunableSchema>;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export const PresetSchema = z.strictObject({
-  name: z.string().regex(NAME),
-  hidden: z.int().positive(),
-  inter: z.int().positive(),
-  experts: z.int().positive(),
-  topk: z.int().positive(),
-});
+export const PresetSchema = z
+  .strictObject({
+    name: z.string().regex(NAME),
+    hidden: z.int().positive(),
+    inter: z.int().positive(),
+    experts: z.int().positive(),
+    topk: z.int().positive(),
+    /** Shared experts (router-independent, weight 1 each) and their intermediate size; absent: none. */
+    shared_experts: z.int().nonnegative().optional(),
+    shared_inter: z.int().positive().optional(),
+  })
+  .refine((p) => !p.shared_experts || p.shared_inter !== undefined, { error: 'expected shared_inter with shared_experts', path: ['shared_inter'] });
 export type Preset = z.infer<typeof PresetSchema>;
 
 export const VariantSpecSchema = z.strictObject({
@@ -79,6 +84,8 @@ export const VariantSpecSchema = z.strictObject({
   note: z.string().optional(),
   /** Most GPUs (expert-parallel devices, the sweep's gpus axis) one run may use; absent: 1 (no multi-GPU code). */
   max_gpus: z.int().min(1).max(64).optional(),
+  /** True: the variant runs layers with shared experts (--shared-experts); absent or false: it refuses them. */
+  shared_experts: z.boolean().optional(),
   tunables: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/), TunableSchema),
 });
 export type VariantSpec = z.infer<typeof VariantSpecSchema>;
@@ -124,6 +131,9 @@ export interface ShapeRequest {
   dtype: string;
   /** GPUs the experts are split across (the gpus axis); absent: 1. */
   gpus?: number;
+  /** Shared experts of the layer (0 or absent: none) and their intermediate size. */
+  shared_experts?: number;
+  shared_inter?: number;
 }
 
 function limitFailure(field: ShapeField, value: number, limit: Limit | undefined): string | null {
@@ -145,6 +155,8 @@ export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: S
     const why = limitFailure(field, req[field], table.limits[field]) ?? limitFailure(field, req[field], spec.limits[field]);
     if (why) return why + (spec.note && spec.limits[field] ? ` (${spec.note})` : '');
   }
+  const shared = req.shared_experts ?? 0;
+  if (shared > 0 && !spec.shared_experts) return `shared_experts (${shared}) are not supported by this variant (its table row does not say "shared_experts": true)`;
   if (!spec.dtypes.includes(req.dtype)) return `dtype ${req.dtype} is not supported (expected ${spec.dtypes.join(' or ')})`;
   const gpus = req.gpus ?? 1;
   const maxGpus = spec.max_gpus ?? 1;

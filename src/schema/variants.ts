@@ -13,7 +13,8 @@ import { parseVariantTable, variantsOf, type VariantTable } from './variant-tabl
 export const BACKENDS = ['cpu', 'cuda'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
-export const DTYPES = ['fp16', 'bf16', 'fp32'] as const;
+/** fp8: e4m3 expert weights with per-output-channel scales, bf16 router, activations and output (csrc/CONTRACT.md). */
+export const DTYPES = ['fp16', 'bf16', 'fp32', 'fp8'] as const;
 
 /** The table of this checkout's csrc/, or null when there is none (a bundled CLI without sources). */
 function checkoutTable(): VariantTable | null {

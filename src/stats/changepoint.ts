@@ -27,7 +27,15 @@ export interface BuildSamples {
   build: string;
   /** Latencies of this build (positive). */
   samples: readonly number[];
+  /** The same samples, run by run (each run's own samples): for a `pValue` that tests at the level of runs. */
+  runs?: ReadonlyArray<readonly number[]>;
 }
+
+/**
+ * The test of one step: the "before" side's runs against the build's runs. Returns its p, or null when the
+ * data cannot decide (too few runs): no step is flagged then.
+ */
+export type StepPValue = (before: ReadonlyArray<readonly number[]>, after: ReadonlyArray<readonly number[]>) => number | null;
 
 export interface ChangepointOptions {
   /** Default DEFAULT_CHANGEPOINT_ALPHA (0.01). */
@@ -36,6 +44,11 @@ export interface ChangepointOptions {
   minChange?: number;
   /** Preceding builds pooled as the "before" side. Default 1. */
   window?: number;
+  /**
+   * The test of each step (default: Mann-Whitney U on the pooled samples, each build's samples as one run).
+   * results/history.ts passes compare's run-level rule: pooled samples alone call identical builds different.
+   */
+  pValue?: StepPValue;
 }
 
 export type StepKind = 'REGRESSION' | 'IMPROVEMENT';
@@ -52,7 +65,8 @@ export interface StepTest {
   medianAfter: number;
   /** medianAfter / medianBefore - 1: > 0 is slower (latency went up). */
   change: number;
-  p: number;
+  /** Null: the test could not decide (too few runs); no step. */
+  p: number | null;
   /** REGRESSION: slower; IMPROVEMENT: faster; null: no step. */
   kind: StepKind | null;
 }
@@ -83,9 +97,11 @@ export function detectSteps(history: readonly BuildSamples[], opts: ChangepointO
     const medianBefore = median(before);
     const medianAfter = median(after);
     const change = medianAfter / medianBefore - 1;
-    const p = mannWhitney(before, after).p;
+    const p = opts.pValue
+      ? opts.pValue(history.slice(from, i).flatMap((h) => h.runs ?? [h.samples]), cur.runs ?? [cur.samples])
+      : mannWhitney(before, after).p;
     let kind: StepKind | null = null;
-    if (p < alpha && Math.abs(change) > minChange) kind = change > 0 ? 'REGRESSION' : 'IMPROVEMENT';
+    if (p !== null && p < alpha && Math.abs(change) > minChange) kind = change > 0 ? 'REGRESSION' : 'IMPROVEMENT';
     tests.push({
       index: i,
       fromBuild: (history[from] as BuildSamples).build,

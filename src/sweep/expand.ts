@@ -8,6 +8,7 @@ import type { Exclude, Point, Sweep } from '../schema/sweep.js';
 import { canonicalJson, contentHash, sha256 } from '../util/hash.js';
 import { resolveBuilds, type PlanBuild, type ResolveOptions } from './builds.js';
 import { pointRefusal } from './validate.js';
+import { checkTune, maxSettings, settingsPerPoint, tuneSettings } from './tune.js';
 
 /** Runs a sweep may plan without --allow-large. */
 export const DEFAULT_MAX_RUNS = 5000;
@@ -66,7 +67,7 @@ export function pointHash(point: Point): string {
   return contentHash(point, 16);
 }
 
-type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number };
+type Shape = { model: string | null; hidden: number; inter: number; experts: number; topk: number; shared_experts?: number | undefined; shared_inter?: number | undefined };
 type Axes = ReadonlyArray<readonly [string, readonly unknown[]]>;
 
 /**
@@ -76,7 +77,7 @@ type Axes = ReadonlyArray<readonly [string, readonly unknown[]]>;
  * refused when every combination was built first). `stopped.points`, when given and the expansion stopped: how
  * many points the whole matrix has after excludes (counted from the axes' indices, without building them).
  */
-export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 'sweep', stopAfter = Infinity, stopped?: { points: number }): PlannedPoint[] {
+export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 'sweep', stopAfter = Infinity, stopped?: { points: number }, gpuSettingsOnCpu = false): PlannedPoint[] {
   const m = sweep.matrix;
   const axes: Array<[string, readonly unknown[]]> = [
     ['backend', m.backend],
@@ -92,8 +93,14 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
     ['power', m.power],
     ['gpus', m.gpus ?? [1]],
   ];
-  const product = axes.reduce((n, [, values]) => n * values.length, builds.length);
-  const sizes = () => [...(builds.length > 1 ? [`build ${builds.length}`] : []), ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`)];
+  // matrix.tune multiplies a variant's points by its settings: bounded here by the variant with the most.
+  const settings = maxSettings(sweep);
+  const product = axes.reduce((n, [, values]) => n * values.length, builds.length * settings);
+  const sizes = () => [
+    ...(builds.length > 1 ? [`build ${builds.length}`] : []),
+    ...axes.filter(([, v]) => v.length > 1).map(([k, v]) => `${k === 'shapeSpec' ? (m.model ? 'model' : 'shape') : k} ${v.length}`),
+    ...(settings > 1 ? [`tune settings (at most) ${settings}`] : []),
+  ];
   if (product > HARD_MAX_COMBINATIONS) {
     throw new UsageError(
       `${file}: matrix: the axes multiply to ${product.toExponential(2)} combinations (${sizes().join(' x ')}), ` +
@@ -107,21 +114,27 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         `are ${runsBound.toExponential(2)} runs, more than ${HARD_MAX_RUNS} even before excludes; lower repeat or split the sweep`,
     );
   }
-  const points: PlannedPoint[] = [];
-  const seen = new Set<string>();
-  const names = axes.map(([name]) => name);
-  for (let b = 0; b < builds.length; b++) {
-    const build = builds[b]!;
-    // A model name means this build's preset: the shape axis is resolved per build (two builds may differ).
+  const settingsOf = new Map(m.variant.map((v) => [v, tuneSettings(m.tune, v)]));
+  // A model name means this build's preset: the shape axis is resolved per build (two builds may differ).
+  const axesOf = builds.map((build): Axes => {
+    checkTune(sweep, build, file);
     const shapes: Shape[] = axes[2]![1].map((spec, i) => {
       if (typeof spec !== 'string') return { model: null, ...(spec as Omit<Shape, 'model'>) };
       const preset = build.table.presets.find((p) => p.name === spec);
       if (!preset) {
         throw new UsageError(`${file}: matrix.model[${i}]: expected a model preset of ${build.label} (${build.table.presets.map((p) => p.name).join(' | ')}), got '${spec}'`);
       }
-      return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk };
+      return { model: spec, hidden: preset.hidden, inter: preset.inter, experts: preset.experts, topk: preset.topk, shared_experts: preset.shared_experts, shared_inter: preset.shared_inter };
     });
-    const axesB: Axes = axes.map(([name, values]) => (name === 'shapeSpec' ? ([name, shapes] as const) : ([name, values] as const)));
+    return axes.map(([name, values]) => (name === 'shapeSpec' ? ([name, shapes] as const) : ([name, values] as const)));
+  });
+  checkExcludeRules(sweep, builds, axesOf, file);
+  const points: PlannedPoint[] = [];
+  const seen = new Set<string>();
+  const names = axes.map(([name]) => name);
+  for (let b = 0; b < builds.length; b++) {
+    const build = builds[b]!;
+    const axesB = axesOf[b]!;
     const tables = excludeTables(sweep.exclude, axesB, build.name);
     const excluded = (idx: readonly number[]) => tables?.some((checks) => checks.every(([axis, match]) => match[idx[axis]!])) ?? false;
     const all = combinations(axesB);
@@ -132,14 +145,17 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
       if (excluded(idx)) continue;
       const v = (axis: number) => axesB[axis]![1][idx[axis]!];
       const s = v(2) as Shape;
-      const point: Point = {
+      const variant = v(1) as string;
+      const base: Point = {
         backend: v(0) as Point['backend'],
-        variant: v(1) as string,
+        variant,
         model: s.model,
         hidden: s.hidden,
         inter: s.inter,
         experts: s.experts,
         topk: s.topk,
+        // Shared experts only when the layer has them, so points without them keep their hashes.
+        ...(s.shared_experts ? { shared_experts: s.shared_experts, shared_inter: s.shared_inter! } : {}),
         tokens: v(3) as number,
         dtype: v(4) as Point['dtype'],
         warmup: v(5) as number,
@@ -153,18 +169,22 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
         ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
       };
-      if (sweep.exclude.some((rule) => excludes(rule, point, build.name))) continue;
+      if (sweep.exclude.some((rule) => excludes(rule, base, build.name))) continue;
       const index = Object.fromEntries(names.map((n, i) => [n, idx[i]!]));
-      const refusal = pointRefusal(build, point, index, m.model !== undefined);
+      const refusal = pointRefusal(build, base, index, m.model !== undefined, gpuSettingsOnCpu);
       if (refusal) throw new UsageError(`${file}: ${refusal}`);
-      const json = canonicalJson(point);
-      const hash = sha256(json).slice(0, 16);
-      if (seen.has(`${build.name}\0${hash}`)) continue;
-      seen.add(`${build.name}\0${hash}`);
-      const planned = { hash, point, build: build.name };
-      // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
-      plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
-      points.push(planned);
+      // One point per tunable setting of the variant (matrix.tune); the setting is part of the point and its hash.
+      for (const tune of settingsOf.get(variant) ?? [undefined]) {
+        const point: Point = tune ? { ...base, tune } : base;
+        const json = canonicalJson(point);
+        const hash = sha256(json).slice(0, 16);
+        if (seen.has(`${build.name}\0${hash}`)) continue;
+        seen.add(`${build.name}\0${hash}`);
+        const planned = { hash, point, build: build.name };
+        // The canonical text of {build, hash, point}, kept for writing the plan: keys sorted, so it is canonicalJson(planned).
+        plannedJson.set(planned, `{"build":${JSON.stringify(build.name)},"hash":"${hash}","point":${json}}`);
+        points.push(planned);
+      }
       if (points.length > stopAfter) {
         if (stopped) {
           // Count the rest without building it: this build's remaining combinations, then every later build's.
@@ -215,7 +235,11 @@ function fieldMatches(key: string, value: unknown, point: Partial<Point>): boole
   if (key === 'gpus') return (point.gpus ?? 1) === value;
   if (key === 'shape') {
     const s = value as NonNullable<Exclude['shape']>;
-    return s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk;
+    return (
+      s.hidden === point.hidden && s.inter === point.inter && s.experts === point.experts && s.topk === point.topk &&
+      (s.shared_experts || undefined) === (point.shared_experts || undefined) &&
+      (s.shared_experts ? s.shared_inter : undefined) === (point.shared_experts ? point.shared_inter : undefined)
+    );
   }
   return canonicalJson((point as Record<string, unknown>)[key]) === canonicalJson(value);
 }
@@ -224,6 +248,53 @@ function fieldMatches(key: string, value: unknown, point: Partial<Point>): boole
 function fieldsOf(axis: string, value: unknown): Partial<Point> {
   if (axis === 'gpus') return { gpus: value as number };
   return (axis === 'shapeSpec' ? value : { [axis]: value }) as Partial<Point>;
+}
+
+/** The sweep file's name of the axis that sets an exclude rule's field. */
+function axisField(key: string, byModel: boolean): string {
+  return key === 'model' || key === 'shape' ? (byModel ? 'model' : 'shape') : key;
+}
+
+/**
+ * Every exclude rule must be able to drop a point: each of its fields names a value the sweep has (in a build
+ * the rule applies to), and the rule is not empty. A rule that matches nothing is a typo (`tokens: 3` where the
+ * axis has 1 and 2, a variant spelled wrong) that would leave the points it meant to drop in the sweep, run
+ * and then refused by a worker or binary. Checked on each axis's values, not on points: the matrix is their
+ * product, so a rule matches some combination exactly when each of its fields matches some value.
+ */
+function checkExcludeRules(sweep: Sweep, builds: readonly PlanBuild[], axesOf: readonly Axes[], file: string): void {
+  const byModel = sweep.matrix.model !== undefined;
+  sweep.exclude.forEach((rule, i) => {
+    const entries = Object.entries(rule).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) throw new UsageError(`${file}: exclude[${i}]: an empty rule excludes nothing; give the fields of the points to drop`);
+    const buildNamesList = builds.map((b) => b.name);
+    if (rule.build !== undefined && !buildNamesList.includes(rule.build)) {
+      throw new UsageError(`${file}: exclude[${i}].build: '${rule.build}' is not one of the sweep's builds (${buildNamesList.join(', ')}); this rule would exclude nothing`);
+    }
+    let matched = false;
+    const unmatched = new Set(entries.map(([k]) => k).filter((k) => k !== 'build'));
+    builds.forEach((build, b) => {
+      if (rule.build !== undefined && rule.build !== build.name) return;
+      let all = true;
+      for (const [key, value] of entries) {
+        if (key === 'build') continue;
+        const axis = axesOf[b]!.find(([name, values]) => (key === 'shape' ? name === 'shapeSpec' : values.length > 0 && key in fieldsOf(name, values[0])));
+        const hit = axis !== undefined && axis[1].some((v) => fieldMatches(key, value, fieldsOf(axis[0], v)));
+        if (hit) unmatched.delete(key);
+        else all = false;
+      }
+      if (all) matched = true;
+    });
+    if (matched) return;
+    const key = [...unmatched][0];
+    if (key === undefined) throw new UsageError(`${file}: exclude[${i}]: matches no point of the matrix; this rule would exclude nothing`);
+    const field = axisField(key, byModel);
+    const values = (sweep.matrix as unknown as Record<string, unknown[] | undefined>)[field] ?? [];
+    const shownValue = key === 'shape' ? JSON.stringify(rule.shape) : typeof rule[key as keyof typeof rule] === 'object' ? JSON.stringify(rule[key as keyof typeof rule]) : String(rule[key as keyof typeof rule]);
+    const list = values.length ? values.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ') : '(not in the matrix)';
+    const why = key === 'model' && !byModel ? 'names a model preset, but the sweep gives matrix.shape' : key === 'shape' && byModel ? 'is the shape of no preset of matrix.model' : `is not a value of matrix.${field} (${list.slice(0, 200)})`;
+    throw new UsageError(`${file}: exclude[${i}].${key}: ${shownValue.slice(0, 100)} ${why}; this rule would exclude nothing`);
+  });
 }
 
 /**
@@ -257,6 +328,11 @@ export interface PlanOptions extends ResolveOptions {
   maxRuns?: number;
   /** The sweep's builds, already resolved (resolveBuilds); default: resolved now. */
   builds?: PlanBuild[];
+  /**
+   * Let CPU points ask for GPU clocks and power limits (refused from sweep files: no CPU measurement depends on
+   * them). For the worker's own tests of GPU control, which run the CPU backend on machines with no GPU.
+   */
+  gpuSettingsOnCpu?: boolean;
 }
 
 export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
@@ -265,9 +341,9 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   const id = sweepId(sweep, builds);
   const max = opts.maxRuns ?? DEFAULT_MAX_RUNS;
   // Runs are groups x repeat, and a group holds one point, or (interleaved) at most one per variant and build.
-  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? sweep.matrix.variant.length * builds.length : 1);
+  const pointsAllowed = Math.floor(max / sweep.repeat) * (sweep.interleave ? settingsPerPoint(sweep) * builds.length : 1);
   const stopped = { points: 0 };
-  const points = expandPoints(sweep, builds, file, opts.allowLarge ? Infinity : pointsAllowed, stopped);
+  const points = expandPoints(sweep, builds, file, opts.allowLarge ? Infinity : pointsAllowed, stopped, opts.gpuSettingsOnCpu ?? false);
   if (points.length === 0) throw new UsageError(`${file}: exclude: every point of the matrix is excluded; nothing to run`);
   if (points.length > pointsAllowed && !opts.allowLarge) {
     const counted = stopped.points > 0 && !sweep.interleave;
@@ -277,6 +353,7 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
         'narrow the matrix or pass --allow-large',
     );
   }
+  checkBaselineKept(sweep, points, file);
   const groups = groupPoints(sweep, points, builds.length);
   const total = groups.length * sweep.repeat;
   if (total > max && !opts.allowLarge) {
@@ -294,19 +371,31 @@ export function planSweep(sweep: Sweep, opts: PlanOptions = {}): Plan {
   return { sweepId: id, sweep, builds, points, runs };
 }
 
+/** A baseline that every point's exclusion removed leaves nothing to compare against: refused, naming it. */
+function checkBaselineKept(sweep: Sweep, points: readonly PlannedPoint[], file: string): void {
+  const b = sweep.baseline;
+  if (!b) return;
+  if (b.variant !== undefined && !points.some((p) => p.point.variant === b.variant)) {
+    throw new UsageError(`${file}: baseline.variant: '${b.variant}' is excluded from every point (by exclude:); nothing could be compared against it: keep it in some points or name another baseline`);
+  }
+  if (b.build !== undefined && !points.some((p) => p.build === b.build)) {
+    throw new UsageError(`${file}: baseline.build: '${b.build}' is excluded from every point (by exclude:); nothing could be compared against it: keep it in some points or name another baseline`);
+  }
+}
+
 export function runId(sweepIdValue: string, groupHash: string, rep: number): string {
   return `${sweepIdValue}-${groupHash}-r${rep}`;
 }
 
 /**
  * Without interleave every point of every build is its own group (its hash is the point's when the
- * sweep has one build); with it, points that differ only by variant or build share one job.
+ * sweep has one build); with it, points that differ only by variant, tunable setting or build share one job.
  */
 function groupPoints(sweep: Sweep, points: PlannedPoint[], builds: number): Array<{ hash: string; points: PlannedPoint[] }> {
   if (!sweep.interleave) return points.map((p) => ({ hash: builds === 1 ? p.hash : 'b' + contentHash([p.build, p.hash], 15), points: [p] }));
   const byKey = new Map<string, PlannedPoint[]>();
   for (const p of points) {
-    const { variant: _variant, build_flags: _flags, ...rest } = p.point;
+    const { variant: _variant, build_flags: _flags, tune: _tune, ...rest } = p.point;
     const key = canonicalJson(rest);
     const list = byKey.get(key);
     if (list) list.push(p);

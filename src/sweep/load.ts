@@ -130,9 +130,21 @@ function tooManyEntries(text: string, file: string): UsageError {
   return new UsageError(`${file}: (file): more than ${MAX_ENTRIES} lines and list items (${lines} lines); a sweep file is a few dozen lines: split it`);
 }
 
-/** Each map's keys once: a Set per map (linear), where the yaml package compares every pair. */
+/**
+ * Each map's keys once: a Set per map (linear), where the yaml package compares every pair. And no control
+ * character in any string, written as an escape (`"\x07"`, `"\e[2J"`) as much as raw: the text check sees
+ * only raw ones, and a value reaches logs, the database and terminals.
+ */
 function checkUniqueKeys(doc: Document, file: string, lineCounter: LineCounter): void {
   visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string') return;
+      const m = CONTROL.exec(node.value);
+      if (!m) return;
+      const here = lineCounter.linePos(node.range?.[0] ?? 0);
+      const code = m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+      throw new UsageError(`${file}: line ${here.line}, column ${here.col}: control character U+${code} (written as an escape) in ${quoted(node.value.slice(0, 40))}; a sweep file's values are plain text`);
+    },
     Map(_key, map) {
       const seen = new Map<string, number>();
       for (const pair of map.items) {

@@ -135,6 +135,28 @@ describe('the bad-sweep corpus', () => {
   });
 });
 
+describe('refusals that need the meaning of the sweep, one at a time', () => {
+  // The classes found by submitting a corpus held back from this project's (each accepted with exit 0 before):
+  // duplicate axis values, GPU-only settings on the CPU backend, exclude rules that match nothing, a baseline
+  // excluded everywhere, weights no GPU holds, the binary's own limits, escaped control characters, a shape
+  // field beside a preset. Each must be refused in under 2 s even alone on a loaded machine.
+  const semantic = cases.filter((c) => Number(/^(\d+)-/.exec(c.file)?.[1]) >= 96);
+
+  it('covers every class with a case of its own', () => {
+    expect(semantic.length).toBeGreaterThanOrEqual(24);
+  });
+
+  it.each(semantic.map((c) => [c.file, c] as const))('%s: exit 2 in under 2 s', async (_name, c) => {
+    const t0 = performance.now();
+    const r = await submit(c.file);
+    const ms = performance.now() - t0;
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(String(r.stderr)).toContain(`moefarm: ${c.file}: ${c.expect}`);
+    expect(ms).toBeLessThan(2000);
+    report(`semantic ${c.file}`, { exit: r.exitCode, ms: Math.round(ms) });
+  });
+});
+
 describe('paths that are not sweep files, and files too large to read', () => {
   const dir = join(tmp.dir, 'special');
 

@@ -192,6 +192,8 @@ describe('the SQLite file deleted or replaced under a running collector', () => 
     const db2 = await openDb({ url: s.r.dbUrl });
     try {
       await waitFor('the rest to land in the new file', async () => (await db2.run.count({ where: { status: 'done' } })) === s.n - acknowledgedBefore, 30_000);
+      // The collector acknowledges a batch after its transaction commits: the rows can be seen a moment before the acks.
+      await waitFor('the rest to be acknowledged', async () => ((await resultCounts(s.r))['active'] ?? 0) === 0, 10_000);
       const counts = await resultCounts(s.r);
       expect(counts).toMatchObject({ completed: s.n, waiting: 0, active: 0, delayed: 0, failed: 0 });
       return db2.run.count();

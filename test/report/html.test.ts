@@ -11,6 +11,19 @@ function chartJson(html: string): unknown {
 }
 
 describe('renderReport (string level)', () => {
+  it('shows energy per forward and mean power beside time when a row has them, "-" where a row has none, and no such columns otherwise', () => {
+    const plain = renderReport(fullReport());
+    expect(plain.includes('energy/forward (mJ)')).toBe(false);
+    const data = fullReport();
+    const [first, second, ...rest] = data.latencies ?? [];
+    const html = renderReport({ ...data, latencies: [{ ...first!, joulesPerForward: 0.0421, meanPowerW: 132.5 }, { ...second!, joulesPerForward: null, meanPowerW: null }, ...rest] });
+    const table = /<table id="latency-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+    expect(table.includes('<th>energy/forward (mJ)</th><th>mean power (W)</th>')).toBe(true);
+    const rows = table.split('<tr>').slice(2);
+    expect(rows[0]!.includes('<td class="num">42.1</td><td class="num">133</td>')).toBe(true);
+    expect(rows[1]!.includes('<td class="num">-</td><td class="num">-</td>')).toBe(true);
+  });
+
   it('escapes user text in HTML and in the JSON block', () => {
     const html = renderReport(fullReport());
     // Booleans, not toContain: a failure would otherwise print 200 kB of HTML.

@@ -102,7 +102,7 @@ describe('compare on stored results', () => {
     expect(json.thresholds).toMatchObject({ alpha: 0.01, band: 0.02, confidence: 0.95 });
 
     const csv = (await cli(['results', 'compare', '--sweep', id, '--csv'], env)).stdout.trim().split('\n');
-    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason');
+    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
     expect(csv).toHaveLength(5);
 
     const bad = await cli(['results', 'compare', '--sweep', 'nope'], env);

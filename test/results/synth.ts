@@ -47,6 +47,9 @@ export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): Var
     gitCommit: null,
     finishedAt: null,
     hasTelemetry: false,
+    joulesPerForward: null,
+    meanPowerW: null,
+    device: null,
     ...extra,
   };
 }

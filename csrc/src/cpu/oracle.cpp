@@ -21,12 +21,33 @@ void route_f64(const Model& m, const HostTensor& x, int T, Routing& r, std::vect
 }
 
 namespace {
-struct LdB { const uint16_t* p; float operator()(size_t i) const { return bf16_to_f32(p[i]); } };
-struct LdH { const uint16_t* p; float operator()(size_t i) const { return fp16_to_f32(p[i]); } };
-struct LdF { const float* p; float operator()(size_t i) const { return p[i]; } };
+struct LdB { const uint16_t* p; double operator()(size_t i) const { return bf16_to_f32(p[i]); } };
+struct LdH { const uint16_t* p; double operator()(size_t i) const { return fp16_to_f32(p[i]); } };
+struct LdF { const float* p; double operator()(size_t i) const { return p[i]; } };
+// FP8 weights (common.h): e4m3 value times its scale, in fp64 (exact). Row: one scale per row of H.
+// Col: [n][rows][H] with one scale per (n, column); IH = rows * H.
+struct LdQRow { const uint8_t* q; const float* s; size_t H; double operator()(size_t i) const { return (double)e4m3_to_f32(q[i]) * s[i / H]; } };
+struct LdQCol { const uint8_t* q; const float* s; size_t H, IH; double operator()(size_t i) const { return (double)e4m3_to_f32(q[i]) * s[(i / IH) * H + i % H]; } };
 
-template <class LD>
-void oracle_typed(const Model& m, LD w13, LD w2t, const HostTensor& x, const Routing& r,
+// out += w * sum_i silu(gate_i . x) * (up_i . x) * down[e][i][:], every sum in fp64.
+template <class L1, class L2>
+void expert_f64(L1 w13, L2 w2t, int e, int I, int H, const std::vector<double>& xv, double w, std::vector<double>& a, double* o) {
+  a.resize(I);
+  for (int i = 0; i < I; ++i) {
+    const size_t g0 = ((size_t)e * 2 * I + 2 * i) * H, u0 = g0 + H;
+    double g = 0, u = 0;
+    for (int h = 0; h < H; ++h) { g += w13(g0 + h) * xv[h]; u += w13(u0 + h) * xv[h]; }
+    a[i] = g / (1.0 + std::exp(-g)) * u;
+  }
+  for (int i = 0; i < I; ++i) {
+    const size_t r0 = ((size_t)e * I + i) * H;
+    const double wa = w * a[i];
+    for (int h = 0; h < H; ++h) o[h] += wa * w2t(r0 + h);
+  }
+}
+
+template <class L1, class L2>
+void oracle_typed(const Model& m, L1 w13, L2 w2t, L1 ws13, L2 ws2t, const HostTensor& x, const Routing& r,
                   const std::vector<double>& lg, double* out_all, int t0, int t1) {
   const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
   std::vector<double> xv(H), a(I);
@@ -40,29 +61,30 @@ void oracle_typed(const Model& m, LD w13, LD w2t, const HostTensor& x, const Rou
     for (int k = 0; k < K; ++k) s += std::exp(lg[(size_t)t * E + ids[k]] - mx);
     for (int k = 0; k < K; ++k) {
       const int e = ids[k];
-      const double w = std::exp(lg[(size_t)t * E + e] - mx) / s;
-      for (int i = 0; i < I; ++i) {
-        const size_t g0 = ((size_t)e * 2 * I + 2 * i) * H, u0 = g0 + H;
-        double g = 0, u = 0;
-        for (int h = 0; h < H; ++h) { g += (double)w13(g0 + h) * xv[h]; u += (double)w13(u0 + h) * xv[h]; }
-        a[i] = g / (1.0 + std::exp(-g)) * u;
-      }
-      for (int i = 0; i < I; ++i) {
-        const size_t r0 = ((size_t)e * I + i) * H;
-        const double wa = w * a[i];
-        for (int h = 0; h < H; ++h) o[h] += wa * (double)w2t(r0 + h);
-      }
+      expert_f64(w13, w2t, e, I, H, xv, std::exp(lg[(size_t)t * E + e] - mx) / s, a, o);
     }
+    for (int n = 0; n < m.s.shared_experts; ++n) expert_f64(ws13, ws2t, n, m.s.shared_inter, H, xv, 1.0, a, o);
   }
 }
 }  // namespace
 
 void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const std::vector<double>& lg,
                    double* out, int t0, int t1) {
+  const size_t H = m.s.hidden;
   switch (m.dt) {
-    case DType::BF16: oracle_typed(m, LdB{m.w13.h16()}, LdB{m.w2t.h16()}, x, r, lg, out, t0, t1); break;
-    case DType::FP16: oracle_typed(m, LdH{m.w13.h16()}, LdH{m.w2t.h16()}, x, r, lg, out, t0, t1); break;
-    default: oracle_typed(m, LdF{m.w13.f32()}, LdF{m.w2t.f32()}, x, r, lg, out, t0, t1);
+    case DType::BF16:
+      oracle_typed(m, LdB{m.w13.q.h16()}, LdB{m.w2t.q.h16()}, LdB{m.ws13.q.h16()}, LdB{m.ws2t.q.h16()}, x, r, lg, out, t0, t1);
+      break;
+    case DType::FP16:
+      oracle_typed(m, LdH{m.w13.q.h16()}, LdH{m.w2t.q.h16()}, LdH{m.ws13.q.h16()}, LdH{m.ws2t.q.h16()}, x, r, lg, out, t0, t1);
+      break;
+    case DType::FP8:
+      oracle_typed(m, LdQRow{m.w13.q.u8(), m.w13.scale.data(), H}, LdQCol{m.w2t.q.u8(), m.w2t.scale.data(), H, (size_t)m.s.inter * H},
+                   LdQRow{m.ws13.q.u8(), m.ws13.scale.data(), H},
+                   LdQCol{m.ws2t.q.u8(), m.ws2t.scale.data(), H, (size_t)std::max(1, m.s.shared_inter) * H}, x, r, lg, out, t0, t1);
+      break;
+    default:
+      oracle_typed(m, LdF{m.w13.q.f32()}, LdF{m.w2t.q.f32()}, LdF{m.ws13.q.f32()}, LdF{m.ws2t.q.f32()}, x, r, lg, out, t0, t1);
   }
 }
 

@@ -8,6 +8,8 @@
 //               projection as row-wise axpy over w2t (each weight row read once
 //               per group). Tunable `group` (1, 2, 4, 8, 16; default 8): with
 //               group=1 every token re-reads its experts' weights.
+// Both take shared experts (after the routed ones, weight 1, every token) and
+// fp8 weights (e4m3 x per-output-channel scale, dequantized as they are read).
 //
 // Expert parallelism (--gpus N, both variants): the layer of N devices, run on
 // the CPU one device after another (forward_ep). Device d holds its own T
@@ -16,10 +18,13 @@
 // token once to every device that owns one of its picked experts; each owner
 // computes w * FFN_e(x) for what it received (the variant's way: one slot at a
 // time, or grouped per expert); the results are copied back and combined on the
-// token's home device in the order of its top-k slots. Every partial result is
-// computed by the same operations whichever device owns the expert, so the
-// split cannot change a bit: run_once checks every checked forward against the
-// same code on one device (ep_mismatch), besides the fp64 oracle's check.
+// token's home device in the order of its top-k slots. Shared experts are
+// replicated: every device runs them for its own tokens, added after the routed
+// slots. fp8 weights are read through the same loaders as on one device. Every
+// partial result is computed by the same operations whichever device owns the
+// expert, so the split cannot change a bit: run_once checks every checked
+// forward against the same code on one device (ep_mismatch), besides the fp64
+// oracle's check.
 #include <chrono>
 
 #include "../backend.h"
@@ -32,11 +37,20 @@ namespace {
 struct LdBF16 { const uint16_t* p; float operator()(size_t i) const { return bf16_to_f32(p[i]); } };
 struct LdFP16 { const uint16_t* p; float operator()(size_t i) const { return fp16_to_f32(p[i]); } };
 struct LdF32 { const float* p; float operator()(size_t i) const { return p[i]; } };
+// FP8 weights (common.h): e4m3 value times its fp32 scale. Row: one scale per row of H; Col: [n][rows][H]
+// with one scale per (n, column), IH = rows * H.
+struct LdQRow { const uint8_t* q; const float* s; size_t H; float operator()(size_t i) const { return e4m3_to_f32(q[i]) * s[i / H]; } };
+struct LdQCol { const uint8_t* q; const float* s; size_t H, IH; float operator()(size_t i) const { return e4m3_to_f32(q[i]) * s[(i / IH) * H + i % H]; } };
+
+// The loaders of one forward: router and token inputs (LA), gate/up weights (L1), down weights (L2), the routed
+// experts' and the shared experts'.
+template <class LA, class L1, class L2>
+struct Loaders { LA wr, x; L1 w13, ws13; L2 w2t, ws2t; };
 
 inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
 
-template <class LD, class LX>
-void route_typed(const Model& m, LD wr, LX xl, int T, int* ids, float* wts, std::vector<float>& lg) {
+template <class LA, class LX>
+void route_typed(const Model& m, LA wr, LX xl, int T, int* ids, float* wts, std::vector<float>& lg) {
   const int H = m.s.hidden, E = m.s.experts, K = m.s.topk;
   lg.resize(E);
   for (int t = 0; t < T; ++t) {
@@ -52,29 +66,34 @@ void route_typed(const Model& m, LD wr, LX xl, int T, int* ids, float* wts, std:
   }
 }
 
-// reference: per token, per expert, plain loops.
-template <class LD>
-void forward_reference(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
+// reference: one expert (I units) for one token: acc += w * down(silu(gate . x) * (up . x)).
+template <class L1, class L2, class LA>
+void expert_reference(L1 w13, L2 w2t, int e, int I, int H, LA xl, int t, float w, std::vector<float>& a, std::vector<float>& acc) {
+  a.resize(I);
+  for (int i = 0; i < I; ++i) {
+    float g = 0.f, u = 0.f;
+    const size_t g0 = ((size_t)e * 2 * I + 2 * i) * H, u0 = g0 + H;
+    for (int h = 0; h < H; ++h) g += w13(g0 + h) * xl((size_t)t * H + h);
+    for (int h = 0; h < H; ++h) u += w13(u0 + h) * xl((size_t)t * H + h);
+    a[i] = silu(g) * u;
+  }
+  for (int i = 0; i < I; ++i) {
+    const float c = w * a[i];
+    for (int h = 0; h < H; ++h) acc[h] += c * w2t(((size_t)e * I + i) * H + h);
+  }
+}
+
+// reference: per token, per expert (the routed ones, then the shared ones), plain loops.
+template <class LA, class L1, class L2>
+void forward_reference(const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
   const int H = m.s.hidden, I = m.s.inter, K = m.s.topk;
   std::vector<float> lg, wts((size_t)T * K), a(I), acc(H);
-  route_typed(m, wr, xl, T, ids, wts.data(), lg);
+  route_typed(m, L.wr, L.x, T, ids, wts.data(), lg);
   for (int t = 0; t < T; ++t) {
     std::fill(acc.begin(), acc.end(), 0.f);
-    for (int k = 0; k < K; ++k) {
-      const int e = ids[(size_t)t * K + k];
-      const float w = wts[(size_t)t * K + k];
-      for (int i = 0; i < I; ++i) {
-        float g = 0.f, u = 0.f;
-        const size_t g0 = ((size_t)e * 2 * I + 2 * i) * H, u0 = g0 + H;
-        for (int h = 0; h < H; ++h) g += w13(g0 + h) * xl((size_t)t * H + h);
-        for (int h = 0; h < H; ++h) u += w13(u0 + h) * xl((size_t)t * H + h);
-        a[i] = silu(g) * u;
-      }
-      for (int i = 0; i < I; ++i) {
-        const float c = w * a[i];
-        for (int h = 0; h < H; ++h) acc[h] += c * w2t(((size_t)e * I + i) * H + h);
-      }
-    }
+    for (int k = 0; k < K; ++k)
+      expert_reference(L.w13, L.w2t, ids[(size_t)t * K + k], I, H, L.x, t, wts[(size_t)t * K + k], a, acc);
+    for (int n = 0; n < m.s.shared_experts; ++n) expert_reference(L.ws13, L.ws2t, n, m.s.shared_inter, H, L.x, t, 1.f, a, acc);
     for (int h = 0; h < H; ++h) out[(size_t)t * H + h] = acc[h];
   }
 }
@@ -82,43 +101,64 @@ void forward_reference(const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, floa
 // fused: group tokens by expert, one pass per gate/up row pair for up to G
 // tokens at a time, down projection as axpy over contiguous w2t rows.
 constexpr int kMaxGroup = 16;  // the largest value of the tunable `group` (variants.json)
-template <class LD>
-void forward_fused(int G, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
-  const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
-  std::vector<float> lg, wts((size_t)T * K);
-  route_typed(m, wr, xl, T, ids, wts.data(), lg);
-  std::vector<std::vector<int>> slots(E);
-  for (int s = 0; s < T * K; ++s) slots[ids[s]].push_back(s);
-  std::vector<float> acc((size_t)T * H, 0.f), xf((size_t)T * H), rowg(H), rowu(H);
-  for (size_t i = 0; i < (size_t)T * H; ++i) xf[i] = xl(i);
-  std::vector<float> a((size_t)G * I);
-  for (int e = 0; e < E; ++e) {
-    const auto& sl = slots[e];
-    for (size_t g0 = 0; g0 < sl.size(); g0 += G) {
-      const int n = (int)std::min<size_t>(G, sl.size() - g0);
-      const float* xs[kMaxGroup];
-      for (int j = 0; j < n; ++j) xs[j] = &xf[(size_t)(sl[g0 + j] / K) * H];
-      for (int i = 0; i < I; ++i) {
-        const size_t r0 = ((size_t)e * 2 * I + 2 * i) * H;
-        for (int h = 0; h < H; ++h) { rowg[h] = w13(r0 + h); rowu[h] = w13(r0 + H + h); }
-        for (int j = 0; j < n; ++j) {
-          float g = 0.f, u = 0.f;
-          const float* xv = xs[j];
-          for (int h = 0; h < H; ++h) { g += rowg[h] * xv[h]; u += rowu[h] * xv[h]; }
-          a[(size_t)j * I + i] = silu(g) * u;
-        }
-      }
-      for (int i = 0; i < I; ++i) {
-        const size_t r0 = ((size_t)e * I + i) * H;
-        for (int h = 0; h < H; ++h) rowg[h] = w2t(r0 + h);
-        for (int j = 0; j < n; ++j) {
-          const int s = sl[g0 + j];
-          const float c = wts[s] * a[(size_t)j * I + i];
-          float* o = &acc[(size_t)(s / K) * H];
-          for (int h = 0; h < H; ++h) o[h] += c * rowg[h];
-        }
+
+// Scratch of expert_fused, allocated once per forward.
+struct FusedScratch { std::vector<float> a, rowg, rowu; };
+
+// One expert (I units) for its tokens: toks[j] (token index), wts[j] (its weight), n of them.
+template <class L1, class L2>
+void expert_fused(int G, L1 w13, L2 w2t, int e, int I, int H, const std::vector<int>& toks, const std::vector<float>& wts,
+                  const std::vector<float>& xf, std::vector<float>& acc, FusedScratch& sc) {
+  sc.a.resize((size_t)G * I);
+  sc.rowg.resize(H);
+  sc.rowu.resize(H);
+  float* a = sc.a.data();
+  float* rowg = sc.rowg.data();
+  float* rowu = sc.rowu.data();
+  for (size_t g0 = 0; g0 < toks.size(); g0 += G) {
+    const int n = (int)std::min<size_t>(G, toks.size() - g0);
+    const float* xs[kMaxGroup];
+    for (int j = 0; j < n; ++j) xs[j] = &xf[(size_t)toks[g0 + j] * H];
+    for (int i = 0; i < I; ++i) {
+      const size_t r0 = ((size_t)e * 2 * I + 2 * i) * H;
+      for (int h = 0; h < H; ++h) { rowg[h] = w13(r0 + h); rowu[h] = w13(r0 + H + h); }
+      for (int j = 0; j < n; ++j) {
+        float g = 0.f, u = 0.f;
+        const float* xv = xs[j];
+        for (int h = 0; h < H; ++h) { g += rowg[h] * xv[h]; u += rowu[h] * xv[h]; }
+        a[(size_t)j * I + i] = silu(g) * u;
       }
     }
+    for (int i = 0; i < I; ++i) {
+      const size_t r0 = ((size_t)e * I + i) * H;
+      for (int h = 0; h < H; ++h) rowg[h] = w2t(r0 + h);
+      for (int j = 0; j < n; ++j) {
+        const float c = wts[g0 + j] * a[(size_t)j * I + i];
+        float* o = &acc[(size_t)toks[g0 + j] * H];
+        for (int h = 0; h < H; ++h) o[h] += c * rowg[h];
+      }
+    }
+  }
+}
+
+template <class LA, class L1, class L2>
+void forward_fused(int G, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
+  const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
+  std::vector<float> lg, wts((size_t)T * K);
+  route_typed(m, L.wr, L.x, T, ids, wts.data(), lg);
+  std::vector<std::vector<int>> toks(E);
+  std::vector<std::vector<float>> tw(E);
+  for (int s = 0; s < T * K; ++s) { toks[ids[s]].push_back(s / K); tw[ids[s]].push_back(wts[s]); }
+  std::vector<float> acc((size_t)T * H, 0.f), xf((size_t)T * H);
+  for (size_t i = 0; i < (size_t)T * H; ++i) xf[i] = L.x(i);
+  FusedScratch sc;
+  for (int e = 0; e < E; ++e)
+    if (!toks[e].empty()) expert_fused(G, L.w13, L.w2t, e, I, H, toks[e], tw[e], xf, acc, sc);
+  if (m.s.shared_experts > 0) {  // every token, weight 1
+    std::vector<int> all(T);
+    for (int t = 0; t < T; ++t) all[t] = t;
+    const std::vector<float> ones(T, 1.f);
+    for (int n = 0; n < m.s.shared_experts; ++n) expert_fused(G, L.ws13, L.ws2t, n, m.s.shared_inter, H, all, ones, xf, acc, sc);
   }
   std::copy(acc.begin(), acc.end(), out);
 }
@@ -142,15 +182,15 @@ struct EpCounts {
 struct EpEntry { int home, t, k, e; float w; int xrow; };
 
 // forward_ep: the layer over G devices (see the comment at the top). T: tokens of the whole layer (G x per-device).
-template <class LD>
-void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids,
+template <class LA, class L1, class L2>
+void forward_ep(int G, int strategy, int group, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids,
                 EpCounts* counts) {
   const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
   const int Td = T / G, EL = E / G;
   std::vector<float> wts((size_t)T * K), lg;
   // 1. route: every device its own tokens, with its copy of the router.
   for (int d = 0; d < G; ++d)
-    route_typed(m, wr, Offset<LD>{xl, (size_t)d * Td * H}, Td, ids + (size_t)d * Td * K, wts.data() + (size_t)d * Td * K, lg);
+    route_typed(m, L.wr, Offset<LA>{L.x, (size_t)d * Td * H}, Td, ids + (size_t)d * Td * K, wts.data() + (size_t)d * Td * K, lg);
   // 2. dispatch: a token goes once to each device that owns one of its experts; recv[o] holds the copies.
   std::vector<std::vector<float>> recv(G);
   std::vector<std::vector<EpEntry>> work(G);
@@ -163,7 +203,7 @@ void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, L
         const int e = ids[tg * K + k], o = e / EL;
         if (row_of[o] < 0) {
           row_of[o] = (int)(recv[o].size() / H);
-          for (int h = 0; h < H; ++h) recv[o].push_back(xl(tg * H + h));
+          for (int h = 0; h < H; ++h) recv[o].push_back(L.x(tg * H + h));
           if (counts) ++counts->tokens[(size_t)d * G + o];
         }
         work[o].push_back(EpEntry{d, t, k, e, wts[tg * K + k], row_of[o]});
@@ -192,7 +232,7 @@ void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, L
         const int n = (int)std::min<size_t>(Gp, sl.size() - g0);
         for (int i = 0; i < I; ++i) {
           const size_t r0 = ((size_t)e * 2 * I + 2 * i) * H;
-          for (int h = 0; h < H; ++h) { rowg[h] = w13(r0 + h); rowu[h] = w13(r0 + H + h); }
+          for (int h = 0; h < H; ++h) { rowg[h] = L.w13(r0 + h); rowu[h] = L.w13(r0 + H + h); }
           for (int j = 0; j < n; ++j) {
             const float* xv = &recv[o][(size_t)wk[sl[g0 + j]].xrow * H];
             float gs = 0.f, us = 0.f;
@@ -203,7 +243,7 @@ void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, L
         }
         for (int i = 0; i < I; ++i) {
           const size_t r0 = ((size_t)e * I + i) * H;
-          for (int h = 0; h < H; ++h) rowg[h] = w2t(r0 + h);
+          for (int h = 0; h < H; ++h) rowg[h] = L.w2t(r0 + h);
           for (int j = 0; j < n; ++j) {
             const int s = sl[g0 + j];
             const float c = wk[s].w * a[(size_t)j * I + i];
@@ -214,7 +254,24 @@ void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, L
       }
     }
   }
-  // 4. return and combine: each result goes back to its token's home, summed there in top-k slot order.
+  // 3b. shared experts, replicated: each device runs them for its own tokens (weight 1, the variant's grouping).
+  const int NS = m.s.shared_experts;
+  std::vector<std::vector<float>> ys(NS > 0 ? G : 0);
+  if (NS > 0) {
+    const int Gp = strategy == 0 ? 1 : std::min(group, kMaxGroup);
+    std::vector<int> mine(Td);
+    for (int t = 0; t < Td; ++t) mine[t] = t;
+    const std::vector<float> ones(Td, 1.f);
+    std::vector<float> xd((size_t)Td * H);
+    FusedScratch sc;
+    for (int d = 0; d < G; ++d) {
+      for (size_t i = 0; i < xd.size(); ++i) xd[i] = L.x((size_t)d * Td * H + i);
+      ys[d].assign((size_t)Td * H, 0.f);
+      for (int n = 0; n < NS; ++n) expert_fused(Gp, L.ws13, L.ws2t, n, m.s.shared_inter, H, mine, ones, xd, ys[d], sc);
+    }
+  }
+  // 4. return and combine: each result goes back to its token's home, summed there in top-k slot order, then the
+  // home device's shared-expert result.
   std::vector<const float*> part((size_t)T * K, nullptr);
   for (int o = 0; o < G; ++o)
     for (size_t s = 0; s < work[o].size(); ++s) {
@@ -228,18 +285,22 @@ void forward_ep(int G, int strategy, int group, const Model& m, LD wr, LD w13, L
       const float* p = part[t * K + k];
       for (int h = 0; h < H; ++h) ot[h] += p[h];
     }
+    if (NS > 0) {
+      const float* sp = &ys[t / Td][(t % Td) * H];
+      for (int h = 0; h < H; ++h) ot[h] += sp[h];
+    }
   }
   if (counts) ++counts->forwards;
 }
 
 // One forward of a planned variant, for one storage type.
-template <class LD>
-void forward(int strategy, int group, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
+template <class LA, class L1, class L2>
+void forward(int strategy, int group, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
   if (strategy == 0) {
-    forward_reference(m, wr, w13, w2t, xl, T, out, ids);
+    forward_reference(m, L, T, out, ids);
     return;
   }
-  forward_fused(std::min(group, kMaxGroup), m, wr, w13, w2t, xl, T, out, ids);
+  forward_fused(std::min(group, kMaxGroup), m, L, T, out, ids);
 }
 
 // The registry: (family, strategy) of variants.json -> the code that runs it.
@@ -321,7 +382,7 @@ class CpuBackend : public Backend {
     }
     // output stored in the dtype: round-trip through it
     HostTensor t;
-    t.alloc(m_->dt, out.size());
+    t.alloc(act_dtype(m_->dt), out.size());
     for (size_t i = 0; i < out.size(); ++i) t.set(i, out[i]);
     for (size_t i = 0; i < out.size(); ++i) out[i] = t.get(i);
   }
@@ -332,7 +393,7 @@ class CpuBackend : public Backend {
     std::vector<float> out((size_t)T_ * H);
     std::vector<int> ids((size_t)T_ * m_->s.topk);
     HostTensor ot;
-    ot.alloc(m_->dt, (size_t)T_ * H);
+    ot.alloc(act_dtype(m_->dt), (size_t)T_ * H);
     for (int it = -warmup; it < iters; ++it) {
       const HostTensor& x = (*xs_)[pos_++ % xs_->size()];
       auto t0 = std::chrono::steady_clock::now();
@@ -367,6 +428,7 @@ class CpuBackend : public Backend {
     j.kv("experts_per_gpu", m_->s.experts / G);
     j.kv("tokens_per_gpu", T_ / G);
     j.kv("comm", "memcpy");
+    j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every device runs them for its own tokens" : "none");
     j.kv("timing", "one CPU runs every device in turn: a sample is the whole layer (all devices), not the slowest device");
     // Mean per timed forward: token copies and (token, expert) results, [home][owner].
     auto matrix = [&](const char* key, const std::vector<long long>& c) {
@@ -407,16 +469,36 @@ class CpuBackend : public Backend {
     const Model& m = *m_;
     const Planned& p = plans_[v];
     switch (m.dt) {
-      case DType::BF16: run(G, counts, p, m, LdBF16{m.wr.h16()}, LdBF16{m.w13.h16()}, LdBF16{m.w2t.h16()}, LdBF16{x.h16()}, T, out, ids); break;
-      case DType::FP16: run(G, counts, p, m, LdFP16{m.wr.h16()}, LdFP16{m.w13.h16()}, LdFP16{m.w2t.h16()}, LdFP16{x.h16()}, T, out, ids); break;
-      default: run(G, counts, p, m, LdF32{m.wr.f32()}, LdF32{m.w13.f32()}, LdF32{m.w2t.f32()}, LdF32{x.f32()}, T, out, ids);
+      case DType::BF16: {
+        auto ld = [](const HostTensor& t) { return LdBF16{t.h16()}; };
+        run(G, counts, p, m, Loaders<LdBF16, LdBF16, LdBF16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+        break;
+      }
+      case DType::FP16: {
+        auto ld = [](const HostTensor& t) { return LdFP16{t.h16()}; };
+        run(G, counts, p, m, Loaders<LdFP16, LdFP16, LdFP16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+        break;
+      }
+      case DType::FP8: {  // bf16 router and inputs, e4m3 experts with their scales
+        const size_t H = m.s.hidden;
+        auto row = [&](const WeightTensor& w) { return LdQRow{w.q.u8(), w.scale.data(), H}; };
+        auto col = [&](const WeightTensor& w, int rows) { return LdQCol{w.q.u8(), w.scale.data(), H, (size_t)std::max(1, rows) * H}; };
+        run(G, counts, p, m,
+            Loaders<LdBF16, LdQRow, LdQCol>{LdBF16{m.wr.h16()}, LdBF16{x.h16()}, row(m.w13), row(m.ws13), col(m.w2t, m.s.inter), col(m.ws2t, m.s.shared_inter)},
+            T, out, ids);
+        break;
+      }
+      default: {
+        auto ld = [](const HostTensor& t) { return LdF32{t.f32()}; };
+        run(G, counts, p, m, Loaders<LdF32, LdF32, LdF32>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+      }
     }
   }
   // Without --gpus the variant's own single-device code; with it, the layer over G devices (G = 1 for the comparison).
-  template <class LD>
-  void run(int G, EpCounts* counts, const Planned& p, const Model& m, LD wr, LD w13, LD w2t, LD xl, int T, float* out, int* ids) {
-    if (gpus_ == 1) forward(p.strategy, p.group, m, wr, w13, w2t, xl, T, out, ids);
-    else forward_ep(G, p.strategy, p.group, m, wr, w13, w2t, xl, T, out, ids, counts);
+  template <class LA, class L1, class L2>
+  void run(int G, EpCounts* counts, const Planned& p, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
+    if (gpus_ == 1) forward(p.strategy, p.group, m, L, T, out, ids);
+    else forward_ep(G, p.strategy, p.group, m, L, T, out, ids, counts);
   }
   std::vector<EpState> ep_;
   int gpus_ = 1;

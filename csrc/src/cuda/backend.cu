@@ -50,6 +50,9 @@ class CudaBackend : public Backend {
   std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tun) override {
     const RegistryRow* row = find_cuda_row(spec.family, spec.strategy ? spec.strategy->c_str() : nullptr);
     if (!row) return "no CUDA code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
+    // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
+    if (dt == DType::FP8 || dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
+    if (s.shared_experts > 0 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for shared experts in family " + spec.family;
     Plan pl;
     pl.family = row->fam;
     pl.strategy = row->strategy_id;
@@ -78,11 +81,13 @@ class CudaBackend : public Backend {
     const int T = cfg.tokens, H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
     auto up = [&](DevBuf<uint16_t>& d, const HostTensor& h) {
       d.alloc(h.n);
-      CUDA_CHECK(cudaMemcpy(d.p, h.bytes.data(), h.nbytes(), cudaMemcpyHostToDevice));
+      if (h.n) CUDA_CHECK(cudaMemcpy(d.p, h.bytes.data(), h.nbytes(), cudaMemcpyHostToDevice));
     };
     up(wr_, m.wr);
-    up(w13_, m.w13);
-    up(w2t_, m.w2t);
+    up(w13_, m.w13.q);
+    up(w2t_, m.w2t.q);
+    up(ws13_, m.ws13.q);
+    up(ws2t_, m.ws2t.q);
     out_.alloc((size_t)T * H);
     out_acc_.alloc((size_t)T * H);
     CUDA_CHECK(cudaMemset(out_acc_.p, 0, out_acc_.bytes()));
@@ -94,6 +99,15 @@ class CudaBackend : public Backend {
     ctrl_.alloc(C_N);
     fanin_.alloc(E);
     x_check_.alloc((size_t)T * H);
+    const int NS = m.s.shared_experts, IS = m.s.shared_inter;
+    act_s_.alloc((size_t)std::max(1, NS * T * IS));
+    std::vector<int> iota(T);
+    std::vector<float> ones(T, 1.f);
+    for (int t = 0; t < T; ++t) iota[t] = t;
+    iota_.alloc(T);
+    ones_.alloc(T);
+    CUDA_CHECK(cudaMemcpy(iota_.p, iota.data(), T * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(ones_.p, ones.data(), T * sizeof(float), cudaMemcpyHostToDevice));
     size_t queue = 1;  // OS family: E x (hidden / down_tile) down tasks
     for (auto& pl : plans_) if (pl.family == &kOsFamily) queue = std::max(queue, (size_t)E * (H / pl.nh));
     queue_.alloc(queue);
@@ -121,6 +135,8 @@ class CudaBackend : public Backend {
     const Plan& pl = plans_[v];
     Params p{};
     p.wr = wr_.p; p.w13 = w13_.p; p.w2t = w2t_.p;
+    p.ws13 = ws13_.p; p.ws2t = ws2t_.p; p.NS = m_->s.shared_experts; p.IS = m_->s.shared_inter;
+    p.act_s = act_s_.p; p.iota = iota_.p; p.ones = ones_.p;
     p.x_base = xb; p.rotate = rotate;
     p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
     p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
@@ -357,9 +373,9 @@ class CudaBackend : public Backend {
   bool bf_ = true;
   std::vector<Plan> plans_;  // one per requested variant, in --variant order
   int max_grid_ = 0;
-  DevBuf<uint16_t> wr_, w13_, w2t_, out_, x_check_, x_rot_;
-  DevBuf<float> out_acc_, logits_, topk_w_, act_;
-  DevBuf<int> topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, queue_, qflag_, smid_, trace_n_;
+  DevBuf<uint16_t> wr_, w13_, w2t_, ws13_, ws2t_, out_, x_check_, x_rot_;
+  DevBuf<float> out_acc_, logits_, topk_w_, act_, act_s_, ones_;
+  DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, queue_, qflag_, smid_, trace_n_;
   DevBuf<unsigned long long> db_;
   DevBuf<long long> clk_;
   DevBuf<TraceEv> trace_;

@@ -26,6 +26,7 @@ struct Plan {
   int threads = kThreads;
   SmemLayout sl;            // dynamic shared memory of the main kernel(s)
   int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4;
+  int path = 0;             // flat: which kernel (its t1path)
   size_t smem() const { return sl.bytes(); }
 };
 
@@ -44,7 +45,7 @@ struct Family {
   std::string (*plan)(const PlanCtx& ctx, TunableSet& tun, Plan& plan);
   void (*launch)(const Plan& plan, const Params& p, bool bf, cudaStream_t st);
 };
-extern const Family kSeparateFamily, kOsFamily, kSplitkFamily;
+extern const Family kSeparateFamily, kOsFamily, kSplitkFamily, kFlatFamily;
 
 struct RegistryRow { const char* family; const char* strategy; const Family* fam; int strategy_id; };
 const RegistryRow* find_cuda_row(const std::string& family, const char* strategy);

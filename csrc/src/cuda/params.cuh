@@ -26,7 +26,9 @@ enum Ctrl : int {
   C_ITER = 6,     // launch counter (input rotation, clock slots)
   C_ERR = 7,      // error code set before a trap
   C_NACT = 8,     // number of active experts (published lists)
-  C_N = 16
+  C_FLAT_COL = 16,  // flat: 8 words, arrivals per down warp's column group (the last one converts those columns)
+  C_FLAT_GRP = 24,  // flat: column groups converted (the last one closes the launch)
+  C_N = 32
 };
 
 struct TraceEv { int type, task; unsigned long long t0, t1; };
@@ -75,6 +77,14 @@ struct Params {
   TraceEv* trace;     // [nb][kMaxEv] or null
   int* trace_n;       // [nb]
   int T, H, I, E, K;
+  // Shared experts (router-independent, weight 1 each): NS experts of IS units; ws13 [NS][2*IS][H] with gate and
+  // up rows interleaved as in w13, ws2t [NS][IS][H]. NS = 0: none.
+  const uint16_t* ws13;
+  const uint16_t* ws2t;
+  int NS, IS;
+  float* act_s;       // [NS][T][IS] shared experts' activations (separate)
+  const int* iota;    // [T] 0, 1, .., T-1: a shared expert's token list (every token, slot = token)
+  float* ones;        // [T] 1.0: a shared expert's weights
   // Tunables and the plan's decisions (csrc/variants.json names them):
   int ti;             // separate/OS ffn1_tile, split-K slice (intermediate units)
   int nh;             // separate/OS down_tile (hidden columns)

@@ -16,6 +16,14 @@ __device__ __forceinline__ uint4 ld_stream(const uint16_t* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
+// Weights read by every launch and small enough to stay in L2 (the router's): evict-last.
+__device__ __forceinline__ uint4 ld_keep(const uint16_t* p) {
+  uint4 v;
+  asm volatile("{\n .reg .b64 pol;\n createpolicy.fractional.L2::evict_last.b64 pol, 1.0;\n"
+               " ld.global.nc.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], pol;\n}"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
 __device__ __forceinline__ uint4 ld_ro(const uint16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 __device__ __forceinline__ int ld_acquire(const int* p) {
   int v;

@@ -17,6 +17,7 @@ const RegistryRow kCudaRegistry[] = {
     {"os", "roundrobin", &kOsFamily, OS_ROUNDROBIN},
     {"splitk", "static", &kSplitkFamily, SK_STATIC},
     {"splitk", "dynamic", &kSplitkFamily, SK_DYNAMIC},
+    {"flat", nullptr, &kFlatFamily, 0},
 };
 
 bool same_strategy(const char* a, const char* b) {

@@ -6,6 +6,10 @@
 //   K2 k_ffn1    fused gate+up GEMV + SiLU*mul, grid (inter/ffn1_tile, active experts).
 //   K3 k_down    down GEMV + weighted combine, grid (hidden/down_tile, active
 //                experts); the last block converts the output.
+// Shared experts (p.NS > 0): NS more rows of blocks in K2 and K3 (blockIdx.y >= T*K
+// slots' bound): each one a "routed" expert whose token list is every token with weight
+// 1, run by the same device code on a Params whose weights, sizes and lists are the
+// shared expert's (shared_view).
 // Tunables: ffn1_tile (16), down_tile (auto: 128, or 64 when 128 does not divide hidden).
 // Measured (H100 SXM, Qwen3-30B-A3B, bf16; csrc/BENCHMARKS.md): T=1 48.9 us,
 // T=4 131 us, T=16 352 us, T=64 805 us.
@@ -43,12 +47,26 @@ __global__ void __launch_bounds__(kThreads) k_router(Params p) {
   if (threadIdx.x == 0) { p.ctrl[C_NACT] = nact; p.ctrl[C_K1] = 0; }
 }
 
+// The Params a shared expert's blocks run with: its weights and size; token lists of every token (K = 1, so a
+// slot is its token) with weight 1; its activations [T][IS] in act_s. The expert index is then 0.
+__device__ __forceinline__ Params shared_view(const Params& p, int n) {
+  Params q = p;
+  q.w13 = p.ws13 + (size_t)n * 2 * p.IS * p.H;
+  q.w2t = p.ws2t + (size_t)n * p.IS * p.H;
+  q.I = p.IS;
+  q.K = 1;
+  q.act = p.act_s + (size_t)n * p.T * p.IS;
+  q.topk_w = p.ones;
+  return q;
+}
+
 template <bool BF>
 __global__ void __launch_bounds__(kThreads) k_ffn1(Params p) {
   __shared__ long long clk[2];
   const bool timer = blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0;
   if (timer) clock_begin(clk);
   const int iter = p.ctrl[C_ITER];
+  const int maxact = min(p.E, p.T * p.K);
   if ((int)blockIdx.y < p.ctrl[C_NACT]) {
     const int e = p.l_active[blockIdx.y];
     const int n = p.l_cnt[e];
@@ -56,8 +74,17 @@ __global__ void __launch_bounds__(kThreads) k_ffn1(Params p) {
     const int i0 = blockIdx.x * p.ti, i1 = min(p.I, i0 + p.ti);
     float* act = p.act;
     const int I = p.I;
-    ffn1_rows<BF>(p, x_of(p, iter), e, i0, i1, slots, n,
-                  [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
+    if (i0 < i1)
+      ffn1_rows<BF>(p, x_of(p, iter), e, i0, i1, slots, n,
+                    [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
+  } else if ((int)blockIdx.y >= maxact) {  // shared expert blockIdx.y - maxact: every token
+    const Params q = shared_view(p, blockIdx.y - maxact);
+    const int i0 = blockIdx.x * q.ti, i1 = min(q.I, i0 + q.ti);
+    float* act = q.act;
+    const int I = q.I;
+    if (i0 < i1)
+      ffn1_rows<BF>(q, x_of(q, iter), 0, i0, i1, q.iota, q.T,
+                    [&](int j, int i, float v) { act[(size_t)j * I + i] = v; });
   }
   if (timer) clock_end(p, iter, clk);
 }
@@ -66,9 +93,13 @@ template <bool BF>
 __global__ void __launch_bounds__(kThreads) k_down(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
+  const int maxact = min(p.E, p.T * p.K);
   if ((int)blockIdx.y < p.ctrl[C_NACT]) {
     const int e = p.l_active[blockIdx.y];
     down_tile<BF>(p, s.sa, s.red, e, p.l_slots + p.l_off[e], p.l_cnt[e], blockIdx.x * p.nh);
+  } else if ((int)blockIdx.y >= maxact) {  // shared expert: every token, weight 1
+    const Params q = shared_view(p, blockIdx.y - maxact);
+    down_tile<BF>(q, s.sa, s.red, 0, q.iota, q.T, blockIdx.x * q.nh);
   }
   if (arrive_last(&p.ctrl[C_K3], gridDim.x * gridDim.y)) {
     convert_out<BF>(p);
@@ -81,7 +112,7 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   pl.ti = (int)tun.get("ffn1_tile");
   std::string why = plan_down_tile(ctx, tun, pl.nh);
   if (!why.empty()) return why;
-  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(s.inter, kDownIC), 0};
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(std::max(s.inter, s.shared_inter), kDownIC), 0};
   why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
   for (const void* f : {(const void*)(ctx.bf ? (const void*)k_router<true> : (const void*)k_router<false>),
@@ -95,11 +126,11 @@ void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
   const size_t smem = pl.smem();
   if (bf) k_router<true><<<p.E, kThreads, smem, st>>>(p); else k_router<false><<<p.E, kThreads, smem, st>>>(p);
   CUDA_CHECK_LAUNCH("k_router");
-  const int maxact = std::min(p.E, p.T * p.K);
-  dim3 g2((p.I + p.ti - 1) / p.ti, maxact);
+  const int maxact = std::min(p.E, p.T * p.K);  // + p.NS rows of shared-expert blocks
+  dim3 g2((std::max(p.I, p.IS) + p.ti - 1) / p.ti, maxact + p.NS);
   if (bf) k_ffn1<true><<<g2, kThreads, 0, st>>>(p); else k_ffn1<false><<<g2, kThreads, 0, st>>>(p);
   CUDA_CHECK_LAUNCH("k_ffn1");
-  dim3 g3(p.H / p.nh, maxact);
+  dim3 g3(p.H / p.nh, maxact + p.NS);
   if (bf) k_down<true><<<g3, kThreads, smem, st>>>(p); else k_down<false><<<g3, kThreads, smem, st>>>(p);
   CUDA_CHECK_LAUNCH("k_down");
 }

@@ -9,11 +9,11 @@ namespace moe {
 enum TraceType : int {
   TR_ROUTER = 0, TR_BARRIER = 1, TR_FFN1 = 2, TR_FFN2 = 3, TR_DOORBELL = 4, TR_OS_QUEUE = 5,
   TR_OS_WORKER = 6, TR_CONVERT = 7, TR_TOPK = 8, TR_SPLITK = 9, TR_OS_DRAIN = 10, TR_TOPK_ONLY = 11,
-  TR_SK_FFN1 = 12, TR_SK_DOWN = 13, TR_NUM = 14
+  TR_SK_FFN1 = 12, TR_SK_DOWN = 13, TR_FLAT_GU = 14, TR_NUM = 15
 };
 inline const char* const kTraceNames[TR_NUM] = {
     "router", "wait:router-barrier", "ffn1", "ffn2", "wait:doorbell", "wait:os-queue(fan-in)", "wait:os-free-worker",
-    "convert", "topk+lists", "splitk-task", "wait:os-drain", "topk-only", "splitk:gate-up", "splitk:down+atomics"};
+    "convert", "topk+lists", "splitk-task", "wait:os-drain", "topk-only", "splitk:gate-up", "splitk:down+atomics", "flat:gate-up stream"};
 inline bool trace_is_wait(int t) {
   return t == TR_BARRIER || t == TR_DOORBELL || t == TR_OS_QUEUE || t == TR_OS_WORKER || t == TR_OS_DRAIN;
 }

@@ -1,0 +1,605 @@
+// flat.cu — family "flat": the whole layer in one persistent launch with one
+// grid barrier and no task queue (the design of csrc/tools/t1_flat.cu, which
+// reached 38.3 us at T=1 on the H100 for Qwen3-30B-A3B bf16).
+//
+//   1. Router, warp per expert, the experts spread over the grid (expert e on
+//      block e % grid, warp e / grid); its weights are loaded evict-last (every
+//      launch reads them again). Shared-expert rows this block will need are
+//      prefetched into L2 first: they do not depend on the router, so their
+//      bytes stream while the router and the barrier run.
+//   2. One grid barrier (arrival counter; the launch's last column group
+//      resets it).
+//   3. Top-k + softmax in every block (T=1: rank top-k with conflict-free
+//      float4 scans; else routing.cuh's topk_softmax).
+//   4. Units: the T*NS*IS shared-expert units (token-major), then the T*K*I
+//      routed (token, pick, intermediate unit) units. Each block takes one
+//      contiguous range of units. 8 gate/up warps make a = w * silu(g.x) * (u.x)
+//      for 8 units at a time into shared memory; 8 down warps, each thread
+//      owning 8 output columns (NC groups of 2048 columns: hidden <= 2048*NC),
+//      stream the same units' down rows and accumulate in registers; two pairs
+//      of named barriers hand the chunks over (double-buffered). Down rows do not
+//      depend on the activations, only on the routing: with NC = 1 the next
+//      chunk's rows are loaded while the current chunk's activations are made;
+//      with NC = 2 (no registers for two chunks) a chunk's rows are loaded before
+//      its activations are waited for. When the token of the units changes
+//      (T > 1: the T-loop), the down threads add their columns into the fp32
+//      output and start again.
+//   5. Completion per down warp's columns: the warp that adds the last block's
+//      share converts those columns (all tokens) and clears them; the last of
+//      the 8 column groups closes the launch (counters, launch index). No block
+//      waits for the whole grid at the end.
+// Limits (variants.json): hidden a multiple of 64 up to 4096, experts up to
+// 512, top-k up to 32, tokens up to 256 (T > 1 is correct but re-streams an
+// expert's weights for every token routed to it: a decode kernel).
+// Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1, the default: 38.9 us
+// against 43.5 on the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower; csrc/BENCHMARKS.md).
+#include "../backend.h"
+#include "cuda_check.cuh"
+#include "families.h"
+#include "gemv.cuh"
+#include "routing.cuh"
+#include "trace.cuh"
+
+namespace moe {
+
+namespace {
+
+constexpr int kGuWarps = 8;      // warps 0..7: gate/up; 8..15: down
+constexpr int kChunk = 8;        // units per hand-over (one per gate/up warp)
+constexpr int kDownThreads = kThreads - kGuWarps * 32;  // 256, 8 columns each per 2048-column group
+constexpr int kColsPerGroup = kDownThreads * 8;         // 2048
+static_assert(kGuWarps == kChunk, "one unit per gate/up warp per chunk");
+
+__device__ __forceinline__ void bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void prefetch_l2(const void* a) { asm volatile("prefetch.global.L2 [%0];" ::"l"(a)); }
+
+template <bool BF>
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+  float fa[8], fb[8];
+  unpack8<BF>(a, fa);
+  unpack8<BF>(b, fb);
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) s = fmaf(fa[k], fb[k], s);
+  return s;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// A unit: one intermediate unit of one expert for one token. Shared units first (token-major), then routed.
+struct Unit {
+  const uint16_t* g;   // gate row; the up row follows it (interleaved layout)
+  const uint16_t* d;   // down row (w2t / ws2t)
+  float wt;            // routing weight (1 for a shared expert)
+  int tok;
+};
+__device__ __forceinline__ Unit unit_of(const Params& p, const int* ids, const float* wts, int u, int nsu) {
+  Unit r;
+  if (u < nsu) {
+    const int q = u / p.IS, i = u - q * p.IS, t = q / p.NS, n = q - t * p.NS;
+    r.g = p.ws13 + ((size_t)n * 2 * p.IS + 2 * (size_t)i) * p.H;
+    r.d = p.ws2t + ((size_t)n * p.IS + i) * p.H;
+    r.wt = 1.f;
+    r.tok = t;
+  } else {
+    u -= nsu;
+    const int sl = u / p.I, i = u - sl * p.I, e = ids[sl];
+    r.g = p.w13 + ((size_t)e * 2 * p.I + 2 * (size_t)i) * p.H;
+    r.d = p.w2t + ((size_t)e * p.I + i) * p.H;
+    r.wt = wts[sl];
+    r.tok = sl / p.K;
+  }
+  return r;
+}
+
+// Router: warp per expert, experts spread over the grid; tokens in groups of 4 (the weight row is read once per
+// group; T=1 reads it once). All of a lane's loads are issued before the arithmetic.
+template <bool BF>
+__device__ __forceinline__ void router_warps(const Params& p, const uint16_t* x) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nchunk = p.H / 8;
+  for (int e = blockIdx.x + gridDim.x * warp; e < p.E; e += gridDim.x * kWarps) {
+    const uint16_t* w = p.wr + (size_t)e * p.H;
+    for (int t0 = 0; t0 < p.T; t0 += kNT) {
+      float acc[kNT] = {0.f, 0.f, 0.f, 0.f};
+      for (int c0 = lane; c0 < nchunk; c0 += 32 * 8) {
+        uint4 wv[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int c = c0 + 32 * j;
+          wv[j] = c < nchunk ? ld_keep(w + (size_t)c * 8) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int c = c0 + 32 * j;
+          if (c < nchunk)
+#pragma unroll
+            for (int t = 0; t < kNT; ++t)
+              if (t0 + t < p.T) acc[t] += dot8<BF>(wv[j], ld_ro(x + (size_t)(t0 + t) * p.H + (size_t)c * 8));
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {
+        const float v = warp_sum(acc[t]);
+        if (lane == 0 && t0 + t < p.T) p.logits[(size_t)(t0 + t) * p.E + e] = v;
+      }
+    }
+  }
+}
+
+// Rank top-k of one token over logits in shared memory (E a multiple of 4): Q threads per expert (a power of
+// two, neighbouring lanes); thread q of an expert compares against float4 groups q, q+Q, ...: the Q lanes of a
+// group read Q consecutive 16-byte words (no bank conflict), other experts' lanes the same words (broadcast).
+// Ties: the lower id first. Then the softmax over the k picked (warp 0). Whole block; ends with __syncthreads.
+__device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int* ids, float* w) {
+  const int tid = threadIdx.x, nthr = blockDim.x;
+  int Q = 1;
+  while (Q * 2 <= 32 && Q * 2 * E <= nthr) Q *= 2;
+  const int n = E * Q, total = (n + 31) / 32 * 32;  // whole warps enter every round: the shuffles need them all
+  const float4* lg4 = reinterpret_cast<const float4*>(lg);
+  const int groups = E / 4;
+  for (int idx = tid; idx < total; idx += nthr) {
+    const bool act = idx < n;
+    const int e = act ? idx / Q : 0, q = idx % Q;
+    const float v = lg[e];
+    int r = 0;
+    if (act) {
+#pragma unroll 4
+      for (int g = q; g < groups; g += Q) {
+        const float4 u = lg4[g];
+        const int f = 4 * g;
+        r += (u.x > v) | ((u.x == v) & (f < e));
+        r += (u.y > v) | ((u.y == v) & (f + 1 < e));
+        r += (u.z > v) | ((u.z == v) & (f + 2 < e));
+        r += (u.w > v) | ((u.w == v) & (f + 3 < e));
+      }
+    }
+    for (int o = 1; o < Q; o <<= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+    if (act && q == 0 && r < K) { ids[r] = e; w[r] = v; }
+  }
+  __syncthreads();
+  if (tid < 32) {
+    const float v = tid < K ? w[tid] : -INFINITY;
+    const float m = __shfl_sync(0xffffffffu, v, 0);  // rank 0 is the largest
+    const float ex = tid < K ? __expf(v - m) : 0.f;
+    const float sum = warp_sum(ex);
+    if (tid < K) w[tid] = ex / sum;
+  }
+  __syncthreads();
+}
+
+// Shared-expert rows of units [u0, u1) (those below nsu): router-independent, into L2 before the router runs
+// (gate+up rows are adjacent; then the down row).
+__device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1, int nsu) {
+  if (u0 >= nsu) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
+    const Unit un = unit_of(p, nullptr, nullptr, u, nsu);
+    const size_t bytes = (size_t)p.H * 2;
+    for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
+    for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
+  }
+}
+
+// After the router: the grid barrier, then top-k + softmax of every token into s.ids / s.w (block 0 also writes
+// them to topk_ids / topk_w). Whole block; ends with the routing visible to every thread.
+__device__ __forceinline__ void route(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned long long t1 = gt(p);
+    tr.add(TR_ROUTER, -1, t0, t1);
+    __threadfence();
+    atomicAdd(&p.ctrl[C_ROUTER], 1);
+    long long spins = 0;
+    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
+      if (++spins > kSpinLimit) spin_fail(p, 4);
+    __threadfence();
+    t0 = gt(p);
+    tr.add(TR_BARRIER, -1, t1, t0);
+  }
+  __syncthreads();
+  if (p.T == 1 && p.E % 4 == 0 && p.E <= kThreads * 8) {
+    for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
+    __syncthreads();
+    rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+  } else {
+    topk_softmax(p, s.ids, s.w, s.red);
+    __syncthreads();
+  }
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
+  if (threadIdx.x == 0) tr.add(TR_TOPK, -1, t0, gt(p));
+}
+
+// Completion per down warp's columns (the same columns in every block): the warp that adds the last block's
+// share converts them for every token and clears them; the last of the column groups closes the launch. Down
+// warps only (t: the down thread, 0..255), after their red_add4s.
+template <bool BF, int NC>
+__device__ __forceinline__ void complete(const Params& p, int t, int iter, int T) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int dw = warp - kGuWarps;
+  __threadfence();
+  __syncwarp();
+  int last = 0;
+  if (lane == 0) last = atomicAdd(&p.ctrl[C_FLAT_COL + dw], 1) == (int)gridDim.x - 1;
+  last = __shfl_sync(0xffffffffu, last, 0);
+  if (last) {
+    __threadfence();
+    for (int tok = 0; tok < T; ++tok)
+#pragma unroll
+      for (int g = 0; g < NC; ++g) {
+        const int col = g * kColsPerGroup + t * 8;
+        if (col >= p.H) continue;
+        float* src = p.out_acc + (size_t)tok * p.H + col;
+        const float4 a = __ldcg(reinterpret_cast<const float4*>(src));
+        const float4 b = __ldcg(reinterpret_cast<const float4*>(src + 4));
+        const float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        uint32_t w[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) w[k] = (uint32_t)to_store<BF>(f[2 * k]) | ((uint32_t)to_store<BF>(f[2 * k + 1]) << 16);
+        *reinterpret_cast<uint4*>(p.out + (size_t)tok * p.H + col) = make_uint4(w[0], w[1], w[2], w[3]);
+        reinterpret_cast<float4*>(src)[0] = make_float4(0.f, 0.f, 0.f, 0.f);
+        reinterpret_cast<float4*>(src)[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+    __syncwarp();
+    if (lane == 0) {
+      p.ctrl[C_FLAT_COL + dw] = 0;
+      __threadfence();
+      if (atomicAdd(&p.ctrl[C_FLAT_GRP], 1) == kDownThreads / 32 - 1) {  // the last column group: the launch is over
+        p.ctrl[C_FLAT_GRP] = 0;
+        p.ctrl[C_ROUTER] = 0;
+        p.ctrl[C_ITER] = iter + 1;
+      }
+    }
+  }
+}
+
+template <bool BF, int NC>
+__global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunk];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+
+  // This block's units are known before the router runs: [u0, u1) of nsu shared + T*K*I routed.
+  const int nsu = p.T * p.NS * p.IS;
+  const int U = nsu + p.T * p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_warps<BF>(p, x);
+  route(p, s, tr, t0);
+
+  const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
+  const int nchunk16 = p.H / 8;  // 16-byte chunks of a row
+  if (warp < kGuWarps) {
+    // gate/up: warp w makes unit u0 + c*8 + w of chunk c
+    t0 = gt(p);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]: the down warps are done with this buffer
+      const int u = u0 + c * kChunk + warp;
+      float a = 0.f;
+      if (u < u1) {
+        const Unit un = unit_of(p, s.ids, s.w, u, nsu);
+        const uint16_t* xt = x + (size_t)un.tok * p.H;
+        float gs = 0.f, us = 0.f;
+        for (int c0 = lane; c0 < nchunk16; c0 += 32 * 8) {
+          uint4 gv[8], uv[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int cc = c0 + 32 * j;
+            gv[j] = cc < nchunk16 ? ld_stream(un.g + (size_t)cc * 8) : make_uint4(0, 0, 0, 0);
+          }
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int cc = c0 + 32 * j;
+            uv[j] = cc < nchunk16 ? ld_stream(un.g + p.H + (size_t)cc * 8) : make_uint4(0, 0, 0, 0);
+          }
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int cc = c0 + 32 * j;
+            if (cc < nchunk16) {
+              const uint4 xv = ld_ro(xt + (size_t)cc * 8);
+              gs += dot8<BF>(gv[j], xv);
+              us += dot8<BF>(uv[j], xv);
+            }
+          }
+        }
+        gs = warp_sum(gs);
+        us = warp_sum(us);
+        a = un.wt * silu(gs) * us;
+      }
+      if (lane == 0) s_a[b][warp] = a;
+      bar_arrive(1 + b, kThreads);  // FULL[b]
+    }
+    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
+  } else {
+    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns g*2048 + 8t .. +7
+    float acc[NC][8];
+#pragma unroll
+    for (int g = 0; g < NC; ++g)
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc[g][k] = 0.f;
+    int cur = -1;  // token of acc
+    auto flush = [&]() {
+#pragma unroll
+      for (int g = 0; g < NC; ++g) {
+        const int col = g * kColsPerGroup + t * 8;
+        if (col < p.H) {
+          float* d = p.out_acc + (size_t)cur * p.H + col;
+          red_add4(d, make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+          red_add4(d + 4, make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]));
+        }
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[g][k] = 0.f;
+      }
+    };
+    // The down rows of chunk c (routing only) and their tokens (-1: past the block's range).
+    auto load_chunk = [&](int c, uint4 (&dst)[kChunk][NC], int (&tk)[kChunk]) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const int u = u0 + c * kChunk + j;
+        if (u < u1) {
+          const Unit un = unit_of(p, s.ids, s.w, u, nsu);
+          tk[j] = un.tok;
+#pragma unroll
+          for (int g = 0; g < NC; ++g) {
+            const int col = g * kColsPerGroup + t * 8;
+            dst[j][g] = col < p.H ? ld_stream(un.d + col) : make_uint4(0, 0, 0, 0);
+          }
+        } else {
+          tk[j] = -1;
+#pragma unroll
+          for (int g = 0; g < NC; ++g) dst[j][g] = make_uint4(0, 0, 0, 0);
+        }
+      }
+    };
+    auto consume = [&](int b, const uint4 (&wv)[kChunk][NC], const int (&tk)[kChunk]) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        if (tk[j] < 0) continue;
+        if (tk[j] != cur) {  // the T-loop: this block's units moved on to the next token
+          if (cur >= 0) flush();
+          cur = tk[j];
+        }
+        const float a = s_a[b][j];
+#pragma unroll
+        for (int g = 0; g < NC; ++g) {
+          float wf[8];
+          unpack8<BF>(wv[j][g], wf);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc[g][k] = fmaf(a, wf[k], acc[g][k]);
+        }
+      }
+    };
+    if constexpr (NC == 1) {
+      uint4 wv[kChunk][NC];
+      int tk[kChunk];
+      if (nchunks > 0) load_chunk(0, wv, tk);
+      for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        uint4 nx[kChunk][NC];
+        int ntk[kChunk];
+        if (c + 1 < nchunks) load_chunk(c + 1, nx, ntk);  // next chunk's rows while this one's activations are made
+        bar_sync(1 + b, kThreads);                        // FULL[b]
+        consume(b, wv, tk);
+        if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+        if (c + 1 < nchunks) {
+#pragma unroll
+          for (int j = 0; j < kChunk; ++j) {
+            wv[j][0] = nx[j][0];
+            tk[j] = ntk[j];
+          }
+        }
+      }
+    } else {
+      for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        uint4 wv[kChunk][NC];
+        int tk[kChunk];
+        load_chunk(c, wv, tk);     // issued before the wait for the activations
+        bar_sync(1 + b, kThreads);  // FULL[b]
+        consume(b, wv, tk);
+        if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+      }
+    }
+    if (cur >= 0) flush();
+    complete<BF, NC>(p, t, iter, p.T);
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// T = 1, hidden = 2048 (one column group, every real model of that width): the t1_flat probe's code paths. What the general kernel pays for its
+// generality and this one does not: the token read from L1 for every weight chunk (here: in registers, loaded
+// once, 8 x 16 bytes a lane, next to the router's weight loads), the token of every unit and the T-loop checks in
+// the down warps' inner loop, and the per-token completion loop. PF (t1path=2): each gate/up warp also prefetches
+// its next unit's gate/up rows into L2 when it issues the current ones, and each down thread one 128-byte line of
+// the down rows two chunks ahead, so more of the block's bytes are in flight than its registers hold.
+
+// Router for one token: warp per expert; all of a lane's weight and input loads issued before the arithmetic.
+template <bool BF>
+__device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nchunk = p.H / 8;
+  for (int e = blockIdx.x + gridDim.x * warp; e < p.E; e += gridDim.x * kWarps) {
+    const uint16_t* w = p.wr + (size_t)e * p.H;
+    float acc = 0.f;
+    for (int c0 = lane; c0 < nchunk; c0 += 32 * 8) {
+      uint4 wv[8], xv[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int c = c0 + 32 * j;
+        wv[j] = c < nchunk ? ld_keep(w + (size_t)c * 8) : make_uint4(0, 0, 0, 0);
+        xv[j] = c < nchunk ? ld_keep(x + (size_t)c * 8) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc += dot8<BF>(wv[j], xv[j]);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) p.logits[e] = acc;
+  }
+}
+
+template <bool BF, bool PF>
+__global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunk];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+
+  const int nsu = p.NS * p.IS;
+  const int U = nsu + p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_t1<BF>(p, x);
+  route(p, s, tr, t0);
+
+  const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
+  constexpr int H = kColsPerGroup;  // hidden is exactly 2048 here: 256 16-byte chunks a row, 8 a lane
+  if (warp < kGuWarps) {
+    t0 = gt(p);
+    uint4 xr[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      xr[j] = ld_keep(x + (lane + 32 * j) * 8);
+    }
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]
+      const int u = u0 + c * kChunk + warp;
+      float a = 0.f;
+      if (u < u1) {
+        if constexpr (PF) {  // before this unit's loads: none of their registers are held yet
+          if (u + kChunk < u1) {  // this warp's unit of the next chunk: gate and up rows, adjacent
+            const Unit nx = unit_of(p, s.ids, s.w, u + kChunk, nsu);
+#pragma unroll
+            for (int off = lane * 128; off < 4 * H; off += 32 * 128) prefetch_l2((const char*)nx.g + off);
+          }
+        }
+        const Unit un = unit_of(p, s.ids, s.w, u, nsu);
+        uint4 gv[8], uv[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) gv[j] = ld_stream(un.g + (lane + 32 * j) * 8);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) uv[j] = ld_stream(un.g + H + (lane + 32 * j) * 8);
+        float gs = 0.f, us = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          gs += dot8<BF>(gv[j], xr[j]);
+          us += dot8<BF>(uv[j], xr[j]);
+        }
+        gs = warp_sum(gs);
+        us = warp_sum(us);
+        a = un.wt * silu(gs) * us;
+      }
+      if (lane == 0) s_a[b][warp] = a;
+      bar_arrive(1 + b, kThreads);  // FULL[b]
+    }
+    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
+  } else {
+    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns 8t .. 8t+7
+    const int col = t * 8;
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc[k] = 0.f;
+    auto load_chunk = [&](int c, uint4 (&dst)[kChunk]) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const int u = u0 + c * kChunk + j;
+        dst[j] = u < u1 ? ld_stream(unit_of(p, s.ids, s.w, u, nsu).d + col) : make_uint4(0, 0, 0, 0);
+      }
+    };
+    uint4 wv[kChunk];
+    if (nchunks > 0) load_chunk(0, wv);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      uint4 nx[kChunk];
+      if (c + 1 < nchunks) load_chunk(c + 1, nx);  // next chunk's rows while this one's activations are made
+      if constexpr (PF) {  // chunk c+2's down rows into L2: unit t / 32 of it, line t % 32 of that row
+        const int u = u0 + (c + 2) * kChunk + (t >> 5);
+        const int off = (t & 31) * 128;
+        if (u < u1) prefetch_l2((const char*)unit_of(p, s.ids, s.w, u, nsu).d + off);
+      }
+      bar_sync(1 + b, kThreads);  // FULL[b]
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const float a = s_a[b][j];
+        float wf[8];
+        unpack8<BF>(wv[j], wf);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[k] = fmaf(a, wf[k], acc[k]);
+      }
+      if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+      if (c + 1 < nchunks)
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) wv[j] = nx[j];
+    }
+    if (nchunks > 0) {
+      float* d = p.out_acc + col;
+      red_add4(d, make_float4(acc[0], acc[1], acc[2], acc[3]));
+      red_add4(d + 4, make_float4(acc[4], acc[5], acc[6], acc[7]));
+    }
+    complete<BF, 1>(p, t, iter, 1);
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
+using KernelFn = void (*)(Params);
+int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
+// path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only).
+KernelFn kernel_of(bool bf, int H, int path) {
+  if (path == 1) return bf ? k_flat1<true, false> : k_flat1<false, false>;
+  if (path == 2) return bf ? k_flat1<true, true> : k_flat1<false, true>;
+  const int nc = groups_of(H);
+  if (bf) return nc == 1 ? k_flat<true, 1> : k_flat<true, 2>;
+  return nc == 1 ? k_flat<false, 1> : k_flat<false, 2>;
+}
+
+std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
+  const Shape& s = ctx.s;
+  if (s.hidden > 2 * kColsPerGroup)  // the table says so too; a guard for a table edited past the code
+    return "hidden (" + std::to_string(s.hidden) + ") must be <= " + std::to_string(2 * kColsPerGroup) + " (8 columns per down thread, 2 groups)";
+  pl.persistent = true;
+  pl.threads = kThreads;
+  // t1path applies where the T = 1 kernel can run (one token, hidden 2048); elsewhere the general kernel.
+  pl.path = (ctx.T == 1 && s.hidden == kColsPerGroup) ? (int)tun.get("t1path") : 0;
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, 0, 0};
+  std::string why = shared_memory_reason(ctx, pl.sl);
+  if (!why.empty()) return why;
+  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, s.hidden, pl.path), kThreads, pl.smem());
+  if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
+  pl.grid = ctx.prop.multiProcessorCount;  // one block per SM: the whole grid co-resides (grid barrier)
+  return "";
+}
+
+void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
+  kernel_of(bf, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
+  CUDA_CHECK_LAUNCH("k_flat");
+}
+
+}  // namespace
+
+const Family kFlatFamily = {"flat", plan, launch};
+
+}  // namespace moe
