@@ -11,11 +11,14 @@
  * - the lock per GPU: a second worker asking for a GPU a live worker owns
  *   refuses to start, naming the owner; a dead owner's lock is taken over;
  * - the topology (topo -m) recorded with the run and part of its environment group;
- * - the binary's multi-device split equals the same layer on one device.
+ * - the binary's multi-device split equals the same layer on one device, with
+ *   fp8 weights and shared experts too;
+ * - sweep status and sweep resume find a run's job in its GPU count's queue.
  */
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,7 +27,9 @@ import { queuePrefix } from '../src/config.js';
 import { openDb, type Db } from '../src/db/client.js';
 import { UsageError } from '../src/errors.js';
 import { runQueueName } from '../src/queue/names.js';
-import { submitPlan } from '../src/queue/submit.js';
+import { resumeSweep } from '../src/queue/requeue.js';
+import { planTemplate, submitPlan } from '../src/queue/submit.js';
+import { sweepProgress } from '../src/results/progress.js';
 import { envKey, envLabel, runEnvironment } from '../src/results/environment.js';
 import { TelemetrySchema } from '../src/schema/telemetry.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
@@ -210,6 +215,44 @@ describe('routing by GPU count', () => {
     expect(() => planSweep(parseSweepText(`name: x\npool: p\nmatrix:\n  backend: cuda\n  variant: separate\n  model: tiny\n  gpus: [1, 2]\n`, 'x.yaml'))).toThrow(
       /matrix\.gpus\[1\]: variant separate .*gpus \(2\) must be <= 1 \(the variant has no multi-GPU code\)/,
     );
+  });
+
+  it('sweep status and sweep resume look in every GPU count\'s queue; the split runs fp8 and shared experts', async () => {
+    // No worker yet: both jobs wait, each in its GPU count's queue.
+    const shared = planSweep(
+      parseSweepText(`name: mgpu-shared\npool: ${pool}\ntimeout_s: 120\nmatrix:\n  variant: [reference, fused]\n  model: tiny-shared\n  dtype: fp8\n  tokens: 2\n  warmup: 1\n  iters: 3\n  gpus: [1, 2]\n`, 'mgpu.yaml'),
+    );
+    expect(shared.points.map((p) => [p.point.variant, p.point.gpus ?? 1, p.point.shared_experts, p.point.dtype])).toEqual([
+      ['reference', 1, 2, 'fp8'],
+      ['reference', 2, 2, 'fp8'],
+      ['fused', 1, 2, 'fp8'],
+      ['fused', 2, 2, 'fp8'],
+    ]);
+    await submitPlan(db, redis, shared, null);
+    const queueOf = (gpus: number) => runQueueName(pool, gpus);
+    const inQueue = async (gpus: number) =>
+      (await Promise.all(shared.runs.map((r) => redis.exists(`${queuePrefix()}:${queueOf(gpus)}:${r.id}`)))).reduce((n, x) => n + x, 0);
+    expect([await inQueue(1), await inQueue(2)]).toEqual([2, 2]);
+    // Every job is in hand, whichever queue holds it.
+    expect((await sweepProgress(db, redis, shared.sweepId)).pools[0]).toMatchObject({ waiting: 4, noJob: 0 });
+    // Redis loses the jobs of both queues: status says so, resume puts each back in its own queue.
+    for (const g of [1, 2]) {
+      const q = new Queue(queueOf(g), { connection: redis, prefix: queuePrefix() });
+      await q.obliterate({ force: true });
+      await q.close();
+    }
+    expect((await sweepProgress(db, redis, shared.sweepId)).pools[0]).toMatchObject({ noJob: 4 });
+    const resumed = await resumeSweep(db, redis, planTemplate(shared));
+    expect(resumed).toMatchObject({ queued: 4, enqueued: 4, inHand: 0 });
+    expect([await inQueue(1), await inQueue(2)]).toEqual([2, 2]);
+    // A worker of two GPUs runs them all; each result passed the oracle, the 2-GPU ones also the single-device comparison.
+    await startWorker([0, 1]);
+    await waitFor('the sweep to finish', () => runsSettled(db, shared.sweepId, shared.runs.length), 120_000);
+    const runs = await db.run.findMany({ where: { sweepId: shared.sweepId } });
+    expect(runs.map((r) => [r.status, r.reason])).toEqual(runs.map(() => ['done', null]));
+    const res = await db.result.findMany({ where: { runId: { in: runs.map((r) => r.id) } } });
+    expect(res).toHaveLength(4);
+    expect(res.every((x) => x.checkPass)).toBe(true);
   });
 
   it('keeps one-GPU points as they were: gpus 1 adds nothing to a point, its hash or its queue', () => {
