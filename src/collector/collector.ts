@@ -41,7 +41,9 @@ import type { Db } from '../db/client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
-import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
+import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
+import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
+import { readWorkers } from '../../worker/heartbeat.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../sweep/load.js';
@@ -292,7 +294,10 @@ export class Collector {
     this.log.info(fields, `${o.runId} ${o.status} ${r}`);
   }
 
-  /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
+  /**
+   * Record failed run jobs (no outcome will come from a worker) and drop them from the failed set; end as
+   * `unsatisfiable` the jobs that wait for more GPUs than any live worker of their pool owns (closeUnservable).
+   */
   async reconcile(): Promise<number> {
     if (this.reconciling) return 0;
     this.reconciling = true;
@@ -301,33 +306,97 @@ export class Collector {
     const results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     try {
       for (const pool of await this.opts.connection.smembers(poolsKey(prefix))) {
-        const queue = new Queue(runQueueName(pool), { connection: this.opts.connection, prefix });
-        try {
-          for (const job of await queue.getFailed(0, 199)) {
-            try {
-              await this.closeFailedRun(pool, job, results);
-            } catch (err) {
-              if (isDatabaseUnavailable(err)) {
-                this.onWriteError(err);
-                throw err;
+        const queues = await poolRunQueues(this.opts.connection, pool, prefix);
+        if (queues.length > 1) closed += await this.closeUnservable(pool, queues, prefix);
+        for (const { name } of queues) {
+          const queue = new Queue(name, { connection: this.opts.connection, prefix });
+          try {
+            for (const job of await queue.getFailed(0, 199)) {
+              try {
+                await this.closeFailedRun(pool, job, results);
+              } catch (err) {
+                if (isDatabaseUnavailable(err)) {
+                  this.onWriteError(err);
+                  throw err;
+                }
+                // Refused: this one stays in the failed set (said once), the others are not held up by it.
+                if (job.id && !this.refusedFailed.has(job.id)) {
+                  this.refusedFailed.add(job.id);
+                  this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
+                }
+                continue;
               }
-              // Refused: this one stays in the failed set (said once), the others are not held up by it.
-              if (job.id && !this.refusedFailed.has(job.id)) {
-                this.refusedFailed.add(job.id);
-                this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
-              }
-              continue;
+              await job.remove();
+              closed++;
             }
-            await job.remove();
-            closed++;
+          } finally {
+            await queue.close();
           }
-        } finally {
-          await queue.close();
         }
       }
     } finally {
       await results.close().catch(() => {});
       this.reconciling = false;
+    }
+    return closed;
+  }
+
+  /**
+   * BullMQ hands a job to any worker that asks, so a job of N GPUs waits in a queue of its own that only
+   * workers owning N or more listen on (queue/names.ts). Where no live worker of the pool owns that many,
+   * nothing would ever take it: once its wait is over (the sweep's gpus_wait_s after submission) it is
+   * taken out of the queue and recorded as `unsatisfiable`, with the reason, so a sweep never hangs on it.
+   * A job a worker holds cannot be removed (it is running): it is left alone. Removed first, then recorded:
+   * a collector that dies between the two leaves a queued run without a job, which `sweep retry` enqueues again.
+   */
+  private async closeUnservable(pool: string, queues: ReadonlyArray<{ gpus: number; name: string }>, prefix: string): Promise<number> {
+    const live = (await readWorkers(this.opts.connection, prefix)).filter((w) => w.live && w.snapshot.identity?.pool === pool);
+    const owned = (w: (typeof live)[number]): number => {
+      const n = (w.snapshot as { gpuCount?: unknown }).gpuCount;
+      return typeof n === 'number' ? n : 0;
+    };
+    const most = live.length ? Math.max(1, ...live.map(owned)) : 0;
+    const who = live.length ? live.map((w) => `${w.snapshot.id} (${owned(w)} GPU${owned(w) === 1 ? '' : 's'})`).join(', ') : 'none';
+    let closed = 0;
+    for (const q of queues) {
+      if (q.gpus <= most) continue;
+      const queue = new Queue(q.name, { connection: this.opts.connection, prefix });
+      try {
+        for (const job of await queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, 199)) {
+          const data = RunJobSchema.safeParse(job.data);
+          if (!data.success || !job.id) continue; // an unreadable job fails on a worker and is recorded from the failed set
+          const waitS = data.data.gpusWaitS ?? DEFAULT_GPUS_WAIT_S;
+          const now = Date.now();
+          if (now < data.data.submittedAt + waitS * 1000) continue;
+          if ((await queue.remove(job.id)) !== 1) continue; // a worker took it meanwhile
+          const o: ParsedOutcome = {
+            runId: data.data.runId,
+            sweepId: data.data.sweepId,
+            pool,
+            job: data.data,
+            status: 'unsatisfiable',
+            reason:
+              `the point asks for ${q.gpus} GPUs, and no live worker of pool ${pool} owns that many ` +
+              `(live workers: ${who}) for ${waitS} s after submission (gpus_wait_s); start one with moefarm worker --pool ${pool} --gpus ...`,
+            attempts: 0,
+            worker: null,
+            builds: [],
+            flags: [],
+            env: null,
+            telemetry: null,
+            stdoutTail: null,
+            stderrTail: null,
+            wallMs: null,
+            startedAt: null,
+            finishedAt: now,
+          };
+          this.logOutcome(o, await recordOutcome(this.opts.db, o));
+          await this.releaseFinished([o.sweepId]);
+          closed++;
+        }
+      } finally {
+        await queue.close();
+      }
     }
     return closed;
   }

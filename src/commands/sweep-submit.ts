@@ -1,6 +1,7 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
 import { buildReports, formatBuilds } from '../queue/format-builds.js';
+import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
 
 export interface SweepSubmitOptions {
   dryRun?: boolean;
@@ -30,7 +31,7 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
     return;
   }
   // Loaded only once the file is valid: a refusal should not pay for Prisma and BullMQ (about 0.7 s).
-  const [{ submitPlan }, { withDb, withRedis }, { livePools, noWorkerWarning }] = await Promise.all([
+  const [{ submitPlan, runGpus }, { withDb, withRedis }, { gpusWarning, livePools, mostLiveGpus, noWorkerWarning }] = await Promise.all([
     import('../queue/submit.js'),
     import('./context.js'),
     import('../../worker/heartbeat.js'),
@@ -41,7 +42,12 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
       const line = submitLine(report, sweep.name);
       // A sweep sent to a pool no live worker serves just waits: say so at once (a misspelt pool, a worker not started).
       const waiting = report.enqueued + report.alreadyQueued + (report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) + report.retry.requeued : 0);
-      const warning = waiting > 0 ? noWorkerWarning(report.pool, await livePools(redis)) : null;
+      // And points of more GPUs than any live worker of the pool owns end as unsatisfiable after gpus_wait_s: say so too.
+      const warning =
+        waiting > 0
+          ? (noWorkerWarning(report.pool, await livePools(redis)) ??
+            gpusWarning(report.pool, plan.runs.map(runGpus), await mostLiveGpus(redis, report.pool), sweep.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S))
+          : null;
       if (warning) process.stderr.write(warning + '\n');
       if (!opts.untilConfident) {
         print(opts.json, { ...report, name: sweep.name, jobs: report.runs, warning }, line);

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { BuildFlagSchema } from '../schema/sweep.js';
+import { BuildFlagSchema, DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
 import { buildCommit, type JobTemplate } from './submit.js';
 
 /** The fields of Sweep.spec (db/plan.ts: the normalised sweep and its resolved builds) a job is made of. */
@@ -15,6 +15,7 @@ const StoredSpecSchema = z.looseObject({
   pool: z.string(),
   timeout_s: z.int().positive(),
   power_wait_s: z.int().nonnegative(),
+  gpus_wait_s: z.int().nonnegative().optional(),
   rounds: z.int().positive(),
   seed: z.int().nonnegative(),
   resolvedBuilds: z.array(z.looseObject({ name: z.string(), source: z.string(), flags: z.array(BuildFlagSchema) })).min(1),
@@ -41,6 +42,7 @@ export async function storedTemplate(db: Db, sweepId: string): Promise<JobTempla
     pool: spec.pool,
     timeoutS: spec.timeout_s,
     powerWaitS: spec.power_wait_s,
+    gpusWaitS: spec.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S,
     rounds: spec.rounds,
     seed: spec.seed,
     builds: spec.resolvedBuilds.map((b) => {

@@ -13,7 +13,8 @@ import type { JobBuild, RunJob } from '../schema/job.js';
 import { storeBundles } from '../source/store.js';
 import { buildReports, type BuildReport } from './format-builds.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
-import { poolsKey } from './names.js';
+import { notePoolGpus } from './names.js';
+import { DEFAULT_GPUS_WAIT_S, pointGpus } from '../schema/sweep.js';
 import { enqueueUnfinished } from './requeue.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
@@ -58,6 +59,8 @@ export interface JobTemplate {
   pool: string;
   timeoutS: number;
   powerWaitS: number;
+  /** How long a job taking several GPUs waits for a worker that owns that many (s). */
+  gpusWaitS: number;
   rounds: number;
   /** Seed of rep 0; rep r uses seed + r. */
   seed: number;
@@ -75,6 +78,7 @@ export function planTemplate(plan: Plan): JobTemplate {
     pool: plan.sweep.pool,
     timeoutS: plan.sweep.timeout_s,
     powerWaitS: plan.sweep.power_wait_s,
+    gpusWaitS: plan.sweep.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S,
     rounds: plan.sweep.rounds,
     seed: plan.sweep.seed,
     builds: plan.builds.map((b) => ({
@@ -99,6 +103,11 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
   return jobFromTemplate(planTemplate(plan), run, submittedAt);
 }
 
+/** The GPUs a run takes (its points share the count: interleave groups only variants and builds). */
+export function runGpus(run: Pick<PlannedRun, 'points'>): number {
+  return pointGpus(run.points[0]!.point);
+}
+
 export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: number): RunJob {
   return {
     runId: run.id,
@@ -108,6 +117,8 @@ export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: nu
     seed: run.seed,
     timeoutS: t.timeoutS,
     powerWaitS: t.powerWaitS,
+    // Only where it applies: one-GPU jobs stay as they were.
+    ...(runGpus(run) > 1 ? { gpusWaitS: t.gpusWaitS } : {}),
     submittedAt,
     rounds: t.rounds,
     builds: templateBuilds(t, run),
@@ -130,11 +141,14 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
   await saveBundles(db, planBundles(plan));
   const template = planTemplate(plan);
   const prefix = queuePrefix();
-  await redis.sadd(poolsKey(prefix), plan.sweep.pool);
   const pending = plan.runs.filter((r) => written.pending.has(r.id));
+  // Every GPU count of the sweep is noted (a queue per count, queue/names.ts), so status, cancel and the
+  // collector look at each of the pool's queues, even one whose runs have all finished.
+  await notePoolGpus(redis, plan.sweep.pool, plan.runs.map(runGpus), prefix);
   // Work for the sweep again: a cancel of an earlier submission must not stop it.
   if (pending.length > 0) await clearCancel(redis, plan.sweepId);
-  // Every run the database does not hold as finished gets a job, whatever Redis remembers (queue/requeue.ts).
+  // Every run the database does not hold as finished gets a job in its GPU count's queue, whatever Redis
+  // remembers (queue/requeue.ts).
   const queued = await enqueueUnfinished(db, redis, template, pending);
   const retry = opts.retry && opts.retry.length ? await retryRuns(db, redis, template, opts.retry) : null;
   const alreadyEnded = { ...written.ended };

@@ -2,7 +2,9 @@
  * The environment a run was measured in, reduced to the few things a
  * comparison must not mix: the GPU model, the clock and power settings the
  * point asked for, and the band of the SM clock actually observed during the
- * run (a locked clock can still sag; an unlocked one wanders). Run.env and
+ * run (a locked clock can still sag; an unlocked one wanders), and for a run
+ * on several GPUs how they were linked (NVLink or PCIe between each pair, the
+ * worker's `nvidia-smi topo -m`: worker/gpu/topology.ts). Run.env and
  * Run.telemetry are JSON whose keys grow over time, so everything here reads
  * them leniently: an unknown key is ignored, a missing one reads as 'n/a'.
  */
@@ -19,6 +21,10 @@ export interface RunEnvironment {
   band: string;
   /** Median observed SM clock, MHz, when known. */
   observedMhz: number | null;
+  /** GPUs the run used (1 unless the point asked for more). */
+  gpus: number;
+  /** Several GPUs: the links between them, order-free ("NV18", "NV18 x6", "PIX + SYS x2"; '?' for unknown); '' for one. */
+  topology: string;
 }
 
 export function settingText(v: Point['clock'] | Point['power']): string {
@@ -59,7 +65,7 @@ export function clockBand(mhz: number | null, width: number): string {
 }
 
 export interface EnvInput {
-  point: Pick<Point, 'backend' | 'clock' | 'power'>;
+  point: Pick<Point, 'backend' | 'clock' | 'power'> & Partial<Pick<Point, 'gpus'>>;
   envJson: string | null;
   telemetryJson: string | null;
   /** The GPU of the worker that ran it (Worker.gpu), when known. */
@@ -72,20 +78,24 @@ export function runEnvironment(i: EnvInput): RunEnvironment {
   const envGpu = env?.['gpu'];
   const gpu = typeof envGpu === 'string' && envGpu !== '' ? envGpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
   const observedMhz = observedSmMhz(i.telemetryJson);
+  const gpus = typeof env?.['gpus'] === 'number' && env['gpus'] > 1 ? env['gpus'] : (i.point.gpus ?? 1);
+  const summary = record(env?.['topology'])?.['summary'];
   return {
     gpu,
     clock: settingText(i.point.clock),
     power: settingText(i.point.power),
     band: clockBand(observedMhz, i.bandMhz),
     observedMhz,
+    gpus,
+    topology: gpus > 1 ? (typeof summary === 'string' && summary !== '' ? summary : 'unknown links') : '',
   };
 }
 
-/** Key of the environment group (what runs must share to be compared). */
+/** Key of the environment group (what runs must share to be compared): for several GPUs, their count and links too. */
 export function envKey(e: RunEnvironment): string {
-  return `${e.gpu}|${e.clock}|${e.power}|${e.band}`;
+  return `${e.gpu}|${e.clock}|${e.power}|${e.band}` + (e.gpus > 1 ? `|${e.gpus}|${e.topology}` : '');
 }
 
 export function envLabel(e: RunEnvironment): string {
-  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}`;
+  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}` + (e.gpus > 1 ? ` · ${e.gpus} GPUs ${e.topology}` : '');
 }

@@ -39,6 +39,8 @@ export const RunJobSchema = z.strictObject({
   seed: z.int().nonnegative(),
   timeoutS: z.int().positive(),
   powerWaitS: z.int().nonnegative(),
+  /** A job with gpus > 1: how long after submittedAt it may wait for a live worker with that many GPUs (s). */
+  gpusWaitS: z.int().nonnegative().optional(),
   /** First time the job was enqueued (ms since epoch): the power-source deadline counts from here. */
   submittedAt: z.number(),
   rounds: z.int().positive(),
