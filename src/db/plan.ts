@@ -1,7 +1,10 @@
 /**
  * The sweep's plan in the database: one Sweep row and one Run row per planned
  * run (status `queued`), written before anything is enqueued. Re-submitting
- * writes nothing new and tells which runs still need a job.
+ * writes nothing new and tells which runs still need a job. The collector
+ * writes the same rows into its own database from the sweep's definition
+ * that travels with the jobs (queue/sweep-definition.ts), through
+ * writePlanRows, when the submitter wrote another database.
  */
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
