@@ -10,7 +10,7 @@ import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { BuildFlagSchema } from '../schema/sweep.js';
 import { buildCommit, type JobTemplate } from './submit.js';
-import { pinDefinition } from './sweep-definition.js';
+import { definitionHash } from './sweep-definition.js';
 
 /** The fields of Sweep.spec (db/plan.ts: the normalised sweep and its resolved builds) a job is made of. */
 const StoredSpecSchema = z.looseObject({
@@ -23,8 +23,9 @@ const StoredSpecSchema = z.looseObject({
 });
 
 /**
- * `redis`: pin the sweep's definition there (queue/sweep-definition.ts) and let the jobs name it, when Redis
- * still holds it; the runs of a sweep whose definition is gone are recorded by the collector as before.
+ * `redis`: the jobs name the sweep's definition there (queue/sweep-definition.ts) when Redis still holds it
+ * (enqueueUnfinished pins it once it enqueues); the runs of a sweep whose definition is gone are recorded
+ * by the collector as before.
  */
 export async function storedTemplate(db: Db, sweepId: string, redis?: Redis): Promise<JobTemplate> {
   const sweep = await db.sweep.findUnique({ where: { id: sweepId }, select: { spec: true } });
@@ -42,7 +43,7 @@ export async function storedTemplate(db: Db, sweepId: string, redis?: Redis): Pr
   const spec = parsed.data;
   const hashes = spec.resolvedBuilds.map((b) => b.source).filter((h) => h !== 'worker');
   const sources = new Map((hashes.length ? await db.buildSource.findMany({ where: { hash: { in: hashes } } }) : []).map((s) => [s.hash, s]));
-  const definition = redis ? await pinDefinition(redis, sweepId) : null;
+  const definition = redis ? await definitionHash(redis, sweepId) : null;
   return {
     sweepId,
     definition,

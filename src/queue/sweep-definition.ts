@@ -152,16 +152,14 @@ export async function fetchDefinition(redis: Redis, sweepId: string, prefix = qu
   return blob && hash ? { blob, hash: hash.toString('utf8') } : null;
 }
 
-// One script: a definition is pinned and its hash returned, or nil when it is gone.
-const PIN = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('PERSIST', KEYS[1])
-return redis.call('HGET', KEYS[1], 'hash')`;
+/** The hash of a sweep's stored definition, or null when Redis holds none. */
+export async function definitionHash(redis: Redis, sweepId: string, prefix = queuePrefix()): Promise<string | null> {
+  return redis.hget(definitionKey(sweepId, prefix), 'hash');
+}
 
-/** A sweep that gets work again (sweep resume, sweep retry): its definition kept with no expiry; its hash, or null when gone. */
-export async function pinDefinition(redis: Redis, sweepId: string, prefix = queuePrefix()): Promise<string | null> {
-  const hash = (await redis.eval(PIN, 1, definitionKey(sweepId, prefix))) as string | null;
-  return typeof hash === 'string' ? hash : null;
+/** A sweep that gets jobs again (sweep resume, sweep retry): its definition kept with no expiry until it ends again. */
+export async function pinDefinition(redis: Redis, sweepId: string, prefix = queuePrefix()): Promise<void> {
+  await redis.persist(definitionKey(sweepId, prefix));
 }
 
 /** A finished (or cancelled) sweep: its definition expires after `graceS`, as its bundles do. */

@@ -113,6 +113,10 @@ describe('a sweep carries its own definition', () => {
     expect(String(text.stdout)).not.toContain('(unplanned)');
     // The sweep ended: its definition expires after the grace period, like its bundles.
     await waitFor('the definition to get an expiry', async () => (await r.client.ttl(definitionKey(id, r.prefix))) > 0, 10_000);
+    // A resume with nothing to enqueue leaves it to expire.
+    const resume = await runCli(r, ['sweep', 'resume', id], { DATABASE_URL: r.dbUrl });
+    expect(String(resume.stdout)).toContain('nothing to resume');
+    expect(await r.client.ttl(definitionKey(id, r.prefix))).toBeGreaterThan(0);
     report('plan submitted to A, collector on B', { runs: 8, seconds: (Date.now() - started) / 1000, definitionBytes: stored!.length });
   }, 180_000);
 
