@@ -30,6 +30,14 @@
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
  *
+ * A sweep's plan travels with its jobs (queue/sweep-definition.ts): at the
+ * first outcome of a sweep this database holds no plan for (submitted to
+ * another database, or without DATABASE_URL to a local ./moefarm.db), the
+ * collector reads the sweep's definition from Redis and records the plan,
+ * name and baseline included, the way `sweep submit` does; then the result.
+ * A definition that is gone is logged as a warning, and the results are
+ * recorded under `(unplanned)` as before.
+ *
  * Each outcome it takes ends in one log line: run, sweep, status, the run's
  * wall time, its worker, and whether it was recorded or a duplicate.
  */
@@ -40,6 +48,8 @@ import { bundleGraceSeconds, queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
+import { UNPLANNED, writePlanRows } from '../db/plan.js';
+import { decodeDefinition, fetchDefinition, releaseDefinition } from '../queue/sweep-definition.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
 import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
@@ -108,6 +118,8 @@ export class Collector {
   private readonly batchSize: number;
   private readonly log: Log;
   private fatal: Error | null = null;
+  /** Sweeps whose plan this database holds, or whose definition could not give one (warned once): not looked up again. */
+  private readonly planned = new Set<string>();
   recorded = 0;
   duplicates = 0;
   /** Results the database refused and that were recorded as `collector-error` instead. */
@@ -200,6 +212,7 @@ export class Collector {
   private async write(batch: Pending[]): Promise<void> {
     if (this.fatal) return rejectAll(batch, this.fatal);
     try {
+      await this.ensurePlans(batch.map((p) => p.outcome));
       const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
       // Before the acknowledgements: whoever waits for the last outcome finds the bundles already released.
       await this.releaseFinished(batch.filter((_, i) => results[i] === 'recorded').map((p) => p.outcome.sweepId));
@@ -434,8 +447,68 @@ export class Collector {
       startedAt: job.processedOn ?? null,
       finishedAt: job.finishedOn ?? Date.now(),
     };
+    await this.ensurePlans([o]);
     this.logOutcome(o, await recordOutcome(this.opts.db, o));
     await this.releaseFinished([o.sweepId]);
+  }
+
+  /**
+   * Records the plan of each sweep of these outcomes that this database holds no plan for, from the
+   * definition its jobs name (queue/sweep-definition.ts), through the code `sweep submit` writes it with.
+   * Throws only when the database is away (the batch then waits in Redis and comes back); anything else
+   * (the definition gone, changed, unreadable, or its rows refused) is a warning, and the outcomes are
+   * recorded as before, under `(unplanned)` where the sweep has no row.
+   */
+  private async ensurePlans(outcomes: readonly ParsedOutcome[]): Promise<void> {
+    const wanted = new Map<string, string>();
+    for (const o of outcomes) if (o.job.definition && !this.planned.has(o.sweepId)) wanted.set(o.sweepId, o.job.definition);
+    if (wanted.size === 0) return;
+    const rows = await this.opts.db.sweep.findMany({ where: { id: { in: [...wanted.keys()] } }, select: { id: true, name: true } });
+    for (const r of rows) {
+      if (r.name === UNPLANNED) continue;
+      this.planned.add(r.id);
+      wanted.delete(r.id);
+    }
+    for (const [sweepId, hash] of wanted) {
+      let stored: Awaited<ReturnType<typeof fetchDefinition>>;
+      try {
+        stored = await fetchDefinition(this.opts.connection, sweepId);
+      } catch (err) {
+        // Redis away: try again with the next outcome of this sweep.
+        this.log.warn({ sweepId, reason: (err as Error).message }, `sweep ${sweepId}: reading its definition from Redis: ${(err as Error).message}; recording its outcomes without its plan for now`);
+        continue;
+      }
+      const skip = (why: string) => {
+        this.planned.add(sweepId);
+        this.log.warn({ event: 'no-plan', sweepId, reason: why }, `sweep ${sweepId}: ${why}; its results are recorded under ${UNPLANNED}, without its name and baseline (submitting its sweep file with this DATABASE_URL records the plan)`);
+      };
+      if (!stored) {
+        skip('its jobs name a definition that Redis no longer holds (expired after the sweep ended, or Redis lost it)');
+        continue;
+      }
+      let def: Awaited<ReturnType<typeof decodeDefinition>>;
+      try {
+        def = await decodeDefinition(stored.blob);
+      } catch (err) {
+        skip(`its definition in Redis cannot be read (${(err as Error).message.slice(0, 300)})`);
+        continue;
+      }
+      if (def.sweepId !== sweepId || def.hash !== hash) {
+        skip(`its definition in Redis is not the one its jobs name (${def.sweepId} ${def.hash.slice(0, 12)}, the job names ${sweepId} ${hash.slice(0, 12)})`);
+        continue;
+      }
+      try {
+        const w = await writePlanRows(this.opts.db, def.rows, def.label);
+        this.planned.add(sweepId);
+        this.log.info(
+          { event: 'plan', sweepId, name: def.name, runs: def.rows.runs.length, created: w.created },
+          `sweep ${sweepId} (${def.name}): plan recorded from its jobs' definition (${def.rows.runs.length} runs, ${w.created} new rows)`,
+        );
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) throw err;
+        skip(`the database refused its plan: ${refusalReason(err)}`);
+      }
+    }
   }
 
   /**
@@ -450,6 +523,7 @@ export class Collector {
         if (open === 0) {
           this.sweepFinished(sweepId);
           await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+          await releaseDefinition(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
         }
       } catch (err) {
         this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);

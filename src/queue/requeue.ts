@@ -36,6 +36,7 @@ import { clearCancel } from './cancel.js';
 import { jobKey, notePoolGpus, RESULTS_QUEUE, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
 import { jobFromTemplate, runGpus, type JobTemplate } from './submit.js';
+import { pinDefinition } from './sweep-definition.js';
 
 export type EntryState = 'absent' | 'pending' | 'completed' | 'failed';
 
@@ -154,6 +155,8 @@ async function enqueueInQueue(
       );
       report.stale += fresh.filter((c) => c.job !== 'absent' || c.outcome !== 'absent').length;
       if (fresh.length > 0) {
+        // Jobs that name the sweep's definition keep it from expiring until the sweep ends again.
+        if (t.definition) await pinDefinition(redis, t.sweepId, prefix);
         await queue.addBulk(fresh.map((c) => ({ name: 'run', data: jobFromTemplate(t, c.run, submittedAt), opts: { ...RUN_JOB_OPTIONS, jobId: c.run.id } })));
         report.enqueued += fresh.length;
       }

@@ -4,6 +4,8 @@
  * id it already holds and the plan skips runs that already have an outcome,
  * so submitting the same sweep twice adds no work.
  */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
@@ -18,6 +20,7 @@ import { DEFAULT_GPUS_WAIT_S, pointGpus } from '../schema/sweep.js';
 import { enqueueUnfinished } from './requeue.js';
 import { clearCancel } from './cancel.js';
 import { retryRuns, type RetryReport } from './retry.js';
+import { encodeDefinition, storeDefinition } from './sweep-definition.js';
 
 export interface SubmitReport {
   sweepId: string;
@@ -39,6 +42,8 @@ export interface SubmitReport {
   alreadyEnded: Record<string, number>;
   /** With --retry: the runs put back in the queue. */
   retry: RetryReport | null;
+  /** The database held this sweep's plan before (an earlier submission, or one that ran at the same time and went first). */
+  alreadySubmitted: boolean;
 }
 
 export interface SubmitOptions {
@@ -65,6 +70,8 @@ export interface JobTemplate {
   /** Seed of rep 0; rep r uses seed + r. */
   seed: number;
   builds: JobBuild[];
+  /** The hash of the sweep's definition in Redis (queue/sweep-definition.ts), carried by every job; absent: none. */
+  definition?: string | null;
 }
 
 /** The commit a build's binary reports: hex, "-dirty" when the source had edits not committed. */
@@ -123,6 +130,7 @@ export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: nu
     rounds: t.rounds,
     builds: templateBuilds(t, run),
     points: run.points,
+    ...(t.definition ? { definition: t.definition } : {}),
   };
 }
 
@@ -133,13 +141,42 @@ export function planBundles(plan: Plan): Array<{ hash: string; blob: Buffer }> {
   return [...out].map(([hash, blob]) => ({ hash, blob }));
 }
 
+/**
+ * Two submissions of one sweep at once (two shells, a script run twice) take turns: each holds a lock in
+ * Redis while it writes the plan and enqueues, so the second finds the first's plan and jobs and says so
+ * ("already submitted", "enqueued 0 (N already queued…)") instead of counting the same jobs twice. Every
+ * step is idempotent anyway; the lock makes the report true. It expires on its own if its holder dies.
+ */
 export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: string | null, opts: SubmitOptions = {}): Promise<SubmitReport> {
+  const key = `${queuePrefix()}:sweep:${plan.sweepId}:submitting`;
+  const token = randomUUID();
+  const until = Date.now() + SUBMIT_LOCK_MS;
+  while ((await redis.set(key, token, 'PX', SUBMIT_LOCK_MS, 'NX')) === null) {
+    if (Date.now() > until) break; // its holder is taking very long: go ahead, every step is idempotent
+    await sleep(100);
+  }
+  try {
+    return await submitLocked(db, redis, plan, source, opts);
+  } finally {
+    await redis.eval(UNLOCK, 1, key, token).catch(() => {});
+  }
+}
+
+/** How long a submission holds the lock at most (a 200,000-run submit takes about half a minute). */
+const SUBMIT_LOCK_MS = 5 * 60_000;
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+async function submitLocked(db: Db, redis: Redis, plan: Plan, source: string | null, opts: SubmitOptions): Promise<SubmitReport> {
   // Bundles first, then the plan, then the jobs: a job never names a bundle that is not there yet. The
   // database keeps each bundle too, so the sweep can be resumed after Redis lost it (sweep resume).
   await storeBundles(redis, plan.sweepId, planBundles(plan));
   const written = await recordPlan(db, plan, source, opts.label ?? null);
   await saveBundles(db, planBundles(plan));
-  const template = planTemplate(plan);
+  // The plan travels too, once per sweep: the collector records it in its own database, wherever this one is.
+  // The label the database now holds goes with it (a re-submit without --label keeps the label it had).
+  const definition = await encodeDefinition(plan, source, opts.label ?? written.previousLabel);
+  await storeDefinition(redis, definition);
+  const template: JobTemplate = { ...planTemplate(plan), definition: definition.hash };
   const prefix = queuePrefix();
   const pending = plan.runs.filter((r) => written.pending.has(r.id));
   // Every GPU count of the sweep is noted (a queue per count, queue/names.ts), so status, cancel and the
@@ -171,6 +208,7 @@ export async function submitPlan(db: Db, redis: Redis, plan: Plan, source: strin
     alreadyDone: written.ended['done'] ?? 0,
     alreadyEnded,
     retry,
+    alreadySubmitted: written.existed,
   };
 }
 

@@ -47,6 +47,11 @@ export const RunJobSchema = z.strictObject({
   /** The builds this job runs (one, or with interleave every build of the point), each in every round. */
   builds: z.array(JobBuildSchema).min(1).max(16),
   points: z.array(JobPointSchema).min(1),
+  /**
+   * The sha256 of the sweep's definition stored once in Redis (queue/sweep-definition.ts): the collector
+   * records the sweep's plan from it wherever the sweep was submitted from. Absent: none travelled.
+   */
+  definition: SourceHashSchema.optional(),
   /** TEST ONLY: make the native run misbehave. Honoured only by a worker started with test hooks enabled. */
   test: z
     .strictObject({

@@ -221,7 +221,12 @@ const plannedJson = new WeakMap<PlannedPoint, string>();
  * point's keys a second time cost a tenth of the submit time).
  */
 export function pointsJson(points: readonly PlannedPoint[]): string {
-  return `[${points.map((p) => plannedJson.get(p) ?? canonicalJson(p)).join(',')}]`;
+  return `[${points.map(pointJson).join(',')}]`;
+}
+
+/** canonicalJson of one planned point ({build, hash, point}). */
+export function pointJson(p: PlannedPoint): string {
+  return plannedJson.get(p) ?? canonicalJson(p);
 }
 
 function excludes(rule: Exclude, point: Point, build: string): boolean {
