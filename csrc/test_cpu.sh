@@ -31,6 +31,10 @@ for r in d["results"]:
     assert r["energy"]["joules_per_forward"] is None and r["energy"]["reason"], r["energy"]
     for name, t in r["tunables"].items():
         assert t["source"] in ("flag", "tuning_table", "default", "heuristic") and isinstance(t["value"], int), (name, t)
+    if d["config"]["gpus"] > 1:  # expert parallelism: bit for bit the same layer on one device
+        assert r["ep"]["gpus"] == d["config"]["gpus"] and r["ep"]["single_device"]["equal"] is True, r["ep"]
+    else:
+        assert r["ep"] is None
 assert d["bytes_per_iter"] > 0
 ' "$1"
 }
@@ -74,6 +78,11 @@ run --model tiny --variant "$VARIANTS" --tune fused:group=2 --no-tuning-table --
 run --model qwen3-30b-a3b --variant "$VARIANTS" --iters 3 --warmup 1
 run --model olmoe-1b-7b --variant "$VARIANTS" --iters 3 --warmup 1 --dtype fp16
 run --model deepseek-v2-lite --variant "$VARIANTS" --iters 3 --warmup 1 --tokens 2
+# Expert parallelism over N simulated devices (--gpus N): each holds its own T tokens.
+for G in 2 4; do
+  run --model tiny --variant "$VARIANTS" --gpus $G --tokens 3 --iters 3 --warmup 1
+done
+run --model olmoe-1b-7b --variant "$VARIANTS" --gpus 8 --iters 2 --warmup 0 --dtype fp16
 # fp8 weights (e4m3, per-output-channel scales) and shared experts, against the same fp64 oracle
 for T in 1 4; do
   run --model tiny --variant "$VARIANTS" --dtype fp8 --tokens $T --iters 3 --warmup 1
@@ -83,6 +92,10 @@ done
 run --hidden 192 --inter 160 --experts 8 --topk 2 --shared-experts 3 --shared-inter 40 --variant "$VARIANTS" --dtype fp16 --tokens 9 --iters 3
 run --model qwen3-30b-a3b --variant "$VARIANTS" --dtype fp8 --iters 2 --warmup 1
 run --model deepseek-v2-lite-shared --variant "$VARIANTS" --iters 2 --warmup 1
+# The split combined with shared experts and fp8 (equal bit for bit to one device, checked inside the binary).
+run --model tiny-shared --variant "$VARIANTS" --gpus 2 --dtype fp8 --tokens 3 --iters 3 --warmup 1
+run --model tiny-shared --variant "$VARIANTS" --gpus 4 --tokens 2 --iters 3 --warmup 1
+run --model tiny --variant "$VARIANTS" --gpus 4 --dtype fp8 --tokens 1 --iters 3 --warmup 1
 
 expect_rc 2 --model tiny --tokens 0
 expect_rc 2 --model tiny --bogus-flag
@@ -94,6 +107,8 @@ expect_rc 2 --model tiny --variant fused --tune group=3
 expect_rc 2 --model tiny --variant reference --tune group=2
 expect_rc 2 --model tiny --variant fused --tune group
 expect_rc 2 --model tiny --variant fused --tune separate:group=2
+expect_rc 2 --model tiny --gpus 3
+expect_rc 2 --model tiny --gpus 0
 expect_rc 3 --model tiny --test-output exit3
 expect_rc 2 --model tiny --shared-experts 2                 # no --shared-inter
 expect_rc 2 --model tiny --shared-inter 64                  # no --shared-experts

@@ -36,6 +36,21 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+/** `--gpus`: 'all', or GPU indices separated by commas (0,1,2,3), each once. */
+export function gpuList(value: string): number[] | 'all' {
+  const v = value.trim();
+  if (v === 'all') return 'all';
+  const parts = v.split(',').map((p) => p.trim());
+  const list = parts.map(integer);
+  if (parts.length === 0 || list.some((n) => n === null || !Number.isSafeInteger(n))) {
+    throw new InvalidArgumentError(`expected 'all' or GPU indices separated by commas (0,1,2,3), got "${value}"`);
+  }
+  const nums = list as number[];
+  const twice = nums.find((n, i) => nums.indexOf(n) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`GPU ${twice} is listed twice in "${value}"`);
+  return nums;
+}
+
 /** A percentage: 0 or more, decimals allowed (5, 2.5); at most 1000. */
 export function percent(value: string): number {
   const v = value.trim();

@@ -5,7 +5,7 @@
  * typed errors; only this file turns them into messages and exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { commanderExitCode, EXIT_CODES_HELP, label, listenPort, needs, needsOneOf, nonNegativeInt, percent, pointInTime, positiveInt, webhookUrl } from './cli-args.js';
+import { commanderExitCode, EXIT_CODES_HELP, gpuList, label, listenPort, needs, needsOneOf, nonNegativeInt, percent, pointInTime, positiveInt, webhookUrl } from './cli-args.js';
 import { exitCodeOf, UsageError } from './errors.js';
 import type { WorkerCommandOptions as WorkerCliOptions } from './commands/worker.js';
 import { redactText } from './util/redact.js';
@@ -92,10 +92,11 @@ sweep
 
 program
   .command('worker')
-  .description('run jobs of one pool on this machine (one worker per GPU)')
+  .description('run jobs of one pool on this machine (one worker per GPU, or one for several GPUs with --gpus)')
   .option('--pool <pool>', 'pool (queue) to serve', 'default')
   .addOption(new Option('--backend <backend>', 'native backend').choices(['cpu', 'cuda']).default('cpu'))
   .option('--gpu <n>', 'GPU index: the GPU this worker owns, controls and records (default 0 with --backend cuda)', nonNegativeInt)
+  .option('--gpus <list>', "GPUs this worker owns: indices (0,1,2,3) or 'all' (nvidia-smi -L); it then also takes jobs of up to that many GPUs (sweep axis gpus)", gpuList)
   .addOption(new Option('--arch <arch>', 'CUDA target (cuda backend)').choices(['sm_90a', 'sm_89', 'sm_80']).default('sm_90a'))
   .option('--name <name>', 'worker name (default host/pool/device)')
   .option('--once', 'exit when the queue is empty')
@@ -105,9 +106,10 @@ program
   .addOption(logFormatOption())
   .addOption(new Option('--test-hooks', 'honour TEST ONLY hooks in jobs').hideHelp())
   .action(async (opts: WorkerCliOptions, cmd: Command) => {
-    const ownsGpu = opts.backend === 'cuda' || opts.gpu !== undefined;
+    if (opts.gpu !== undefined && opts.gpus !== undefined) throw new UsageError('moefarm worker: --gpu and --gpus: give one (--gpu N is --gpus N)');
+    const ownsGpu = opts.backend === 'cuda' || opts.gpu !== undefined || opts.gpus !== undefined;
     needs(cmd, 'arch', opts.backend === 'cuda', '--backend cuda (the CPU build has no CUDA target)');
-    for (const o of ['allowClockControl', 'allowPowerControl', 'telemetry']) needs(cmd, o, ownsGpu, 'a GPU (--gpu N or --backend cuda)');
+    for (const o of ['allowClockControl', 'allowPowerControl', 'telemetry']) needs(cmd, o, ownsGpu, 'a GPU (--gpu N, --gpus LIST or --backend cuda)');
     const { workerCommand } = await import('./commands/worker.js');
     await workerCommand(opts);
   });

@@ -30,6 +30,11 @@ export function databaseUrl(): string {
   return process.env['DATABASE_URL'] ?? 'file:./moefarm.db';
 }
 
+/** Whether DATABASE_URL is set (databaseUrl() falls back to the default file otherwise). */
+export function databaseUrlIsSet(): boolean {
+  return process.env['DATABASE_URL'] !== undefined;
+}
+
 /** Prefix of every Redis key the farm writes (BullMQ's prefix). Tests set their own. */
 export function queuePrefix(): string {
   return process.env['MOEFARM_PREFIX'] ?? 'moefarm';
@@ -98,6 +103,11 @@ export function maxWeightGib(): number | undefined {
 /** Where the OS lists power supplies (a laptop's AC adapter and battery). */
 export function powerSupplyDir(): string {
   return process.env['MOEFARM_POWER_SUPPLY_DIR'] ?? '/sys/class/power_supply';
+}
+
+/** Host-wide folder of the lock per GPU (worker/gpu/lock.ts): every worker of a host must see the same one. */
+export function gpuLockDir(): string {
+  return process.env['MOEFARM_GPU_LOCK_DIR'] ?? '/tmp/moefarm-gpu-locks';
 }
 
 /** The nvidia-smi the worker calls (a path or a name on PATH). */

@@ -138,6 +138,45 @@ describe('the variant table is the binary\'s', () => {
     expect(await refusal(cpuBin, ['--model', 'tiny', '--variant', 'fused', '--tune', 'separate:ffn1_tile=8'])).toMatch(/--tune: separate: not one of the listed variants/);
   });
 
+  it('refuses a GPU count the variant cannot use or split, in unsupportedReason\'s words', async () => {
+    const reference = findVariant(table, 'reference')!;
+    const tiny = { hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 2, dtype: 'bf16' };
+    for (const gpus of [3, 16]) {
+      const why = unsupportedReason(table, reference, { ...tiny, gpus });
+      expect(why).toMatch(/gpus \(/);
+      expect(await refusal(cpuBin, ['--variant', 'reference', ...shapeArgs(tiny), '--gpus', String(gpus)])).toBe(`moe-bench: variant reference: ${why}`);
+    }
+    expect(unsupportedReason(table, findVariant(table, 'separate')!, { ...tiny, gpus: 2 })).toBe('gpus (2) must be <= 1 (the variant has no multi-GPU code)');
+  });
+
+  it('--gpus N: the experts split over N devices give, bit for bit, the layer on one device, and pass the oracle', async () => {
+    for (const [gpus, dtype] of [[2, 'bf16'], [4, 'fp32'], [8, 'fp16']] as const) {
+      const r = await execa(cpuBin, ['--model', 'tiny', '--tokens', '3', '--gpus', String(gpus), '--dtype', dtype, '--variant', 'reference,fused', '--iters', '2', '--warmup', '0']);
+      const out = BenchOutputSchema.parse(JSON.parse(r.stdout));
+      expect(out.config).toMatchObject({ tokens: 3, gpus, layer_tokens: 3 * gpus });
+      for (const v of out.results) {
+        expect(v.check.pass, v.variant).toBe(true);
+        const ep = (v as unknown as { ep: { gpus: number; experts_per_gpu: number; tokens_per_gpu: number; comm: string; tokens_sent: number[][]; single_device: { compared_forwards: number; equal: boolean; differing_values: number; max_abs_diff: number } } }).ep;
+        expect(ep).toMatchObject({ gpus, experts_per_gpu: 16 / gpus, tokens_per_gpu: 3, comm: 'memcpy' });
+        // Every checked forward was run again on one device: not one value differed.
+        expect(ep.single_device).toMatchObject({ equal: true, differing_values: 0, max_abs_diff: 0 });
+        expect(ep.single_device.compared_forwards).toBeGreaterThanOrEqual(3);
+        // Each device sends each of its tokens at most once to each owner, and at least once somewhere.
+        expect(ep.tokens_sent).toHaveLength(gpus);
+        for (const row of ep.tokens_sent) {
+          expect(row).toHaveLength(gpus);
+          const sum = row.reduce((a, b) => a + b, 0);
+          expect(sum).toBeGreaterThanOrEqual(3);
+          expect(sum).toBeLessThanOrEqual(3 * Math.min(gpus, 4));
+        }
+      }
+    }
+    // Without --gpus: no split, and the JSON says so.
+    const one = BenchOutputSchema.parse(JSON.parse((await execa(cpuBin, ['--model', 'tiny', '--iters', '1', '--warmup', '0'])).stdout));
+    expect(one.config).toMatchObject({ gpus: 1, layer_tokens: 1 });
+    expect((one.results[0] as unknown as { ep: unknown }).ep).toBeNull();
+  });
+
   it('echoes every tunable with its source, and --tune changes the run', async () => {
     const run = async (extra: string[]) => {
       const r = await execa(cpuBin, ['--model', 'tiny', '--tokens', '3', '--variant', 'reference,fused', '--iters', '2', '--warmup', '0', ...extra]);

@@ -125,3 +125,27 @@ export function noWorkerWarning(pool: string, live: ReadonlyMap<string, number>)
     `(moefarm worker --pool ${pool}); ${others.length ? `live workers serve: ${others.join(', ')}` : 'no worker is live on any pool'} (moefarm workers lists them)`
   );
 }
+
+/** The most GPUs a live worker of the pool owns (0: none live; a worker without a GPU counts as 1: it serves one-GPU jobs). */
+export async function mostLiveGpus(redis: Redis, pool: string, prefix = queuePrefix()): Promise<number> {
+  let most = 0;
+  for (const w of await readWorkers(redis, prefix)) {
+    if (!w.live || w.snapshot.identity?.pool !== pool) continue;
+    const n = (w.snapshot as { gpuCount?: unknown }).gpuCount;
+    most = Math.max(most, 1, typeof n === 'number' ? n : 0);
+  }
+  return most;
+}
+
+/**
+ * The warning shown at submit when a sweep has points of more GPUs than any live worker of the pool owns (while
+ * at least one worker is live: with none, noWorkerWarning says more): null when a worker owns enough.
+ */
+export function gpusWarning(pool: string, wanted: readonly number[], most: number, waitS: number): string | null {
+  const short = [...new Set(wanted)].filter((n) => n > most).sort((a, b) => a - b);
+  if (most === 0 || short.length === 0) return null;
+  return (
+    `warning: no live worker of pool ${pool} owns ${short.join(' or ')} GPUs (the most: ${most}): those points end as unsatisfiable ` +
+    `${waitS} s after submission (gpus_wait_s) unless one starts (moefarm worker --pool ${pool} --gpus 0,1,…)`
+  );
+}

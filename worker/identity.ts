@@ -19,10 +19,16 @@ export async function queryGpu(index: number): Promise<GpuInfo | null> {
   return { name, driver, uuid };
 }
 
-export async function workerIdentity(opts: { pool: string; backend: BuildBackend; gpuIndex: number | null; name?: string }): Promise<WorkerIdentity> {
+/**
+ * The worker's identity. Its default id names its device: host/pool/gpu0, host/pool/gpus0,1,2,3 for a
+ * worker that owns several, host/pool/cpu for a CPU worker.
+ */
+export async function workerIdentity(opts: { pool: string; backend: BuildBackend; gpuIndex: number | null; gpuIndices?: readonly number[]; name?: string }): Promise<WorkerIdentity> {
   const host = hostname();
   const gpu = opts.backend === 'cuda' && opts.gpuIndex !== null ? await queryGpu(opts.gpuIndex) : null;
-  const id = opts.name ?? `${host}/${opts.pool}/${opts.backend === 'cuda' ? `gpu${opts.gpuIndex ?? 0}` : 'cpu'}`;
+  const several = opts.gpuIndices && opts.gpuIndices.length > 1 ? opts.gpuIndices : null;
+  const device = several ? `gpus${several.join(',')}` : opts.backend === 'cuda' ? `gpu${opts.gpuIndex ?? 0}` : 'cpu';
+  const id = opts.name ?? `${host}/${opts.pool}/${device}`;
   return {
     id,
     host,
@@ -31,6 +37,7 @@ export async function workerIdentity(opts: { pool: string; backend: BuildBackend
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     gpu: gpu?.name ?? null,
     gpuIndex: opts.backend === 'cuda' ? opts.gpuIndex : null,
+    ...(several ? { gpuIndices: [...several] } : {}),
     driver: gpu?.driver ?? null,
     compiler: await compilerVersion(opts.backend),
     pid: process.pid,

@@ -25,14 +25,24 @@
  *
  * Identity: host/pool/device (or --name), numbered `#2`, `#3` … while a live
  * worker holds the plain one (worker/heartbeat.ts claimWorkerId).
+ *
+ * Several GPUs (--gpus 0,1,2,3 | all): the worker owns every GPU of its list
+ * (a lock per GPU, worker/gpu/lock.ts: no other worker of the host may take
+ * one of them) and listens on its pool's queues for jobs of 1 … n GPUs
+ * (src/queue/names.ts), one job at a time. A job of g GPUs runs on the first
+ * g of the list (CUDA_VISIBLE_DEVICES), each of them set up, sampled and
+ * restored as a single GPU is; the topology between them (worker/gpu/topology.ts)
+ * is recorded with the run.
  */
 import { join } from 'node:path';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../src/config.js';
-import { RESULTS_QUEUE, runQueueName } from '../src/queue/names.js';
+import { RESULTS_QUEUE, runQueueName, workerLiveKey } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
 import { RunJobSchema, type BuiltOutput, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
+import { pointGpus } from '../src/schema/sweep.js';
+import { UsageError } from '../src/errors.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
 import { formatIssues } from '../src/schema/issues.js';
 import { binaryArgs, processUnits, type ProcessUnit } from './args.js';
@@ -46,7 +56,9 @@ import { PermanentRunError } from './errors.js';
 import { probeGpu, readPowerSource, type GpuCapabilities } from './gpu/capabilities.js';
 import { GpuController, describe, type Applied } from './gpu/control.js';
 import { runFlags } from './gpu/flags.js';
-import { TelemetrySampler, median } from './gpu/telemetry.js';
+import { TelemetrySampler, median, mergeTelemetry } from './gpu/telemetry.js';
+import { GpuTakenError, acquireGpus, type GpuLock } from './gpu/lock.js';
+import { probeTopology, topologyOf, type Topology } from './gpu/topology.js';
 import { CancelWatch } from './cancel-watch.js';
 import { Heartbeat, claimWorkerId, type WorkerSnapshot } from './heartbeat.js';
 import { createLogger, type Log } from '../src/util/log.js';
@@ -70,6 +82,8 @@ export interface WorkerOptions {
   backend: BuildBackend;
   /** GPU this worker owns (CUDA_VISIBLE_DEVICES is set to it for the run); null: no GPU. */
   gpu: number | null;
+  /** GPUs this worker owns (--gpus), in the order jobs use them; when given, `gpu` is ignored. */
+  gpus?: number[];
   /** cuda: sm_90a | sm_89 | sm_80. */
   arch: string;
   csrc: string;
@@ -96,11 +110,24 @@ export interface WorkerOptions {
 }
 
 export class FarmWorker {
-  private worker: Worker | null = null;
+  /** One BullMQ worker per GPU count this worker can serve (1 … n), each on its queue; one job at a time over all. */
+  private workers: Worker[] = [];
   private results: Queue | null = null;
   private identity: WorkerIdentity | null = null;
-  private caps: GpuCapabilities | null = null;
-  private control: GpuController | null = null;
+  /** The GPUs this worker owns, in the order jobs use them. */
+  private readonly gpuList: number[];
+  /** Each owned GPU that answered nvidia-smi, by index. */
+  private readonly capsByGpu = new Map<number, GpuCapabilities>();
+  private readonly controls = new Map<number, GpuController>();
+  private locks: GpuLock[] = [];
+  /** `nvidia-smi topo -m` of the host, when the worker owns several GPUs. */
+  private topoMatrix: { gpus: number[]; links: Record<string, string> } | null = null;
+  /** A job is running (on any of the queues): the others wait. */
+  private running = false;
+  /** Resolved when the job in flight ends: the next one's turn (see process). */
+  private gate: Promise<void> = Promise.resolve();
+  /** Jobs fetched and waiting for their turn. */
+  private waiting = 0;
   private heartbeat: Heartbeat | null = null;
   private lease: WorkerLease | null = null;
   private closing: Promise<void> | null = null;
@@ -112,25 +139,65 @@ export class FarmWorker {
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.log ?? createLogger({ name: 'worker' });
+    this.gpuList = opts.gpus ? [...opts.gpus] : opts.gpu !== null ? [opts.gpu] : [];
+    if (new Set(this.gpuList).size !== this.gpuList.length) throw new UsageError(`--gpus: GPU listed twice (${this.gpuList.join(',')})`);
   }
 
+  /** The first GPU's capabilities (the one a one-GPU job runs on); null without a GPU or when it did not answer. */
   get capabilities(): GpuCapabilities | null {
-    return this.caps;
+    return this.gpuList.length ? (this.capsByGpu.get(this.gpuList[0]!) ?? null) : null;
+  }
+
+  /** Every owned GPU that answered nvidia-smi, in the order jobs use them. */
+  get allCapabilities(): GpuCapabilities[] {
+    return this.gpuList.flatMap((g) => this.capsByGpu.get(g) ?? []);
+  }
+
+  /** The topology between all the GPUs this worker owns; null with fewer than two. */
+  get topology(): Topology | null {
+    return this.gpuList.length > 1 ? topologyOf(this.topoMatrix, this.gpuList) : null;
+  }
+
+  /** Most GPUs one job may take here: the GPUs owned (a worker without a GPU serves one-GPU jobs, as always). */
+  get gpuCount(): number {
+    return Math.max(1, this.gpuList.length);
   }
 
   async start(): Promise<WorkerIdentity> {
-    const identity = await workerIdentity({ pool: this.opts.pool, backend: this.opts.backend, gpuIndex: this.opts.gpu, ...(this.opts.name ? { name: this.opts.name } : {}) });
+    const identity = await workerIdentity({
+      pool: this.opts.pool,
+      backend: this.opts.backend,
+      gpuIndex: this.gpuList[0] ?? null,
+      gpuIndices: this.gpuList,
+      ...(this.opts.name ? { name: this.opts.name } : {}),
+    });
     // One id per live worker: a second worker on this host, pool and device (or with the same --name) gets `#2`.
     identity.id = await claimWorkerId(this.opts.connection, identity.id, (id) => this.snapshot({ ...identity, id }));
     this.identity = identity;
-    if (this.opts.gpu !== null) {
-      this.caps = await probeGpu({ index: this.opts.gpu, allowClockControl: this.opts.allowClockControl ?? false, allowPowerControl: this.opts.allowPowerControl ?? false });
-      if (!this.caps) this.log.warn({ gpu: this.opts.gpu }, `GPU ${this.opts.gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
-      else {
-        this.control = new GpuController(this.caps, this.identity.id, this.stateDir());
-        const stale = await this.control.recoverFromMarker();
-        if (stale) this.log.warn({ gpu: stale.gpu, pid: stale.pid }, `restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
+    // Every GPU is this worker's alone (worker/gpu/lock.ts) before anything touches one: a second worker
+    // asking for a GPU that a live worker owns refuses to start, and gives its id back.
+    try {
+      this.locks = acquireGpus(this.gpuList, identity.id);
+    } catch (err) {
+      await this.opts.connection.del(workerLiveKey(identity.id)).catch(() => 0);
+      if (err instanceof GpuTakenError) throw new UsageError(`worker ${identity.id}: ${err.message}`);
+      throw err;
+    }
+    for (const gpu of this.gpuList) {
+      const caps = await probeGpu({ index: gpu, allowClockControl: this.opts.allowClockControl ?? false, allowPowerControl: this.opts.allowPowerControl ?? false });
+      if (!caps) {
+        this.log.warn({ gpu }, `GPU ${gpu} did not answer nvidia-smi: no telemetry, no clock or power control`);
+        continue;
       }
+      this.capsByGpu.set(gpu, caps);
+      const control = new GpuController(caps, this.identity.id, this.stateDir());
+      this.controls.set(gpu, control);
+      const stale = await control.recoverFromMarker();
+      if (stale) this.log.warn({ gpu: stale.gpu, pid: stale.pid }, `restored GPU ${stale.gpu} settings left by process ${stale.pid} (marker from ${stale.at})`);
+    }
+    if (this.gpuList.length > 1) {
+      this.topoMatrix = await probeTopology();
+      if (!this.topoMatrix) this.log.warn({ gpus: this.gpuList }, `nvidia-smi topo -m gave no GPU matrix: the links between GPUs ${this.gpuList.join(',')} are recorded as unknown ('?')`);
     }
     this.reapDeadWorkers();
     this.lease = WorkerLease.create(this.stateDir(), this.identity.id);
@@ -140,15 +207,19 @@ export class FarmWorker {
     this.results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     this.heartbeat = new Heartbeat(this.opts.connection, () => this.snapshot(this.identity!));
     await this.heartbeat.start();
-    this.worker = new Worker(runQueueName(this.opts.pool), (job, token, signal) => this.process(job, token, signal), {
-      connection: this.opts.connection,
-      prefix,
-      concurrency: 1,
-      lockDuration: this.opts.lockDurationMs ?? 30_000,
-      stalledInterval: Math.max(1000, Math.floor((this.opts.lockDurationMs ?? 30_000) / 2)),
-      maxStalledCount: this.opts.maxStalledCount ?? 2,
-    });
-    this.worker.on('error', (err) => this.log.error({ worker: this.identity?.id ?? null, reason: err.message }, `queue: ${err.message}`));
+    // A queue per GPU count (src/queue/names.ts): jobs of 1 … n GPUs, never more than this worker owns.
+    for (let gpus = 1; gpus <= this.gpuCount; gpus++) {
+      const w = new Worker(runQueueName(this.opts.pool, gpus), (job, token, signal) => this.process(job, token, signal), {
+        connection: this.opts.connection,
+        prefix,
+        concurrency: 1,
+        lockDuration: this.opts.lockDurationMs ?? 30_000,
+        stalledInterval: Math.max(1000, Math.floor((this.opts.lockDurationMs ?? 30_000) / 2)),
+        maxStalledCount: this.opts.maxStalledCount ?? 2,
+      });
+      w.on('error', (err) => this.log.error({ worker: this.identity?.id ?? null, reason: err.message }, `queue: ${err.message}`));
+      this.workers.push(w);
+    }
     return this.identity;
   }
 
@@ -161,7 +232,11 @@ export class FarmWorker {
       busyWith: this.busyWith,
       processed: this.processed,
       identity,
-      capabilities: this.caps,
+      capabilities: this.capabilities,
+      // Several GPUs: each one's capabilities, the count jobs may ask for, and the links between them.
+      gpuCount: this.gpuList.length,
+      gpus: this.allCapabilities,
+      topology: this.topology,
       powerSource: readPowerSource(),
     };
   }
@@ -178,6 +253,38 @@ export class FarmWorker {
       throw new UnrecoverableError(`invalid job payload: ${formatIssues(`job ${job.id}`, parsed.error.issues.slice(0, 3))}`);
     }
     const data = parsed.data;
+    // One job at a time over all this worker's queues: while one runs the other queues' BullMQ workers are
+    // paused; a job one of them fetched before the pause took effect waits here for its turn (its lock is
+    // kept fresh meanwhile), rather than going back to the queue (a delayed job would look like an empty
+    // queue to --once).
+    const turn = this.gate;
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    this.waiting++;
+    await turn;
+    this.waiting--;
+    this.running = true;
+    await this.pauseOthers(job.queueName);
+    try {
+      return await this.processOne(job, data, token, signal);
+    } finally {
+      this.running = false;
+      release();
+      // The next job in line pauses the others itself; only the last one lets them fetch again.
+      if (this.waiting === 0) await this.resumeAll();
+    }
+  }
+
+  private async pauseOthers(queueName: string): Promise<void> {
+    await Promise.all(this.workers.filter((w) => w.name !== queueName).map((w) => w.pause(true).catch(() => undefined)));
+  }
+
+  private async resumeAll(): Promise<void> {
+    if (this.closing) return;
+    await Promise.all(this.workers.map((w) => w.resume().catch(() => undefined)));
+  }
+
+  private async processOne(job: Job, data: RunJob, token: string | undefined, signal?: AbortSignal): Promise<string> {
     const first = data.points[0]!.point;
     const startedAt = Date.now();
     this.reapDeadWorkers();
@@ -185,22 +292,32 @@ export class FarmWorker {
     let applied: Applied | null = null;
     this.busyWith = data.runId;
     let cancel: CancelWatch | null = null;
+    // The GPUs this job runs on: the first `gpus` of the worker's list.
+    const used = this.gpuList.slice(0, pointGpus(first));
+    const controls = used.flatMap((g) => this.controls.get(g) ?? []);
     try {
       cancel = await CancelWatch.start(this.opts.connection, data.sweepId, this.opts.cancelPollMs);
       cancel.throwIfCancelled('before it started');
-      this.checkRequests(data);
+      this.checkRequests(data, used);
       if (first.power === 'ac' || first.power === 'battery') await this.awaitPowerSource(job, token, data, first.power);
       const builds = await this.buildAll(data);
       cancel.throwIfCancelled('while it ran');
-      if (this.control) applied = await this.control.apply(first.clock, first.power);
-      const { outputs, telemetry } = await this.measure(data, builds, [cancel.signal, ...(signal ? [signal] : [])]);
+      // Every GPU of the job gets the point's settings (each one's marker first); the first one's are reported.
+      for (const c of controls) {
+        const a = await c.apply(first.clock, first.power);
+        applied ??= a;
+      }
+      const { outputs, telemetry } = await this.measure(data, builds, used, [cancel.signal, ...(signal ? [signal] : [])]);
       const allResults = outputs.flatMap((o) => o.output.results);
       const kernelMhz = median(allResults.flatMap((r) => r.sm_clock_mhz ?? []));
       const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
       const device = outputs[0]!.output.device;
-      if (this.caps && this.caps.smCount === null && typeof device.sm_count === 'number') this.caps.smCount = device.sm_count;
+      for (const g of used) {
+        const caps = this.capsByGpu.get(g);
+        if (caps && caps.smCount === null && typeof device.sm_count === 'number') caps.smCount = device.sm_count;
+      }
       outcome = {
-        ...this.base(job, data, applied, telemetry, kernelMhz),
+        ...this.base(job, data, used, applied, telemetry, kernelMhz),
         status: 'done',
         reason: flagged.notes.length ? flagged.notes.join('; ') : null,
         flags: flagged.flags,
@@ -225,7 +342,7 @@ export class FarmWorker {
         throw err;
       }
       outcome = {
-        ...this.base(job, data, applied, null, null),
+        ...this.base(job, data, used, applied, null, null),
         status: err.status,
         reason: err.message,
         builds: [],
@@ -238,7 +355,7 @@ export class FarmWorker {
     } finally {
       cancel?.stop();
       this.busyWith = null;
-      if (this.control?.holdsSettings) await this.control.restore();
+      await this.restoreAll();
     }
     // The run id is the result's job id: a retried hand-off adds nothing.
     await this.results!.add('outcome', outcome, { ...RESULT_JOB_OPTIONS, jobId: data.runId });
@@ -323,14 +440,20 @@ export class FarmWorker {
    * one variant's tunables): each process once per round, their order rotated each round, all within
    * the job's one timeout; each process's rounds merged into one output (rounds.ts).
    */
-  private async measure(data: RunJob, builds: Built[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
-    const sampler = this.caps && this.opts.telemetry !== false ? new TelemetrySampler(this.caps.index) : null;
+  private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
+    // A sampler per GPU of the job (each its own nvidia-smi -i N), as for one.
+    const samplers = this.opts.telemetry === false ? [] : used.filter((g) => this.capsByGpu.has(g)).map((g) => ({ index: g, sampler: new TelemetrySampler(g) }));
     // The binary starts only after the first sample (or the sampler gave up): see TelemetrySampler.start.
-    if (sampler && !(await sampler.start())) this.log.warn({ runId: data.runId, gpu: this.caps?.index ?? null }, `${data.runId}: nvidia-smi gave no telemetry sample before the run; running without one`);
+    const started = await Promise.all(samplers.map((s) => s.sampler.start()));
+    started.forEach((ok, i) => {
+      if (!ok) this.log.warn({ runId: data.runId, gpu: samplers[i]!.index }, `${data.runId}: nvidia-smi gave no telemetry sample of GPU ${samplers[i]!.index} before the run; running without one`);
+    });
+    const stopSamplers = async (window: [number, number] | null, kernelMhz: number | null) =>
+      Promise.all(samplers.map(async (s) => ({ index: s.index, telemetry: await s.sampler.stop(window, kernelMhz) })));
     this.runAbort = new AbortController();
     const signals = [this.runAbort.signal, ...stops];
     const deadline = Date.now() + data.timeoutS * 1000;
-    const env: Record<string, string> = this.opts.gpu !== null ? { CUDA_VISIBLE_DEVICES: String(this.opts.gpu) } : {};
+    const env: Record<string, string> = used.length ? { CUDA_VISIBLE_DEVICES: used.join(',') } : {};
     const hooks = this.opts.testHooks ? (data.test ?? null) : null;
     const units = processUnits(data);
     const builtOf = new Map(builds.map((b) => [b.name, b]));
@@ -368,7 +491,7 @@ export class FarmWorker {
         }
       }
     } catch (err) {
-      await sampler?.stop(null, null);
+      await stopSamplers(null, null);
       if (builds.length > 1 && err instanceof PermanentRunError && !err.message.startsWith('build ')) {
         throw new PermanentRunError(err.status, `${err.message} (while interleaving builds ${builds.map((b) => b.name).join(', ')})`, err.stdoutTail, err.stderrTail);
       }
@@ -380,13 +503,15 @@ export class FarmWorker {
       this.runAbort = null;
       this.lease?.write(null);
     }
-    if (!sampler) return { outputs, telemetry: null };
+    if (samplers.length === 0) return { outputs, telemetry: null };
     const kernelMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
-    return { outputs, telemetry: await sampler.stop(timedWindow(outputs.map((o) => o.output)), kernelMhz) };
+    return { outputs, telemetry: mergeTelemetry(await stopSamplers(timedWindow(outputs.map((o) => o.output)), kernelMhz)) };
   }
 
-  private base(job: Job, data: RunJob, applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {
+  private base(job: Job, data: RunJob, used: number[], applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {
     const p = data.points[0]!.point;
+    const caps = used.length ? (this.capsByGpu.get(used[0]!) ?? null) : null;
+    const several = used.length > 1 ? used.map((g) => this.capsByGpu.get(g) ?? null) : null;
     return {
       runId: data.runId,
       sweepId: data.sweepId,
@@ -398,13 +523,23 @@ export class FarmWorker {
         backend: this.opts.backend,
         clock: p.clock,
         power: p.power,
-        gpu: this.caps?.name ?? this.identity?.gpu ?? null,
-        gpuUuid: this.caps?.uuid ?? null,
-        gpuIndex: this.caps?.index ?? null,
-        driver: this.caps?.driver ?? null,
+        gpu: caps?.name ?? this.identity?.gpu ?? null,
+        gpuUuid: caps?.uuid ?? null,
+        gpuIndex: caps?.index ?? null,
+        driver: caps?.driver ?? null,
+        // Several GPUs: how many, which, and how they are linked (the links are part of the environment group).
+        ...(several
+          ? {
+              gpus: used.length,
+              gpuIndices: used,
+              gpuUuids: several.map((c) => c?.uuid ?? null),
+              gpuNames: several.map((c) => c?.name ?? null),
+              topology: topologyOf(this.topoMatrix, used),
+            }
+          : {}),
         powerSource: readPowerSource(),
         lockedClockMhz: applied?.lockedClockMhz ?? null,
-        powerLimitW: applied?.powerLimitW ?? this.caps?.powerLimitW ?? null,
+        powerLimitW: applied?.powerLimitW ?? caps?.powerLimitW ?? null,
         observedSmMhz: telemetry?.summary?.sm_mhz?.median ?? null,
         kernelSmMhz: kernelMhz,
       },
@@ -414,14 +549,26 @@ export class FarmWorker {
   }
 
   /** Requests this worker cannot honour end the run as unsatisfiable: never a crash, never run under other conditions. */
-  private checkRequests(job: RunJob): void {
+  private checkRequests(job: RunJob, used: number[]): void {
     const id = this.identity?.id ?? 'this worker';
     for (const { point } of job.points) {
       if (point.backend !== this.opts.backend) {
         throw new PermanentRunError('unsatisfiable', `worker ${id} runs the ${this.opts.backend} backend, the point asks for ${point.backend}`);
       }
-      if (this.control) {
-        this.control.check(point.clock, point.power);
+      // Routing keeps this from happening (src/queue/names.ts); a job put in the wrong queue by hand ends here.
+      if (pointGpus(point) > this.gpuCount) {
+        throw new PermanentRunError('unsatisfiable', `worker ${id} owns ${this.gpuList.length} GPU(s)${this.gpuList.length ? ` (${this.gpuList.join(',')})` : ''}, the point asks for ${pointGpus(point)}`);
+      }
+      const controls = used.flatMap((g) => this.controls.get(g) ?? []);
+      if (controls.length > 0 && controls.length === used.length) {
+        for (const c of controls) c.check(point.clock, point.power);
+        continue;
+      }
+      if (controls.length > 0) {
+        const silent = used.filter((g) => !this.controls.has(g));
+        if (point.clock !== 'default' || typeof point.power === 'object') {
+          throw new PermanentRunError('unsatisfiable', `worker ${id}: clock or power control requested, but GPU ${silent.join(',')} did not answer nvidia-smi`);
+        }
         continue;
       }
       if (point.clock !== 'default') throw new PermanentRunError('unsatisfiable', `worker ${id}: clock ${describe(point.clock)} requested, but this worker has no GPU it can control`);
@@ -451,18 +598,45 @@ export class FarmWorker {
     }
   }
 
-  /** Resolves when the queue has no job left for this worker. */
+  /**
+   * Resolves when none of this worker's queues has a job left for it: each queue's BullMQ worker said
+   * `drained` since it last took a job (BullMQ says it once per emptying, so each queue is tracked apart).
+   */
   drained(): Promise<void> {
-    return new Promise((resolveDrained) => this.worker?.once('drained', () => resolveDrained()));
+    return new Promise((resolveDrained) => {
+      const empty = new Set<Worker>();
+      for (const w of this.workers) {
+        w.on('active', () => empty.delete(w));
+        w.on('drained', () => {
+          empty.add(w);
+          if (empty.size === this.workers.length && !this.running) resolveDrained();
+        });
+      }
+    });
   }
 
-  /** Second signal: kill the run in flight and put the GPU back now. The job is left for the stalled-job check. */
+  /** Every GPU that holds a job's settings back to what it had; each one tried, the first failure thrown after. */
+  private async restoreAll(): Promise<void> {
+    let first: unknown = null;
+    for (const c of this.controls.values()) {
+      if (!c.holdsSettings) continue;
+      try {
+        await c.restore();
+      } catch (err) {
+        first ??= err;
+        this.log.error({ reason: (err as Error).message }, `restoring the GPU: ${(err as Error).message}`);
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** Second signal: kill the run in flight and put the GPUs back now. The job is left for the stalled-job check. */
   async abortAndRestore(): Promise<void> {
     this.runAbort?.abort();
     try {
-      await this.control?.restore();
-    } catch (err) {
-      this.log.error({ reason: (err as Error).message }, `restoring the GPU: ${(err as Error).message}`);
+      await this.restoreAll();
+    } catch {
+      /* said per GPU */
     }
   }
 
@@ -470,14 +644,21 @@ export class FarmWorker {
   close(force = false): Promise<void> {
     this.closing ??= (async () => {
       try {
-        await this.worker?.close(force);
+        await Promise.all(this.workers.map((w) => w.close(force)));
       } catch (err) {
         this.log.error({ reason: (err as Error).message }, `close: ${(err as Error).message}`);
       }
       try {
-        if (this.control?.holdsSettings) await this.control.restore();
-      } catch (err) {
-        this.log.error({ reason: (err as Error).message }, `restoring the GPU: ${(err as Error).message}`);
+        await this.restoreAll();
+      } catch {
+        /* said per GPU */
+      }
+      for (const l of this.locks) {
+        try {
+          l.release();
+        } catch (err) {
+          this.log.error({ reason: (err as Error).message }, `releasing the lock of GPU ${l.gpu}: ${(err as Error).message}`);
+        }
       }
       try {
         await this.heartbeat?.stop();

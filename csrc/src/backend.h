@@ -55,6 +55,11 @@ class Backend {
   // Persistent variants: traced launch(es) -> waits, and Chrome trace events
   // appended to `trace` (pid = variant index). Default: none.
   virtual Waits trace_waits(int /*v*/, int /*pid*/, JsonWriter* /*trace*/) { return Waits{}; }
+  // Expert parallelism (--gpus N > 1): "" when every checked forward of variant v over N devices
+  // equalled, bit for bit, the same code on one device; else what differed (the check then fails).
+  virtual std::string ep_mismatch(int /*v*/) const { return ""; }
+  // The "ep" object of variant v's result (dispatch counts, the single-device comparison); null without --gpus.
+  virtual void ep_json(int /*v*/, JsonWriter& j) const { j.null(); }
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

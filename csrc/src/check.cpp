@@ -19,12 +19,13 @@ void make_cases(const Model& m, const Config& c, std::vector<CheckCase>& cases, 
     if (hit == E && k >= 3) break;
     cases.emplace_back();
     CheckCase& cs = cases.back();
-    make_input(cs.x, c.tokens, m.s.hidden, m.dt, c.seed, 5000 + k);
-    route_f64(m, cs.x, c.tokens, cs.r, &cs.lg);
+    make_input(cs.x, c.layer_tokens(), m.s.hidden, m.dt, c.seed, 5000 + k);
+    route_f64(m, cs.x, c.layer_tokens(), cs.r, &cs.lg);
     for (int id : cs.r.ids) if (!seen[id]) { seen[id] = 1; ++hit; }
   }
-  for (auto& cs : cases) cs.out.assign((size_t)c.tokens * m.s.hidden, 0.0);
-  const int T = c.tokens;
+  // With --gpus N every device's tokens are checked: the oracle runs the whole layer on one device.
+  const int T = c.layer_tokens();
+  for (auto& cs : cases) cs.out.assign((size_t)T * m.s.hidden, 0.0);
   parallel_for((int)cases.size() * T, [&](int i) {
     CheckCase& cs = cases[i / T];
     oracle_tokens(m, cs.x, cs.r, cs.lg, cs.out.data(), i % T, i % T + 1);
@@ -37,7 +38,7 @@ CheckResult check_variant(Backend& be, int v, const Model& m, const Config& c, s
   cr.cases = (int)cases.size();
   cr.experts = m.s.experts;
   cr.experts_hit = hit;
-  const int T = c.tokens, K = m.s.topk, E = m.s.experts;
+  const int T = c.layer_tokens(), K = m.s.topk, E = m.s.experts;
   std::vector<float> out;
   std::vector<int> ids;
   double worst = 0;

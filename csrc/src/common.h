@@ -144,7 +144,8 @@ struct Config {
   std::vector<std::string> variants;
   std::string model;  // empty = none
   Shape shape;
-  int tokens = 1;
+  int tokens = 1;  // per device: with --gpus N the layer holds N x tokens (each device its own T)
+  int gpus = 1;    // --gpus: devices the experts are split across (expert parallelism)
   DType dtype = DType::BF16;
   int warmup = 10, iters = 100, rounds = 1;
   uint64_t seed = 1;
@@ -158,6 +159,8 @@ struct Config {
   int test_sleep_ms = 0;
   TestOut test_output = TestOut::None;
   bool test_any = false;
+  // Tokens of the whole layer: every device holds its own `tokens` (as after data-parallel attention).
+  int layer_tokens() const { return tokens * gpus; }
 };
 
 // Data layout (both backends):

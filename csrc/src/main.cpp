@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   req.f[kHidden] = c.shape.hidden; req.f[kInter] = c.shape.inter; req.f[kExperts] = c.shape.experts;
   req.f[kTopk] = c.shape.topk; req.f[kTokens] = c.tokens;
   req.dtype = dtype_name(c.dtype);
+  req.gpus = c.gpus;
   req.shared_experts = c.shape.shared_experts; req.shared_inter = c.shape.shared_inter;
   std::vector<std::vector<std::pair<std::string, long long>>> flags;
   const std::vector<const VariantSpec*> specs = check_variants(table, c, req, flags);
@@ -123,6 +124,12 @@ int main(int argc, char** argv) {
     make_cases(m, c, cases, hit);
     for (size_t i = 0; i < res.size(); ++i) {
       res[i].check = check_variant(*be, (int)i, m, c, cases, hit);
+      // Expert parallelism: the split must not change the arithmetic (backend.h ep_mismatch).
+      const std::string ep = be->ep_mismatch((int)i);
+      if (!ep.empty()) {
+        std::fprintf(stderr, "moe-bench: variant %s: %s\n", res[i].name.c_str(), ep.c_str());
+        res[i].check.pass = false;
+      }
       all_pass = all_pass && res[i].check.pass;
       worst = std::max(worst, res[i].check.nan ? INFINITY : res[i].check.rel_err);
     }
@@ -131,7 +138,7 @@ int main(int argc, char** argv) {
 
   // ---- timing: every round runs every variant, the order rotated per round
   if (c.test_sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c.test_sleep_ms));
-  be->set_rotation(w.xs, c.tokens);
+  be->set_rotation(w.xs, c.layer_tokens());
   const int nv = (int)res.size();
   for (int r = 0; r < c.rounds; ++r) {
     for (int k = 0; k < nv; ++k) {

@@ -124,6 +124,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
   j.kv("shared_experts", m.s.shared_experts);
   j.kv("shared_inter", m.s.shared_inter);
   j.kv("tokens", c.tokens);
+  j.kv("gpus", c.gpus);
+  j.kv("layer_tokens", c.layer_tokens());
   j.kv("dtype", dtype_name(c.dtype));
   j.kv("warmup", c.warmup);
   j.kv("iters", c.iters);
@@ -200,6 +202,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
     if (vo.energy_run) vo.energy.write_json(j); else j.null();
     j.key("waits");
     waits_json(j, vo.waits);
+    j.key("ep");
+    be.ep_json((int)i, j);
     j.end_obj();
   }
   j.end_arr();

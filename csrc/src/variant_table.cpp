@@ -179,6 +179,7 @@ bool read_variant(const JsonValue& v, const std::string& path, VariantSpec& s, s
   if (s.min_compute_capability && !cc_ok(*s.min_compute_capability))
     return r.fail("min_compute_capability", "expected MAJOR.MINOR, got \"" + *s.min_compute_capability + "\"");
   s.note = r.str("note", false);
+  s.max_gpus = r.integer("max_gpus", false, 1, 64);
   if (const JsonValue* se = r.any("shared_experts", false)) {
     if (!se->is(JsonValue::Kind::Bool)) return r.fail("shared_experts", "expected true or false");
     s.shared_experts = se->b;
@@ -304,6 +305,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t) {
     write_limits(j, v.limits);
     if (v.min_compute_capability) j.kv("min_compute_capability", *v.min_compute_capability);
     if (v.note) j.kv("note", *v.note);
+    if (v.max_gpus) j.kv("max_gpus", *v.max_gpus);
     if (v.shared_experts) j.kv("shared_experts", *v.shared_experts);
     j.key("tunables");
     j.begin_obj();
@@ -344,6 +346,13 @@ std::string unsupported_reason(const VariantTable& t, const VariantSpec& v, cons
   bool ok = false;
   for (auto& d : v.dtypes) ok = ok || d == r.dtype;
   if (!ok) return "dtype " + r.dtype + " is not supported (expected " + join(v.dtypes, " or ") + ")";
+  const long long max_gpus = v.max_gpus.value_or(1);
+  if (r.gpus > max_gpus)
+    return "gpus (" + std::to_string(r.gpus) + ") must be <= " + std::to_string(max_gpus) +
+           (max_gpus == 1 ? " (the variant has no multi-GPU code)" : "");
+  if (r.gpus > 1 && r.f[kExperts] % r.gpus != 0)
+    return "experts (" + std::to_string(r.f[kExperts]) + ") must be a multiple of gpus (" + std::to_string(r.gpus) +
+           "): each GPU owns experts/gpus of them";
   return "";
 }
 

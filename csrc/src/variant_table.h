@@ -41,6 +41,9 @@ struct VariantSpec {
   Limits limits;
   std::optional<std::string> min_compute_capability;  // "9.0"
   std::optional<std::string> note;
+  // Most GPUs (expert-parallel devices, --gpus) one run of this variant may use;
+  // absent in the file: 1 (the variant has no multi-device code).
+  std::optional<long long> max_gpus;
   std::optional<bool> shared_experts;  // true: runs layers with shared experts; absent/false: refuses them
   std::vector<TunableSpec> tunables;  // file order
   const TunableSpec* tunable(const std::string& n) const {
@@ -83,6 +86,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t);
 struct ShapeRequest {
   long long f[kNumShapeFields] = {0, 0, 0, 0, 0};
   std::string dtype;
+  long long gpus = 1;  // --gpus: devices the experts are split across (not a tuning-table key)
   long long shared_experts = 0, shared_inter = 0;
 };
 // Why this variant cannot run the request ("" when it can): the rule and the

@@ -7,7 +7,7 @@ namespace moe {
 Workload make_workload(const Model& m, const Config& c) {
   Workload w;
   w.xs.resize(c.rotate);
-  const int H = m.s.hidden, E = m.s.experts, K = m.s.topk, T = c.tokens;
+  const int H = m.s.hidden, E = m.s.experts, K = m.s.topk, T = c.layer_tokens();
   std::vector<float> wr((size_t)E * H);
   for (size_t i = 0; i < wr.size(); ++i) wr[i] = m.wr.get(i);
   std::vector<int> nd(c.rotate);
@@ -36,12 +36,13 @@ Workload make_workload(const Model& m, const Config& c) {
   for (int n : nd) w.distinct_experts += n;
   w.distinct_experts /= c.rotate;
   // Router, inputs and output in act_dtype; experts in dtype (fp8: 1 byte plus an fp32 scale per output channel,
-  // 2I + H per expert); shared experts read every iteration.
+  // 2I + H per expert); shared experts read every iteration. With --gpus N: the router and the shared experts are
+  // read on every device, each routed expert on its owner only, every token in and out once.
   const double da = (double)dtype_size(act_dtype(m.dt)), dw = (double)dtype_size(m.dt);
   const double Hd = H, I = m.s.inter, Ed = E, NS = m.s.shared_experts, IS = m.s.shared_inter;
   const double sc = m.dt == DType::FP8 ? 4.0 : 0.0;
   const double expert = 3.0 * I * Hd * dw + sc * (2.0 * I + Hd), shared = 3.0 * IS * Hd * dw + sc * (2.0 * IS + Hd);
-  w.bytes_per_iter = c.repeat_work * (Ed * Hd * da + w.distinct_experts * expert + NS * shared + 2.0 * c.tokens * Hd * da);
+  w.bytes_per_iter = c.repeat_work * (c.gpus * (Ed * Hd * da + NS * shared) + w.distinct_experts * expert + 2.0 * T * Hd * da);
   return w;
 }
 

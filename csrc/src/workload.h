@@ -7,7 +7,7 @@
 namespace moe {
 
 struct Workload {
-  std::vector<HostTensor> xs;  // --rotate token inputs, cycled through while timing
+  std::vector<HostTensor> xs;  // --rotate token inputs (every device's tokens), cycled through while timing
   double distinct_experts = 0; // mean distinct experts routed to per input
   double bytes_per_iter = 0;   // router + distinct experts' weights + activations in/out, x --repeat-work
 };

@@ -30,6 +30,14 @@
  * the run queues' failed sets and records each as `failed` with BullMQ's
  * reason, so no sweep is left waiting on a run that will never report.
  *
+ * A sweep's plan travels with its jobs (queue/sweep-definition.ts): at the
+ * first outcome of a sweep this database holds no plan for (submitted to
+ * another database, or without DATABASE_URL to a local ./moefarm.db), the
+ * collector reads the sweep's definition from Redis and records the plan,
+ * name and baseline included, the way `sweep submit` does; then the result.
+ * A definition that is gone is logged as a warning, and the results are
+ * recorded under `(unplanned)` as before.
+ *
  * Each outcome it takes ends in one log line: run, sweep, status, the run's
  * wall time, its worker, and whether it was recorded or a duplicate.
  */
@@ -40,8 +48,12 @@ import { bundleGraceSeconds, lockDurationMs, queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
+import { UNPLANNED, writePlanRows } from '../db/plan.js';
+import { decodeDefinition, fetchDefinition, releaseDefinition } from '../queue/sweep-definition.js';
 import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
-import { RESULTS_QUEUE, poolsKey, runQueueName } from '../queue/names.js';
+import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
+import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
+import { readWorkers } from '../../worker/heartbeat.js';
 import { cappedBackoff } from '../queue/options.js';
 import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../schema/issues.js';
@@ -106,6 +118,8 @@ export class Collector {
   private readonly batchSize: number;
   private readonly log: Log;
   private fatal: Error | null = null;
+  /** Sweeps whose plan this database holds, or whose definition could not give one (warned once): not looked up again. */
+  private readonly planned = new Set<string>();
   recorded = 0;
   duplicates = 0;
   /** Results the database refused and that were recorded as `collector-error` instead. */
@@ -198,6 +212,7 @@ export class Collector {
   private async write(batch: Pending[]): Promise<void> {
     if (this.fatal) return rejectAll(batch, this.fatal);
     try {
+      await this.ensurePlans(batch.map((p) => p.outcome));
       const results = await recordOutcomes(this.opts.db, batch.map((p) => p.outcome));
       // Before the acknowledgements: whoever waits for the last outcome finds the bundles already released.
       await this.releaseFinished(batch.filter((_, i) => results[i] === 'recorded').map((p) => p.outcome.sweepId));
@@ -292,7 +307,10 @@ export class Collector {
     this.log.info(fields, `${o.runId} ${o.status} ${r}`);
   }
 
-  /** Record failed run jobs (no outcome will come from a worker) and drop them from the failed set. */
+  /**
+   * Record failed run jobs (no outcome will come from a worker) and drop them from the failed set; end as
+   * `unsatisfiable` the jobs that wait for more GPUs than any live worker of their pool owns (closeUnservable).
+   */
   async reconcile(): Promise<number> {
     if (this.reconciling) return 0;
     this.reconciling = true;
@@ -301,33 +319,97 @@ export class Collector {
     const results = new Queue(RESULTS_QUEUE, { connection: this.opts.connection, prefix });
     try {
       for (const pool of await this.opts.connection.smembers(poolsKey(prefix))) {
-        const queue = new Queue(runQueueName(pool), { connection: this.opts.connection, prefix });
-        try {
-          for (const job of await queue.getFailed(0, 199)) {
-            try {
-              await this.closeFailedRun(pool, job, results);
-            } catch (err) {
-              if (isDatabaseUnavailable(err)) {
-                this.onWriteError(err);
-                throw err;
+        const queues = await poolRunQueues(this.opts.connection, pool, prefix);
+        if (queues.length > 1) closed += await this.closeUnservable(pool, queues, prefix);
+        for (const { name } of queues) {
+          const queue = new Queue(name, { connection: this.opts.connection, prefix });
+          try {
+            for (const job of await queue.getFailed(0, 199)) {
+              try {
+                await this.closeFailedRun(pool, job, results);
+              } catch (err) {
+                if (isDatabaseUnavailable(err)) {
+                  this.onWriteError(err);
+                  throw err;
+                }
+                // Refused: this one stays in the failed set (said once), the others are not held up by it.
+                if (job.id && !this.refusedFailed.has(job.id)) {
+                  this.refusedFailed.add(job.id);
+                  this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
+                }
+                continue;
               }
-              // Refused: this one stays in the failed set (said once), the others are not held up by it.
-              if (job.id && !this.refusedFailed.has(job.id)) {
-                this.refusedFailed.add(job.id);
-                this.log.error({ jobId: job.id ?? null, reason: refusalReason(err) }, `failed run job ${job.id}: the database refused its record: ${refusalReason(err)}; left in the failed set`);
-              }
-              continue;
+              await job.remove();
+              closed++;
             }
-            await job.remove();
-            closed++;
+          } finally {
+            await queue.close();
           }
-        } finally {
-          await queue.close();
         }
       }
     } finally {
       await results.close().catch(() => {});
       this.reconciling = false;
+    }
+    return closed;
+  }
+
+  /**
+   * BullMQ hands a job to any worker that asks, so a job of N GPUs waits in a queue of its own that only
+   * workers owning N or more listen on (queue/names.ts). Where no live worker of the pool owns that many,
+   * nothing would ever take it: once its wait is over (the sweep's gpus_wait_s after submission) it is
+   * taken out of the queue and recorded as `unsatisfiable`, with the reason, so a sweep never hangs on it.
+   * A job a worker holds cannot be removed (it is running): it is left alone. Removed first, then recorded:
+   * a collector that dies between the two leaves a queued run without a job, which `sweep retry` enqueues again.
+   */
+  private async closeUnservable(pool: string, queues: ReadonlyArray<{ gpus: number; name: string }>, prefix: string): Promise<number> {
+    const live = (await readWorkers(this.opts.connection, prefix)).filter((w) => w.live && w.snapshot.identity?.pool === pool);
+    const owned = (w: (typeof live)[number]): number => {
+      const n = (w.snapshot as { gpuCount?: unknown }).gpuCount;
+      return typeof n === 'number' ? n : 0;
+    };
+    const most = live.length ? Math.max(1, ...live.map(owned)) : 0;
+    const who = live.length ? live.map((w) => `${w.snapshot.id} (${owned(w)} GPU${owned(w) === 1 ? '' : 's'})`).join(', ') : 'none';
+    let closed = 0;
+    for (const q of queues) {
+      if (q.gpus <= most) continue;
+      const queue = new Queue(q.name, { connection: this.opts.connection, prefix });
+      try {
+        for (const job of await queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, 199)) {
+          const data = RunJobSchema.safeParse(job.data);
+          if (!data.success || !job.id) continue; // an unreadable job fails on a worker and is recorded from the failed set
+          const waitS = data.data.gpusWaitS ?? DEFAULT_GPUS_WAIT_S;
+          const now = Date.now();
+          if (now < data.data.submittedAt + waitS * 1000) continue;
+          if ((await queue.remove(job.id)) !== 1) continue; // a worker took it meanwhile
+          const o: ParsedOutcome = {
+            runId: data.data.runId,
+            sweepId: data.data.sweepId,
+            pool,
+            job: data.data,
+            status: 'unsatisfiable',
+            reason:
+              `the point asks for ${q.gpus} GPUs, and no live worker of pool ${pool} owns that many ` +
+              `(live workers: ${who}) for ${waitS} s after submission (gpus_wait_s); start one with moefarm worker --pool ${pool} --gpus ...`,
+            attempts: 0,
+            worker: null,
+            builds: [],
+            flags: [],
+            env: null,
+            telemetry: null,
+            stdoutTail: null,
+            stderrTail: null,
+            wallMs: null,
+            startedAt: null,
+            finishedAt: now,
+          };
+          this.logOutcome(o, await recordOutcome(this.opts.db, o));
+          await this.releaseFinished([o.sweepId]);
+          closed++;
+        }
+      } finally {
+        await queue.close();
+      }
     }
     return closed;
   }
@@ -365,8 +447,68 @@ export class Collector {
       startedAt: job.processedOn ?? null,
       finishedAt: job.finishedOn ?? Date.now(),
     };
+    await this.ensurePlans([o]);
     this.logOutcome(o, await recordOutcome(this.opts.db, o));
     await this.releaseFinished([o.sweepId]);
+  }
+
+  /**
+   * Records the plan of each sweep of these outcomes that this database holds no plan for, from the
+   * definition its jobs name (queue/sweep-definition.ts), through the code `sweep submit` writes it with.
+   * Throws only when the database is away (the batch then waits in Redis and comes back); anything else
+   * (the definition gone, changed, unreadable, or its rows refused) is a warning, and the outcomes are
+   * recorded as before, under `(unplanned)` where the sweep has no row.
+   */
+  private async ensurePlans(outcomes: readonly ParsedOutcome[]): Promise<void> {
+    const wanted = new Map<string, string>();
+    for (const o of outcomes) if (o.job.definition && !this.planned.has(o.sweepId)) wanted.set(o.sweepId, o.job.definition);
+    if (wanted.size === 0) return;
+    const rows = await this.opts.db.sweep.findMany({ where: { id: { in: [...wanted.keys()] } }, select: { id: true, name: true } });
+    for (const r of rows) {
+      if (r.name === UNPLANNED) continue;
+      this.planned.add(r.id);
+      wanted.delete(r.id);
+    }
+    for (const [sweepId, hash] of wanted) {
+      let stored: Awaited<ReturnType<typeof fetchDefinition>>;
+      try {
+        stored = await fetchDefinition(this.opts.connection, sweepId);
+      } catch (err) {
+        // Redis away: try again with the next outcome of this sweep.
+        this.log.warn({ sweepId, reason: (err as Error).message }, `sweep ${sweepId}: reading its definition from Redis: ${(err as Error).message}; recording its outcomes without its plan for now`);
+        continue;
+      }
+      const skip = (why: string) => {
+        this.planned.add(sweepId);
+        this.log.warn({ event: 'no-plan', sweepId, reason: why }, `sweep ${sweepId}: ${why}; its results are recorded under ${UNPLANNED}, without its name and baseline (submitting its sweep file with this DATABASE_URL records the plan)`);
+      };
+      if (!stored) {
+        skip('its jobs name a definition that Redis no longer holds (expired after the sweep ended, or Redis lost it)');
+        continue;
+      }
+      let def: Awaited<ReturnType<typeof decodeDefinition>>;
+      try {
+        def = await decodeDefinition(stored.blob);
+      } catch (err) {
+        skip(`its definition in Redis cannot be read (${(err as Error).message.slice(0, 300)})`);
+        continue;
+      }
+      if (def.sweepId !== sweepId || def.hash !== hash) {
+        skip(`its definition in Redis is not the one its jobs name (${def.sweepId} ${def.hash.slice(0, 12)}, the job names ${sweepId} ${hash.slice(0, 12)})`);
+        continue;
+      }
+      try {
+        const w = await writePlanRows(this.opts.db, def.rows, def.label);
+        this.planned.add(sweepId);
+        this.log.info(
+          { event: 'plan', sweepId, name: def.name, runs: def.rows.runs.length, created: w.created },
+          `sweep ${sweepId} (${def.name}): plan recorded from its jobs' definition (${def.rows.runs.length} runs, ${w.created} new rows)`,
+        );
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) throw err;
+        skip(`the database refused its plan: ${refusalReason(err)}`);
+      }
+    }
   }
 
   /**
@@ -381,6 +523,7 @@ export class Collector {
         if (open === 0) {
           this.sweepFinished(sweepId);
           await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+          await releaseDefinition(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
         }
       } catch (err) {
         this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);

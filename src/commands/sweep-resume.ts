@@ -7,7 +7,7 @@ import { withDb, withRedis } from './context.js';
 export async function sweepResume(id: string, opts: { json?: boolean }): Promise<void> {
   const { report, warning } = await withRedis((redis) =>
     withDb(async (db) => {
-      const r = await resumeSweep(db, redis, await storedTemplate(db, id));
+      const r = await resumeSweep(db, redis, await storedTemplate(db, id, redis));
       return { report: r, warning: r.enqueued + r.inHand > 0 ? noWorkerWarning(r.pool, await livePools(redis)) : null };
     }, { mustExist: true }),
   );

@@ -9,7 +9,7 @@ export async function sweepRetry(id: string, opts: { status?: string; json?: boo
   const statuses = parseRetryStatuses(opts.status);
   const { report, warning } = await withRedis((redis) =>
     withDb(async (db) => {
-      const template = await storedTemplate(db, id);
+      const template = await storedTemplate(db, id, redis);
       const r = await retryRuns(db, redis, template, statuses);
       const queued = Object.values(r.retried).reduce((a, b) => a + b, 0) + r.requeued;
       return { report: r, warning: queued > 0 ? noWorkerWarning(template.pool, await livePools(redis)) : null };

@@ -1,6 +1,9 @@
 import { loadSweepFile } from '../sweep/load.js';
 import { planSweep } from '../sweep/expand.js';
 import { buildReports, formatBuilds } from '../queue/format-builds.js';
+import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
+import { databaseUrl, databaseUrlIsSet } from '../config.js';
+import { redactUrl } from '../util/redact.js';
 
 export interface SweepSubmitOptions {
   dryRun?: boolean;
@@ -30,21 +33,28 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
     return;
   }
   // Loaded only once the file is valid: a refusal should not pay for Prisma and BullMQ (about 0.7 s).
-  const [{ submitPlan }, { withDb, withRedis }, { livePools, noWorkerWarning }] = await Promise.all([
+  const [{ submitPlan }, { runGpus }, { withDb, withRedis }, { gpusWarning, livePools, mostLiveGpus, noWorkerWarning }] = await Promise.all([
     import('../queue/submit.js'),
+    import('../queue/job.js'),
     import('./context.js'),
     import('../../worker/heartbeat.js'),
   ]);
   await withRedis((redis) =>
     withDb(async (db) => {
       const report = await submitPlan(db, redis, plan, file, { ...(opts.label !== undefined ? { label: opts.label } : {}), ...(retry ? { retry } : {}) });
-      const line = submitLine(report, sweep.name);
+      const database = await databaseOfPlan();
+      const line = `${submitLine(report, sweep.name)}\n${database.line}`;
       // A sweep sent to a pool no live worker serves just waits: say so at once (a misspelt pool, a worker not started).
       const waiting = report.enqueued + report.alreadyQueued + (report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) + report.retry.requeued : 0);
-      const warning = waiting > 0 ? noWorkerWarning(report.pool, await livePools(redis)) : null;
+      // And points of more GPUs than any live worker of the pool owns end as unsatisfiable after gpus_wait_s: say so too.
+      const warning =
+        waiting > 0
+          ? (noWorkerWarning(report.pool, await livePools(redis)) ??
+            gpusWarning(report.pool, plan.runs.map(runGpus), await mostLiveGpus(redis, report.pool), sweep.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S))
+          : null;
       if (warning) process.stderr.write(warning + '\n');
       if (!opts.untilConfident) {
-        print(opts.json, { ...report, name: sweep.name, jobs: report.runs, warning }, line);
+        print(opts.json, { ...report, name: sweep.name, jobs: report.runs, warning, database: database.json }, line);
         return;
       }
       process.stderr.write(line + '\n');
@@ -59,7 +69,7 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
         const { formatComparison } = await import('./results-compare.js');
         if (opts.json) {
           const { comparison, ...rest } = a;
-          process.stdout.write(JSON.stringify({ ...report, name: sweep.name, jobs: report.runs, untilConfident: { ...rest, rows: comparison.rows } }) + '\n');
+          process.stdout.write(JSON.stringify({ ...report, name: sweep.name, jobs: report.runs, database: database.json, untilConfident: { ...rest, rows: comparison.rows } }) + '\n');
         } else {
           process.stdout.write(`${line}\nuntil-confident: ${a.stoppedBecause}; ${a.extraRuns} extra run(s) in ${a.rounds.length} round(s)\n${formatComparison(a.comparison)}\n`);
         }
@@ -68,6 +78,24 @@ export async function sweepSubmit(file: string, opts: SweepSubmitOptions): Promi
       }
     }),
   );
+}
+
+/**
+ * Where this submit recorded the plan, in one line. A submit without DATABASE_URL writes ./moefarm.db of the
+ * current folder, which may not be the collector's database: the collector records the plan from the jobs
+ * anyway (queue/sweep-definition.ts), and this line lets the user see the two differ.
+ */
+async function databaseOfPlan(): Promise<{ line: string; json: { provider: string; location: string; default: boolean } }> {
+  const { parseDatabaseUrl } = await import('../db/target.js');
+  const set = databaseUrlIsSet();
+  const target = parseDatabaseUrl(databaseUrl());
+  const location = target.provider === 'sqlite' ? target.location : redactUrl(target.location);
+  const where = `${target.provider === 'sqlite' ? 'SQLite' : 'Postgres'} ${location}`;
+  const line =
+    `plan recorded in ${where}` +
+    (set ? ' (DATABASE_URL)' : ' (DATABASE_URL is not set: the default file:./moefarm.db)') +
+    '; the collector records it in its own database from the jobs';
+  return { line, json: { provider: target.provider, location, default: !set } };
 }
 
 type Report = Awaited<ReturnType<typeof import('../queue/submit.js').submitPlan>>;
@@ -82,6 +110,7 @@ function submitLine(report: Report, name: string): string {
   const retried = report.retry ? Object.values(report.retry.retried).reduce((a, b) => a + b, 0) : 0;
   const parts = [
     `sweep ${report.sweepId} (${name}): ${report.points} points, ${report.runs} jobs on pool ${report.pool}; ` +
+      (report.alreadySubmitted ? 'already submitted; ' : '') +
       `enqueued ${report.enqueued} (${report.alreadyQueued} already queued, ${report.alreadyDone} already done)` +
       (report.restored ? `; ${report.restored} of them Redis remembered as finished, with no outcome in the database: run again` : ''),
   ];

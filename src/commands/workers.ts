@@ -1,6 +1,7 @@
 /** `moefarm workers`: the workers that reported a heartbeat, live or gone silent, and what they can do. */
 import { HEARTBEAT_TTL_S, readWorkers } from '../../worker/heartbeat.js';
 import type { GpuCapabilities } from '../../worker/gpu/capabilities.js';
+import type { Topology } from '../../worker/gpu/topology.js';
 import { renderTable, type Cell } from '../util/table.js';
 import { withRedis } from './context.js';
 
@@ -12,7 +13,23 @@ interface Snapshot {
   processed: number;
   identity?: { pool?: string; backend?: string; host?: string; cpu?: string };
   capabilities?: GpuCapabilities | null;
+  /** Several GPUs (moefarm worker --gpus): each one's capabilities and the links between them. */
+  gpuCount?: number;
+  gpus?: GpuCapabilities[];
+  topology?: Topology | null;
   powerSource?: string;
+}
+
+/** The device cell: one GPU as before; several as "4x NAME #0,1,2,3 NV18 x6" (the links of topo -m). */
+function deviceCell(w: Snapshot): string {
+  const c = w.capabilities ?? null;
+  const list = w.gpus ?? [];
+  if (list.length > 1) {
+    const names = [...new Set(list.map((g) => g.name ?? '?'))].join(' + ');
+    const topo = w.topology?.summary ? ` ${w.topology.summary}` : '';
+    return `${list.length}x ${names} #${list.map((g) => g.index).join(',')}${topo} cc ${c?.computeCapability ?? '?'} drv ${c?.driver ?? '?'}`;
+  }
+  return c ? `${c.name ?? '?'} #${c.index}${c.smCount ? ` ${c.smCount} SMs` : ''} cc ${c.computeCapability ?? '?'} drv ${c.driver ?? '?'}` : (w.identity?.cpu ?? '');
 }
 
 export async function workersCommand(opts: { json?: boolean }): Promise<void> {
@@ -42,7 +59,9 @@ export async function workersCommand(opts: { json?: boolean }): Promise<void> {
       w.status,
       w.identity?.pool ?? '',
       w.identity?.backend ?? '',
-      c ? `${c.name ?? '?'} #${c.index}${c.smCount ? ` ${c.smCount} SMs` : ''} cc ${c.computeCapability ?? '?'} drv ${c.driver ?? '?'}` : (w.identity?.cpu ?? ''),
+      deviceCell(w),
+      // GPUs owned: jobs of up to that many GPUs (at least one) go to this worker (sweep axis gpus).
+      w.gpuCount ?? (c ? 1 : 0),
       clocks,
       power,
       w.powerSource ?? '',
@@ -51,6 +70,6 @@ export async function workersCommand(opts: { json?: boolean }): Promise<void> {
       w.processed,
     ];
   });
-  process.stdout.write(renderTable(['worker', 'status', 'pool', 'backend', 'device', 'graphics clocks', 'power limit', 'source', 'clock control', 'power control', 'jobs'], rows) + '\n');
+  process.stdout.write(renderTable(['worker', 'status', 'pool', 'backend', 'device', 'gpus', 'graphics clocks', 'power limit', 'source', 'clock control', 'power control', 'jobs'], rows) + '\n');
   process.stdout.write(`(a worker is SILENT when its heartbeat is older than ${HEARTBEAT_TTL_S} s)\n`);
 }

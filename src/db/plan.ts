@@ -1,7 +1,10 @@
 /**
  * The sweep's plan in the database: one Sweep row and one Run row per planned
  * run (status `queued`), written before anything is enqueued. Re-submitting
- * writes nothing new and tells which runs still need a job.
+ * writes nothing new and tells which runs still need a job. The collector
+ * writes the same rows into its own database from the sweep's definition
+ * that travels with the jobs (queue/sweep-definition.ts), through
+ * writePlanRows, when the submitter wrote another database.
  */
 import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
@@ -27,6 +30,8 @@ export interface PlanWrite {
   ended: Record<string, number>;
   /** The sweep's label before this submission (null: none). */
   previousLabel: string | null;
+  /** The database held this sweep's plan before this write (an earlier or concurrent submission wrote it). */
+  existed: boolean;
 }
 
 /**
@@ -34,11 +39,12 @@ export interface PlanWrite {
  * the same sweep submitted again with another label keeps its id and runs, and takes the new label.
  */
 export async function recordPlan(db: Db, plan: Plan, source: string | null, label: string | null = null): Promise<PlanWrite> {
+  const rows = planRowsOf(plan, source);
   // Two submits of one sweep at once: one waits for the other's lock (SQLite) and may time out; it tries
   // again, and then finds the plan written (every statement is idempotent).
   for (let attempt = 1; ; attempt++) {
     try {
-      return await writePlan(db, plan, source, label);
+      return await writePlanRows(db, rows, label);
     } catch (err) {
       if (!isDatabaseUnavailable(err) || err instanceof DatabaseMovedError || attempt >= PLAN_TRIES) throw err;
       await sleep(Math.min(100 * 2 ** attempt, 2000));
@@ -49,7 +55,32 @@ export async function recordPlan(db: Db, plan: Plan, source: string | null, labe
 /** Tries of a plan write that found the database locked or busy (about 45 s in all). */
 const PLAN_TRIES = 25;
 
-/** The Sweep row's fields, as the plan says them (also carried by every job: queue/submit.ts). */
+export type SweepRow = ReturnType<typeof sweepRowOf>;
+export type PlanSource = SourceMeta & { files?: number | null; bytes?: number | null };
+
+/**
+ * What a plan writes: the Sweep row, the sources its builds read, and one Run row per planned run. Made
+ * from a Plan at submit (planRowsOf), or by the collector from the sweep's definition that travelled with
+ * its jobs (queue/sweep-definition.ts), so both write the same rows through writePlanRows.
+ */
+export interface PlanRows {
+  row: SweepRow;
+  sources: readonly PlanSource[];
+  runs: ReadonlyArray<{ id: string; groupHash: string; rep: number }>;
+  /** Run.params of runs[i]: canonicalJson of its points. */
+  params(i: number): string;
+}
+
+export function planRowsOf(plan: Plan, source: string | null): PlanRows {
+  return {
+    row: sweepRowOf(plan, source),
+    sources: plan.builds.flatMap((b) => (b.source.kind === 'bundle' ? [{ ...b.source.meta, files: b.source.files, bytes: b.source.bytes }] : [])),
+    runs: plan.runs,
+    params: (i) => pointsJson(plan.runs[i]!.points),
+  };
+}
+
+/** The Sweep row's fields, as the plan says them (also carried by the sweep's definition: queue/sweep-definition.ts). */
 export function sweepRowOf(plan: Plan, source: string | null): { id: string; name: string; pool: string; spec: string; source: string | null; points: number; runs: number } {
   return {
     id: plan.sweepId,
@@ -63,29 +94,35 @@ export function sweepRowOf(plan: Plan, source: string | null): { id: string; nam
   };
 }
 
-async function writePlan(db: Db, plan: Plan, source: string | null, label: string | null): Promise<PlanWrite> {
-  await recordBuildSources(db, providerOf(db), plan.builds.flatMap((b) => (b.source.kind === 'bundle' ? [{ ...b.source.meta, files: b.source.files, bytes: b.source.bytes }] : [])));
-  const before = await db.sweep.findUnique({ where: { id: plan.sweepId }, select: { label: true, name: true } });
-  const row = sweepRowOf(plan, source);
+/** One try of a plan write (recordPlan retries it while the database is busy; the collector's queue retries it). */
+export async function writePlanRows(db: Db, plan: PlanRows, label: string | null): Promise<PlanWrite> {
+  const row = plan.row;
+  await recordBuildSources(db, providerOf(db), plan.sources);
+  const before = await db.sweep.findUnique({ where: { id: row.id }, select: { label: true, name: true } });
+  let existed = before !== null && before.name !== UNPLANNED;
   if (!before) {
     try {
       await db.sweep.create({ data: { ...row, label } });
     } catch (err) {
       // Created by a concurrent submit of the same sweep since the read: already submitted, not an error.
       if (!isUniqueViolation(err)) throw err;
-      if (label !== null) await db.sweep.update({ where: { id: plan.sweepId }, data: { label } });
+      existed = true;
+      if (label !== null) await db.sweep.update({ where: { id: row.id }, data: { label } });
     }
   } else if (before.name === UNPLANNED) {
-    // The collector met this sweep's outcomes before its plan (an older job without its definition): the plan wins.
-    await db.sweep.update({ where: { id: plan.sweepId }, data: { ...row, ...(label !== null ? { label } : {}) } });
+    // The collector met this sweep's outcomes before its plan (a job without its definition): the plan wins.
+    await db.sweep.update({ where: { id: row.id }, data: { ...row, ...(label !== null ? { label } : {}) } });
   } else if (label !== null) {
-    await db.sweep.update({ where: { id: plan.sweepId }, data: { label } });
+    await db.sweep.update({ where: { id: row.id }, data: { label } });
   }
   const known = new Map<string, string>();
-  for (const row of await db.run.findMany({ where: { sweepId: plan.sweepId }, select: { id: true, status: true } })) {
-    known.set(row.id, row.status);
+  for (const r of await db.run.findMany({ where: { sweepId: row.id }, select: { id: true, status: true } })) {
+    known.set(r.id, r.status);
   }
-  const fresh = plan.runs.filter((r) => !known.has(r.id));
+  const fresh: number[] = [];
+  plan.runs.forEach((r, i) => {
+    if (!known.has(r.id)) fresh.push(i);
+  });
   // One multi-row INSERT per chunk, through Prisma's raw query: createMany measured 7.5 s for
   // 10,000 rows on SQLite, this 0.7 s. ON CONFLICT DO NOTHING: a concurrent submit of the same sweep is harmless.
   const provider = providerOf(db);
@@ -96,7 +133,10 @@ async function writePlan(db: Db, plan: Plan, source: string | null, label: strin
         provider,
         'Run',
         ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status'],
-        chunk.map((r) => [r.id, plan.sweepId, r.groupHash, r.rep, plan.sweep.pool, pointsJson(r.points), 'queued']),
+        chunk.map((k) => {
+          const r = plan.runs[k]!;
+          return [r.id, row.id, r.groupHash, r.rep, row.pool, plan.params(k), 'queued'];
+        }),
       );
       await tx.$executeRawUnsafe(`${sql} ON CONFLICT DO NOTHING`, ...values);
     }
@@ -108,7 +148,7 @@ async function writePlan(db: Db, plan: Plan, source: string | null, label: strin
     if (status === undefined || status === 'queued') pending.add(r.id);
     else ended[status] = (ended[status] ?? 0) + 1;
   }
-  return { created: fresh.length, existing: known.size, pending, ended, previousLabel: before?.label ?? null };
+  return { created: fresh.length, existing: known.size, pending, ended, previousLabel: before?.label ?? null, existed };
 }
 
 /**

@@ -9,7 +9,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
-import { cancelKey, runQueueName } from './names.js';
+import { cancelKey, poolRunQueues } from './names.js';
 
 const CANCEL_TTL_S = 7 * 24 * 3600;
 
@@ -35,32 +35,39 @@ export async function clearCancel(redis: Redis, sweepId: string): Promise<void> 
  * stays, and its worker stops it through the cancel key.
  */
 export async function removeJobs(redis: Redis, pool: string, runIds: readonly string[]): Promise<Set<string>> {
-  const queue = new Queue(runQueueName(pool), { connection: redis, prefix: queuePrefix() });
   const removed = new Set<string>();
-  try {
-    // Queue.remove is one script per job; batches of them go out together.
-    const BATCH = 200;
-    for (let i = 0; i < runIds.length; i += BATCH) {
-      const batch = runIds.slice(i, i + BATCH);
-      const res = await Promise.all(batch.map((id) => queue.remove(id)));
-      batch.forEach((id, j) => {
-        if (res[j] === 1) removed.add(id);
-      });
+  // Every queue of the pool (one per GPU count, queue/names.ts); a job is in one of them.
+  for (const { name } of await poolRunQueues(redis, pool)) {
+    const queue = new Queue(name, { connection: redis, prefix: queuePrefix() });
+    try {
+      const left = runIds.filter((id) => !removed.has(id));
+      // Queue.remove is one script per job; batches of them go out together.
+      const BATCH = 200;
+      for (let i = 0; i < left.length; i += BATCH) {
+        const batch = left.slice(i, i + BATCH);
+        const res = await Promise.all(batch.map((id) => queue.remove(id)));
+        batch.forEach((id, j) => {
+          if (res[j] === 1) removed.add(id);
+        });
+      }
+    } finally {
+      await queue.close();
     }
-  } finally {
-    await queue.close();
   }
   return removed;
 }
 
 /** Whether a job of this run exists in the pool's queue in a state a worker is running it. */
 export async function activeJobs(redis: Redis, pool: string, runIds: readonly string[]): Promise<Set<string>> {
-  const queue = new Queue(runQueueName(pool), { connection: redis, prefix: queuePrefix() });
-  try {
-    const wanted = new Set(runIds);
-    const active = await queue.getActive(0, -1);
-    return new Set(active.map((j) => j.id ?? '').filter((id) => wanted.has(id)));
-  } finally {
-    await queue.close();
+  const wanted = new Set(runIds);
+  const out = new Set<string>();
+  for (const { name } of await poolRunQueues(redis, pool)) {
+    const queue = new Queue(name, { connection: redis, prefix: queuePrefix() });
+    try {
+      for (const j of await queue.getActive(0, -1)) if (j.id && wanted.has(j.id)) out.add(j.id);
+    } finally {
+      await queue.close();
+    }
   }
+  return out;
 }

@@ -4,6 +4,7 @@
  * template). Submit, retry and --until-confident all build jobs here.
  */
 import type { JobBuild, RunJob } from '../schema/job.js';
+import { DEFAULT_GPUS_WAIT_S, pointGpus } from '../schema/sweep.js';
 import type { Plan, PlannedRun } from '../sweep/expand.js';
 
 /**
@@ -16,10 +17,14 @@ export interface JobTemplate {
   pool: string;
   timeoutS: number;
   powerWaitS: number;
+  /** How long a job taking several GPUs waits for a worker that owns that many (s). */
+  gpusWaitS: number;
   rounds: number;
   /** Seed of rep 0; rep r uses seed + r. */
   seed: number;
   builds: JobBuild[];
+  /** The hash of the sweep's definition in Redis (queue/sweep-definition.ts), carried by every job; absent: none. */
+  definition?: string | null;
 }
 
 /** The commit a build's binary reports: hex, "-dirty" when the source had edits not committed. */
@@ -33,6 +38,7 @@ export function planTemplate(plan: Plan): JobTemplate {
     pool: plan.sweep.pool,
     timeoutS: plan.sweep.timeout_s,
     powerWaitS: plan.sweep.power_wait_s,
+    gpusWaitS: plan.sweep.gpus_wait_s ?? DEFAULT_GPUS_WAIT_S,
     rounds: plan.sweep.rounds,
     seed: plan.sweep.seed,
     builds: plan.builds.map((b) => ({
@@ -57,6 +63,11 @@ export function toJob(plan: Plan, run: PlannedRun, submittedAt: number): RunJob 
   return jobFromTemplate(planTemplate(plan), run, submittedAt);
 }
 
+/** The GPUs a run takes (its points share the count: interleave groups only variants and builds). */
+export function runGpus(run: Pick<PlannedRun, 'points'>): number {
+  return pointGpus(run.points[0]!.point);
+}
+
 export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: number): RunJob {
   return {
     runId: run.id,
@@ -66,9 +77,12 @@ export function jobFromTemplate(t: JobTemplate, run: PlannedRun, submittedAt: nu
     seed: run.seed,
     timeoutS: t.timeoutS,
     powerWaitS: t.powerWaitS,
+    // Only where it applies: one-GPU jobs stay as they were.
+    ...(runGpus(run) > 1 ? { gpusWaitS: t.gpusWaitS } : {}),
     submittedAt,
     rounds: t.rounds,
     builds: templateBuilds(t, run),
     points: run.points,
+    ...(t.definition ? { definition: t.definition } : {}),
   };
 }

@@ -33,9 +33,10 @@ import { pinBundles, storeBundles } from '../source/store.js';
 import { ExitError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { clearCancel } from './cancel.js';
-import { jobKey, jobSetKey, poolsKey, RESULTS_QUEUE, runQueueName } from './names.js';
+import { jobKey, jobSetKey, notePoolGpus, RESULTS_QUEUE, runQueueName } from './names.js';
 import { RUN_JOB_OPTIONS } from './options.js';
-import { jobFromTemplate, type JobTemplate } from './job.js';
+import { jobFromTemplate, runGpus, type JobTemplate } from './job.js';
+import { pinDefinition } from './sweep-definition.js';
 
 export type EntryState = 'absent' | 'pending' | 'completed' | 'failed';
 
@@ -73,15 +74,51 @@ const ENQUEUE_LANES = 4;
 
 /**
  * Gives every one of `runs` (each queued in the database, as the caller read it) a job unless one is in hand.
- * Returns what it did. The caller pins the bundles the jobs name first (ensureBundles).
+ * Each run's job lives in its GPU count's queue of the pool (queue/names.ts: run.POOL, run.POOL@gN), which
+ * is noted for the pool first. Returns what it did. The caller pins the bundles the jobs name first
+ * (ensureBundles).
  */
 export async function enqueueUnfinished(db: Db, redis: Redis, t: JobTemplate, runs: readonly PlannedRun[], submittedAt = Date.now()): Promise<RequeueReport> {
   const report: RequeueReport = { enqueued: 0, inHand: 0, stale: 0 };
   if (runs.length === 0) return report;
   const prefix = queuePrefix();
-  const queueName = runQueueName(t.pool);
-  const queue = new Queue(queueName, { connection: redis, prefix });
+  const byGpus = new Map<number, PlannedRun[]>();
+  for (const r of runs) {
+    const list = byGpus.get(runGpus(r));
+    if (list) list.push(r);
+    else byGpus.set(runGpus(r), [r]);
+  }
+  await notePoolGpus(redis, t.pool, byGpus.keys(), prefix);
   const results = new Queue(RESULTS_QUEUE, { connection: redis, prefix });
+  try {
+    for (const [gpus, group] of [...byGpus].sort((a, b) => a[0] - b[0])) {
+      const queueName = runQueueName(t.pool, gpus);
+      const queue = new Queue(queueName, { connection: redis, prefix });
+      try {
+        await enqueueInQueue(db, redis, t, queue, queueName, results, group, submittedAt, report);
+      } finally {
+        await queue.close();
+      }
+    }
+  } finally {
+    await results.close();
+  }
+  return report;
+}
+
+/** enqueueUnfinished for the runs of one queue (they share a GPU count). */
+async function enqueueInQueue(
+  db: Db,
+  redis: Redis,
+  t: JobTemplate,
+  queue: Queue,
+  queueName: string,
+  results: Queue,
+  runs: readonly PlannedRun[],
+  submittedAt: number,
+  report: RequeueReport,
+): Promise<void> {
+  const prefix = queuePrefix();
   // A few batches in flight, not all: every batch in flight holds its jobs twice (objects and BullMQ's
   // serialised form); 200,000 runs all at once peaked at 1.5 GB.
   let next = 0;
@@ -118,16 +155,13 @@ export async function enqueueUnfinished(db: Db, redis: Redis, t: JobTemplate, ru
       );
       report.stale += fresh.filter((c) => c.job !== 'absent' || c.outcome !== 'absent').length;
       if (fresh.length > 0) {
+        // Jobs that name the sweep's definition keep it from expiring until the sweep ends again.
+        if (t.definition) await pinDefinition(redis, t.sweepId, prefix);
         await queue.addBulk(fresh.map((c) => ({ name: 'run', data: jobFromTemplate(t, c.run, submittedAt), opts: { ...RUN_JOB_OPTIONS, jobId: c.run.id } })));
         report.enqueued += fresh.length;
       }
   };
-  try {
-    await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
-  } finally {
-    await Promise.all([queue.close(), results.close()]);
-  }
-  return report;
+  await Promise.all(Array.from({ length: ENQUEUE_LANES }, lane));
 }
 
 /**
@@ -175,7 +209,6 @@ export async function resumeSweep(db: Db, redis: Redis, t: JobTemplate): Promise
   }
   report.bundlesRestored = before.length;
   await clearCancel(redis, t.sweepId);
-  await redis.sadd(poolsKey(), t.pool);
   const r = await enqueueUnfinished(
     db,
     redis,

@@ -30,7 +30,7 @@ import type { Db } from '../db/client.js';
 import { ExitError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { clearCancel, removeJobs } from './cancel.js';
-import { poolsKey, RESULTS_QUEUE } from './names.js';
+import { RESULTS_QUEUE } from './names.js';
 import { ensureBundles, enqueueUnfinished } from './requeue.js';
 import type { JobTemplate } from './job.js';
 import type { PlannedRun } from '../sweep/expand.js';
@@ -124,7 +124,7 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
 
   const asPlanned = (r: { id: string; pointHash: string; rep: number; params: string }): PlannedRun => ({ id: r.id, groupHash: r.pointHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) });
   await clearCancel(redis, t.sweepId);
-  await redis.sadd(poolsKey(prefix), t.pool);
+  // Each run to its GPU count's queue of the pool (enqueueUnfinished notes the pool and its counts).
   const now = Date.now();
   await enqueueUnfinished(db, redis, t, reset.map(asPlanned), now);
   report.requeued = (await enqueueUnfinished(db, redis, t, queued.map(asPlanned), now)).enqueued;

@@ -24,8 +24,8 @@ import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { RUN_JOB_OPTIONS } from './options.js';
 import { clearCancel } from './cancel.js';
-import { runQueueName } from './names.js';
-import { toJob } from './job.js';
+import { notePoolGpus, runQueueName } from './names.js';
+import { runGpus, toJob } from './job.js';
 import { planBundles } from './submit.js';
 import { storeBundles } from '../source/store.js';
 import { RunParamsSchema } from '../schema/job.js';
@@ -183,11 +183,16 @@ export async function enqueueExtraRuns(db: Db, redis: Redis, plan: Plan, runs: P
   await storeBundles(redis, plan.sweepId, planBundles(plan));
   // New work for the sweep: a cancel of it before must not end these runs at once.
   await clearCancel(redis, plan.sweepId);
-  const queue = new Queue(runQueueName(plan.sweep.pool), { connection: redis, prefix: queuePrefix() });
-  try {
-    const now = Date.now();
-    await queue.addBulk(fresh.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
-  } finally {
-    await queue.close();
+  // Each run to its GPU count's queue (queue/names.ts).
+  await notePoolGpus(redis, plan.sweep.pool, fresh.map(runGpus));
+  const now = Date.now();
+  for (const gpus of new Set(fresh.map(runGpus))) {
+    const queue = new Queue(runQueueName(plan.sweep.pool, gpus), { connection: redis, prefix: queuePrefix() });
+    try {
+      const mine = fresh.filter((r) => runGpus(r) === gpus);
+      await queue.addBulk(mine.map((r) => ({ name: 'run', data: toJob(plan, r, now), opts: { ...RUN_JOB_OPTIONS, jobId: r.id } })));
+    } finally {
+      await queue.close();
+    }
   }
 }

@@ -2,8 +2,10 @@
  * The environment a run was measured in, reduced to the few things a
  * comparison must not mix: the GPU model, the clock and power settings the
  * point asked for, and the band of the SM clock actually observed during the
- * run (a locked clock can still sag; an unlocked one wanders). These come
- * from what the worker recorded in Run.env (schema/job.ts RunEnvSchema); the
+ * run (a locked clock can still sag; an unlocked one wanders), and for a run
+ * on several GPUs how they were linked (NVLink or PCIe between each pair, the
+ * worker's `nvidia-smi topo -m`: worker/gpu/topology.ts). These come from
+ * what the worker recorded in Run.env (schema/job.ts RunEnvSchema); the
  * point's parameters and the telemetry are read only for runs whose record
  * lacks them (older workers). Run.env and Run.telemetry are JSON whose keys
  * grow over time, so everything here reads them leniently: an unknown key is
@@ -23,6 +25,10 @@ export interface RunEnvironment {
   band: string;
   /** Median observed SM clock, MHz, when known (Run.env.observedSmMhz, else from the telemetry). */
   observedSmMhz: number | null;
+  /** GPUs the run used (1 unless the point asked for more). */
+  gpus: number;
+  /** Several GPUs: the links between them, order-free ("NV18", "NV18 x6", "PIX + SYS x2"; '?' for unknown); '' for one. */
+  topology: string;
 }
 
 export function settingText(v: Point['clock'] | Point['power']): string {
@@ -63,7 +69,7 @@ export function clockBand(mhz: number | null, width: number): string {
 }
 
 export interface EnvInput {
-  point: Pick<Point, 'backend' | 'clock' | 'power'>;
+  point: Pick<Point, 'backend' | 'clock' | 'power'> & Partial<Pick<Point, 'gpus'>>;
   envJson: string | null;
   telemetryJson: string | null;
   /** The GPU of the worker that ran it (Worker.gpu), when known. */
@@ -78,20 +84,24 @@ export function runEnvironment(i: EnvInput): RunEnvironment {
   const gpu = env?.gpu ? env.gpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
   // The worker's observedSmMhz is the telemetry window's median; where it had none, the telemetry's kernel clock.
   const observedSmMhz = positive(env?.observedSmMhz) ?? telemetrySmMhz(i.telemetryJson);
+  const gpus = env?.gpus !== undefined && env.gpus > 1 ? env.gpus : (i.point.gpus ?? 1);
+  const summary = env?.topology?.summary;
   return {
     gpu,
     clock: settingText(env?.clock ?? i.point.clock),
     power: settingText(env?.power ?? i.point.power),
     band: clockBand(observedSmMhz, i.bandMhz),
     observedSmMhz,
+    gpus,
+    topology: gpus > 1 ? (summary ? summary : 'unknown links') : '',
   };
 }
 
-/** Key of the environment group (what runs must share to be compared). */
+/** Key of the environment group (what runs must share to be compared): for several GPUs, their count and links too. */
 export function envKey(e: RunEnvironment): string {
-  return `${e.gpu}|${e.clock}|${e.power}|${e.band}`;
+  return `${e.gpu}|${e.clock}|${e.power}|${e.band}` + (e.gpus > 1 ? `|${e.gpus}|${e.topology}` : '');
 }
 
 export function envLabel(e: RunEnvironment): string {
-  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}`;
+  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}` + (e.gpus > 1 ? ` · ${e.gpus} GPUs ${e.topology}` : '');
 }

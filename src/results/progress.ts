@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { RESULTS_QUEUE, runQueueName } from '../queue/names.js';
+import { poolRunQueues, RESULTS_QUEUE } from '../queue/names.js';
 import { entryStates } from '../queue/requeue.js';
 import { livePools, noWorkerWarning } from '../../worker/heartbeat.js';
 
@@ -66,12 +66,14 @@ export async function sweepProgress(db: Db, redis: Redis | null, sweepId: string
     }
     const queued = p.byStatus['queued'] ?? 0;
     if (redis && queued > 0) {
-      const q = new Queue(runQueueName(p.pool), { connection: redis, prefix: queuePrefix() });
-      try {
-        const active = await q.getActive(0, 999);
-        p.running = active.filter((j) => j.id?.startsWith(`${sweepId}-`)).length;
-      } finally {
-        await q.close();
+      for (const { name } of await poolRunQueues(redis, p.pool)) {
+        const q = new Queue(name, { connection: redis, prefix: queuePrefix() });
+        try {
+          const active = await q.getActive(0, 999);
+          p.running += active.filter((j) => j.id?.startsWith(`${sweepId}-`)).length;
+        } finally {
+          await q.close();
+        }
       }
     }
     if (redis && queued > 0) {
@@ -105,12 +107,20 @@ const NO_JOB_CHECKED = 20_000;
 /** How many of the pool's queued runs have neither a job nor an outcome message in hand (queue/requeue.ts). */
 async function runsWithoutJob(db: Db, redis: Redis, sweepId: string, pool: string): Promise<number> {
   const ids = (await db.run.findMany({ where: { sweepId, pool, status: 'queued' }, select: { id: true }, take: NO_JOB_CHECKED })).map((r) => r.id);
+  // A run's job is in its GPU count's queue (queue/names.ts): in hand when any of the pool's queues holds it.
+  const queues = await poolRunQueues(redis, pool);
   let n = 0;
   for (let i = 0; i < ids.length; i += 1000) {
     const batch = ids.slice(i, i + 1000);
-    const jobs = await entryStates(redis, runQueueName(pool), batch);
+    const inHand = new Set<string>();
+    for (const { name } of queues) {
+      const jobs = await entryStates(redis, name, batch);
+      batch.forEach((id, j) => {
+        if (jobs[j] === 'pending' || jobs[j] === 'failed') inHand.add(id);
+      });
+    }
     const outcomes = await entryStates(redis, RESULTS_QUEUE, batch);
-    const lost = batch.filter((_, j) => jobs[j] !== 'pending' && jobs[j] !== 'failed' && outcomes[j] !== 'pending');
+    const lost = batch.filter((id, j) => !inHand.has(id) && outcomes[j] !== 'pending');
     // The database again, after Redis: a run that finished meanwhile is not lost.
     if (lost.length) n += await db.run.count({ where: { id: { in: lost }, status: 'queued' } });
   }

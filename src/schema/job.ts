@@ -40,12 +40,19 @@ export const RunJobSchema = z.strictObject({
   seed: z.int().nonnegative(),
   timeoutS: z.int().positive(),
   powerWaitS: z.int().nonnegative(),
+  /** A job with gpus > 1: how long after submittedAt it may wait for a live worker with that many GPUs (s). */
+  gpusWaitS: z.int().nonnegative().optional(),
   /** First time the job was enqueued (ms since epoch): the power-source deadline counts from here. */
   submittedAt: z.number(),
   rounds: z.int().positive(),
   /** The builds this job runs (one, or with interleave every build of the point), each in every round. */
   builds: z.array(JobBuildSchema).min(1).max(16),
   points: z.array(JobPointSchema).min(1),
+  /**
+   * The sha256 of the sweep's definition stored once in Redis (queue/sweep-definition.ts): the collector
+   * records the sweep's plan from it wherever the sweep was submitted from. Absent: none travelled.
+   */
+  definition: SourceHashSchema.optional(),
   /** TEST ONLY: make the native run misbehave. Honoured only by a worker started with test hooks enabled. */
   test: z
     .strictObject({
@@ -144,17 +151,18 @@ export const BuiltOutputSchema = z.strictObject({
 });
 export type BuiltOutput = z.output<typeof BuiltOutputSchema>;
 
+/** What the OS says powers the machine (worker/gpu/capabilities.ts readPowerSource). */
+export const POWER_SOURCES = ['ac', 'battery', 'unknown'] as const;
+export type PowerSource = (typeof POWER_SOURCES)[number];
+
 /**
  * Run.env: the conditions a run was measured under, as the worker recorded them (worker.ts base()):
  * the settings the job asked for (its first point's clock and power: every point of a job shares them),
  * the GPU, what the worker applied (lockedClockMhz, powerLimitW) and the SM clock it observed
  * (observedSmMhz: median of the telemetry window; kernelSmMhz: median of the binary's own per-sample
- * readings). Keys a newer worker adds pass through; a key an older one did not write reads null.
+ * readings). Keys a newer worker adds pass through; a key an older one did not write reads null
+ * (the several-GPU keys read as absent).
  */
-/** What the OS says powers the machine (worker/gpu/capabilities.ts readPowerSource). */
-export const POWER_SOURCES = ['ac', 'battery', 'unknown'] as const;
-export type PowerSource = (typeof POWER_SOURCES)[number];
-
 export const RunEnvSchema = z.looseObject({
   backend: z.enum(BACKENDS).nullable().default(null),
   clock: ClockSchema.nullable().default(null),
@@ -168,6 +176,13 @@ export const RunEnvSchema = z.looseObject({
   powerLimitW: z.number().nullable().default(null),
   observedSmMhz: z.number().nullable().default(null),
   kernelSmMhz: z.number().nullable().default(null),
+  // Several GPUs only (absent for one): how many, which, and how they are linked (part of the environment group).
+  gpus: z.int().positive().optional(),
+  gpuIndices: z.array(z.int().nonnegative()).optional(),
+  gpuUuids: z.array(z.string().nullable()).optional(),
+  gpuNames: z.array(z.string().nullable()).optional(),
+  // worker/gpu/topology.ts Topology (gpus, links, summary); the summary is what an environment group keys on.
+  topology: z.looseObject({ summary: z.string() }).optional(),
 });
 export type RunEnv = z.output<typeof RunEnvSchema>;
 

@@ -135,7 +135,12 @@ export const BuildSourceSpecSchema = z
   .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
 export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
 
-export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+
+/** Most GPUs one point may ask for (the gpus axis): the GPUs of one host. */
+export const MAX_GPUS = 64;
+/** How long a job that takes several GPUs waits for a live worker of its pool with that many, s (gpus_wait_s). */
+export const DEFAULT_GPUS_WAIT_S = 300;
 
 /** A tunable's name as variants.json spells them (`slice`, `blocks_per_sm`). */
 export const TUNABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
@@ -175,6 +180,11 @@ export const MatrixSchema = z.strictObject({
   model: axis(ModelSchema).optional(),
   shape: axis(ShapeSchema).optional(),
   tokens: axis(int(1, 4096, 'a token count')).default([1]),
+  /**
+   * GPUs of one host the point runs on (expert parallelism: experts split across them, each holding its own
+   * `tokens`); default 1. A job goes only to a worker that owns at least that many (README "Several GPUs").
+   */
+  gpus: axis(int(1, MAX_GPUS, 'a GPU count')).optional(),
   dtype: axis(DtypeSchema).default(['bf16']),
   warmup: axis(int(0, 100000, 'a warm-up count')).default([10]),
   iters: axis(int(1, 1000000, 'an iteration count')).default([100]),
@@ -192,6 +202,7 @@ export const ExcludeSchema = z.strictObject({
   model: ModelSchema.optional(),
   shape: ShapeSchema.optional(),
   tokens: int(1, 4096, 'a token count').optional(),
+  gpus: int(1, MAX_GPUS, 'a GPU count').optional(),
   dtype: DtypeSchema.optional(),
   warmup: int(0, 100000, 'a warm-up count').optional(),
   iters: int(1, 1000000, 'an iteration count').optional(),
@@ -212,6 +223,12 @@ export const SweepSchema = z
     timeout_s: int(1, 86400, 'a timeout in seconds').default(600),
     /** How long a point may wait for a power source (ac/battery) before it fails. */
     power_wait_s: int(0, 7 * 86400, 'a wait in seconds').default(3600),
+    /**
+     * How long a point with gpus > 1 waits for a live worker of the pool that owns that many GPUs before it
+     * ends as unsatisfiable; default DEFAULT_GPUS_WAIT_S (left out of the normalised sweep when not given,
+     * so sweeps written before the gpus axis keep their ids).
+     */
+    gpus_wait_s: int(0, 7 * 86400, 'a wait in seconds').optional(),
     /** Run all variants of a point in one job, alternating in rounds (drift hits them alike). */
     interleave: z.boolean({ error: 'expected true or false' }).default(false),
     rounds: int(1, 1000, 'a round count').default(5),
@@ -288,6 +305,8 @@ export const PointSchema = z.strictObject({
   shared_experts: z.int().positive().optional(),
   shared_inter: z.int().positive().optional(),
   tokens: z.int(),
+  /** GPUs the point runs on; absent for one, so one-GPU points keep the hashes they had before the gpus axis. */
+  gpus: z.int().min(2).max(MAX_GPUS).optional(),
   dtype: DtypeSchema,
   warmup: z.int(),
   iters: z.int(),
@@ -305,3 +324,8 @@ export const PointSchema = z.strictObject({
   tune: z.record(z.string().regex(TUNABLE_NAME), z.int()).optional(),
 });
 export type Point = z.infer<typeof PointSchema>;
+
+/** The GPUs a point (or a job, whose points share it) takes. */
+export function pointGpus(p: Pick<Point, 'gpus'>): number {
+  return p.gpus ?? 1;
+}

@@ -42,6 +42,8 @@ export const TelemetrySchema = z.object({
   source: z.enum(['nvidia-smi', 'none']),
   samples: TelemetrySamplesSchema.nullable(),
   summary: TelemetrySummarySchema.nullable(),
+  /** A run on several GPUs: each GPU's own summary (by nvidia-smi index); `summary` then spans them all (worker/gpu/telemetry.ts mergeTelemetry). */
+  per_gpu: z.array(z.object({ index: z.int(), summary: TelemetrySummarySchema.nullable() })).optional(),
 });
 export type Telemetry = z.infer<typeof TelemetrySchema>;
 

@@ -82,6 +82,8 @@ export const VariantSpecSchema = z.strictObject({
   limits: LimitsSchema,
   min_compute_capability: z.string().regex(/^\d+\.\d+$/).optional(),
   note: z.string().optional(),
+  /** Most GPUs (expert-parallel devices, the sweep's gpus axis) one run may use; absent: 1 (no multi-GPU code). */
+  max_gpus: z.int().min(1).max(64).optional(),
   /** True: the variant runs layers with shared experts (--shared-experts); absent or false: it refuses them. */
   shared_experts: z.boolean().optional(),
   tunables: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/), TunableSchema),
@@ -127,6 +129,8 @@ export interface ShapeRequest {
   topk: number;
   tokens: number;
   dtype: string;
+  /** GPUs the experts are split across (the gpus axis); absent: 1. */
+  gpus?: number;
   /** Shared experts of the layer (0 or absent: none) and their intermediate size. */
   shared_experts?: number;
   shared_inter?: number;
@@ -154,6 +158,10 @@ export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: S
   const shared = req.shared_experts ?? 0;
   if (shared > 0 && !spec.shared_experts) return `shared_experts (${shared}) are not supported by this variant (its table row does not say "shared_experts": true)`;
   if (!spec.dtypes.includes(req.dtype)) return `dtype ${req.dtype} is not supported (expected ${spec.dtypes.join(' or ')})`;
+  const gpus = req.gpus ?? 1;
+  const maxGpus = spec.max_gpus ?? 1;
+  if (gpus > maxGpus) return `gpus (${gpus}) must be <= ${maxGpus}${maxGpus === 1 ? ' (the variant has no multi-GPU code)' : ''}`;
+  if (gpus > 1 && req.experts % gpus !== 0) return `experts (${req.experts}) must be a multiple of gpus (${gpus}): each GPU owns experts/gpus of them`;
   return null;
 }
 

@@ -91,6 +91,7 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
     ['cold_l2', m.cold_l2 ?? [false]],
     ['clock', m.clock],
     ['power', m.power],
+    ['gpus', m.gpus ?? [1]],
   ];
   // matrix.tune multiplies a variant's points by its settings: bounded here by the variant with the most.
   const settings = maxSettings(sweep);
@@ -163,6 +164,8 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         cold_l2: v(8) as boolean,
         clock: v(9) as Point['clock'],
         power: v(10) as Point['power'],
+        // Absent for one GPU, so points from before the gpus axis keep their hashes.
+        ...((v(11) as number) > 1 ? { gpus: v(11) as number } : {}),
         // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
         ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
       };
@@ -218,7 +221,12 @@ const plannedJson = new WeakMap<PlannedPoint, string>();
  * point's keys a second time cost a tenth of the submit time).
  */
 export function pointsJson(points: readonly PlannedPoint[]): string {
-  return `[${points.map((p) => plannedJson.get(p) ?? canonicalJson(p)).join(',')}]`;
+  return `[${points.map(pointJson).join(',')}]`;
+}
+
+/** canonicalJson of one planned point ({build, hash, point}). */
+export function pointJson(p: PlannedPoint): string {
+  return plannedJson.get(p) ?? canonicalJson(p);
 }
 
 function excludes(rule: Exclude, point: Point, build: string): boolean {
@@ -229,6 +237,7 @@ function excludes(rule: Exclude, point: Point, build: string): boolean {
 
 /** Whether one field of an exclude rule matches a point, or the fields of a point that one axis value sets. */
 function fieldMatches(key: string, value: unknown, point: Partial<Point>): boolean {
+  if (key === 'gpus') return (point.gpus ?? 1) === value;
   if (key === 'shape') {
     const s = value as NonNullable<Exclude['shape']>;
     return (
@@ -242,6 +251,7 @@ function fieldMatches(key: string, value: unknown, point: Partial<Point>): boole
 
 /** The point fields an axis value sets: a shape sets model and dimensions, every other axis its own field. */
 function fieldsOf(axis: string, value: unknown): Partial<Point> {
+  if (axis === 'gpus') return { gpus: value as number };
   return (axis === 'shapeSpec' ? value : { [axis]: value }) as Partial<Point>;
 }
 

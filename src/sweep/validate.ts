@@ -64,7 +64,7 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
   }
   const why = unsupportedReason(table, spec, {
     hidden: point.hidden, inter: point.inter, experts: point.experts, topk: point.topk, tokens: point.tokens, dtype: point.dtype,
-    shared_experts: point.shared_experts ?? 0, shared_inter: point.shared_inter ?? 0,
+    shared_experts: point.shared_experts ?? 0, shared_inter: point.shared_inter ?? 0, gpus: point.gpus ?? 1,
   });
   if (why === null) {
     const bytes = weightBytes(point);
@@ -78,6 +78,7 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
   }
   // unsupportedReason names the field first ("tokens (8) must be <= 4", "dtype fp32 is not supported").
   const field = /^([a-z_]+)/.exec(why)?.[1] ?? '';
-  const path = field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : ['hidden', 'inter', 'experts', 'topk', 'shared_experts'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
+  // "gpus (4) must be <= 1", "experts (16) must be a multiple of gpus (3)": the gpus axis is what to change.
+  const path = /gpus \(/.test(why) ? at('gpus') : field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : ['hidden', 'inter', 'experts', 'topk', 'shared_experts'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
   return `${path}: variant ${point.variant} of ${build.label} cannot run this point: ${why}; ${excludeHint}`;
 }

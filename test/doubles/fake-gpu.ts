@@ -28,6 +28,10 @@ export interface FakeState {
   refuse: string[];
   /** Telemetry (-lms) waits this long before its first sample, as nvidia-smi on a loaded machine. */
   startDelayMs?: number;
+  /** `topo -m`: the link of each pair, {"0-1": "NV18"}; a pair not listed is SYS. */
+  links?: Record<string, string>;
+  /** `topo -m` fails, as on an nvidia-smi without the subcommand. */
+  noTopo?: boolean;
 }
 
 export function fakeH100(index = 0): FakeGpu {
@@ -49,10 +53,20 @@ export function fakeH100(index = 0): FakeGpu {
   };
 }
 
+/** A fake host of `n` GPUs, every pair joined by `link` (NVSwitch-like; default NV18, as on an H100 SXM board). */
+export function fakeHost(n: number, link = 'NV18'): Partial<FakeState> {
+  const gpus = Array.from({ length: n }, (_, i) => fakeH100(i));
+  const links: Record<string, string> = {};
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) links[`${i}-${j}`] = link;
+  return { gpus, links };
+}
+
 export class FakeSmi {
   readonly dir = mkdtempSync(join(tmpdir(), 'moefarm-fake-smi-'));
   readonly statePath = join(this.dir, 'state.json');
   readonly logPath = join(this.dir, 'calls.log');
+  /** The fake host's GPU lock folder (worker/gpu/lock.ts): one per fake host, so test files never share locks. */
+  readonly lockDir = join(this.dir, 'gpu-locks');
 
   constructor(state: Partial<FakeState> = {}) {
     this.write({ gpus: [fakeH100(0), fakeH100(1)], refuse: [], ...state });
@@ -61,7 +75,7 @@ export class FakeSmi {
 
   /** Environment that puts the double first on PATH. */
   env(): Record<string, string> {
-    return { PATH: `${DOUBLES_DIR}:${process.env['PATH'] ?? ''}`, FAKE_SMI_STATE: this.statePath, FAKE_SMI_LOG: this.logPath };
+    return { PATH: `${DOUBLES_DIR}:${process.env['PATH'] ?? ''}`, FAKE_SMI_STATE: this.statePath, FAKE_SMI_LOG: this.logPath, MOEFARM_GPU_LOCK_DIR: this.lockDir };
   }
 
   /** Same, applied to this process (for in-process workers). */

@@ -137,8 +137,12 @@ describe('environment', () => {
     // A record as worker.ts writes it: what was asked for, applied and observed.
     const written = { backend: 'cuda', clock: { lock: 1410 }, power: { limit: 300 }, gpu: 'NVIDIA H100', gpuUuid: 'GPU-1', gpuIndex: 0, driver: '580.00', powerSource: 'unknown', lockedClockMhz: 1410, powerLimitW: 300, observedSmMhz: 1407, kernelSmMhz: 1405 };
     expect(runEnvironment({ point, envJson: JSON.stringify(written), telemetryJson: JSON.stringify(telemetry(1980)), workerGpu: null, bandMhz: 50 })).toEqual({
-      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedSmMhz: 1407,
+      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedSmMhz: 1407, gpus: 1, topology: '',
     });
+    // Several GPUs: their count and links as the worker recorded them; links of another form read as unknown.
+    const two = { ...written, gpus: 2, gpuIndices: [0, 1], topology: { gpus: [0, 1], links: { '0-1': 'NV18' }, summary: 'NV18' } };
+    expect(runEnvironment({ point, envJson: JSON.stringify(two), telemetryJson: null, workerGpu: null, bandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'NV18' });
+    expect(runEnvironment({ point, envJson: JSON.stringify({ ...two, topology: 'NV18' }), telemetryJson: null, workerGpu: null, bandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'unknown links', observedSmMhz: 1407 });
     // No observed clock in the record (no telemetry window median): the telemetry's kernel clock, as before.
     const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, bandMhz: 50 });
     expect(older).toMatchObject({ clock: 'default', power: 'default', observedSmMhz: 1500 });

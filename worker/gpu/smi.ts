@@ -1,7 +1,8 @@
 /**
  * nvidia-smi, the one tool the worker uses to read and (when allowed) set a
  * GPU's clocks and power limit. Always called with an argument array and
- * always with `-i INDEX`: settings are never applied to another GPU.
+ * always with `-i INDEX` (settings are never applied to another GPU), but
+ * for `topo -m`, which only reads how the host's GPUs are connected.
  */
 import { execa } from 'execa';
 import { nvidiaSmi } from '../../src/config.js';
@@ -44,4 +45,15 @@ export async function queryGpu(index: number, fields: readonly string[]): Promis
   if (!line) return null;
   const values = line.split(',');
   return Object.fromEntries(fields.map((f, i) => [f, field(values[i])]));
+}
+
+/** The host's GPU indices, from `nvidia-smi -L` ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-…)"); null when nvidia-smi fails. */
+export async function listGpus(): Promise<number[] | null> {
+  const r = await smi(['-L']);
+  if (!r.ok) return null;
+  return r.stdout
+    .split('\n')
+    .map((l) => /^GPU (\d+):/.exec(l.trim())?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
 }

@@ -153,3 +153,34 @@ export function median(values: ReadonlyArray<number | null> | null | undefined):
   if (!values) return null;
   return band([...values])?.median ?? null;
 }
+
+/**
+ * The telemetry of a run on several GPUs: each GPU sampled by its own sampler, `per_gpu` kept whole, and
+ * one summary over all of them (the bands span every GPU's, the median is the median of the GPUs'
+ * medians, the reasons are the union), so a run is flagged when any of its GPUs throttled and its clock
+ * band is that of all its GPUs. The samples kept at the top are the first GPU's. One GPU: its telemetry as it is.
+ */
+export function mergeTelemetry(per: ReadonlyArray<{ index: number; telemetry: Telemetry }>): Telemetry | null {
+  if (per.length === 0) return null;
+  if (per.length === 1) return per[0]!.telemetry;
+  const sums = per.map((p) => p.telemetry.summary).filter((s): s is TelemetrySummary => s !== null);
+  const merge = (key: 'sm_mhz' | 'mem_mhz' | 'power_w' | 'temp_c') => {
+    const bands = sums.map((s) => s[key]).filter((b): b is { min: number; median: number; max: number } => b !== null);
+    if (bands.length === 0) return null;
+    return { min: Math.min(...bands.map((b) => b.min)), median: median(bands.map((b) => b.median))!, max: Math.max(...bands.map((b) => b.max)) };
+  };
+  const summary: TelemetrySummary | null = sums.length
+    ? {
+        samples: sums.reduce((n, s) => n + s.samples, 0),
+        period_ms: sums[0]!.period_ms,
+        window: sums.every((s) => s.window === 'timed') ? 'timed' : 'whole-run',
+        sm_mhz: merge('sm_mhz'),
+        mem_mhz: merge('mem_mhz'),
+        power_w: merge('power_w'),
+        temp_c: merge('temp_c'),
+        reasons: [...new Set(sums.flatMap((s) => s.reasons))],
+        kernel_sm_mhz: sums[0]!.kernel_sm_mhz,
+      }
+    : null;
+  return { source: 'nvidia-smi', samples: per[0]!.telemetry.samples, summary, per_gpu: per.map((p) => ({ index: p.index, summary: p.telemetry.summary })) };
+}

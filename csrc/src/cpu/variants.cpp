@@ -10,6 +10,21 @@
 //               group=1 every token re-reads its experts' weights.
 // Both take shared experts (after the routed ones, weight 1, every token) and
 // fp8 weights (e4m3 x per-output-channel scale, dequantized as they are read).
+//
+// Expert parallelism (--gpus N, both variants): the layer of N devices, run on
+// the CPU one device after another (forward_ep). Device d holds its own T
+// tokens (as after data-parallel attention) and owns experts [d*E/N, (d+1)*E/N).
+// Each device routes its tokens (the router is replicated); dispatch copies a
+// token once to every device that owns one of its picked experts; each owner
+// computes w * FFN_e(x) for what it received (the variant's way: one slot at a
+// time, or grouped per expert); the results are copied back and combined on the
+// token's home device in the order of its top-k slots. Shared experts are
+// replicated: every device runs them for its own tokens, added after the routed
+// slots. fp8 weights are read through the same loaders as on one device. Every
+// partial result is computed by the same operations whichever device owns the
+// expert, so the split cannot change a bit: run_once checks every checked
+// forward against the same code on one device (ep_mismatch), besides the fp64
+// oracle's check.
 #include <chrono>
 
 #include "../backend.h"
@@ -34,8 +49,8 @@ struct Loaders { LA wr, x; L1 w13, ws13; L2 w2t, ws2t; };
 
 inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
 
-template <class LA>
-void route_typed(const Model& m, LA wr, LA xl, int T, int* ids, float* wts, std::vector<float>& lg) {
+template <class LA, class LX>
+void route_typed(const Model& m, LA wr, LX xl, int T, int* ids, float* wts, std::vector<float>& lg) {
   const int H = m.s.hidden, E = m.s.experts, K = m.s.topk;
   lg.resize(E);
   for (int t = 0; t < T; ++t) {
@@ -148,6 +163,136 @@ void forward_fused(int G, const Model& m, const Loaders<LA, L1, L2>& L, int T, f
   std::copy(acc.begin(), acc.end(), out);
 }
 
+// A view of a tensor from element `off` on: device d's tokens are x[d*T*H ...].
+template <class LD>
+struct Offset {
+  LD ld;
+  size_t off;
+  float operator()(size_t i) const { return ld(off + i); }
+};
+
+// Token and result movements of the simulated devices, summed over forwards.
+struct EpCounts {
+  long long forwards = 0;
+  std::vector<long long> tokens;  // [home * G + owner]: token copies sent from home to owner
+  std::vector<long long> slots;   // [home * G + owner]: (token, expert) results computed by owner for home
+};
+
+// One (token, picked expert) entry as its owner computes it.
+struct EpEntry { int home, t, k, e; float w; int xrow; };
+
+// forward_ep: the layer over G devices (see the comment at the top). T: tokens of the whole layer (G x per-device).
+template <class LA, class L1, class L2>
+void forward_ep(int G, int strategy, int group, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids,
+                EpCounts* counts) {
+  const int H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
+  const int Td = T / G, EL = E / G;
+  std::vector<float> wts((size_t)T * K), lg;
+  // 1. route: every device its own tokens, with its copy of the router.
+  for (int d = 0; d < G; ++d)
+    route_typed(m, L.wr, Offset<LA>{L.x, (size_t)d * Td * H}, Td, ids + (size_t)d * Td * K, wts.data() + (size_t)d * Td * K, lg);
+  // 2. dispatch: a token goes once to each device that owns one of its experts; recv[o] holds the copies.
+  std::vector<std::vector<float>> recv(G);
+  std::vector<std::vector<EpEntry>> work(G);
+  std::vector<int> row_of(G);
+  for (int d = 0; d < G; ++d) {
+    for (int t = 0; t < Td; ++t) {
+      std::fill(row_of.begin(), row_of.end(), -1);
+      const size_t tg = (size_t)d * Td + t;
+      for (int k = 0; k < K; ++k) {
+        const int e = ids[tg * K + k], o = e / EL;
+        if (row_of[o] < 0) {
+          row_of[o] = (int)(recv[o].size() / H);
+          for (int h = 0; h < H; ++h) recv[o].push_back(L.x(tg * H + h));
+          if (counts) ++counts->tokens[(size_t)d * G + o];
+        }
+        work[o].push_back(EpEntry{d, t, k, e, wts[tg * K + k], row_of[o]});
+        if (counts) ++counts->slots[(size_t)d * G + o];
+      }
+    }
+  }
+  // 3. compute: each owner, over its own experts only, y = w * FFN_e(x) per entry.
+  std::vector<std::vector<float>> y(G);
+  std::vector<float> a((size_t)kMaxGroup * I), rowg(H), rowu(H);
+  for (int o = 0; o < G; ++o) {
+    const auto& wk = work[o];
+    y[o].assign(wk.size() * H, 0.f);
+    std::vector<std::vector<int>> by_expert(EL);
+    for (size_t s = 0; s < wk.size(); ++s) {
+      const int el = wk[s].e - o * EL;
+      if (el < 0 || el >= EL) die_runtime("internal: forward_ep: device " + std::to_string(o) + " was sent expert " + std::to_string(wk[s].e) + ", which it does not own");
+      by_expert[el].push_back((int)s);
+    }
+    // reference: one entry at a time; fused: up to `group` entries of an expert per pass over its rows.
+    const int Gp = strategy == 0 ? 1 : std::min(group, kMaxGroup);
+    for (int el = 0; el < EL; ++el) {
+      const auto& sl = by_expert[el];
+      const int e = o * EL + el;
+      for (size_t g0 = 0; g0 < sl.size(); g0 += Gp) {
+        const int n = (int)std::min<size_t>(Gp, sl.size() - g0);
+        for (int i = 0; i < I; ++i) {
+          const size_t r0 = ((size_t)e * 2 * I + 2 * i) * H;
+          for (int h = 0; h < H; ++h) { rowg[h] = L.w13(r0 + h); rowu[h] = L.w13(r0 + H + h); }
+          for (int j = 0; j < n; ++j) {
+            const float* xv = &recv[o][(size_t)wk[sl[g0 + j]].xrow * H];
+            float gs = 0.f, us = 0.f;
+            for (int h = 0; h < H; ++h) gs += rowg[h] * xv[h];
+            for (int h = 0; h < H; ++h) us += rowu[h] * xv[h];
+            a[(size_t)j * I + i] = silu(gs) * us;
+          }
+        }
+        for (int i = 0; i < I; ++i) {
+          const size_t r0 = ((size_t)e * I + i) * H;
+          for (int h = 0; h < H; ++h) rowg[h] = L.w2t(r0 + h);
+          for (int j = 0; j < n; ++j) {
+            const int s = sl[g0 + j];
+            const float c = wk[s].w * a[(size_t)j * I + i];
+            float* yo = &y[o][(size_t)s * H];
+            for (int h = 0; h < H; ++h) yo[h] += c * rowg[h];
+          }
+        }
+      }
+    }
+  }
+  // 3b. shared experts, replicated: each device runs them for its own tokens (weight 1, the variant's grouping).
+  const int NS = m.s.shared_experts;
+  std::vector<std::vector<float>> ys(NS > 0 ? G : 0);
+  if (NS > 0) {
+    const int Gp = strategy == 0 ? 1 : std::min(group, kMaxGroup);
+    std::vector<int> mine(Td);
+    for (int t = 0; t < Td; ++t) mine[t] = t;
+    const std::vector<float> ones(Td, 1.f);
+    std::vector<float> xd((size_t)Td * H);
+    FusedScratch sc;
+    for (int d = 0; d < G; ++d) {
+      for (size_t i = 0; i < xd.size(); ++i) xd[i] = L.x((size_t)d * Td * H + i);
+      ys[d].assign((size_t)Td * H, 0.f);
+      for (int n = 0; n < NS; ++n) expert_fused(Gp, L.ws13, L.ws2t, n, m.s.shared_inter, H, mine, ones, xd, ys[d], sc);
+    }
+  }
+  // 4. return and combine: each result goes back to its token's home, summed there in top-k slot order, then the
+  // home device's shared-expert result.
+  std::vector<const float*> part((size_t)T * K, nullptr);
+  for (int o = 0; o < G; ++o)
+    for (size_t s = 0; s < work[o].size(); ++s) {
+      const EpEntry& en = work[o][s];
+      part[((size_t)en.home * Td + en.t) * K + en.k] = &y[o][s * H];
+    }
+  for (size_t t = 0; t < (size_t)T; ++t) {
+    float* ot = out + t * H;
+    std::fill(ot, ot + H, 0.f);
+    for (int k = 0; k < K; ++k) {
+      const float* p = part[t * K + k];
+      for (int h = 0; h < H; ++h) ot[h] += p[h];
+    }
+    if (NS > 0) {
+      const float* sp = &ys[t / Td][(t % Td) * H];
+      for (int h = 0; h < H; ++h) ot[h] += sp[h];
+    }
+  }
+  if (counts) ++counts->forwards;
+}
+
 // One forward of a planned variant, for one storage type.
 template <class LA, class L1, class L2>
 void forward(int strategy, int group, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
@@ -210,11 +355,31 @@ class CpuBackend : public Backend {
     plans_.push_back(p);
     return "";
   }
-  void upload(const Model& m, const Config& cfg) override { m_ = &m; repeat_ = cfg.repeat_work; }
+  void upload(const Model& m, const Config& cfg) override {
+    m_ = &m;
+    repeat_ = cfg.repeat_work;
+    gpus_ = cfg.gpus;
+    ep_.assign(plans_.size(), EpState{});
+    for (auto& s : ep_) s.timed.tokens.assign((size_t)gpus_ * gpus_, 0), s.timed.slots.assign((size_t)gpus_ * gpus_, 0);
+  }
   void run_once(int v, const HostTensor& x, int T, std::vector<float>& out, std::vector<int>& ids) override {
     out.assign((size_t)T * m_->s.hidden, std::nanf(""));
     ids.assign((size_t)T * m_->s.topk, -1);
-    forward_any(v, x, T, out.data(), ids.data());
+    forward_any(v, x, T, out.data(), ids.data(), gpus_, nullptr);
+    if (gpus_ > 1) {  // the same layer on one device: must agree bit for bit (ep_mismatch)
+      std::vector<float> one((size_t)T * m_->s.hidden, std::nanf(""));
+      std::vector<int> ids1((size_t)T * m_->s.topk, -1);
+      forward_any(v, x, T, one.data(), ids1.data(), 1, nullptr);
+      EpState& s = ep_[v];
+      ++s.compared;
+      if (ids1 != ids) ++s.routing_differs;
+      for (size_t i = 0; i < out.size(); ++i) {
+        if (std::memcmp(&out[i], &one[i], sizeof(float)) != 0) ++s.differing;
+        const double d = std::fabs((double)out[i] - (double)one[i]);
+        if (d > s.max_abs_diff || d != d) s.max_abs_diff = d;
+      }
+      s.values += (long long)out.size();
+    }
     // output stored in the dtype: round-trip through it
     HostTensor t;
     t.alloc(act_dtype(m_->dt), out.size());
@@ -233,7 +398,7 @@ class CpuBackend : public Backend {
       const HostTensor& x = (*xs_)[pos_++ % xs_->size()];
       auto t0 = std::chrono::steady_clock::now();
       for (int r = 0; r < repeat_; ++r) {
-        forward_any(v, x, T_, out.data(), ids.data());
+        forward_any(v, x, T_, out.data(), ids.data(), gpus_, it >= 0 && r == 0 ? &ep_[v].timed : nullptr);
         for (size_t i = 0; i < out.size(); ++i) ot.set(i, out[i]);
       }
       auto t1 = std::chrono::steady_clock::now();
@@ -244,37 +409,99 @@ class CpuBackend : public Backend {
     return EnergyResult::unavailable("cpu backend: no energy counter is read (NVML measures GPUs only)");
   }
 
+  std::string ep_mismatch(int v) const override {
+    if (gpus_ == 1) return "";
+    const EpState& s = ep_[v];
+    if (s.compared == 0) return "expert parallelism over " + std::to_string(gpus_) + " devices was never compared with one device";
+    if (s.differing == 0 && s.routing_differs == 0) return "";
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "expert parallelism over %d devices differs from the same layer on one device: %lld of %lld values (max abs diff %.3g), routing differed in %lld of %lld forwards",
+                  gpus_, s.differing, s.values, s.max_abs_diff, s.routing_differs, s.compared);
+    return buf;
+  }
+  void ep_json(int v, JsonWriter& j) const override {
+    if (gpus_ == 1) { j.null(); return; }
+    const EpState& s = ep_[v];
+    const int G = gpus_;
+    j.begin_obj();
+    j.kv("gpus", G);
+    j.kv("experts_per_gpu", m_->s.experts / G);
+    j.kv("tokens_per_gpu", T_ / G);
+    j.kv("comm", "memcpy");
+    j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every device runs them for its own tokens" : "none");
+    j.kv("timing", "one CPU runs every device in turn: a sample is the whole layer (all devices), not the slowest device");
+    // Mean per timed forward: token copies and (token, expert) results, [home][owner].
+    auto matrix = [&](const char* key, const std::vector<long long>& c) {
+      j.key(key);
+      j.begin_arr();
+      for (int d = 0; d < G; ++d) {
+        j.begin_arr();
+        for (int o = 0; o < G; ++o) j.val(s.timed.forwards ? (double)c[(size_t)d * G + o] / s.timed.forwards : 0.0);
+        j.end_arr();
+      }
+      j.end_arr();
+    };
+    matrix("tokens_sent", s.timed.tokens);
+    matrix("slots_computed", s.timed.slots);
+    long long all = 0, remote = 0;
+    for (int d = 0; d < G; ++d)
+      for (int o = 0; o < G; ++o) { all += s.timed.tokens[(size_t)d * G + o]; if (o != d) remote += s.timed.tokens[(size_t)d * G + o]; }
+    j.kv("remote_token_share", all ? (double)remote / all : 0.0);
+    j.kv("timed_forwards", s.timed.forwards);
+    j.key("single_device");
+    j.begin_obj();
+    j.kv("compared_forwards", s.compared);
+    j.kv("equal", s.compared > 0 && s.differing == 0 && s.routing_differs == 0);
+    j.kv("differing_values", s.differing);
+    j.kv("max_abs_diff", s.max_abs_diff);
+    j.end_obj();
+    j.end_obj();
+  }
+
  private:
   struct Planned { int strategy = 0, group = 8; };
-  void forward_any(int v, const HostTensor& x, int T, float* out, int* ids) {
+  struct EpState {
+    EpCounts timed;
+    long long compared = 0, differing = 0, values = 0, routing_differs = 0;
+    double max_abs_diff = 0;
+  };
+  void forward_any(int v, const HostTensor& x, int T, float* out, int* ids, int G, EpCounts* counts) {
     const Model& m = *m_;
     const Planned& p = plans_[v];
     switch (m.dt) {
       case DType::BF16: {
         auto ld = [](const HostTensor& t) { return LdBF16{t.h16()}; };
-        forward(p.strategy, p.group, m, Loaders<LdBF16, LdBF16, LdBF16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+        run(G, counts, p, m, Loaders<LdBF16, LdBF16, LdBF16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
         break;
       }
       case DType::FP16: {
         auto ld = [](const HostTensor& t) { return LdFP16{t.h16()}; };
-        forward(p.strategy, p.group, m, Loaders<LdFP16, LdFP16, LdFP16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+        run(G, counts, p, m, Loaders<LdFP16, LdFP16, LdFP16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
         break;
       }
       case DType::FP8: {  // bf16 router and inputs, e4m3 experts with their scales
         const size_t H = m.s.hidden;
         auto row = [&](const WeightTensor& w) { return LdQRow{w.q.u8(), w.scale.data(), H}; };
         auto col = [&](const WeightTensor& w, int rows) { return LdQCol{w.q.u8(), w.scale.data(), H, (size_t)std::max(1, rows) * H}; };
-        forward(p.strategy, p.group, m,
-                Loaders<LdBF16, LdQRow, LdQCol>{LdBF16{m.wr.h16()}, LdBF16{x.h16()}, row(m.w13), row(m.ws13), col(m.w2t, m.s.inter), col(m.ws2t, m.s.shared_inter)},
-                T, out, ids);
+        run(G, counts, p, m,
+            Loaders<LdBF16, LdQRow, LdQCol>{LdBF16{m.wr.h16()}, LdBF16{x.h16()}, row(m.w13), row(m.ws13), col(m.w2t, m.s.inter), col(m.ws2t, m.s.shared_inter)},
+            T, out, ids);
         break;
       }
       default: {
         auto ld = [](const HostTensor& t) { return LdF32{t.f32()}; };
-        forward(p.strategy, p.group, m, Loaders<LdF32, LdF32, LdF32>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
+        run(G, counts, p, m, Loaders<LdF32, LdF32, LdF32>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
       }
     }
   }
+  // Without --gpus the variant's own single-device code; with it, the layer over G devices (G = 1 for the comparison).
+  template <class LA, class L1, class L2>
+  void run(int G, EpCounts* counts, const Planned& p, const Model& m, const Loaders<LA, L1, L2>& L, int T, float* out, int* ids) {
+    if (gpus_ == 1) forward(p.strategy, p.group, m, L, T, out, ids);
+    else forward_ep(G, p.strategy, p.group, m, L, T, out, ids, counts);
+  }
+  std::vector<EpState> ep_;
+  int gpus_ = 1;
   const Model* m_ = nullptr;
   const std::vector<HostTensor>* xs_ = nullptr;
   std::vector<Planned> plans_;
