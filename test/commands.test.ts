@@ -142,7 +142,14 @@ describe('sweep cancel and sweep retry', () => {
     const file = s.sweepFile('cancel-me', '  variant: reference\n  tokens: [1, 2, 3, 4]\n');
     // The first job sleeps 30 s in the binary; the other three wait behind it (one worker).
     const plan = await enqueueWithHooks(s, file, (i) => (i === 0 ? { sleepMs: 30_000 } : undefined));
-    await waitFor('the slow job to start', async () => ((await new Queue(runQueueName(s.pool), { connection: s.farm.redis, prefix: queuePrefix() }).getActiveCount()) === 1 ? true : null));
+    // The slow job itself running and the other three still waiting (on a loaded machine a worker can be slow to
+    // take the first job, and cancel is meant to find exactly this state).
+    const runQ = new Queue(runQueueName(s.pool), { connection: s.farm.redis, prefix: queuePrefix() });
+    await waitFor('the slow job to start with the others waiting', async () => {
+      const active = await runQ.getActive();
+      return active.length === 1 && active[0]!.id === plan.runs[0]!.id && (await runQ.getWaitingCount()) === 3 ? true : null;
+    });
+    await runQ.close();
 
     const t0 = Date.now();
     const c = await cli(['sweep', 'cancel', plan.sweepId, '--json'], s.env);

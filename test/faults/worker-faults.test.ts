@@ -54,6 +54,8 @@ describe('a worker killed in the middle of a run', () => {
     expect(runs.find((x) => x.id === victim.id)!.workerId).toBe('worker-B');
     expect(await r.db.result.count({ where: { run: { sweepId: plan.sweepId } } })).toBe(3);
     const results = new Queue(RESULTS_QUEUE, { connection: r.client, prefix: r.prefix });
+    // The collector acknowledges a result after its commit: wait for the acknowledgements, then check that none is left over.
+    await waitFor('the collector to acknowledge every result', async () => ((await results.getCompletedCount()) === 3 ? true : null));
     expect(await results.getJobCounts('completed', 'waiting', 'active', 'delayed', 'failed')).toEqual({ completed: 3, waiting: 0, active: 0, delayed: 0, failed: 0 });
     await results.close();
     const runQueue = new Queue(runQueueName(r.pool), { connection: r.client, prefix: r.prefix });
