@@ -50,7 +50,7 @@ import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
 import { UNPLANNED, writePlanRows } from '../db/plan.js';
 import { decodeDefinition, fetchDefinition, releaseDefinition } from '../queue/sweep-definition.js';
-import { nothingRan, OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
+import { nothingRan, OutcomeSchema, outcomeLogFields, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
 import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
 import { readWorkers } from '../../worker/heartbeat.js';
@@ -294,10 +294,7 @@ export class Collector {
   private logOutcome(o: ParsedOutcome, r: RecordResult): void {
     const fields = {
       event: 'outcome',
-      runId: o.runId,
-      sweepId: o.sweepId,
-      pool: o.pool,
-      status: o.status,
+      ...outcomeLogFields(o),
       wallMs: o.startedAt === null ? null : Math.round(o.finishedAt - o.startedAt),
       worker: o.worker?.id ?? null,
       written: r,

@@ -230,6 +230,11 @@ export const OutcomeSchema = z.strictObject({
 export type Outcome = z.input<typeof OutcomeSchema>;
 export type ParsedOutcome = z.output<typeof OutcomeSchema>;
 
+/** How a log line names an outcome: the worker's `job` line and the collector's `outcome` line alike. */
+export function outcomeLogFields(o: Pick<Outcome, 'runId' | 'sweepId' | 'pool' | 'status'>): { runId: string; sweepId: string; pool: string; status: Outcome['status'] } {
+  return { runId: o.runId, sweepId: o.sweepId, pool: o.pool, status: o.status };
+}
+
 /** The fields of an outcome that a worker's run fills. */
 export type RunPart = Pick<ParsedOutcome, 'worker' | 'builds' | 'flags' | 'env' | 'telemetry' | 'stdoutTail' | 'stderrTail' | 'wallMs' | 'startedAt'>;
 
