@@ -32,25 +32,17 @@ import { runsSettled } from './helpers/farm.js';
 import { gpuRig, startRigWorker, type GpuRig } from './helpers/gpu-rig.js';
 import { CLI, waitFor } from './helpers/services.js';
 
-let cleanups: Array<() => unknown> = [];
+// A farm on the double's GPUs per test (test/helpers/gpu-rig.ts); its parts by name.
 let rig: GpuRig;
-let smi: FakeSmi;
-let dir: string;
-let pool: string;
-let db: Db;
-let redis: Redis;
-
+let smi: FakeSmi, dir: string, pool: string, db: Db, redis: Redis;
 beforeEach(async () => {
-  cleanups = [];
-  rig = await gpuRig('gpuenv', cleanups, { reconcileEveryMs: 500 });
+  rig = await gpuRig('gpuenv', { reconcileEveryMs: 500 });
   ({ smi, dir, pool, db, redis } = rig);
 });
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+afterEach(() => rig.close());
 
 function startWorker(extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
-  return startRigWorker(rig, cleanups, { gpu: 0, ...extra });
+  return startRigWorker(rig, { gpu: 0, ...extra });
 }
 
 function sweep(extra: string, matrixExtra = ''): Plan {
@@ -206,7 +198,7 @@ describe('power source', () => {
 
   it('keeps a point waiting for its power source until the deadline, then fails it with the reason', async () => {
     process.env['MOEFARM_POWER_SUPPLY_DIR'] = supplies(false);
-    cleanups.push(() => delete process.env['MOEFARM_POWER_SUPPLY_DIR']);
+    rig.cleanups.push(() => delete process.env['MOEFARM_POWER_SUPPLY_DIR']);
     await startWorker({ powerRetryMs: 300 });
     const t0 = Date.now();
     const runs = await runSweep(sweep('power_wait_s: 2', '  power: [ac, battery]\n'));

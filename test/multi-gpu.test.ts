@@ -44,25 +44,17 @@ import { runsSettled } from './helpers/farm.js';
 import { gpuRig, startRigWorker, type GpuRig } from './helpers/gpu-rig.js';
 import { CLI, ROOT, cli, sqliteUrl, waitFor } from './helpers/services.js';
 
-let cleanups: Array<() => unknown> = [];
+// A farm on the double's GPUs per test (test/helpers/gpu-rig.ts); its parts by name.
 let rig: GpuRig;
-let smi: FakeSmi;
-let dir: string;
-let pool: string;
-let db: Db;
-let redis: Redis;
-
+let smi: FakeSmi, dir: string, pool: string, db: Db, redis: Redis;
 beforeEach(async () => {
-  cleanups = [];
-  rig = await gpuRig('mgpu', cleanups, { host: fakeHost(4, 'NV18'), reconcileEveryMs: 300 });
+  rig = await gpuRig('mgpu', { host: fakeHost(4, 'NV18'), reconcileEveryMs: 300 });
   ({ smi, dir, pool, db, redis } = rig);
 });
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+afterEach(() => rig.close());
 
 function startWorker(gpus: number[], extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
-  return startRigWorker(rig, cleanups, { gpu: null, gpus, ...extra });
+  return startRigWorker(rig, { gpu: null, gpus, ...extra });
 }
 
 function sweep(extra: string, matrixExtra: string): Plan {
@@ -245,7 +237,7 @@ describe('the lock per GPU', () => {
     void host;
     // In this process (the same pid: an in-process second worker) ...
     const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    cleanups.push(() => conn.disconnect());
+    rig.cleanups.push(() => conn.disconnect());
     const second = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: null, gpus: [1], arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog });
     const err = await second.start().then(
       () => null,

@@ -24,10 +24,14 @@ export interface GpuRig {
   cache: string;
   db: Db;
   redis: Redis;
+  /** What close() undoes, last first; a test may add its own. */
+  cleanups: Array<() => unknown>;
+  close: () => Promise<void>;
 }
 
-/** `host`: the double's GPUs and links (two fake H100s when absent). Every cleanup goes onto `cleanups`. */
-export async function gpuRig(tag: string, cleanups: Array<() => unknown>, opts: { host?: Partial<FakeState>; reconcileEveryMs: number }): Promise<GpuRig> {
+/** `host`: the double's GPUs and links (two fake H100s when absent). */
+export async function gpuRig(tag: string, opts: { host?: Partial<FakeState>; reconcileEveryMs: number }): Promise<GpuRig> {
+  const cleanups: Array<() => unknown> = [];
   const fresh = scratch(tag, cleanups);
   const smi = new FakeSmi(opts.host);
   smi.install();
@@ -46,14 +50,17 @@ export async function gpuRig(tag: string, cleanups: Array<() => unknown>, opts: 
     await collector.close();
     cc.disconnect();
   });
-  return { pool: `${tag}-${fresh.prefix}`, smi, dir: fresh.dir, cache, db, redis };
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  };
+  return { pool: `${tag}-${fresh.prefix}`, smi, dir: fresh.dir, cache, db, redis, cleanups, close };
 }
 
 /** A worker of the rig's pool on this checkout's csrc/, started; `opts` names its GPUs (gpu or gpus) and the rest. */
-export async function startRigWorker(rig: GpuRig, cleanups: Array<() => unknown>, opts: Pick<WorkerOptions, 'gpu'> & Partial<WorkerOptions>): Promise<FarmWorker> {
+export async function startRigWorker(rig: GpuRig, opts: Pick<WorkerOptions, 'gpu'> & Partial<WorkerOptions>): Promise<FarmWorker> {
   const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   const w = new FarmWorker({ connection: conn, pool: rig.pool, backend: 'cpu', arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: rig.cache, log: silentLog, ...opts });
-  cleanups.push(async () => {
+  rig.cleanups.push(async () => {
     await w.close();
     conn.disconnect();
   });
