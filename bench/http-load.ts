@@ -31,6 +31,7 @@ import { openDb } from '../src/db/client.js';
 import { recordOutcome } from '../src/db/record.js';
 import { submitPlan } from '../src/queue/submit.js';
 import { toJob } from '../src/queue/job.js';
+import { nothingRan } from '../src/schema/job.js';
 import { quantile } from '../src/stats/index.js';
 import { planSweep } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
@@ -187,15 +188,7 @@ async function main(): Promise<void> {
         status: 'failed',
         reason: 'bench: a change under the load',
         attempts: 1,
-        worker: null,
-        builds: [],
-        flags: [],
-        env: null,
-        telemetry: null,
-        stdoutTail: null,
-        stderrTail: null,
-        wallMs: null,
-        startedAt: null,
+        ...nothingRan(),
         finishedAt: Date.now(),
       });
       writes++;

@@ -19,8 +19,8 @@ import { storeBundles } from '../src/source/store.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { loadSweepFile } from '../src/sweep/load.js';
 import type { RunJob } from '../src/schema/job.js';
-import { startFarm, runsSettled, type Farm } from './helpers/farm.js';
-import { cli, freshPostgres, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { farmFor, runsSettled, type Farm } from './helpers/farm.js';
+import { cli, waitFor } from './helpers/services.js';
 
 let cleanups: Array<() => unknown> = [];
 beforeEach(() => {
@@ -41,25 +41,13 @@ interface Setup {
 }
 
 async function setup(kind: 'sqlite' | 'postgres' = 'sqlite'): Promise<Setup> {
-  const p = freshPrefix();
-  cleanups.push(p.cleanup);
-  const t = tempDir('cmd');
-  cleanups.push(t.cleanup);
-  let dbUrl = sqliteUrl(t.dir);
-  if (kind === 'postgres') {
-    const pg = await freshPostgres();
-    cleanups.push(pg.drop);
-    dbUrl = pg.url;
-  }
-  const pool = `cmd-${p.prefix}`;
-  const farm = await startFarm({ dbUrl, pool, testHooks: true });
-  cleanups.push(farm.close);
+  const { farm, pool, dbUrl, dir } = await farmFor('cmd', kind, cleanups, { testHooks: true });
   const sweepFile = (name: string, matrix: string, extra = '') => {
-    const file = join(t.dir, `${name}.yaml`);
+    const file = join(dir, `${name}.yaml`);
     writeFileSync(file, `name: ${name}\npool: ${pool}\ntimeout_s: 60\n${extra}matrix:\n  model: tiny\n  warmup: 1\n  iters: 8\n${matrix}`);
     return file;
   };
-  return { farm, pool, dbUrl, dir: t.dir, env: { DATABASE_URL: dbUrl }, sweepFile };
+  return { farm, pool, dbUrl, dir, env: { DATABASE_URL: dbUrl }, sweepFile };
 }
 
 /** Records and enqueues a sweep file's plan as submit does, with TEST ONLY hooks on chosen jobs. */

@@ -18,7 +18,7 @@ import { loadSweepResults } from '../src/results/load.js';
 import { planSweep, type PlannedRun } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { startFarm, runsSettled, type Farm } from './helpers/farm.js';
-import { cli, freshPostgres, freshPrefix, ROOT, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { cli, freshPostgres, freshPrefix, scratch, ROOT, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
 
 const SWEEP = (pool: string) => `
 name: e2e
@@ -166,30 +166,24 @@ describe('failure paths', () => {
 
 describe('the CLI', () => {
   it('refuses a malformed sweep file with exit code 2, naming the field, and enqueues nothing', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('bad');
-    cleanups.push(t.cleanup);
-    const file = join(t.dir, 'bad.yaml');
+    const fresh = scratch('bad', cleanups);
+    const file = join(fresh.dir, 'bad.yaml');
     writeFileSync(file, 'name: bad\nmatrix:\n  variant: [reference]\n  model: tiny\n  tokens: [1, zero]\n');
-    const r = await cli(['sweep', 'submit', file], { DATABASE_URL: sqliteUrl(t.dir) });
+    const r = await cli(['sweep', 'submit', file], { DATABASE_URL: sqliteUrl(fresh.dir) });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain(`${file}: matrix.tokens[1]: expected a token count`);
     expect(r.stdout).toBe('');
     const { Redis } = await import('ioredis');
     const redis = new Redis(process.env['REDIS_URL']!);
-    expect(await redis.keys(`${p.prefix}:*`)).toEqual([]);
+    expect(await redis.keys(`${fresh.prefix}:*`)).toEqual([]);
     redis.disconnect();
   });
 
   it('adds no jobs when the same sweep is submitted twice', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('twice');
-    cleanups.push(t.cleanup);
-    const file = join(t.dir, 'twice.yaml');
-    writeFileSync(file, SWEEP(`twice-${p.prefix}`));
-    const env = { DATABASE_URL: sqliteUrl(t.dir) };
+    const fresh = scratch('twice', cleanups);
+    const file = join(fresh.dir, 'twice.yaml');
+    writeFileSync(file, SWEEP(`twice-${fresh.prefix}`));
+    const env = { DATABASE_URL: sqliteUrl(fresh.dir) };
     const dry = await cli(['sweep', 'submit', file, '--dry-run', '--json'], env);
     expect(dry.exitCode).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ points: 4, jobs: 8, dryRun: true });
@@ -200,7 +194,7 @@ describe('the CLI', () => {
     expect(JSON.parse(second.stdout)).toMatchObject({ jobs: 8, enqueued: 0, alreadyQueued: 8 });
     const { Redis } = await import('ioredis');
     const redis = new Redis(process.env['REDIS_URL']!, { maxRetriesPerRequest: null });
-    const q = new Queue(runQueueName(`twice-${p.prefix}`), { connection: redis, prefix: p.prefix });
+    const q = new Queue(runQueueName(`twice-${fresh.prefix}`), { connection: redis, prefix: fresh.prefix });
     expect(await q.getWaitingCount()).toBe(8);
     await q.close();
     redis.disconnect();

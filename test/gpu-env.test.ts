@@ -5,15 +5,14 @@
  * The native binary is the real CPU build; the worker owns "GPU 0" of the
  * double through --gpu 0.
  */
-import { mkdirSync, writeFileSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Collector } from '../src/collector/collector.js';
 import { queuePrefix } from '../src/config.js';
-import { openDb, type Db } from '../src/db/client.js';
+import type { Db } from '../src/db/client.js';
 import { recordPlan } from '../src/db/plan.js';
 import { runQueueName } from '../src/queue/names.js';
 import { RUN_JOB_OPTIONS } from '../src/queue/options.js';
@@ -21,7 +20,6 @@ import { planBundles, submitPlan } from '../src/queue/submit.js';
 import { toJob } from '../src/queue/job.js';
 import { storeBundles } from '../src/source/store.js';
 import { TelemetrySchema } from '../src/schema/telemetry.js';
-import { silentLog } from '../src/util/log.js';
 import { planSweep, type Plan } from '../src/sweep/expand.js';
 import { parseSweepText } from '../src/sweep/load.js';
 import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
@@ -29,52 +27,22 @@ import { readPowerSource } from '../worker/gpu/capabilities.js';
 import { readWorkers } from '../worker/heartbeat.js';
 import { decodeReasons } from '../worker/gpu/telemetry.js';
 import { FakeSmi } from './doubles/fake-gpu.js';
-import { TEST_CACHE, TEST_REDIS_URL } from './helpers/env.js';
+import { TEST_REDIS_URL } from './helpers/env.js';
 import { runsSettled } from './helpers/farm.js';
-import { CLI, ROOT, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { gpuRig, startRigWorker, type GpuRig } from './helpers/gpu-rig.js';
+import { CLI, waitFor } from './helpers/services.js';
 
-let cleanups: Array<() => unknown> = [];
-let smi: FakeSmi;
-let dir: string;
-let pool: string;
-let db: Db;
-let redis: Redis;
-
+// A farm on the double's GPUs per test (test/helpers/gpu-rig.ts); its parts by name.
+let rig: GpuRig;
+let smi: FakeSmi, dir: string, pool: string, db: Db, redis: Redis;
 beforeEach(async () => {
-  cleanups = [];
-  const p = freshPrefix();
-  cleanups.push(p.cleanup);
-  pool = `gpu-${p.prefix}`;
-  smi = new FakeSmi();
-  smi.install();
-  cleanups.push(() => smi.cleanup());
-  const t = tempDir('gpuenv');
-  dir = t.dir;
-  cleanups.push(t.cleanup);
-  db = await openDb({ url: sqliteUrl(dir) });
-  cleanups.push(() => db.$disconnect());
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  cleanups.push(() => redis.disconnect());
-  const cc = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 500, log: silentLog });
-  cleanups.push(async () => {
-    await collector.close();
-    cc.disconnect();
-  });
+  rig = await gpuRig('gpuenv', { reconcileEveryMs: 500 });
+  ({ smi, dir, pool, db, redis } = rig);
 });
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+afterEach(() => rig.close());
 
-async function startWorker(extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
-  const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: 0, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog, ...extra });
-  cleanups.push(async () => {
-    await w.close();
-    conn.disconnect();
-  });
-  await w.start();
-  return w;
+function startWorker(extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
+  return startRigWorker(rig, { gpu: 0, ...extra });
 }
 
 function sweep(extra: string, matrixExtra = ''): Plan {
@@ -98,14 +66,6 @@ async function runSweep(plan: Plan) {
 function markers(): string[] {
   return readdirSync(join(dir, 'cache-link', 'state')).filter((f) => f.startsWith('gpu-control-'));
 }
-
-// The build cache is shared by all tests; the worker's state (markers) lives beside it, per test.
-beforeEach(() => {
-  mkdirSync(join(dir, 'cache-link'), { recursive: true });
-  const builds = join(TEST_CACHE, 'builds');
-  mkdirSync(builds, { recursive: true });
-  symlinkSync(builds, join(dir, 'cache-link', 'builds'));
-});
 
 describe('capabilities', () => {
   it('probes the GPU and refuses control without the permission flags', async () => {
@@ -238,7 +198,7 @@ describe('power source', () => {
 
   it('keeps a point waiting for its power source until the deadline, then fails it with the reason', async () => {
     process.env['MOEFARM_POWER_SUPPLY_DIR'] = supplies(false);
-    cleanups.push(() => delete process.env['MOEFARM_POWER_SUPPLY_DIR']);
+    rig.cleanups.push(() => delete process.env['MOEFARM_POWER_SUPPLY_DIR']);
     await startWorker({ powerRetryMs: 300 });
     const t0 = Date.now();
     const runs = await runSweep(sweep('power_wait_s: 2', '  power: [ac, battery]\n'));

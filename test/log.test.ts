@@ -12,7 +12,7 @@ import { openDb } from '../src/db/client.js';
 import { createLogger } from '../src/util/log.js';
 import { runsSettled } from './helpers/farm.js';
 import { TEST_CACHE, TEST_REDIS_URL } from './helpers/env.js';
-import { CLI, ROOT, cli, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { CLI, ROOT, cli, scratch, sqliteUrl, waitFor } from './helpers/services.js';
 
 let cleanups: Array<() => unknown> = [];
 beforeEach(() => {
@@ -31,15 +31,12 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
 
 describe('structured logs of the worker and the collector', () => {
   it('one JSON line per job in each, with run, sweep, status, wall time and worker', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('log');
-    cleanups.push(t.cleanup);
-    const dbUrl = sqliteUrl(t.dir);
-    const pool = `log-${p.prefix}`;
-    const file = join(t.dir, 'log.yaml');
+    const fresh = scratch('log', cleanups);
+    const dbUrl = sqliteUrl(fresh.dir);
+    const pool = `log-${fresh.prefix}`;
+    const file = join(fresh.dir, 'log.yaml');
     writeFileSync(file, `name: logs\npool: ${pool}\nmatrix:\n  model: tiny\n  variant: reference\n  tokens: [1, 2]\n  warmup: 1\n  iters: 5\n`);
-    const env = { REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: p.prefix, MOEFARM_CACHE: TEST_CACHE, DATABASE_URL: dbUrl };
+    const env = { REDIS_URL: TEST_REDIS_URL, MOEFARM_PREFIX: fresh.prefix, MOEFARM_CACHE: TEST_CACHE, DATABASE_URL: dbUrl };
     const sub = await cli(['sweep', 'submit', file, '--json'], { DATABASE_URL: dbUrl });
     const sweepId = (JSON.parse(sub.stdout) as { sweepId: string }).sweepId;
 

@@ -15,16 +15,15 @@
  *   fp8 weights and shared experts too;
  * - sweep status and sweep resume find a run's job in its GPU count's queue.
  */
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Collector } from '../src/collector/collector.js';
 import { queuePrefix } from '../src/config.js';
-import { openDb, type Db } from '../src/db/client.js';
+import type { Db } from '../src/db/client.js';
 import { UsageError } from '../src/errors.js';
 import { runQueueName } from '../src/queue/names.js';
 import { resumeSweep } from '../src/queue/requeue.js';
@@ -40,56 +39,22 @@ import { GpuLock, GpuTakenError } from '../worker/gpu/lock.js';
 import { parseTopoMatrix, topologyOf } from '../worker/gpu/topology.js';
 import { FarmWorker, type WorkerOptions } from '../worker/worker.js';
 import { FakeSmi, fakeHost } from './doubles/fake-gpu.js';
-import { TEST_CACHE, TEST_REDIS_URL } from './helpers/env.js';
+import { TEST_REDIS_URL } from './helpers/env.js';
 import { runsSettled } from './helpers/farm.js';
-import { CLI, ROOT, cli, freshPrefix, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { gpuRig, startRigWorker, type GpuRig } from './helpers/gpu-rig.js';
+import { CLI, ROOT, cli, sqliteUrl, waitFor } from './helpers/services.js';
 
-let cleanups: Array<() => unknown> = [];
-let smi: FakeSmi;
-let dir: string;
-let pool: string;
-let db: Db;
-let redis: Redis;
-
+// A farm on the double's GPUs per test (test/helpers/gpu-rig.ts); its parts by name.
+let rig: GpuRig;
+let smi: FakeSmi, dir: string, pool: string, db: Db, redis: Redis;
 beforeEach(async () => {
-  cleanups = [];
-  const p = freshPrefix();
-  cleanups.push(p.cleanup);
-  pool = `mgpu-${p.prefix}`;
-  smi = new FakeSmi(fakeHost(4, 'NV18'));
-  smi.install();
-  cleanups.push(() => smi.cleanup());
-  const t = tempDir('mgpu');
-  dir = t.dir;
-  cleanups.push(t.cleanup);
-  // The build cache is shared by all tests; the workers' state (markers, leases) lives beside it, per test.
-  mkdirSync(join(dir, 'cache-link'), { recursive: true });
-  mkdirSync(join(TEST_CACHE, 'builds'), { recursive: true });
-  symlinkSync(join(TEST_CACHE, 'builds'), join(dir, 'cache-link', 'builds'));
-  db = await openDb({ url: sqliteUrl(dir) });
-  cleanups.push(() => db.$disconnect());
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  cleanups.push(() => redis.disconnect());
-  const cc = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const collector = new Collector({ db, connection: cc, reconcileEveryMs: 300, log: silentLog });
-  cleanups.push(async () => {
-    await collector.close();
-    cc.disconnect();
-  });
+  rig = await gpuRig('mgpu', { host: fakeHost(4, 'NV18'), reconcileEveryMs: 300 });
+  ({ smi, dir, pool, db, redis } = rig);
 });
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+afterEach(() => rig.close());
 
-async function startWorker(gpus: number[], extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
-  const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  const w = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: null, gpus, arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog, ...extra });
-  cleanups.push(async () => {
-    await w.close();
-    conn.disconnect();
-  });
-  await w.start();
-  return w;
+function startWorker(gpus: number[], extra: Partial<WorkerOptions> = {}): Promise<FarmWorker> {
+  return startRigWorker(rig, { gpu: null, gpus, ...extra });
 }
 
 function sweep(extra: string, matrixExtra: string): Plan {
@@ -272,7 +237,7 @@ describe('the lock per GPU', () => {
     void host;
     // In this process (the same pid: an in-process second worker) ...
     const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    cleanups.push(() => conn.disconnect());
+    rig.cleanups.push(() => conn.disconnect());
     const second = new FarmWorker({ connection: conn, pool, backend: 'cpu', gpu: null, gpus: [1], arch: 'sm_90a', csrc: join(ROOT, 'csrc'), cache: join(dir, 'cache-link'), log: silentLog });
     const err = await second.start().then(
       () => null,

@@ -27,8 +27,8 @@ import { binaryArgs, processUnits } from '../worker/args.js';
 import { mergeRounds } from '../worker/rounds.js';
 import type { BenchOutput, Energy } from '../src/schema/bench-output.js';
 import { toJob } from '../src/queue/job.js';
-import { startFarm, runsSettled, type Farm } from './helpers/farm.js';
-import { cli, freshPostgres, freshPrefix, ROOT, sqliteUrl, tempDir, waitFor } from './helpers/services.js';
+import { farmFor, runsSettled } from './helpers/farm.js';
+import { cli, ROOT, tempDir, waitFor } from './helpers/services.js';
 
 let cleanups: Array<() => unknown> = [];
 beforeEach(() => {
@@ -118,26 +118,9 @@ describe('energy over interleaved rounds', () => {
   });
 });
 
-async function farmOn(kind: 'sqlite' | 'postgres'): Promise<{ farm: Farm; pool: string; dbUrl: string; dir: string }> {
-  const p = freshPrefix();
-  cleanups.push(p.cleanup);
-  const t = tempDir('tune');
-  cleanups.push(t.cleanup);
-  let dbUrl = sqliteUrl(t.dir);
-  if (kind === 'postgres') {
-    const pg = await freshPostgres();
-    cleanups.push(pg.drop);
-    dbUrl = pg.url;
-  }
-  const pool = `tune-${p.prefix}`;
-  const farm = await startFarm({ dbUrl, pool });
-  cleanups.push(farm.close);
-  return { farm, pool, dbUrl, dir: t.dir };
-}
-
 describe('moefarm tune on the CPU backend', () => {
   it('picks the setting that does the work once over the one that re-reads the weights per token, writes it, and the binary then uses it by default', async () => {
-    const { farm, pool, dbUrl, dir } = await farmOn('sqlite');
+    const { farm, pool, dbUrl, dir } = await farmFor('tune', 'sqlite', cleanups);
     // A copy of csrc/ to write the tuning table into and build from (this checkout's csrc/ is left alone).
     const csrc = join(dir, 'csrc');
     cpSync(join(ROOT, 'csrc'), csrc, { recursive: true, filter: (src) => !/[/\\]build($|[/\\])/.test(src.slice(ROOT.length)) });
@@ -202,7 +185,7 @@ describe('moefarm tune on the CPU backend', () => {
   }, 420_000);
 
   it('reports a tie between settings that do identical work and writes nothing for it; energy figures are stored per result and shown beside time (Postgres)', async () => {
-    const { farm, pool } = await farmOn('postgres');
+    const { farm, pool } = await farmFor('tune', 'postgres', cleanups);
     const plan = planSweep(parseSweepText(tuneSweep('tune-tie', pool, 8, [8, 16]), 'tie.yaml'), { file: 'tie.yaml' });
     await submitPlan(farm.db, farm.redis, plan, 'tie.yaml');
     await waitFor('the tie sweep to finish', () => runsSettled(farm.db, plan.sweepId, 1), 240_000);

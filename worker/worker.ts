@@ -40,7 +40,7 @@ import type { Redis } from 'ioredis';
 import { queuePrefix } from '../src/config.js';
 import { RESULTS_QUEUE, runQueueName, workerLiveKey } from '../src/queue/names.js';
 import { RESULT_JOB_OPTIONS } from '../src/queue/options.js';
-import { RunJobSchema, type BuiltOutput, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
+import { outcomeLogFields, RunJobSchema, type BuiltOutput, type Outcome, type RunJob, type WorkerIdentity } from '../src/schema/job.js';
 import { pointGpus } from '../src/schema/sweep.js';
 import { UsageError } from '../src/errors.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
@@ -368,10 +368,7 @@ export class FarmWorker {
   private logJob(o: Outcome, data: RunJob): void {
     const fields = {
       event: 'job',
-      runId: o.runId,
-      sweepId: o.sweepId,
-      pool: o.pool,
-      status: o.status,
+      ...outcomeLogFields(o),
       wallMs: Math.round(Date.now() - (o.startedAt ?? Date.now())),
       binaryMs: o.wallMs === null ? null : Math.round(o.wallMs),
       worker: this.identity?.id ?? null,

@@ -50,7 +50,7 @@ import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
 import { UNPLANNED, writePlanRows } from '../db/plan.js';
 import { decodeDefinition, fetchDefinition, releaseDefinition } from '../queue/sweep-definition.js';
-import { OutcomeSchema, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
+import { nothingRan, OutcomeSchema, outcomeLogFields, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
 import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
 import { readWorkers } from '../../worker/heartbeat.js';
@@ -294,10 +294,7 @@ export class Collector {
   private logOutcome(o: ParsedOutcome, r: RecordResult): void {
     const fields = {
       event: 'outcome',
-      runId: o.runId,
-      sweepId: o.sweepId,
-      pool: o.pool,
-      status: o.status,
+      ...outcomeLogFields(o),
       wallMs: o.startedAt === null ? null : Math.round(o.finishedAt - o.startedAt),
       worker: o.worker?.id ?? null,
       written: r,
@@ -392,15 +389,7 @@ export class Collector {
               `the point asks for ${q.gpus} GPUs, and no live worker of pool ${pool} owns that many ` +
               `(live workers: ${who}) for ${waitS} s after submission (gpus_wait_s); start one with moefarm worker --pool ${pool} --gpus ...`,
             attempts: 0,
-            worker: null,
-            builds: [],
-            flags: [],
-            env: null,
-            telemetry: null,
-            stdoutTail: null,
-            stderrTail: null,
-            wallMs: null,
-            startedAt: null,
+            ...nothingRan(),
             finishedAt: now,
           };
           this.logOutcome(o, await recordOutcome(this.opts.db, o));
@@ -436,14 +425,8 @@ export class Collector {
       status: 'failed',
       reason: `gave up after ${job.attemptsMade} attempt(s): ${job.failedReason ?? 'unknown'}`,
       attempts: job.attemptsMade,
-      worker: null,
-      builds: [],
-      flags: [],
-      env: null,
-      telemetry: null,
-      stdoutTail: null,
+      ...nothingRan(),
       stderrTail: job.stacktrace?.at(-1) ?? null,
-      wallMs: null,
       startedAt: job.processedOn ?? null,
       finishedAt: job.finishedOn ?? Date.now(),
     };
@@ -565,15 +548,7 @@ function asCollectorError(o: ParsedOutcome, reason: string): ParsedOutcome {
     status: 'collector-error',
     reason,
     attempts: Math.min(o.attempts, 1000),
-    worker: null,
-    builds: [],
-    flags: [],
-    env: null,
-    telemetry: null,
-    stdoutTail: null,
-    stderrTail: null,
-    wallMs: null,
-    startedAt: null,
+    ...nothingRan(),
     finishedAt: Date.now(),
   };
 }

@@ -10,20 +10,18 @@
  */
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
-import { Collector } from '../collector/collector.js';
-import { cacheDir, csrcDir, lockDurationMs, redisUrl } from '../config.js';
-import { openDb, type Db } from '../db/client.js';
+import { csrcDir, lockDurationMs, redisUrl } from '../config.js';
+import type { Db } from '../db/client.js';
 import { ExitError, UsageError } from '../errors.js';
-import { createRedis } from '../queue/connection.js';
 import { redisOrPrivate } from '../services/redis-server.js';
 import { loadSweepFile } from '../sweep/load.js';
-import { createLogger } from '../util/log.js';
 import { redactUrl } from '../util/redact.js';
 import { renderTable, type Cell } from '../util/table.js';
 import { prepareBisect, runBisect, type BisectOutcome } from '../bisect/run.js';
 import { slowdownPct } from '../results/gate.js';
 import { formatComparison } from './results-compare.js';
 import { withDb, withRedis } from './context.js';
+import { withLocalFarm } from './local-farm.js';
 
 export interface BisectCommandOptions {
   good: string;
@@ -89,34 +87,14 @@ export async function bisect(opts: BisectCommandOptions): Promise<void> {
 async function local<T>(pool: string, backend: 'cpu' | 'cuda', log: (l: string) => void, fn: (db: Db, redis: Redis) => Promise<T>): Promise<T> {
   const queue = await redisOrPrivate(redisUrl());
   if (queue.private) log(`bisect --local: no Redis at ${redactUrl(redisUrl())}: started a private redis-server at ${queue.url} (it stops when bisect ends)`);
-  const db = await openDb();
-  const conns = [0, 1, 2].map(() => createRedis(queue.url));
-  for (const c of conns) c.on('error', () => {});
-  const [redis, workerConn, collectorConn] = conns as [Redis, Redis, Redis];
-  const collector = new Collector({ db, connection: collectorConn, log: createLogger({ name: 'collector', level: 'warn' }) });
-  const { FarmWorker } = await import('../../worker/worker.js');
-  // As moefarm worker does: a job held by a bisect killed mid-run goes back to the queue after this long.
-  const lock = lockDurationMs();
-  const worker = new FarmWorker({
-    ...(lock !== undefined ? { lockDurationMs: lock } : {}),
-    connection: workerConn,
-    pool,
-    backend,
-    gpu: backend === 'cuda' ? 0 : null,
-    arch: 'sm_90a',
-    csrc: csrcDir(),
-    cache: cacheDir(),
-    log: createLogger({ name: 'worker', level: 'warn' }),
-  });
   try {
-    await worker.start();
-    log(`bisect --local: a worker (pool ${pool}, ${backend}) and a collector in this process`);
-    return await fn(db, redis);
+    // As moefarm worker does: a job held by a bisect killed mid-run goes back to the queue after this long.
+    const lock = lockDurationMs();
+    return await withLocalFarm({ url: queue.url, pool, backend, ...(lock !== undefined ? { lockDurationMs: lock } : {}) }, (db, redis) => {
+      log(`bisect --local: a worker (pool ${pool}, ${backend}) and a collector in this process`);
+      return fn(db, redis);
+    });
   } finally {
-    await worker.close();
-    await collector.close();
-    for (const c of conns) c.disconnect();
-    await db.$disconnect();
     await queue.private?.stop();
   }
 }

@@ -6,10 +6,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { Collector } from '../collector/collector.js';
-import { cacheDir, csrcDir, databaseUrl, projectRoot, redisUrl } from '../config.js';
-import { openDb } from '../db/client.js';
-import { createRedis } from '../queue/connection.js';
+import { databaseUrl, projectRoot, redisUrl } from '../config.js';
 import { submitPlan } from '../queue/submit.js';
 import { compareSweep } from '../results/compare.js';
 import { loadSweepResults } from '../results/load.js';
@@ -17,9 +14,8 @@ import { renderProgress, sweepProgress } from '../results/progress.js';
 import { planSweep } from '../sweep/expand.js';
 import { loadSweepFile } from '../sweep/load.js';
 import { redisOrPrivate } from '../services/redis-server.js';
-import { createLogger } from '../util/log.js';
 import { redactUrl } from '../util/redact.js';
-import { FarmWorker } from '../../worker/worker.js';
+import { withLocalFarm } from './local-farm.js';
 import { formatComparison } from './results-compare.js';
 
 async function hasGpu(): Promise<boolean> {
@@ -54,26 +50,8 @@ async function runDemo(
   url: string,
   out: (s: string) => void,
 ): Promise<void> {
-  const db = await openDb();
-  const redis = createRedis(url);
-  const workerConn = createRedis(url);
-  const collectorConn = createRedis(url);
-  for (const c of [redis, workerConn, collectorConn]) c.on('error', () => {});
   out(`moefarm demo: ${gpu ? 'GPU found: CUDA backend' : 'no GPU: CPU backend'}; results in ${redactUrl(databaseUrl())}`);
-  // Warnings only: a line per job would break the progress bar the demo draws.
-  const collector = new Collector({ db, connection: collectorConn, log: createLogger({ name: 'collector', level: 'warn' }) });
-  const worker = new FarmWorker({
-    connection: workerConn,
-    pool: sweep.pool,
-    backend: gpu ? 'cuda' : 'cpu',
-    gpu: gpu ? 0 : null,
-    arch: 'sm_90a',
-    csrc: csrcDir(),
-    cache: cacheDir(),
-    log: createLogger({ name: 'worker', level: 'warn' }),
-  });
-  try {
-    await worker.start();
+  await withLocalFarm({ url, pool: sweep.pool, backend: gpu ? 'cuda' : 'cpu' }, async (db, redis) => {
     out(`building the native binary (cached after the first time) and running ${plan.runs.length} jobs…`);
     const report = await submitPlan(db, redis, plan, file);
     out(`sweep ${report.sweepId} (${sweep.name}): ${report.points} points, ${report.runs} jobs; enqueued ${report.enqueued}, already done ${report.alreadyDone}`);
@@ -98,10 +76,5 @@ async function runDemo(
     out(formatComparison(cmp));
     out('');
     out(`next: moefarm results compare --sweep ${report.sweepId}   |   moefarm results list --sweep ${report.sweepId}`);
-  } finally {
-    await worker.close();
-    await collector.close();
-    for (const c of [redis, workerConn, collectorConn]) c.disconnect();
-    await db.$disconnect();
-  }
+  });
 }

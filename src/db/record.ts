@@ -40,6 +40,27 @@ export const TAIL_BYTES = 16 * 1024;
 const ROWS_PER_STATEMENT = 50;
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+/**
+ * The Run columns an outcome writes, as they are before any outcome: `sweep retry` writes these back
+ * (queue/retry.ts), and a run recorded here fills the same columns (OUTCOME_COLUMNS).
+ */
+export const NO_OUTCOME = {
+  status: 'queued',
+  reason: null,
+  attempts: 0,
+  workerId: null,
+  buildKey: null,
+  flags: '',
+  env: null,
+  telemetry: null,
+  stdoutTail: null,
+  stderrTail: null,
+  wallMs: null,
+  startedAt: null,
+  finishedAt: null,
+} as const;
+const OUTCOME_COLUMNS = Object.keys(NO_OUTCOME) as ReadonlyArray<keyof typeof NO_OUTCOME>;
 type Value = string | number | boolean | Date | null;
 
 export async function recordOutcome(db: Db, o: ParsedOutcome): Promise<RecordResult> {
@@ -99,7 +120,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       const recorded = await insert(
         tx,
         'Run',
-        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'],
+        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', ...OUTCOME_COLUMNS],
         batch.map((o) => [
           o.runId,
           o.sweepId,
@@ -122,7 +143,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
           new Date(o.finishedAt),
         ]),
         'ON CONFLICT ("id") DO UPDATE SET ' +
-          ['status', 'reason', 'attempts', 'workerId', 'buildKey', 'flags', 'env', 'telemetry', 'stdoutTail', 'stderrTail', 'wallMs', 'startedAt', 'finishedAt'].map((c) => `"${c}" = excluded."${c}"`).join(', ') +
+          OUTCOME_COLUMNS.map((c) => `"${c}" = excluded."${c}"`).join(', ') +
           // The first outcome wins, with one exception: a result produced before a cancel took effect
           // replaces the `cancelled` that sweep cancel wrote meanwhile (a result is never dropped).
           ` WHERE "Run"."status" = 'queued' OR ("Run"."status" = 'cancelled' AND excluded."status" = 'done') RETURNING "id"`,

@@ -23,7 +23,7 @@ import type { Db } from '../db/client.js';
 import { compareSweep, DEFAULT_MIN_RUNS, thresholds, verdictOf } from '../results/compare.js';
 import { DEFAULT_THRESHOLD_PCT, evaluateGate, gateAnnotations, slowdownPct } from '../results/gate.js';
 import { loadHistory } from '../results/history.js';
-import { loadSweepResults, type VariantRun } from '../results/load.js';
+import { loadSweepResults, sampledRun, type VariantRun } from '../results/load.js';
 import { median } from '../stats/index.js';
 
 export interface RegressionBuild {
@@ -130,25 +130,7 @@ export async function findRegressions(db: Db, sweepId: string): Promise<SweepReg
 
 /** A run of one build, as compare.ts reads runs: unpaired (builds of a history come from separate runs). */
 function asRun(runId: string, samples: number[], sourceHash: string): VariantRun {
-  return {
-    runId: `${sourceHash}/${runId}`,
-    build: sourceHash,
-    rep: 0,
-    groupHash: '',
-    pointHash: '',
-    samples,
-    rounds: [],
-    median: samples.length ? median(samples) : NaN,
-    flags: [],
-    interleaved: false,
-    sourceHash,
-    gitCommit: null,
-    finishedAt: null,
-    hasTelemetry: false,
-    joulesPerForward: null,
-    meanPowerW: null,
-    device: null,
-  };
+  return sampledRun({ runId: `${sourceHash}/${runId}`, build: sourceHash, samples, median: samples.length ? median(samples) : NaN, sourceHash });
 }
 
 /** One line for people (and for chat webhooks that show a `text` field). */

@@ -27,6 +27,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { queuePrefix } from '../config.js';
 import type { Db } from '../db/client.js';
+import { NO_OUTCOME } from '../db/record.js';
 import { ExitError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { clearCancel, removeJobs } from './cancel.js';
@@ -98,19 +99,7 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
       const n = await tx.run.updateMany({
         where: { id: r.id, status: r.status },
         data: {
-          status: 'queued',
-          reason: null,
-          attempts: 0,
-          workerId: null,
-          buildKey: null,
-          flags: '',
-          env: null,
-          telemetry: null,
-          stdoutTail: null,
-          stderrTail: null,
-          wallMs: null,
-          startedAt: null,
-          finishedAt: null,
+          ...NO_OUTCOME,
           retries: { increment: 1 },
           previous: JSON.stringify(previous),
         },

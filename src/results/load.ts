@@ -38,6 +38,30 @@ export interface VariantRun {
   device: string | null;
 }
 
+/**
+ * A run known by its samples alone (compare's input built from something other than this database's rows,
+ * such as a history's runs): the fields given, and for the rest nothing recorded (no rounds, flags,
+ * commit, time, telemetry, energy or device; rep 0, not interleaved). `median` must be given too: what
+ * the samples' median is, is the caller's to say.
+ */
+export function sampledRun(run: Pick<VariantRun, 'runId' | 'build' | 'samples' | 'median' | 'sourceHash'> & Partial<VariantRun>): VariantRun {
+  return {
+    rep: 0,
+    groupHash: '',
+    pointHash: '',
+    rounds: [],
+    flags: [],
+    interleaved: false,
+    gitCommit: null,
+    finishedAt: null,
+    hasTelemetry: false,
+    joulesPerForward: null,
+    meanPowerW: null,
+    device: null,
+    ...run,
+  };
+}
+
 export interface PointGroup {
   /** Point key + environment key. */
   key: string;

@@ -16,7 +16,7 @@
  * then keeps its default).
  */
 import { UsageError } from '../errors.js';
-import { TUNING_TABLE_SCHEMA, type TuningEntry, type TuningTable } from '../schema/variant-table.js';
+import { TUNING_TABLE_SCHEMA, tuningKey, tuningKeyOf, type TuningEntry, type TuningKey, type TuningTable } from '../schema/variant-table.js';
 import { median } from '../stats/index.js';
 import { parseTuneText } from '../sweep/tune.js';
 import { thresholds, verdictOf, type RowVerdict, type VerdictOptions } from './compare.js';
@@ -32,16 +32,8 @@ export interface TuneSettingResult {
   joulesPerForward: number | null;
 }
 
-export interface TuneDecision {
-  /** The tuning table's key: the binary's device name, variant, shape, tokens, dtype. */
-  device: string;
-  variant: string;
-  hidden: number;
-  inter: number;
-  experts: number;
-  topk: number;
-  tokens: number;
-  dtype: string;
+/** A decision is filed under the tuning table's key: the binary's device name, variant, shape, tokens, dtype. */
+export interface TuneDecision extends TuningKey {
   build: string;
   /** The point and environment the runs were grouped by (compare's labels). */
   point: string;
@@ -174,10 +166,6 @@ export function decideTuning(results: SweepResults, opts: TuneOptions = {}): Tun
   return { sweepId: results.sweepId, name: results.name, thresholds: th.text, includeFlagged, decisions, untuned: [...untuned].sort(), failures: results.failures, queued: results.queued };
 }
 
-function tuningKey(d: Pick<TuneDecision, 'device' | 'variant' | 'hidden' | 'inter' | 'experts' | 'topk' | 'tokens' | 'dtype'>): string {
-  return JSON.stringify([d.device, d.variant, d.hidden, d.inter, d.experts, d.topk, d.tokens, d.dtype]);
-}
-
 export interface TableUpdate {
   table: TuningTable;
   /** Entries added or replaced (key text), and keys left as they were because of a tie. */
@@ -206,14 +194,7 @@ export function updateTuningTable(existing: TuningTable | null, report: TuneRepo
     if (done.has(key)) continue;
     done.add(key);
     const entry: TuningEntry = {
-      device: d.device,
-      variant: d.variant,
-      hidden: d.hidden,
-      inter: d.inter,
-      experts: d.experts,
-      topk: d.topk,
-      tokens: d.tokens,
-      dtype: d.dtype,
+      ...tuningKeyOf(d),
       tunables: parseTuneText(d.best),
       measured: measuredText(report, d, when),
     };
@@ -227,7 +208,7 @@ export function updateTuningTable(existing: TuningTable | null, report: TuneRepo
   return { table: { schema: TUNING_TABLE_SCHEMA, about: existing?.about ?? ABOUT, entries }, written, kept: [...new Set(kept)].filter((k) => !writtenSet.has(k)) };
 }
 
-export function describeKey(d: Pick<TuneDecision, 'device' | 'variant' | 'hidden' | 'inter' | 'experts' | 'topk' | 'tokens' | 'dtype'>): string {
+export function describeKey(d: TuningKey): string {
   return `${d.device} ${d.variant} h${d.hidden}/i${d.inter}/e${d.experts}/k${d.topk} T=${d.tokens} ${d.dtype}`;
 }
 

@@ -229,3 +229,19 @@ export const OutcomeSchema = z.strictObject({
 });
 export type Outcome = z.input<typeof OutcomeSchema>;
 export type ParsedOutcome = z.output<typeof OutcomeSchema>;
+
+/** How a log line names an outcome: the worker's `job` line and the collector's `outcome` line alike. */
+export function outcomeLogFields(o: Pick<Outcome, 'runId' | 'sweepId' | 'pool' | 'status'>): { runId: string; sweepId: string; pool: string; status: Outcome['status'] } {
+  return { runId: o.runId, sweepId: o.sweepId, pool: o.pool, status: o.status };
+}
+
+/** The fields of an outcome that a worker's run fills. */
+export type RunPart = Pick<ParsedOutcome, 'worker' | 'builds' | 'flags' | 'env' | 'telemetry' | 'stdoutTail' | 'stderrTail' | 'wallMs' | 'startedAt'>;
+
+/**
+ * Those fields with nothing in them: the outcome of a run no worker handed over (a job that failed on every
+ * attempt, one no live worker can take, a record the database refused). Spread first; what is known goes over it.
+ */
+export function nothingRan(): RunPart {
+  return { worker: null, builds: [], flags: [], env: null, telemetry: null, stdoutTail: null, stderrTail: null, wallMs: null, startedAt: null };
+}

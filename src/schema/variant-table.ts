@@ -223,6 +223,19 @@ export const TuningEntrySchema = z.strictObject({
 });
 export type TuningEntry = z.infer<typeof TuningEntrySchema>;
 
+/** What a tuning-table entry is looked up by: one value per key, in a file and across the files of a source. */
+export type TuningKey = Pick<TuningEntry, 'device' | 'variant' | 'hidden' | 'inter' | 'experts' | 'topk' | 'tokens' | 'dtype'>;
+
+/** The key's fields, and nothing else, of an entry or of anything that carries them. */
+export function tuningKeyOf(k: TuningKey): TuningKey {
+  return { device: k.device, variant: k.variant, hidden: k.hidden, inter: k.inter, experts: k.experts, topk: k.topk, tokens: k.tokens, dtype: k.dtype };
+}
+
+/** The key as one comparable text. */
+export function tuningKey(k: TuningKey): string {
+  return JSON.stringify([k.device, k.variant, k.hidden, k.inter, k.experts, k.topk, k.tokens, k.dtype]);
+}
+
 export const TuningTableSchema = z.strictObject({
   schema: z.literal(TUNING_TABLE_SCHEMA),
   about: z.string().optional(),
@@ -252,7 +265,7 @@ export function parseTuningTable(text: string, where: string, table: VariantTabl
       const why = tunableReason(spec, name, value);
       if (why) throw new Error(`${at}: variant ${e.variant}: ${why}`);
     }
-    const key = JSON.stringify([e.device, e.variant, e.hidden, e.inter, e.experts, e.topk, e.tokens, e.dtype]);
+    const key = tuningKey(e);
     const prev = keys.get(key);
     if (prev !== undefined) throw new Error(`${at}: the same key as entries.${prev}`);
     keys.set(key, i);

@@ -16,6 +16,7 @@ import { request } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { recordOutcome } from '../../src/db/record.js';
 import { toJob } from '../../src/queue/job.js';
+import { nothingRan } from '../../src/schema/job.js';
 import { CLI, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { enqueuePlan, report, settled, spawnProc, startWorker, type Proc } from './procs.js';
@@ -102,15 +103,7 @@ describe('moefarm serve --http', () => {
       status: 'crashed',
       reason: 'written by the test after the page was cached',
       attempts: 1,
-      worker: null,
-      builds: [],
-      flags: [],
-      env: null,
-      telemetry: null,
-      stdoutTail: null,
-      stderrTail: null,
-      wallMs: null,
-      startedAt: null,
+      ...nothingRan(),
       finishedAt: Date.now(),
     });
     const after = await get(base, `/sweeps/${sweepId}/report`);

@@ -29,6 +29,16 @@ import { CLI, ROOT } from '../helpers/services.js';
 const live = new Set<Proc>();
 
 
+/** Whether a process of this pid exists (signal 0 reaches it). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A child process whose output is kept (for assertions and for grepping secrets). */
 export class Proc {
   private out = '';

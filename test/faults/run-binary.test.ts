@@ -20,7 +20,7 @@ import { PermanentRunError } from '../../worker/errors.js';
 import { runBinary } from '../../worker/run-binary.js';
 import { TEST_CACHE } from '../helpers/env.js';
 import { tempDir, waitFor } from '../helpers/services.js';
-import { report } from './procs.js';
+import { pidAlive, report } from './procs.js';
 import { tinyPlan } from './sweeps.js';
 
 const tmp = tempDir('run-binary');
@@ -44,17 +44,8 @@ function wrapper(name: string, body: string): { path: string; pids: () => number
   return { path, pids: () => readFileSync(pidFile, 'utf8').split('\n').filter(Boolean).map(Number) };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function gone(pids: number[]): Promise<boolean> {
-  await waitFor(`pids ${pids.join(', ')} to be gone`, async () => pids.every((p) => !alive(p)), 5000, 50);
+  await waitFor(`pids ${pids.join(', ')} to be gone`, async () => pids.every((p) => !pidAlive(p)), 5000, 50);
   return true;
 }
 
@@ -81,7 +72,7 @@ describe('the native run as a process group', () => {
     expect(run.output.check.pass).toBe(true);
     expect(elapsed).toBeLessThan(10_000); // the pipe grace (2 s), not the 30 s sleep nor the 20 s timeout
     // Outside the group by its own doing: not ours to find. The test cleans it up by its pid.
-    for (const pid of w.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of w.pids()) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     report('grandchild escaped with setsid', { outcome: 'done', endedAfterMs: elapsed });
   });
 

@@ -13,20 +13,11 @@ import { hostname } from 'node:os';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/services.js';
 import { benchChildren, rig, teardown, warmBuild } from './common.js';
-import { enqueuePlan, outcomes, report, runCli, settled, startCollector, startWorker, type Proc } from './procs.js';
+import { enqueuePlan, outcomes, pidAlive, report, runCli, settled, startCollector, startWorker, type Proc } from './procs.js';
 import { range, tinyPlan } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
 afterEach(teardown);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function runningBench(workers: Proc[]): Promise<Map<Proc, number>> {
   const out = new Map<Proc, number>();
@@ -55,7 +46,7 @@ describe('three workers on one host and pool, with no names given', () => {
 
     const runs = await outcomes(r.db, plan.sweepId);
     expect(runs.map((x) => `${x.status} ${x.reason ?? ''}`.trim())).toEqual(Array(6).fill('done'));
-    for (const pid of before.values()) expect(alive(pid)).toBe(false); // they finished; none was killed (all done)
+    for (const pid of before.values()) expect(pidAlive(pid)).toBe(false); // they finished; none was killed (all done)
     for (const w of workers) expect(w.output()).not.toMatch(/killed run/);
 
     const base = `${hostname()}/${r.pool}/cpu`;
@@ -89,12 +80,12 @@ describe('a worker killed outright', () => {
     const orphan = running.get(a)!;
     const live = running.get(b)!;
     await a.kill();
-    expect(alive(orphan)).toBe(true); // its own process group: SIGKILL of the worker does not reach it
+    expect(pidAlive(orphan)).toBe(true); // its own process group: SIGKILL of the worker does not reach it
 
     const c = await startWorker(r, r.pool, 'worker-C');
-    await waitFor('the dead worker\'s run to be killed', async () => !alive(orphan), 10_000, 50);
+    await waitFor('the dead worker\'s run to be killed', async () => !pidAlive(orphan), 10_000, 50);
     expect(c.output()).toMatch(new RegExp(`killed run \\(process group ${orphan}\\) left behind by worker worker-A \\(pid ${a.pid}\\), which died`));
-    expect(alive(live)).toBe(true); // worker B's run goes on
+    expect(pidAlive(live)).toBe(true); // worker B's run goes on
 
     await waitFor('every run to end', () => settled(r.db, plan.sweepId, 2), 60_000);
     const runs = await outcomes(r.db, plan.sweepId);

@@ -6,6 +6,7 @@ import { openDb, type Db } from '../../src/db/client.js';
 import { silentLog } from '../../src/util/log.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { TEST_CACHE, TEST_REDIS_URL } from './env.js';
+import { freshPostgres, scratch, sqliteUrl } from './services.js';
 
 export interface Farm {
   db: Db;
@@ -15,7 +16,17 @@ export interface Farm {
   close: () => Promise<void>;
 }
 
-export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: string; cache?: string; testHooks?: boolean; lockDurationMs?: number; bundleGraceS?: number }): Promise<Farm> {
+export interface FarmOptions {
+  dbUrl: string;
+  pool: string;
+  csrc?: string;
+  cache?: string;
+  testHooks?: boolean;
+  lockDurationMs?: number;
+  bundleGraceS?: number;
+}
+
+export async function startFarm(opts: FarmOptions): Promise<Farm> {
   const db = await openDb({ url: opts.dbUrl });
   const conns = [0, 1, 2].map(() => new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }));
   const [redis, wc, cc] = conns as [Redis, Redis, Redis];
@@ -45,6 +56,30 @@ export async function startFarm(opts: { dbUrl: string; pool: string; csrc?: stri
       await db.$disconnect();
     },
   };
+}
+
+/**
+ * A farm of its own for one test: a fresh key prefix, a temporary folder, a database of the kind asked for
+ * (a SQLite file in that folder, or a new Postgres database) and pool `<tag>-<prefix>`; every cleanup goes
+ * onto `cleanups`.
+ */
+export async function farmFor(
+  tag: string,
+  kind: 'sqlite' | 'postgres',
+  cleanups: Array<() => unknown>,
+  opts: Omit<FarmOptions, 'dbUrl' | 'pool'> = {},
+): Promise<{ farm: Farm; pool: string; dbUrl: string; dir: string }> {
+  const { prefix, dir } = scratch(tag, cleanups);
+  let dbUrl = sqliteUrl(dir);
+  if (kind === 'postgres') {
+    const pg = await freshPostgres();
+    cleanups.push(pg.drop);
+    dbUrl = pg.url;
+  }
+  const pool = `${tag}-${prefix}`;
+  const farm = await startFarm({ ...opts, dbUrl, pool });
+  cleanups.push(farm.close);
+  return { farm, pool, dbUrl, dir };
 }
 
 /** Waits until every run of the sweep has an outcome in the database. */

@@ -52,3 +52,12 @@ export function doubleReferenceWork(text: string): string {
   if (!m) throw new Error('cpu/variants.cpp: no call of forward_reference(...) to double');
   return text.replace(call, `{ forward_reference(${m[1]}); forward_reference(${m[1]}); }`);
 }
+
+/**
+ * A sweep of the `reference` variant measured so that doubleReferenceWork reads as SLOWER even on a loaded
+ * 2-core machine: 6 rounds, 2 runs, 30 timed iterations of the tiny model at one token. `more` holds the
+ * test's own top-level keys (interleave, builds, baseline).
+ */
+export function referenceSweep(name: string, pool: string, more = ''): string {
+  return `name: ${name}\npool: ${pool}\n${more}rounds: 6\nrepeat: 2\nmatrix:\n  variant: reference\n  model: tiny\n  tokens: 1\n  warmup: 3\n  iters: 30\n`;
+}

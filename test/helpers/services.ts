@@ -44,6 +44,18 @@ export function tempDir(tag: string): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * What most farm tests start from: a fresh key prefix and a temporary folder, their cleanups pushed onto
+ * the test's `cleanups` (run in reverse: the folder goes first, then the keys).
+ */
+export function scratch(tag: string, cleanups: Array<() => unknown>): { prefix: string; dir: string } {
+  const p = freshPrefix();
+  cleanups.push(p.cleanup);
+  const t = tempDir(tag);
+  cleanups.push(t.cleanup);
+  return { prefix: p.prefix, dir: t.dir };
+}
+
 export function sqliteUrl(dir: string): string {
   return `file:${join(dir, 'test.db')}`;
 }

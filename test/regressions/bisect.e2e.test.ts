@@ -19,7 +19,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openDb } from '../../src/db/client.js';
 import { startFarm, runsSettled } from '../helpers/farm.js';
-import { doubleReferenceWork, tempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { doubleReferenceWork, referenceSweep, tempRepo, type TempRepo } from '../helpers/git-repo.js';
 import { CLI, freshPrefix, sqliteUrl, tempDir, waitFor } from '../helpers/services.js';
 import { TEST_CACHE, TEST_REDIS_URL } from '../helpers/env.js';
 
@@ -30,19 +30,6 @@ const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-const SWEEP = (pool: string, name = 'bisect') => `
-name: ${name}
-pool: ${pool}
-rounds: 6
-repeat: 2
-matrix:
-  variant: reference
-  model: tiny
-  tokens: 1
-  warmup: 3
-  iters: 30
-`;
 
 /** c1 (the copy of csrc) … c8: comments in a build input, the slowdown at c5, a broken build at c6 fixed at c7. */
 function eightCommits(repo: TempRepo): string[] {
@@ -80,7 +67,7 @@ describe('bisect, check and alerts on a repository with a hidden slow commit', (
     const repo = tempRepo('bisect');
     cleanups.push(repo.cleanup);
     const c = eightCommits(repo);
-    writeFileSync(join(repo.dir, 'bisect.yaml'), SWEEP(pool));
+    writeFileSync(join(repo.dir, 'bisect.yaml'), referenceSweep('bisect', pool));
     const db = tempDir('bisect-db');
     cleanups.push(db.cleanup);
     const dbUrl = sqliteUrl(db.dir);
@@ -160,7 +147,7 @@ describe('bisect, check and alerts on a repository with a hidden slow commit', (
     const port = (server.address() as AddressInfo).port;
     const serve = execa(process.execPath, [CLI, 'serve', '--notify', `http://hookuser:s3cret@127.0.0.1:${port}/hooks/T0KEN`, '--log-format', 'json'], { cwd: repo.dir, reject: false, env: { ...env, MOEFARM_NOTIFY_BACKOFF_MS: '500' } });
     cleanups.push(() => serve.kill('SIGKILL'));
-    writeFileSync(join(repo.dir, 'ab.yaml'), `${SWEEP(pool, 'alert-ab')}interleave: true\nbuilds:\n  base: { git: ${c[0]} }\n  change: { git: ${c[7]} }\nbaseline: { build: base }\n`);
+    writeFileSync(join(repo.dir, 'ab.yaml'), referenceSweep('alert-ab', pool, `interleave: true\nbuilds:\n  base: { git: ${c[0]} }\n  change: { git: ${c[7]} }\nbaseline: { build: base }\n`));
     const submit = await moefarm(['sweep', 'submit', 'ab.yaml', '--source', 'csrc', '--json'], 120_000);
     expect(submit.exitCode, String(submit.stderr)).toBe(0);
     const sweepId = (JSON.parse(String(submit.stdout)) as { sweepId: string }).sweepId;

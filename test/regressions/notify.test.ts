@@ -19,7 +19,7 @@ import { openDb, type Db } from '../../src/db/client.js';
 import { loadHistory } from '../../src/results/history.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
-import { cli, freshPrefix, sqliteUrl, tempDir, waitFor } from '../helpers/services.js';
+import { cli, scratch, sqliteUrl, waitFor } from '../helpers/services.js';
 import { runSamples, seeded } from '../helpers/latencies.js';
 import { plannedSweep, record, sweepYaml } from '../results/synth.js';
 
@@ -54,11 +54,8 @@ describe('serve --notify usage', () => {
 
 describe('serve --notify on history steps', () => {
   it('sends a confirmed step once, as a digest; not a single-run step, not an annotated one', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('notify');
-    cleanups.push(t.cleanup);
-    const dbUrl = sqliteUrl(t.dir);
+    const fresh = scratch('notify', cleanups);
+    const dbUrl = sqliteUrl(fresh.dir);
     const db = await openDb({ url: dbUrl });
     cleanups.push(() => db.$disconnect());
     const got: Array<{ event: string; count: number; regressions: Array<{ kind: string; variant: string; build: { sourceHash: string }; against: { sourceHash: string }; slowerPct: number; reason: string }>; text: string }> = [];

@@ -23,7 +23,7 @@ import { submitPlan } from '../../src/queue/submit.js';
 import { planSweep } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
-import { cli, freshPrefix, sqliteUrl, tempDir } from '../helpers/services.js';
+import { cli, scratch, sqliteUrl } from '../helpers/services.js';
 
 
 const SWEEP = (pool: string, name: string, repeat = 1) => `
@@ -48,12 +48,9 @@ let dir: string;
 const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
-  const p = freshPrefix();
-  cleanups.push(p.cleanup);
-  const t = tempDir('results-farm');
-  cleanups.push(t.cleanup);
-  dbUrl = sqliteUrl(t.dir);
-  pool = `pool-${p.prefix}`;
+  const fresh = scratch('results-farm', cleanups);
+  dbUrl = sqliteUrl(fresh.dir);
+  pool = `pool-${fresh.prefix}`;
   farm = await startFarm({ dbUrl, pool });
   cleanups.push(farm.close);
   browser = await launchChromium();

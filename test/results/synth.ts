@@ -7,7 +7,7 @@
 import type { Db } from '../../src/db/client.js';
 import { recordPlan } from '../../src/db/plan.js';
 import { recordOutcome } from '../../src/db/record.js';
-import type { VariantRun } from '../../src/results/load.js';
+import { sampledRun, type VariantRun } from '../../src/results/load.js';
 import { OutcomeSchema, type Outcome } from '../../src/schema/job.js';
 import { planSweep, type Plan, type PlannedRun } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
@@ -18,26 +18,17 @@ let fakeId = 0;
 export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): VariantRun {
   fakeId++;
   const sorted = [...samples].sort((a, b) => a - b);
-  return {
+  return sampledRun({
     runId: `run-${fakeId}`,
     build: 'default',
-    rep: 0,
     groupHash: 'g',
     pointHash: 'p',
     samples,
     rounds: samples.map(() => 0),
     median: sorted[Math.floor(sorted.length / 2)]!,
-    flags: [],
-    interleaved: false,
     sourceHash: 'src',
-    gitCommit: null,
-    finishedAt: null,
-    hasTelemetry: false,
-    joulesPerForward: null,
-    meanPowerW: null,
-    device: null,
     ...extra,
-  };
+  });
 }
 
 export function sweepYaml(opts: { name?: string; repeat?: number; interleave?: boolean; rounds?: number; tokens?: number[]; pool?: string } = {}): string {

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 vi.setConfig({ testTimeout: 600_000 });
 import { hashSources, snapshotDir } from '../../src/source/inputs.js';
 import { startFarm, runsSettled, type Farm } from '../helpers/farm.js';
-import { doubleReferenceWork, tempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { doubleReferenceWork, referenceSweep, tempRepo, type TempRepo } from '../helpers/git-repo.js';
 import { CLI, freshPrefix, sqliteUrl, tempDir, waitFor } from '../helpers/services.js';
 import { TEST_CACHE, TEST_REDIS_URL } from '../helpers/env.js';
 
@@ -26,23 +26,7 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-const AB = (pool: string) => `
-name: ab
-pool: ${pool}
-interleave: true
-rounds: 6
-repeat: 2
-builds:
-  base: { git: HEAD }
-  change: { dir: csrc }
-baseline: { build: base }
-matrix:
-  variant: reference
-  model: tiny
-  tokens: 1
-  warmup: 3
-  iters: 30
-`;
+const AB = (pool: string) => referenceSweep('ab', pool, 'interleave: true\nbuilds:\n  base: { git: HEAD }\n  change: { dir: csrc }\nbaseline: { build: base }\n');
 
 async function moefarm(repo: TempRepo, dbUrl: string, args: string[]) {
   const r = await execa(process.execPath, [CLI, ...args], {

@@ -19,7 +19,7 @@ import { parseSweepText } from '../../src/sweep/load.js';
 import { submitPlan } from '../../src/queue/submit.js';
 import { runsSettled, startFarm } from '../helpers/farm.js';
 import { tempRepo } from '../helpers/git-repo.js';
-import { ROOT, cli, freshPrefix, sqliteUrl, tempDir, waitFor } from '../helpers/services.js';
+import { ROOT, cli, scratch, sqliteUrl, waitFor } from '../helpers/services.js';
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
@@ -112,14 +112,11 @@ describe('points checked against the table of the build that runs them', () => {
 
 describe('source: worker', () => {
   it('sends no bundle; the worker builds its own checkout and records what it was', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('own');
-    cleanups.push(t.cleanup);
-    const own = join(t.dir, 'csrc');
+    const fresh = scratch('own', cleanups);
+    const own = join(fresh.dir, 'csrc');
     cpSync(join(ROOT, 'csrc'), own, { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
-    const pool = `own-${p.prefix}`;
-    const farm = await startFarm({ dbUrl: sqliteUrl(t.dir), pool, csrc: own });
+    const pool = `own-${fresh.prefix}`;
+    const farm = await startFarm({ dbUrl: sqliteUrl(fresh.dir), pool, csrc: own });
     cleanups.push(farm.close);
     const pl = planSweep(parseSweepText(`name: own\npool: ${pool}\nsource: worker\nmatrix:\n  variant: reference\n  model: tiny\n  warmup: 0\n  iters: 2\n`, 'own.yaml'));
     expect(pl.builds.map((b) => b.source.kind)).toEqual(['worker']);

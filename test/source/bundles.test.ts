@@ -27,7 +27,7 @@ import { bundleKey, storeBundles } from '../../src/source/store.js';
 import { planSweep } from '../../src/sweep/expand.js';
 import { parseSweepText } from '../../src/sweep/load.js';
 import { runsSettled, startFarm } from '../helpers/farm.js';
-import { ROOT, freshPrefix, sqliteUrl, tempDir, waitFor } from '../helpers/services.js';
+import { ROOT, scratch, sqliteUrl, waitFor } from '../helpers/services.js';
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
@@ -78,19 +78,16 @@ describe('reading a bundle', () => {
 
 describe('hostile bundles written straight into Redis', () => {
   it('end their runs as bad-source with the reason, build nothing, write nothing outside the cache', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('hostile');
-    cleanups.push(t.cleanup);
-    const cache = join(t.dir, 'cache');
-    const pool = `hostile-${p.prefix}`;
-    const farm = await startFarm({ dbUrl: sqliteUrl(t.dir), pool, cache });
+    const fresh = scratch('hostile', cleanups);
+    const cache = join(fresh.dir, 'cache');
+    const pool = `hostile-${fresh.prefix}`;
+    const farm = await startFarm({ dbUrl: sqliteUrl(fresh.dir), pool, cache });
     cleanups.push(farm.close);
     const plan = planSweep(parseSweepText(tiny(pool, 'hostile'), 'hostile.yaml'));
     await recordPlan(farm.db, plan, null);
 
     const evil = [{ path: '../evil.h', data: 'int x;' }];
-    const abs = [{ path: `${t.dir}/abs.h`, data: 'int y;' }];
+    const abs = [{ path: `${fresh.dir}/abs.h`, data: 'int y;' }];
     const other = snapshotOf([{ path: 'Makefile', data: Buffer.from('all:\n') }]);
     const full = packBundle(real);
     const cases: Array<{ name: string; hash: string; blob: Buffer | null; reason: RegExp }> = [
@@ -121,19 +118,16 @@ describe('hostile bundles written straight into Redis', () => {
       expect(run.reason, c.name).toMatch(/^build default: /);
     }
     expect(existsSync(join(cache, 'builds')) ? readdirSync(join(cache, 'builds')) : []).toEqual([]);
-    expect(existsSync(join(cache, '..', 'evil.h')) || existsSync(join(cache, 'evil.h')) || existsSync(`${t.dir}/abs.h`)).toBe(false);
+    expect(existsSync(join(cache, '..', 'evil.h')) || existsSync(join(cache, 'evil.h')) || existsSync(`${fresh.dir}/abs.h`)).toBe(false);
     expect(await farm.db.build.count()).toBe(0);
   });
 });
 
 describe('a bundle in Redis', () => {
   it('is kept while an unfinished sweep needs it and removed after the grace period once its sweeps are done', async () => {
-    const p = freshPrefix();
-    cleanups.push(p.cleanup);
-    const t = tempDir('bundle-life');
-    cleanups.push(t.cleanup);
-    const pool = `life-${p.prefix}`;
-    const farm = await startFarm({ dbUrl: sqliteUrl(t.dir), pool, testHooks: true, bundleGraceS: 1 });
+    const fresh = scratch('bundle-life', cleanups);
+    const pool = `life-${fresh.prefix}`;
+    const farm = await startFarm({ dbUrl: sqliteUrl(fresh.dir), pool, testHooks: true, bundleGraceS: 1 });
     cleanups.push(farm.close);
     const quick = planSweep(parseSweepText(tiny(pool, 'quick', 1), 'quick.yaml'));
     const slow = planSweep(parseSweepText(tiny(pool, 'slow', 2), 'slow.yaml'));
