@@ -158,7 +158,7 @@ __device__ __forceinline__ void ffn1_bucket(const EpArgs& a, int b, int i0, int 
   float* act = q.act;
   const int I = q.I;
   if (n > 0 && i0 < i1)
-    ffn1_rows<BF>(q, blk_x(a.rb, a.SB, src), el, i0, i1, slots, n,
+    ffn1_rows<BF, true>(q, blk_x(a.rb, a.SB, src), el, i0, i1, slots, n,
                   [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
 }
 
