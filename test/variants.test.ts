@@ -53,7 +53,7 @@ async function refusal(bin: string, args: string[]): Promise<string> {
 function shapeArgs(q: ShapeRequest): string[] {
   const shared = q.shared_experts ? ['--shared-experts', String(q.shared_experts), '--shared-inter', String(q.shared_inter)] : [];
   return ['--hidden', String(q.hidden), '--inter', String(q.inter), '--experts', String(q.experts), '--topk', String(q.topk),
-    ...shared, '--tokens', String(q.tokens), '--dtype', q.dtype];
+    ...shared, '--tokens', String(q.tokens), '--dtype', q.dtype, ...(q.gpus ? ['--gpus', String(q.gpus)] : [])];
 }
 
 describe('the variant table is the binary\'s', () => {
@@ -211,6 +211,12 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['persistent-splitk-dyn', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
       ['persistent-splitk', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408 }],
       ['persistent-flat', { hidden: 7168, inter: 2048, experts: 384, topk: 8, tokens: 1, dtype: 'bf16' }],
+      // expert parallelism: the CUDA ep rows split the experts over up to 8 GPUs, routed experts only, bf16/fp16
+      ['ep-separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 3 }],
+      ['ep-persistent', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 16 }],
+      ['ep-persistent', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408, gpus: 2 }],
+      ['ep-separate', { hidden: 7168, inter: 2048, experts: 256, topk: 8, tokens: 1, dtype: 'fp8', gpus: 2 }],
+      ['separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 2 }],
     ];
     for (const [name, q] of asks) {
       const why = unsupportedReason(table, findVariant(table, name)!, q);
@@ -220,6 +226,7 @@ describe('the CUDA build checks the same table before it touches a device', () =
     const tunes: Array<[string, string, number]> = [
       ['persistent-splitk', 'slice', 300], ['persistent-splitk', 'slice', 20], ['persistent-splitk-dyn', 'threads', 384],
       ['separate', 'down_tile', 96], ['persistent-multiwarp', 'sched_warps', 3], ['persistent-simple', 'sched_warps', 4],
+      ['ep-separate', 'comm', 3], ['ep-persistent', 'comm', 2],
     ];
     for (const [name, tunable, value] of tunes) {
       const why = tunableReason(findVariant(table, name)!, tunable, value);

@@ -64,7 +64,8 @@ class Backend {
 
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef MOE_WITH_CUDA
-std::unique_ptr<Backend> make_cuda_backend();
+// gpus: --gpus (the family "ep" variants split the layer over that many devices; the others use device 0).
+std::unique_ptr<Backend> make_cuda_backend(int gpus);
 // Every cuda row of the table has code in this build, and all code has a row:
 // "" or the mismatch (checked before anything runs, --list included).
 std::string cuda_registry_mismatch(const VariantTable& t);

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<Backend> be;
 #ifdef MOE_WITH_CUDA
-  if (c.backend == "cuda") be = make_cuda_backend();
+  if (c.backend == "cuda") be = make_cuda_backend(c.gpus);
 #endif
   if (!be) be = make_cpu_backend();
   const std::string device = be->device_name();

@@ -1,10 +1,14 @@
 // backend.cu — the CUDA backend: device, buffers, plans of the requested
 // variants (families.h), the correctness run, timing with CUDA events over a
-// CUDA graph per variant, the energy window, and traced launches.
+// CUDA graph per variant, the energy window, and traced launches. Variants of
+// family "ep" (expert parallelism over --gpus devices) are handed to the
+// EpEngine (ep.h) call by call; the single-device buffers are not allocated
+// when only those run.
 #include <map>
 
 #include "../backend.h"
 #include "cuda_check.cuh"
+#include "ep.h"
 #include "families.h"
 #include "trace.cuh"
 
@@ -14,7 +18,7 @@ namespace {
 
 class CudaBackend : public Backend {
  public:
-  CudaBackend() {
+  explicit CudaBackend(int gpus) : gpus_(gpus) {
     CUDA_CHECK(cudaGetDevice(&dev_));
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, dev_));
     CUDA_CHECK(cudaDriverGetVersion(&driver_));
@@ -57,13 +61,27 @@ class CudaBackend : public Backend {
     pl.family = row->fam;
     pl.strategy = row->strategy_id;
     const PlanCtx ctx{prop_, s, T, dt == DType::BF16};
+    if (row->fam == &kEpFamily) {  // pl.path: the variant's index in the engine
+      if (!ep_) ep_ = make_ep_engine(gpus_);
+      std::string why = ep_->plan(row->strategy_id, ctx, tun, pl.path);
+      if (!why.empty()) return why;
+      plans_.push_back(pl);
+      return "";
+    }
     std::string why = row->fam->plan(ctx, tun, pl);
     if (!why.empty()) return why;
     if (pl.persistent) max_grid_ = std::max(max_grid_, pl.grid);
     plans_.push_back(pl);
     return "";
   }
+  bool is_ep(int v) const { return plans_[v].family == &kEpFamily; }
+  bool has_single() const {
+    for (auto& pl : plans_) if (pl.family != &kEpFamily) return true;
+    return false;
+  }
+
   void launch_json(int v, JsonWriter& j) override {
+    if (is_ep(v)) { ep_->launch_json(plans_[v].path, j); return; }
     const Plan& pl = plans_[v];
     j.begin_obj();
     j.kv("family", pl.family->name);
@@ -78,6 +96,8 @@ class CudaBackend : public Backend {
     m_ = &m;
     cfg_ = &cfg;
     bf_ = m.dt == DType::BF16;
+    if (ep_) ep_->upload(m, cfg);
+    if (!has_single()) return;
     const int T = cfg.tokens, H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
     auto up = [&](DevBuf<uint16_t>& d, const HostTensor& h) {
       d.alloc(h.n);
@@ -163,6 +183,7 @@ class CudaBackend : public Backend {
   }
 
   void run_once(int v, const HostTensor& x, int T, std::vector<float>& out, std::vector<int>& ids) override {
+    if (is_ep(v)) { ep_->run_once(plans_[v].path, x, T, out, ids); return; }
     const size_t n = (size_t)T * m_->s.hidden;
     CUDA_CHECK(cudaMemcpyAsync(x_check_.p, x.bytes.data(), x.nbytes(), cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaMemsetAsync(out_.p, 0xff, out_.bytes(), stream_));  // poison: 0xffff is NaN in bf16 and fp16
@@ -179,6 +200,8 @@ class CudaBackend : public Backend {
   }
 
   void set_rotation(const std::vector<HostTensor>& xs, int T) override {
+    if (ep_) ep_->set_rotation(xs, T);
+    if (!has_single()) return;
     const size_t per = (size_t)T * m_->s.hidden;
     x_rot_.alloc(per * xs.size());
     for (size_t r = 0; r < xs.size(); ++r)
@@ -208,6 +231,7 @@ class CudaBackend : public Backend {
   }
 
   void time_iters(int v, int warmup, int iters, std::vector<double>& us, std::vector<double>& mhz) override {
+    if (is_ep(v)) { mhz.clear(); ep_->time_iters(plans_[v].path, warmup, iters, us); return; }
     cudaGraphExec_t ge = graph_for(v);
     clear_ctrl();  // also sets the launch counter (input rotation, clock slot) to 0
     const int R = cfg_->repeat_work;
@@ -239,6 +263,7 @@ class CudaBackend : public Backend {
 
   EnergyResult energy(int v, int min_ms, double median_us) override {
     if (min_ms <= 0) return EnergyResult::unavailable("energy window disabled (--energy-ms 0)");
+    if (is_ep(v)) return EnergyResult::unavailable("expert-parallel variant: the energy of several GPUs is not measured yet");
     if (!energy_opened_) {
       energy_opened_ = true;
       char bus[32] = {0};
@@ -295,6 +320,11 @@ class CudaBackend : public Backend {
     if (first) CUDA_CHECK(cudaEventDestroy(first));
     if (last) CUDA_CHECK(cudaEventDestroy(last));
     return r;
+  }
+
+  void ep_json(int v, JsonWriter& j) const override {
+    if (plans_[v].family == &kEpFamily) ep_->ep_json(plans_[v].path, j);
+    else j.null();
   }
 
   Waits trace_waits(int v, int pid, JsonWriter* tj) override {
@@ -364,6 +394,8 @@ class CudaBackend : public Backend {
       }
   }
 
+  int gpus_ = 1;
+  std::unique_ptr<EpEngine> ep_;
   int dev_ = 0;
   cudaDeviceProp prop_{};
   int driver_ = 0;
@@ -389,6 +421,6 @@ class CudaBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+std::unique_ptr<Backend> make_cuda_backend(int gpus) { return std::make_unique<CudaBackend>(gpus); }
 
 }  // namespace moe

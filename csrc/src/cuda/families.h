@@ -46,6 +46,9 @@ struct Family {
   void (*launch)(const Plan& plan, const Params& p, bool bf, cudaStream_t st);
 };
 extern const Family kSeparateFamily, kOsFamily, kSplitkFamily, kFlatFamily;
+// Expert parallelism over several devices (ep.cu): planned and run by the EpEngine (ep.h), not through
+// plan/launch (both null).
+extern const Family kEpFamily;
 
 struct RegistryRow { const char* family; const char* strategy; const Family* fam; int strategy_id; };
 const RegistryRow* find_cuda_row(const std::string& family, const char* strategy);

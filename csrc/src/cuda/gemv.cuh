@@ -41,10 +41,17 @@ __device__ __forceinline__ const uint16_t* x_of(const Params& p, int iter) {
   return p.x_base + (size_t)(iter % p.rotate) * p.T * p.H;
 }
 
+// Token rows that another GPU stored during this launch (ep-persistent) must not go through the
+// non-coherent path (ld.global.nc may return stale lines; DeepEP's notes say the same): XC = true reads
+// them through L2. Every single-GPU variant keeps XC = false (ld_ro).
+__device__ __forceinline__ uint4 ld_x(const uint16_t* p, bool coherent) {
+  return coherent ? __ldcg(reinterpret_cast<const uint4*>(p)) : ld_ro(p);
+}
+
 // NR weight rows (length H, 16B chunks) dotted with NT token vectors; each lane
 // takes chunks lane, lane+32, ...; U chunks per row in flight. Results reduced
 // over the warp (every lane gets them).
-template <bool BF, int NR, int NT, int U>
+template <bool BF, int NR, int NT, int U, bool XC = false>
 __device__ __forceinline__ void rows_dot(const uint16_t* const (&w)[NR], const uint16_t* const (&x)[NT],
                                          int nchunk, float (&acc)[NR][NT]) {
   const int lane = threadIdx.x & 31;
@@ -66,7 +73,7 @@ __device__ __forceinline__ void rows_dot(const uint16_t* const (&w)[NR], const u
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           float xf[8];
-          unpack8<BF>(ld_ro(x[t] + (size_t)c * 8), xf);
+          unpack8<BF>(ld_x(x[t] + (size_t)c * 8, XC), xf);
 #pragma unroll
           for (int r = 0; r < NR; ++r) {
             float wf[8];
@@ -124,8 +131,8 @@ __device__ inline void router_expert(const Params& p, const uint16_t* x, int e) 
 }
 
 // FFN1 for intermediate units [i0, i1) of expert e and tokens slots[0..n):
-// warp per (gate, up) row pair; a = silu(g)*u written to dst(token j, unit i).
-template <bool BF, class Dst>
+// warp per (gate, up) row pair; a = silu(g)*u written to dst(token j, unit i). XC: see ld_x.
+template <bool BF, bool XC = false, class Dst>
 __device__ inline void ffn1_rows(const Params& p, const uint16_t* x, int e, int i0, int i1, const int* slots, int n,
                                  Dst dst) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
@@ -136,7 +143,7 @@ __device__ inline void ffn1_rows(const Params& p, const uint16_t* x, int e, int 
     if (n == 1) {
       const uint16_t* xs[1] = {x + (size_t)(slots[0] / p.K) * p.H};
       float acc[2][1];
-      rows_dot<BF, 2, 1, 8>(w, xs, nchunk, acc);
+      rows_dot<BF, 2, 1, 8, XC>(w, xs, nchunk, acc);
       if (lane == 0) dst(0, i, silu(acc[0][0]) * acc[1][0]);
     } else {
       for (int j0 = 0; j0 < n; j0 += kNT) {
@@ -144,7 +151,7 @@ __device__ inline void ffn1_rows(const Params& p, const uint16_t* x, int e, int 
 #pragma unroll
         for (int t = 0; t < kNT; ++t) xs[t] = x + (size_t)(slots[min(j0 + t, n - 1)] / p.K) * p.H;
         float acc[2][kNT];
-        rows_dot<BF, 2, kNT, 4>(w, xs, nchunk, acc);
+        rows_dot<BF, 2, kNT, 4, XC>(w, xs, nchunk, acc);
         if (lane == 0)
 #pragma unroll
           for (int t = 0; t < kNT; ++t)

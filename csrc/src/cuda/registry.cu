@@ -4,6 +4,7 @@
 // Also the small helpers every family's plan shares (families.h).
 #include "../backend.h"
 #include "cuda_check.cuh"
+#include "ep.h"
 #include "families.h"
 
 namespace moe {
@@ -18,6 +19,8 @@ const RegistryRow kCudaRegistry[] = {
     {"splitk", "static", &kSplitkFamily, SK_STATIC},
     {"splitk", "dynamic", &kSplitkFamily, SK_DYNAMIC},
     {"flat", nullptr, &kFlatFamily, 0},
+    {"ep", "separate", &kEpFamily, EP_SEPARATE},
+    {"ep", "persistent", &kEpFamily, EP_PERSISTENT},
 };
 
 bool same_strategy(const char* a, const char* b) {

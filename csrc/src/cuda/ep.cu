@@ -1,0 +1,954 @@
+// ep.cu — family "ep": the MoE layer split over the G GPUs of one process by experts (expert parallelism,
+// --gpus G; CONTRACT.md "Expert parallelism"). Device d holds its own T tokens (as after data-parallel
+// attention) and owns experts [d*E/G, (d+1)*E/G); the router is replicated. Per forward:
+//   route     every device routes its own T tokens (router GEMV, top-k, softmax over the k);
+//   dispatch  a device's tokens, with their picked experts and weights, go to the devices that own them;
+//   compute   each owner runs its own experts on what it received: tokens grouped per (local expert, source)
+//             bucket, gate/up+SiLU then down (the GEMV pieces of gemv.cuh that `separate` is made of),
+//             the down projection accumulating each source's partial sums in fp32 (part[source][t][h]);
+//   combine   the partial sums go back to the tokens' home, which adds them in owner order (fixed: no atomics
+//             across devices) and stores the output in bf16/fp16.
+// The two variants do the same arithmetic; they differ in how data moves and who waits for whom.
+//   ep-separate    per-device kernels on one stream per device: k_eps_route (router + top-k; every block
+//                  also copies its share of the token rows into the outgoing block), all-to-all dispatch,
+//                  k_eps_lists (one block: buckets), k_eps_ffn1, k_eps_down, all-to-all combine,
+//                  k_eps_combine. The all-to-alls move a fixed capacity per pair (the whole outgoing block:
+//                  T token rows, their ids and weights; the whole T x H partial block back), so their sizes
+//                  are known on the host and nothing waits for the host: with NCCL (libnccl.so.2 opened at
+//                  run time with dlopen, as energy.cpp opens NVML; ncclSend/ncclRecv in one group) or with
+//                  cudaMemcpyPeerAsync and cross-device events. Tunable `comm`: 1 peer copies, 2 NCCL;
+//                  auto: NCCL when it loads. Launched from the host every iteration (no CUDA graph: graphs
+//                  spanning devices were not tried).
+//   ep-persistent  FlashDMoE's way: one persistent kernel per device (one block per SM, k_epp). Tokens,
+//                  their ids/weights and the partial results move by 16-byte stores straight into the peer's
+//                  memory (cudaDeviceEnablePeerAccess; NVLink where the GPUs have it), only the rows that are
+//                  needed; each transfer ends with __threadfence_system() and a flag stored into the peer
+//                  (st.release.sys) carrying the iteration number; the receiver spins on its own memory
+//                  (ld.acquire.sys). Inside a device: grid barriers on monotonic counters (target
+//                  iteration x blocks, never reset). No host involvement between the router and the
+//                  combined output.
+// Timing: each device records a CUDA event on its own stream at every iteration boundary; a sample is the
+// slowest device's time for that iteration (events of different devices are never subtracted: their clocks
+// are not one). All devices start after a host barrier (every device synchronized), and the warm-up
+// iterations, which the dispatch/combine dependencies hold in step, come before the first timed one.
+// results[].ep reports each device's median and the spread (slowest - fastest) per sample.
+// Correctness: main's check runs the fp64 oracle over all G x T tokens (every device's output gathered).
+// The split is not compared bit for bit with one device here (fp32 atomics in the down projection make
+// the order of additions differ between launches).
+// Not run yet (written 2026-11-27 without a GPU; csrc/BENCHMARKS.md "EP on CUDA").
+#include <dlfcn.h>
+
+#include <algorithm>
+
+#include "../backend.h"
+#include "cuda_check.cuh"
+#include "ep.h"
+#include "epilogue.cuh"
+#include "routing.cuh"
+
+namespace moe {
+
+namespace {
+
+constexpr int kMaxG = 8;  // owner masks are bits of an int; variants.json max_gpus
+
+// Control words of the ep kernels (their own array, one per device).
+enum EpCtl : int {
+  EP_ITER = 0,   // launches completed (input rotation; the sequence number of the next one is ITER + 1)
+  EP_ERR = 1,    // spin-wait failure code before a trap
+  EP_K1 = 2,     // separate: route blocks done (reset by the last)
+  EP_K5 = 3,     // separate: combine blocks done (reset by the last)
+  EP_NACT = 4,   // buckets with work (published lists)
+  EP_R = 5, EP_TOPK = 6, EP_DISP = 7, EP_LISTS = 8, EP_F = 9, EP_D = 10, EP_RET = 11, EP_END = 12,  // persistent
+  EP_N = 16
+};
+
+struct EpArgs {
+  Params p;                 // this device: full router, its EL experts (w13/w2t), x_base/rotate, out, logits, act
+                            // [G*T*K][I], lists over buckets, T = its own tokens, sl = the ep smem layout
+  int G, d, EL;
+  size_t SB;                // bytes of one token block: x [T][H] | ids [T*K] | w [T*K], rounded to 256
+  unsigned char* sb;        // separate: this device's outgoing block
+  unsigned char* rb;        // [G][SB] blocks received, by source (its own included)
+  float* part;              // [G][T][H] partial sums computed here, by home
+  float* ret;               // [G][T][H] partial sums received, by owner
+  int* ctl;                 // EpCtl words
+  int* flags;               // [2G]: [s] tokens from source s arrived; [G + o] partial sums from owner o arrived
+  unsigned char* rb_peer[kMaxG];  // rb of device o
+  float* ret_peer[kMaxG];         // ret of device o
+  int* flags_peer[kMaxG];         // flags of device o
+};
+
+// ---------------------------------------------------------------- device side
+
+__device__ __forceinline__ int ld_acquire_sys(const int* p) {
+  int v;
+  asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release_sys(int* p, int v) {
+  asm volatile("st.release.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __noinline__ void ep_fail(const EpArgs& a, int code) {
+  atomicExch(&a.ctl[EP_ERR], code);
+  __threadfence_system();
+  __trap();
+}
+// One thread: spin until *f >= v (sys: the word is stored by another device).
+__device__ __forceinline__ void wait_ge(const EpArgs& a, const int* f, int v, bool sys, int code) {
+  long long spins = 0;
+  while ((sys ? ld_acquire_sys(f) : ld_acquire(f)) < v)
+    if (++spins > kSpinLimit) ep_fail(a, code);
+}
+
+__device__ __forceinline__ const uint16_t* blk_x(const unsigned char* rb, size_t SB, int s) {
+  return reinterpret_cast<const uint16_t*>(rb + (size_t)s * SB);
+}
+__device__ __forceinline__ int* blk_ids(unsigned char* rb, size_t SB, int s, const Params& p) {
+  return reinterpret_cast<int*>(rb + (size_t)s * SB + (size_t)p.T * p.H * 2);
+}
+__device__ __forceinline__ float* blk_w(unsigned char* rb, size_t SB, int s, const Params& p) {
+  return reinterpret_cast<float*>(blk_ids(rb, SB, s, p) + p.T * p.K);
+}
+
+// The Params whose Smem layout holds the buckets: G*T*K slots, E+1 buckets (bucket el*G + s: local expert
+// el, source s; bucket E: slots owned elsewhere).
+__device__ __forceinline__ Params bucket_params(const EpArgs& a) {
+  Params q = a.p;
+  q.T = a.G * a.p.T;
+  q.E = a.p.E + 1;
+  return q;
+}
+// The Params of the work of source s on this device: its activations, weights and partial-sum rows.
+__device__ __forceinline__ Params source_view(const EpArgs& a, int s) {
+  Params q = a.p;
+  q.act = a.p.act + (size_t)s * a.p.T * a.p.K * a.p.I;
+  q.topk_w = blk_w(a.rb, a.SB, s, a.p);
+  q.out_acc = a.part + (size_t)s * a.p.T * a.p.H;
+  return q;
+}
+
+// One block: the buckets of this device from every source's ids, into the global lists (l_cnt, l_off,
+// l_active, l_slots with slots local to their source: t*K + k) and ctl[EP_NACT].
+__device__ void build_buckets(const EpArgs& a, const Smem& s) {
+  const Params& p = a.p;
+  const int TK = p.T * p.K, n = a.G * TK, NB = p.E + 1;
+  for (int g = threadIdx.x; g < n; g += blockDim.x) {
+    const int src = g / TK;
+    const int id = __ldcg(blk_ids(a.rb, a.SB, src, p) + (g - src * TK));
+    s.ids[g] = id / a.EL == a.d ? (id - a.d * a.EL) * a.G + src : p.E;
+  }
+  __syncthreads();
+  const Params q = bucket_params(a);
+  const int nact = build_lists(q, s.ids, s.cnt, s.off, s.fill, s.slots, s.active);
+  for (int b = threadIdx.x; b < NB; b += blockDim.x) { p.l_cnt[b] = s.cnt[b]; p.l_off[b] = s.off[b]; }
+  for (int i = threadIdx.x; i < n; i += blockDim.x) p.l_slots[i] = s.slots[i] % TK;
+  for (int i = threadIdx.x; i < nact; i += blockDim.x) p.l_active[i] = s.active[i];
+  if (threadIdx.x == 0) a.ctl[EP_NACT] = nact - (s.cnt[p.E] > 0 ? 1 : 0);  // the "elsewhere" bucket is last
+  __syncthreads();
+}
+
+// Gate/up + SiLU of bucket b, intermediate units [i0, i1): act[source][slot][i].
+template <bool BF>
+__device__ __forceinline__ void ffn1_bucket(const EpArgs& a, int b, int i0, int i1) {
+  const int el = b / a.G, src = b % a.G;
+  const int n = __ldcg(a.p.l_cnt + b);
+  const int* slots = a.p.l_slots + __ldcg(a.p.l_off + b);
+  const Params q = source_view(a, src);
+  float* act = q.act;
+  const int I = q.I;
+  if (n > 0 && i0 < i1)
+    ffn1_rows<BF, true>(q, blk_x(a.rb, a.SB, src), el, i0, i1, slots, n,
+                  [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
+}
+
+// Down projection of bucket b, hidden columns [h0, h0 + nh): part[source][t][h] += w * ... (fp32 reductions).
+template <bool BF>
+__device__ __forceinline__ void down_bucket(const EpArgs& a, const Smem& s, int b, int h0) {
+  const int el = b / a.G, src = b % a.G;
+  const int n = __ldcg(a.p.l_cnt + b);
+  const Params q = source_view(a, src);
+  if (n > 0) down_tile<BF>(q, s.sa, s.red, el, a.p.l_slots + __ldcg(a.p.l_off + b), n, h0);
+}
+
+// Owner mask of each of this device's tokens (bit o: a picked expert lives on device o), into mask[T].
+__device__ __forceinline__ void owner_masks(const EpArgs& a, int* mask) {
+  const Params& p = a.p;
+  const int* ids = blk_ids(a.rb, a.SB, a.d, p);
+  for (int t = threadIdx.x; t < p.T; t += blockDim.x) {
+    int m = 0;
+    for (int k = 0; k < p.K; ++k) m |= 1 << (__ldcg(ids + t * p.K + k) / a.EL);
+    mask[t] = m;
+  }
+}
+
+// out[t][h] = sum over owners o (ascending) that hold one of t's experts of ret[o][t][h]; float4 i of T*H/4.
+template <bool BF>
+__device__ __forceinline__ void combine_range(const EpArgs& a, const int* mask, int first, int stride) {
+  const Params& p = a.p;
+  const int n4 = p.T * p.H / 4;
+  const size_t TH = (size_t)p.T * p.H;
+  for (int i = first; i < n4; i += stride) {
+    const int m = mask[(i * 4) / p.H];
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int o = 0; o < a.G; ++o)
+      if ((m >> o) & 1) {
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(a.ret + o * TH) + i);
+        acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+      }
+    const uint32_t lo = (uint32_t)to_store<BF>(acc.x) | ((uint32_t)to_store<BF>(acc.y) << 16);
+    const uint32_t hi = (uint32_t)to_store<BF>(acc.z) | ((uint32_t)to_store<BF>(acc.w) << 16);
+    reinterpret_cast<uint2*>(p.out)[i] = make_uint2(lo, hi);
+  }
+}
+
+// ---- ep-separate: ordinary kernels
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_eps_route(EpArgs a) {
+  extern __shared__ __align__(16) char smem_raw[];
+  const Params& p = a.p;
+  const int iter = a.ctl[EP_ITER];
+  const uint16_t* x = x_of(p, iter);
+  router_expert<BF>(p, x, blockIdx.x);
+  const int n16 = p.T * p.H / 8;  // this block's share of the token rows into the outgoing block
+  const int lo = (int)((long long)blockIdx.x * n16 / gridDim.x), hi = (int)((long long)(blockIdx.x + 1) * n16 / gridDim.x);
+  for (int c = lo + threadIdx.x; c < hi; c += blockDim.x) reinterpret_cast<uint4*>(a.sb)[c] = ld_ro(x + (size_t)c * 8);
+  if (!arrive_last(&a.ctl[EP_K1], gridDim.x)) return;
+  const Smem s(smem_raw, bucket_params(a));
+  topk_softmax(p, s.ids, s.w, s.red);
+  __syncthreads();
+  int* ids = blk_ids(a.sb, a.SB, 0, p);
+  float* w = blk_w(a.sb, a.SB, 0, p);
+  for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) { ids[i] = s.ids[i]; w[i] = s.w[i]; }
+  if (threadIdx.x == 0) a.ctl[EP_K1] = 0;
+}
+
+__global__ void __launch_bounds__(kThreads) k_eps_lists(EpArgs a) {
+  extern __shared__ __align__(16) char smem_raw[];
+  const Smem s(smem_raw, bucket_params(a));
+  build_buckets(a, s);
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_eps_ffn1(EpArgs a) {
+  if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
+  const int b = a.p.l_active[blockIdx.y];
+  const int i0 = blockIdx.x * a.p.ti;
+  ffn1_bucket<BF>(a, b, i0, min(a.p.I, i0 + a.p.ti));
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_eps_down(EpArgs a) {
+  extern __shared__ __align__(16) char smem_raw[];
+  if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
+  const Smem s(smem_raw, bucket_params(a));
+  down_bucket<BF>(a, s, a.p.l_active[blockIdx.y], blockIdx.x * a.p.nh);
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads) k_eps_combine(EpArgs a) {
+  __shared__ int mask[256];  // T <= 256 (variants.json)
+  owner_masks(a, mask);
+  __syncthreads();
+  combine_range<BF>(a, mask, blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x);
+  if (arrive_last(&a.ctl[EP_K5], gridDim.x) && threadIdx.x == 0) {
+    a.ctl[EP_K5] = 0;
+    a.ctl[EP_ITER] += 1;
+  }
+}
+
+// ---- ep-persistent: one kernel per device
+
+// Every block of the grid: wait until all have arrived at ctl[c] for this launch (target = seq * blocks).
+__device__ __forceinline__ void grid_sync(const EpArgs& a, int c, int target, int code) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(&a.ctl[c], 1);
+    wait_ge(a, &a.ctl[c], target, false, code);
+    __threadfence();
+  }
+  __syncthreads();
+}
+// Every block arrives at ctl[c] after its stores into peers; the last one stores `seq` into flag slot
+// `slot` of every device.
+__device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int target, int slot, int seq) {
+  __threadfence_system();
+  __syncthreads();
+  if (threadIdx.x == 0 && atomicAdd(&a.ctl[c], 1) == target - 1) {
+    __threadfence_system();
+    for (int o = 0; o < a.G; ++o) st_release_sys(a.flags_peer[o] + slot, seq);
+  }
+}
+
+template <bool BF>
+__global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
+  extern __shared__ __align__(16) char smem_raw[];
+  const Params& p = a.p;
+  const int G = a.G, d = a.d, T = p.T, K = p.K, H = p.H, nb = gridDim.x;
+  const Smem s(smem_raw, bucket_params(a));
+  const int iter = __ldcg(&a.ctl[EP_ITER]);
+  const int seq = iter + 1, all = seq * nb;
+  // 1. router logits of this device's tokens, experts spread over the grid
+  const uint16_t* x = x_of(p, iter);
+  for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF>(p, x, e);
+  grid_sync(a, EP_R, all, 101);
+  // 2. top-k (block 0), stored into this source's block on every device
+  if (blockIdx.x == 0) {
+    topk_softmax(p, s.ids, s.w, s.red);
+    __syncthreads();
+    for (int o = 0; o < G; ++o) {
+      int* ids = blk_ids(a.rb_peer[o], a.SB, d, p);
+      float* w = blk_w(a.rb_peer[o], a.SB, d, p);
+      for (int i = threadIdx.x; i < T * K; i += blockDim.x) { ids[i] = s.ids[i]; w[i] = s.w[i]; }
+    }
+    __threadfence_system();
+    __syncthreads();
+    if (threadIdx.x == 0) st_release(&a.ctl[EP_TOPK], seq);
+  } else if (threadIdx.x == 0) {
+    wait_ge(a, &a.ctl[EP_TOPK], seq, false, 102);
+  }
+  __syncthreads();
+  // 3. dispatch: token row t to every device that owns one of its experts (only those)
+  const int* my_ids = blk_ids(a.rb, a.SB, d, p);
+  for (int r = blockIdx.x; r < T * G; r += nb) {
+    const int t = r / G, o = r % G;
+    bool need = false;
+    for (int k = 0; k < K; ++k) need |= __ldcg(my_ids + t * K + k) / a.EL == o;
+    if (!need) continue;
+    const uint16_t* src = x + (size_t)t * H;
+    uint4* dst = reinterpret_cast<uint4*>(const_cast<uint16_t*>(blk_x(a.rb_peer[o], a.SB, d)) + (size_t)t * H);
+    for (int c = threadIdx.x; c < H / 8; c += blockDim.x) dst[c] = ld_ro(src + (size_t)c * 8);
+  }
+  arrive_then_signal(a, EP_DISP, all, d, seq);
+  // 4. every source's tokens here; block 0 builds the buckets
+  if (threadIdx.x == 0)
+    for (int src = 0; src < G; ++src) wait_ge(a, a.flags + src, seq, true, 103);
+  __syncthreads();
+  if (blockIdx.x == 0) {
+    build_buckets(a, s);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) st_release(&a.ctl[EP_LISTS], seq);
+  } else if (threadIdx.x == 0) {
+    wait_ge(a, &a.ctl[EP_LISTS], seq, false, 104);
+  }
+  __syncthreads();
+  const int nact = __ldcg(&a.ctl[EP_NACT]);
+  // 5. gate/up + SiLU: (bucket, slice of the intermediate units), about one task per block
+  if (nact > 0) {
+    const int tiles = max(1, min(p.I / 8, (nb + nact - 1) / nact));
+    for (int j = blockIdx.x; j < nact * tiles; j += nb) {
+      const int b = __ldcg(p.l_active + j / tiles), tile = j % tiles;
+      ffn1_bucket<BF>(a, b, tile * p.I / tiles, (tile + 1) * p.I / tiles);
+    }
+  }
+  grid_sync(a, EP_F, all, 105);
+  // 6. down projection into the partial sums, (bucket, column tile) tasks
+  const int htiles = H / p.nh;
+  for (int j = blockIdx.x; j < nact * htiles; j += nb) down_bucket<BF>(a, s, __ldcg(p.l_active + j / htiles), (j % htiles) * p.nh);
+  grid_sync(a, EP_D, all, 106);
+  // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here)
+  for (int r = blockIdx.x; r < G * T; r += nb) {
+    const int src = r / T, t = r % T;
+    const int* ids = blk_ids(a.rb, a.SB, src, p);
+    bool need = false;
+    for (int k = 0; k < K; ++k) need |= __ldcg(ids + t * K + k) / a.EL == d;
+    if (!need) continue;
+    float4* part = reinterpret_cast<float4*>(a.part + ((size_t)src * T + t) * H);
+    float4* dst = reinterpret_cast<float4*>(a.ret_peer[src] + ((size_t)d * T + t) * H);
+    for (int c = threadIdx.x; c < H / 4; c += blockDim.x) {
+      dst[c] = __ldcg(part + c);
+      part[c] = make_float4(0.f, 0.f, 0.f, 0.f);  // zero for the next launch's reductions
+    }
+  }
+  arrive_then_signal(a, EP_RET, all, G + d, seq);
+  // 8. combine: every owner's partial sums of this device's tokens
+  if (threadIdx.x == 0)
+    for (int o = 0; o < G; ++o) wait_ge(a, a.flags + G + o, seq, true, 107);
+  owner_masks(a, s.misc);
+  __syncthreads();
+  combine_range<BF>(a, s.misc, blockIdx.x * blockDim.x + threadIdx.x, nb * blockDim.x);
+  __syncthreads();
+  if (threadIdx.x == 0 && atomicAdd(&a.ctl[EP_END], 1) == all - 1) a.ctl[EP_ITER] = seq;
+}
+
+// ---------------------------------------------------------------- NCCL, opened at run time
+
+struct Nccl {
+  using Comm = void*;
+  void* lib = nullptr;
+  std::string why;  // why it is not available ("" once loaded)
+  int version = 0;
+  int (*comm_init_all)(Comm*, int, const int*) = nullptr;
+  int (*comm_destroy)(Comm) = nullptr;
+  int (*group_start)() = nullptr;
+  int (*group_end)() = nullptr;
+  int (*send)(const void*, size_t, int, int, Comm, cudaStream_t) = nullptr;
+  int (*recv)(void*, size_t, int, int, Comm, cudaStream_t) = nullptr;
+  const char* (*error_string)(int) = nullptr;
+  std::vector<Comm> comms;
+  bool tried = false;
+  static constexpr int kBytes = 0;  // ncclInt8: every transfer counted in bytes
+
+  bool load() {
+    if (tried) return lib != nullptr;
+    tried = true;
+    for (const char* name : {"libnccl.so.2", "libnccl.so"}) {
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) break;
+      const char* e = dlerror();
+      why += std::string(why.empty() ? "" : "; ") + "dlopen(" + name + "): " + (e ? e : "failed");
+    }
+    if (!lib) return false;
+    auto sym = [&](const char* n) { return dlsym(lib, n); };
+    comm_init_all = reinterpret_cast<decltype(comm_init_all)>(sym("ncclCommInitAll"));
+    comm_destroy = reinterpret_cast<decltype(comm_destroy)>(sym("ncclCommDestroy"));
+    group_start = reinterpret_cast<decltype(group_start)>(sym("ncclGroupStart"));
+    group_end = reinterpret_cast<decltype(group_end)>(sym("ncclGroupEnd"));
+    send = reinterpret_cast<decltype(send)>(sym("ncclSend"));
+    recv = reinterpret_cast<decltype(recv)>(sym("ncclRecv"));
+    error_string = reinterpret_cast<decltype(error_string)>(sym("ncclGetErrorString"));
+    auto get_version = reinterpret_cast<int (*)(int*)>(sym("ncclGetVersion"));
+    if (!comm_init_all || !comm_destroy || !group_start || !group_end || !send || !recv || !error_string || !get_version) {
+      why = "NCCL too old: lacks ncclSend/ncclRecv/ncclCommInitAll (needs 2.7 or later)";
+      dlclose(lib);
+      lib = nullptr;
+      return false;
+    }
+    get_version(&version);
+    why.clear();
+    return true;
+  }
+  void check(int rc, const char* what) const {
+    if (rc != 0) die_runtime(std::string("NCCL error: ") + what + " -> " + error_string(rc));
+  }
+  std::string version_string() const {
+    return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." + std::to_string(version % 100);
+  }
+  ~Nccl() {
+    for (Comm c : comms) if (c) comm_destroy(c);
+    if (lib) dlclose(lib);
+  }
+};
+
+// ---------------------------------------------------------------- host side
+
+struct EpPlan {
+  int strategy = EP_SEPARATE;
+  int comm = 1;        // separate: 1 peer copies, 2 NCCL (G == 1: local copies)
+  int ti = 16, nh = 128;
+  int grid = 0;        // persistent: blocks per device
+  SmemLayout sl;
+};
+
+struct EpStats {
+  std::vector<std::vector<double>> per_gpu;  // [device][sample] us
+  std::vector<double> spread;                // per sample: slowest - fastest device, us
+  long long checked = 0;
+  std::vector<long long> tokens, slots;      // [home * G + owner], summed over checked forwards
+};
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+class EpEngineImpl : public EpEngine {
+ public:
+  explicit EpEngineImpl(int gpus) : G_(gpus) {}
+  ~EpEngineImpl() override {
+    for (auto& dv : dev_) {
+      cudaSetDevice(dv.id);
+      if (dv.ev_disp) cudaEventDestroy(dv.ev_disp);
+      if (dv.ev_comb) cudaEventDestroy(dv.ev_comb);
+      if (dv.st) cudaStreamDestroy(dv.st);
+    }
+    cudaSetDevice(0);
+  }
+
+  std::string plan(int strategy, const PlanCtx& ctx, TunableSet& tun, int& idx) override {
+    std::string why = open_devices();
+    if (!why.empty()) return why;
+    const Shape& s = ctx.s;
+    if (G_ > kMaxG) return "gpus (" + std::to_string(G_) + ") must be <= " + std::to_string(kMaxG);
+    if (s.experts % G_) return "experts must be a multiple of gpus";
+    EpPlan pl;
+    pl.strategy = strategy;
+    pl.sl = SmemLayout{G_ * ctx.T * s.topk, s.experts + 1, kNT * std::min(s.inter, kDownIC), ctx.T};
+    why = shared_memory_reason(ctx, pl.sl);
+    if (!why.empty()) return why;
+    why = plan_down_tile(ctx, tun, pl.nh);
+    if (!why.empty()) return why;
+    for (int d = 0; d < G_; ++d) {  // the kernels' shared-memory limit, on every device
+      CUDA_CHECK(cudaSetDevice(d));
+      for (const void* f : {(const void*)k_eps_route<true>, (const void*)k_eps_route<false>, (const void*)k_eps_lists,
+                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, (const void*)k_epp<true>,
+                            (const void*)k_epp<false>})
+        CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.sl.bytes()));
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    if (strategy == EP_SEPARATE) {
+      pl.ti = (int)tun.get("ffn1_tile");
+      if (tun.is_auto("comm")) tun.set_heuristic("comm", G_ > 1 && nccl_.load() ? 2 : 1);
+      pl.comm = (int)tun.get("comm");
+      if (pl.comm == 2 && G_ > 1 && !nccl_.load())
+        return "tunable " + tun.describe("comm") + ": NCCL is not available: " + nccl_.why +
+               " (install NCCL or put libnccl.so.2 on LD_LIBRARY_PATH; comm=1 uses peer copies)";
+    } else {
+      for (int d = 0; d < G_; ++d)
+        for (int o = 0; o < G_; ++o)
+          if (d != o && !peer_[d * G_ + o])
+            return "GPU " + std::to_string(d) + " cannot access GPU " + std::to_string(o) +
+                   "'s memory (cudaDeviceCanAccessPeer): ep-persistent stores into its peers' memory";
+      CUDA_CHECK(cudaSetDevice(0));
+      const int per_sm = blocks_per_sm(ctx.bf ? (const void*)k_epp<true> : (const void*)k_epp<false>, kThreads, pl.sl.bytes());
+      if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
+      pl.grid = dev_[0].prop.multiProcessorCount;
+      for (auto& dv : dev_) pl.grid = std::min(pl.grid, dv.prop.multiProcessorCount);
+    }
+    plans_.push_back(pl);
+    stats_.emplace_back();
+    idx = (int)plans_.size() - 1;
+    return "";
+  }
+
+  void launch_json(int i, JsonWriter& j) override {
+    const EpPlan& pl = plans_[i];
+    j.begin_obj();
+    j.kv("family", "ep");
+    j.kv("persistent", pl.strategy == EP_PERSISTENT);
+    j.kv("blocks", pl.strategy == EP_PERSISTENT ? pl.grid : m_ ? m_->s.experts : 0);  // separate: the router's grid
+    j.kv("threads", kThreads);
+    j.kv("smem_bytes", (long long)pl.sl.bytes());
+    j.kv("gpus", G_);
+    j.end_obj();
+  }
+
+  void upload(const Model& m, const Config& cfg) override {
+    m_ = &m;
+    cfg_ = &cfg;
+    bf_ = m.dt == DType::BF16;
+    const int T = cfg.tokens, H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk, EL = E / G_;
+    SB_ = ((size_t)T * H * 2 + (size_t)T * K * 8 + 255) / 256 * 256;
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      dv.wr.alloc(m.wr.n);
+      CUDA_CHECK(cudaMemcpy(dv.wr.p, m.wr.bytes.data(), m.wr.nbytes(), cudaMemcpyHostToDevice));
+      const size_t n13 = (size_t)EL * 2 * I * H, n2 = (size_t)EL * I * H;
+      dv.w13.alloc(n13);
+      dv.w2t.alloc(n2);
+      CUDA_CHECK(cudaMemcpy(dv.w13.p, m.w13.q.h16() + d * n13, n13 * 2, cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMemcpy(dv.w2t.p, m.w2t.q.h16() + d * n2, n2 * 2, cudaMemcpyHostToDevice));
+      dv.out.alloc((size_t)T * H);
+      dv.x_check.alloc((size_t)T * H);
+      dv.logits.alloc((size_t)T * E);
+      dv.act.alloc((size_t)G_ * T * K * I);
+      dv.part.alloc((size_t)G_ * T * H);
+      dv.ret.alloc((size_t)G_ * T * H);
+      dv.l_cnt.alloc(E + 1); dv.l_off.alloc(E + 1); dv.l_active.alloc(E + 1); dv.l_slots.alloc((size_t)G_ * T * K);
+      dv.ctl.alloc(EP_N);
+      dv.flags.alloc(2 * G_);
+      dv.sb.alloc(SB_);
+      dv.rb.alloc(G_ * SB_);
+      dv.dummy.alloc(1);
+      CUDA_CHECK(cudaMemset(dv.part.p, 0, dv.part.bytes()));
+      CUDA_CHECK(cudaMemset(dv.ret.p, 0, dv.ret.bytes()));
+      CUDA_CHECK(cudaMemset(dv.ctl.p, 0, dv.ctl.bytes()));
+      CUDA_CHECK(cudaMemset(dv.flags.p, 0, dv.flags.bytes()));
+      CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_disp, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_comb, cudaEventDisableTiming));
+    }
+    bool want_nccl = false;
+    for (auto& pl : plans_) want_nccl = want_nccl || (pl.strategy == EP_SEPARATE && pl.comm == 2 && G_ > 1);
+    if (want_nccl && nccl_.comms.empty()) {
+      nccl_.comms.assign(G_, nullptr);
+      std::vector<int> devs(G_);
+      for (int d = 0; d < G_; ++d) devs[d] = d;
+      nccl_.check(nccl_.comm_init_all(nccl_.comms.data(), G_, devs.data()), "ncclCommInitAll");
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+  }
+
+  void run_once(int i, const HostTensor& x, int TL, std::vector<float>& out, std::vector<int>& ids) override {
+    const int T = TL / G_, H = m_->s.hidden, K = m_->s.topk, EL = m_->s.experts / G_;
+    const size_t n = (size_t)T * H;
+    if (last_ != i) clear_ctl();
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      CUDA_CHECK(cudaMemcpyAsync(dv.x_check.p, x.bytes.data() + (size_t)d * n * 2, n * 2, cudaMemcpyHostToDevice, dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.out.p, 0xff, dv.out.bytes(), dv.st));  // poison: 0xffff is NaN in bf16 and fp16
+      CUDA_CHECK(cudaMemsetAsync(dv.rb.p, 0xff, dv.rb.bytes(), dv.st));
+    }
+    std::vector<const uint16_t*> xb(G_);
+    for (int d = 0; d < G_; ++d) xb[d] = dev_[d].x_check.p;
+    enqueue(i, xb, 1, nullptr);
+    sync_all();
+    out.resize((size_t)TL * H);
+    ids.assign((size_t)TL * K, -1);
+    std::vector<uint16_t> o(n);
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      CUDA_CHECK(cudaMemcpy(o.data(), dv.out.p, n * 2, cudaMemcpyDeviceToHost));
+      for (size_t k = 0; k < n; ++k) out[(size_t)d * n + k] = bf_ ? bf16_to_f32(o[k]) : fp16_to_f32(o[k]);
+      CUDA_CHECK(cudaMemcpy(ids.data() + (size_t)d * T * K, dv.rb.p + (size_t)d * SB_ + n * 2, (size_t)T * K * 4, cudaMemcpyDeviceToHost));
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    // who sent what to whom (the routing of the checked forwards)
+    EpStats& st = stats_[i];
+    if (st.tokens.empty()) { st.tokens.assign((size_t)G_ * G_, 0); st.slots.assign((size_t)G_ * G_, 0); }
+    ++st.checked;
+    for (int d = 0; d < G_; ++d)
+      for (int t = 0; t < T; ++t) {
+        int mask = 0;
+        for (int k = 0; k < K; ++k) {
+          const int e = ids[((size_t)d * T + t) * K + k];
+          if (e < 0 || e / EL >= G_) continue;
+          mask |= 1 << (e / EL);
+          ++st.slots[(size_t)d * G_ + e / EL];
+        }
+        for (int o2 = 0; o2 < G_; ++o2) if ((mask >> o2) & 1) ++st.tokens[(size_t)d * G_ + o2];
+      }
+  }
+
+  void set_rotation(const std::vector<HostTensor>& xs, int TL) override {
+    const int T = TL / G_;
+    const size_t per = (size_t)T * m_->s.hidden;
+    rotate_ = (int)xs.size();
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      dv.x_rot.alloc(per * xs.size());
+      for (size_t r = 0; r < xs.size(); ++r)
+        CUDA_CHECK(cudaMemcpy(dv.x_rot.p + r * per, xs[r].bytes.data() + (size_t)d * per * 2, per * 2, cudaMemcpyHostToDevice));
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+  }
+
+  void time_iters(int i, int warmup, int iters, std::vector<double>& us) override {
+    clear_ctl();  // also the host barrier: every device idle before the first launch
+    const int R = cfg_->repeat_work;
+    std::vector<std::vector<cudaEvent_t>> ev(G_, std::vector<cudaEvent_t>((size_t)iters + 1));
+    for (int d = 0; d < G_; ++d) {
+      CUDA_CHECK(cudaSetDevice(d));
+      for (auto& e : ev[d]) CUDA_CHECK(cudaEventCreate(&e));
+    }
+    std::vector<const uint16_t*> xb(G_);
+    for (int d = 0; d < G_; ++d) xb[d] = dev_[d].x_rot.p;
+    std::vector<cudaEvent_t> marks(G_);
+    for (int it = -warmup; it < iters; ++it)
+      for (int r = 0; r < R; ++r) {
+        const bool mark = it >= 0 && r == 0;
+        if (mark) for (int d = 0; d < G_; ++d) marks[d] = ev[d][it];
+        enqueue(i, xb, rotate_, mark ? &marks : nullptr);
+      }
+    for (int d = 0; d < G_; ++d) {
+      CUDA_CHECK(cudaSetDevice(d));
+      CUDA_CHECK(cudaEventRecord(ev[d][iters], dev_[d].st));
+    }
+    sync_all();
+    EpStats& st = stats_[i];
+    st.per_gpu.resize(G_);
+    for (int it = 0; it < iters; ++it) {
+      double lo = INFINITY, hi = 0;
+      for (int d = 0; d < G_; ++d) {
+        CUDA_CHECK(cudaSetDevice(d));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, ev[d][it], ev[d][it + 1]));
+        const double u = ms * 1000.0;
+        st.per_gpu[d].push_back(u);
+        lo = std::min(lo, u);
+        hi = std::max(hi, u);
+      }
+      us.push_back(hi);
+      st.spread.push_back(hi - lo);
+    }
+    for (int d = 0; d < G_; ++d) {
+      CUDA_CHECK(cudaSetDevice(d));
+      for (auto& e : ev[d]) CUDA_CHECK(cudaEventDestroy(e));
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+  }
+
+  void ep_json(int i, JsonWriter& j) const override {
+    const EpPlan& pl = plans_[i];
+    const EpStats& st = stats_[i];
+    const int T = cfg_->tokens, H = m_->s.hidden, K = m_->s.topk;
+    j.begin_obj();
+    j.kv("gpus", G_);
+    j.kv("experts_per_gpu", m_->s.experts / G_);
+    j.kv("tokens_per_gpu", T);
+    std::string comm;
+    if (G_ == 1) comm = "local";
+    else if (pl.strategy == EP_PERSISTENT) comm = "peer-stores";
+    else comm = pl.comm == 2 ? "nccl" : "peer";
+    j.kv("comm", comm);
+    if (comm == "nccl") j.kv("nccl_version", nccl_.version_string()); else j.kv_null("nccl_version");
+    j.kv("comm_detail", pl.strategy == EP_PERSISTENT
+                            ? "16-byte stores into the peer's memory from the persistent kernel, only the rows needed; a flag stored after them (st.release.sys after __threadfence_system)"
+                            : pl.comm == 2 ? "ncclSend/ncclRecv in one group per all-to-all, fixed capacity per pair (the whole token block; the whole partial-sum block back)"
+                                           : "cudaMemcpyPeerAsync per pair with cross-device events, fixed capacity per pair (the whole token block; the whole partial-sum block back)");
+    j.kv("launch", pl.strategy == EP_PERSISTENT ? "one persistent kernel per GPU per forward" : "7 operations per GPU per forward enqueued from the host (no CUDA graph)");
+    j.kv("shared_experts", "none");
+    j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
+                   "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
+                   "(no two GPUs' events are subtracted)");
+    j.key("per_gpu_median_us");
+    j.begin_arr();
+    for (auto& v : st.per_gpu) j.val(median_of(v));
+    j.end_arr();
+    j.key("spread_us");
+    j.begin_obj();
+    j.kv("median", median_of(st.spread));
+    j.kv("max", st.spread.empty() ? NAN : *std::max_element(st.spread.begin(), st.spread.end()));
+    j.end_obj();
+    auto matrix = [&](const char* key, const std::vector<long long>& c) {
+      j.key(key);
+      j.begin_arr();
+      for (int d = 0; d < G_; ++d) {
+        j.begin_arr();
+        for (int o = 0; o < G_; ++o) j.val(st.checked && !c.empty() ? (double)c[(size_t)d * G_ + o] / st.checked : 0.0);
+        j.end_arr();
+      }
+      j.end_arr();
+    };
+    matrix("tokens_sent", st.tokens);
+    matrix("slots_computed", st.slots);
+    j.kv("counts_from", "the checked forwards (routing read back from the GPUs)");
+    long long all = 0, remote = 0;
+    for (int d = 0; d < G_ && !st.tokens.empty(); ++d)
+      for (int o = 0; o < G_; ++o) { all += st.tokens[(size_t)d * G_ + o]; if (o != d) remote += st.tokens[(size_t)d * G_ + o]; }
+    j.kv("remote_token_share", all ? (double)remote / all : 0.0);
+    // bytes between GPUs per forward, every pair summed
+    const double remote_tokens = st.checked ? (double)remote / st.checked : 0.0;
+    const double pairs = (double)G_ * (G_ - 1);
+    if (pl.strategy == EP_PERSISTENT) {
+      j.kv("dispatch_bytes", remote_tokens * H * 2 + pairs * T * K * 8);
+      j.kv("combine_bytes", remote_tokens * H * 4);
+    } else {
+      j.kv("dispatch_bytes", pairs * (double)SB_);
+      j.kv("combine_bytes", pairs * (double)T * H * 4);
+    }
+    j.kv("timed_forwards", st.per_gpu.empty() ? 0 : (long long)st.per_gpu[0].size() * cfg_->repeat_work);
+    j.kv_null("single_device");
+    j.kv("single_device_note", "not compared bit for bit: the down projection's fp32 reductions add in launch-dependent order; "
+                               "the fp64 oracle checked every GPU's tokens");
+    j.key("devices");
+    j.begin_arr();
+    for (auto& dv : dev_) j.val(dv.prop.name);
+    j.end_arr();
+    j.kv("cold_l2", "not applied");
+    j.end_obj();
+  }
+
+ private:
+  struct Dev {
+    int id = 0;
+    cudaDeviceProp prop{};
+    cudaStream_t st{};
+    cudaEvent_t ev_disp{}, ev_comb{};
+    DevBuf<uint16_t> wr, w13, w2t, x_rot, x_check, out;
+    DevBuf<float> logits, act, part, ret;
+    DevBuf<int> l_cnt, l_off, l_active, l_slots, ctl, flags, dummy;
+    DevBuf<unsigned char> sb, rb;
+  };
+
+  std::string open_devices() {
+    if (!dev_.empty()) return "";
+    int n = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&n));
+    if (n < G_)
+      return "needs " + std::to_string(G_) + " GPUs (--gpus " + std::to_string(G_) + "), this process sees " + std::to_string(n) +
+             " (CUDA_VISIBLE_DEVICES)";
+    dev_ = std::vector<Dev>(G_);
+    peer_.assign((size_t)G_ * G_, 0);
+    for (int d = 0; d < G_; ++d) {
+      dev_[d].id = d;
+      CUDA_CHECK(cudaSetDevice(d));
+      CUDA_CHECK(cudaGetDeviceProperties(&dev_[d].prop, d));
+      CUDA_CHECK(cudaStreamCreateWithFlags(&dev_[d].st, cudaStreamNonBlocking));
+      for (int o = 0; o < G_; ++o) {
+        if (o == d) continue;
+        int can = 0;
+        CUDA_CHECK(cudaDeviceCanAccessPeer(&can, d, o));
+        if (!can) continue;
+        const cudaError_t e = cudaDeviceEnablePeerAccess(o, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
+        else CUDA_CHECK(e);
+        peer_[(size_t)d * G_ + o] = 1;
+      }
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    return "";
+  }
+
+  EpArgs args(int d, const EpPlan& pl, const uint16_t* xb, int rotate) {
+    Dev& dv = dev_[d];
+    const Shape& s = m_->s;
+    EpArgs a{};
+    Params& p = a.p;
+    p.wr = dv.wr.p; p.w13 = dv.w13.p; p.w2t = dv.w2t.p;
+    p.x_base = xb; p.rotate = rotate;
+    p.out = dv.out.p; p.logits = dv.logits.p; p.act = dv.act.p;
+    p.l_cnt = dv.l_cnt.p; p.l_off = dv.l_off.p; p.l_slots = dv.l_slots.p; p.l_active = dv.l_active.p;
+    p.ctrl = dv.dummy.p;
+    p.T = cfg_->tokens; p.H = s.hidden; p.I = s.inter; p.E = s.experts; p.K = s.topk;
+    p.ti = pl.ti; p.nh = pl.nh; p.nb = pl.grid; p.sl = pl.sl;
+    a.G = G_; a.d = d; a.EL = s.experts / G_; a.SB = SB_;
+    a.sb = dv.sb.p; a.rb = dv.rb.p; a.part = dv.part.p;
+    a.ret = G_ == 1 && pl.strategy == EP_SEPARATE ? dv.part.p : dv.ret.p;  // one GPU, separate: read the sums in place
+    a.ctl = dv.ctl.p; a.flags = dv.flags.p;
+    for (int o = 0; o < G_; ++o) { a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p; }
+    return a;
+  }
+
+  void clear_ctl() {
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      CUDA_CHECK(cudaMemsetAsync(dv.ctl.p, 0, dv.ctl.bytes(), dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.flags.p, 0, dv.flags.bytes(), dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.part.p, 0, dv.part.bytes(), dv.st));
+    }
+    sync_all();
+    last_ = -1;
+  }
+
+  void sync_all() {
+    for (int d = 0; d < G_; ++d) {
+      CUDA_CHECK(cudaSetDevice(d));
+      const cudaError_t e = cudaStreamSynchronize(dev_[d].st);
+      if (e != cudaSuccess) {
+        int code = 0;
+        (void)cudaMemcpy(&code, dev_[d].ctl.p + EP_ERR, sizeof code, cudaMemcpyDeviceToHost);
+        die_runtime(std::string("CUDA error on GPU ") + std::to_string(d) + ": cudaStreamSynchronize -> " + cudaGetErrorName(e) +
+                    " (" + cudaGetErrorString(e) + ") at " + __FILE__ + ":" + std::to_string(__LINE__) +
+                    " (an ep kernel traps when a spin wait exceeds its bound; code " + std::to_string(code) + ")");
+      }
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+  }
+
+  // One forward on every device. marks: an event per device recorded on its stream first (timing).
+  void enqueue(int i, const std::vector<const uint16_t*>& xb, int rotate, const std::vector<cudaEvent_t>* marks) {
+    const EpPlan& pl = plans_[i];
+    last_ = i;
+    std::vector<EpArgs> a(G_);
+    for (int d = 0; d < G_; ++d) a[d] = args(d, pl, xb[d], rotate);
+    const size_t smem = pl.sl.bytes();
+    if (pl.strategy == EP_PERSISTENT) {
+      for (int d = 0; d < G_; ++d) {
+        CUDA_CHECK(cudaSetDevice(d));
+        if (marks) CUDA_CHECK(cudaEventRecord((*marks)[d], dev_[d].st));
+        if (bf_) k_epp<true><<<pl.grid, kThreads, smem, dev_[d].st>>>(a[d]);
+        else k_epp<false><<<pl.grid, kThreads, smem, dev_[d].st>>>(a[d]);
+        CUDA_CHECK_LAUNCH("k_epp");
+      }
+      CUDA_CHECK(cudaSetDevice(0));
+      return;
+    }
+    const Shape& s = m_->s;
+    const int T = cfg_->tokens, K = s.topk, H = s.hidden;
+    const size_t TH = (size_t)T * H;
+    const bool nccl = pl.comm == 2 && G_ > 1;
+    // 1. route, outgoing block; peer copies: dispatch
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      if (marks) CUDA_CHECK(cudaEventRecord((*marks)[d], dv.st));
+      if (bf_) k_eps_route<true><<<s.experts, kThreads, smem, dv.st>>>(a[d]);
+      else k_eps_route<false><<<s.experts, kThreads, smem, dv.st>>>(a[d]);
+      CUDA_CHECK_LAUNCH("k_eps_route");
+      if (!nccl) {
+        for (int o = 0; o < G_; ++o) {
+          if (o == d) continue;
+          CUDA_CHECK(cudaStreamWaitEvent(dv.st, dev_[o].ev_comb, 0));  // o is done with the previous block
+          CUDA_CHECK(cudaMemcpyPeerAsync(dev_[o].rb.p + (size_t)d * SB_, o, dv.sb.p, d, SB_, dv.st));
+        }
+      }
+      CUDA_CHECK(cudaMemcpyAsync(dv.rb.p + (size_t)d * SB_, dv.sb.p, SB_, cudaMemcpyDeviceToDevice, dv.st));
+      if (!nccl) CUDA_CHECK(cudaEventRecord(dv.ev_disp, dv.st));
+    }
+    if (nccl) {
+      nccl_.check(nccl_.group_start(), "ncclGroupStart");
+      for (int d = 0; d < G_; ++d)
+        for (int o = 0; o < G_; ++o) {
+          if (o == d) continue;
+          nccl_.check(nccl_.send(dev_[d].sb.p, SB_, Nccl::kBytes, o, nccl_.comms[d], dev_[d].st), "ncclSend (dispatch)");
+          nccl_.check(nccl_.recv(dev_[d].rb.p + (size_t)o * SB_, SB_, Nccl::kBytes, o, nccl_.comms[d], dev_[d].st), "ncclRecv (dispatch)");
+        }
+      nccl_.check(nccl_.group_end(), "ncclGroupEnd");
+    }
+    // 2. owners: buckets, gate/up, down
+    const int maxb = std::min(s.experts, G_ * T * K);
+    for (int o = 0; o < G_; ++o) {
+      Dev& dv = dev_[o];
+      CUDA_CHECK(cudaSetDevice(o));
+      if (!nccl)
+        for (int d = 0; d < G_; ++d) if (d != o) CUDA_CHECK(cudaStreamWaitEvent(dv.st, dev_[d].ev_disp, 0));
+      k_eps_lists<<<1, kThreads, smem, dv.st>>>(a[o]);
+      CUDA_CHECK_LAUNCH("k_eps_lists");
+      const dim3 g2((s.inter + pl.ti - 1) / pl.ti, maxb), g3(H / pl.nh, maxb);
+      if (bf_) k_eps_ffn1<true><<<g2, kThreads, 0, dv.st>>>(a[o]); else k_eps_ffn1<false><<<g2, kThreads, 0, dv.st>>>(a[o]);
+      CUDA_CHECK_LAUNCH("k_eps_ffn1");
+      if (bf_) k_eps_down<true><<<g3, kThreads, smem, dv.st>>>(a[o]); else k_eps_down<false><<<g3, kThreads, smem, dv.st>>>(a[o]);
+      CUDA_CHECK_LAUNCH("k_eps_down");
+      if (G_ > 1 && !nccl) {  // 3. combine: partial sums to their homes
+        for (int h = 0; h < G_; ++h) {
+          if (h == o) continue;
+          CUDA_CHECK(cudaMemcpyPeerAsync(dev_[h].ret.p + (size_t)o * TH, h, dv.part.p + (size_t)h * TH, o, TH * 4, dv.st));
+        }
+      }
+      if (G_ > 1) CUDA_CHECK(cudaMemcpyAsync(dv.ret.p + (size_t)o * TH, dv.part.p + (size_t)o * TH, TH * 4, cudaMemcpyDeviceToDevice, dv.st));
+      if (!nccl) CUDA_CHECK(cudaEventRecord(dv.ev_comb, dv.st));
+    }
+    if (nccl) {
+      nccl_.check(nccl_.group_start(), "ncclGroupStart");
+      for (int o = 0; o < G_; ++o)
+        for (int h = 0; h < G_; ++h) {
+          if (h == o) continue;
+          nccl_.check(nccl_.send(dev_[o].part.p + (size_t)h * TH, TH * 4, Nccl::kBytes, h, nccl_.comms[o], dev_[o].st), "ncclSend (combine)");
+          nccl_.check(nccl_.recv(dev_[o].ret.p + (size_t)h * TH, TH * 4, Nccl::kBytes, h, nccl_.comms[o], dev_[o].st), "ncclRecv (combine)");
+        }
+      nccl_.check(nccl_.group_end(), "ncclGroupEnd");
+    }
+    // 4. homes: add the owners' partial sums; clear this device's partial sums for the next forward
+    const int cblocks = (int)std::min<size_t>(dev_[0].prop.multiProcessorCount, (TH / 4 + kThreads - 1) / kThreads);
+    for (int d = 0; d < G_; ++d) {
+      Dev& dv = dev_[d];
+      CUDA_CHECK(cudaSetDevice(d));
+      if (!nccl)
+        for (int o = 0; o < G_; ++o) if (o != d) CUDA_CHECK(cudaStreamWaitEvent(dv.st, dev_[o].ev_comb, 0));
+      if (bf_) k_eps_combine<true><<<cblocks, kThreads, 0, dv.st>>>(a[d]); else k_eps_combine<false><<<cblocks, kThreads, 0, dv.st>>>(a[d]);
+      CUDA_CHECK_LAUNCH("k_eps_combine");
+      CUDA_CHECK(cudaMemsetAsync(dv.part.p, 0, dv.part.bytes(), dv.st));
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+  }
+
+  int G_;
+  std::vector<Dev> dev_;
+  std::vector<char> peer_;  // [d * G + o]: d can access o's memory (enabled)
+  std::vector<EpPlan> plans_;
+  std::vector<EpStats> stats_;
+  Nccl nccl_;
+  const Model* m_ = nullptr;
+  const Config* cfg_ = nullptr;
+  bool bf_ = true;
+  size_t SB_ = 0;
+  int rotate_ = 1, last_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<EpEngine> make_ep_engine(int gpus) { return std::make_unique<EpEngineImpl>(gpus); }
+
+const Family kEpFamily = {"ep", nullptr, nullptr};
+
+}  // namespace moe
