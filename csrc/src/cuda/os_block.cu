@@ -198,10 +198,12 @@ __device__ void schedule_multiwarp(OsCtx& c) {
 
 // batched: warp 0 alone. Lane l owns the workers w = 4 * (l + 32 r) + k (k < 4): it reads their
 // completed counts (p.ack) with one 16-byte load per r, writes their rings and releases their tails.
+// Each round also reads the queue flags qa + 32 j + l (j < kQScan), all loads in flight at once.
 // Per worker (shared memory): sent[w] = tasks written to its ring (the exit included), out[w] = sent
 // minus the completed count last read. Tasks k < n1 are FFN1 tiles (known after routing); task n1 + q
 // is queue position q, usable once qflag[0 .. q] have been seen set (the fan-in sets them).
 constexpr int kBatchedV4 = 2;  // 16-byte ack loads per lane per round: workers up to 32 * 4 * 2 - 1 (4: spills)
+constexpr int kQScan = 4;      // queue flags read per lane per round: up to 128 down tasks become ready per round
 __device__ void schedule_batched(OsCtx& c) {
   const Params& p = c.p;
   if (threadIdx.x >= 32) return;
@@ -230,8 +232,12 @@ __device__ void schedule_batched(OsCtx& c) {
 #pragma unroll
     for (int r = 0; r < kBatchedV4; ++r)
       a[r] = !first && mine(r, 0) < p.nb ? ld_volatile_v4(p.ack + mine(r, 0)) : make_int4(0, 0, 0, 0);
-    const int q = qa + lane;
-    const int fl = !first && q < ndown ? ld_relaxed(&p.qflag[q]) : 0;
+    int fl[kQScan];
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j) {
+      const int q = qa + 32 * j + lane;
+      fl[j] = !first && q < ndown ? ld_relaxed(&p.qflag[q]) : 0;
+    }
     first = false;
     bool moved = false;
 #pragma unroll
@@ -243,9 +249,15 @@ __device__ void schedule_batched(OsCtx& c) {
         if (owned(w) && sent[w] - v4[k] != out[w]) { out[w] = sent[w] - v4[k]; moved = true; }
       }
     }
-    const unsigned set = __ballot_sync(FULL, fl != 0);
-    const int nready = set == FULL ? 32 : __ffs(~set) - 1;  // consecutive set flags from qa
-    if (lane < nready) p.qflag[q] = 0;                      // self-clean (read again only next launch)
+    int nready = 0;  // consecutive set flags from qa
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j) {
+      const unsigned set = __ballot_sync(FULL, fl[j] != 0);
+      if (nready == 32 * j) nready += set == FULL ? 32 : __ffs(~set) - 1;
+    }
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j)
+      if (32 * j + lane < nready) p.qflag[qa + 32 * j + lane] = 0;  // self-clean (read again only next launch)
     qa += nready;
     // acquire: a completed count read before this lane rewrites that worker's ring slots; a flag read
     // (by any lane) before any lane reads its queue entry (the __syncwarp orders the lanes)
