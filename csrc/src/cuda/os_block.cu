@@ -312,12 +312,14 @@ __device__ void schedule_batched(OsCtx& c) {
         }
       fin = true;
     }
-    // the doorbells: one release per touched worker, after its slots
+    // the doorbells: one fence after this lane's slots, then every touched worker's tail (relaxed stores
+    // that do not wait for each other; a st.release each would cost a round trip each)
+    if (touched) __threadfence();
 #pragma unroll
     for (int r = 0; r < kBatchedV4; ++r)
 #pragma unroll
       for (int k = 0; k < 4; ++k)
-        if (touched >> (4 * r + k) & 1u) st_release(&p.mb[(size_t)mine(r, k) * kMbInts], sent[mine(r, k)]);
+        if (touched >> (4 * r + k) & 1u) st_relaxed(&p.mb[(size_t)mine(r, k) * kMbInts], sent[mine(r, k)]);
     __syncwarp();
     if (__any_sync(FULL, touched != 0) || nready > 0) spins = 0;
     else {
@@ -365,10 +367,11 @@ __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
 
 // One task on a worker block (whole block calls). FFN1: the tile's activations, then the fan-in (the
 // last tile of an expert pushes its down tiles to the queue); down: the tile, and the last down tile of
-// the launch converts the output. Ends with thread 0 after a __threadfence(): the caller's release of
-// its acknowledgement publishes the task. PF (batched): prefetch (p.prefetch) the tile's down rows into
-// L2 once its gate/up rows are done, so that they stream during the fan-in's wait.
-template <bool BF, bool PF>
+// the launch converts the output. Ends with thread 0 after a __threadfence(): the caller's
+// acknowledgement (a st.release, or a relaxed store after this fence) comes after the task. BATCHED: prefetch (p.prefetch) the tile's down rows into L2 once
+// its gate/up rows are done, so that they stream during the fan-in's wait; and the pushed tiles' flags
+// are relaxed stores after the fence (the seed's strategies keep a st.release each: a round trip each).
+template <bool BF, bool BATCHED>
 __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, const uint16_t* x, int task) {
   const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
   const int type = task >> 28, e = (task >> 16) & 0xfff, tile = task & 0xffff;
@@ -380,7 +383,7 @@ __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, c
     float* act = p.act;
     const int I = p.I;
     ffn1_rows<BF>(p, x, e, i0, i1, slots, n, [&](int j, int i, float v) { act[(size_t)__ldcg(slots + j) * I + i] = v; });
-    if constexpr (PF)
+    if constexpr (BATCHED)
       if (p.prefetch) prefetch_l2(p.w2t + ((size_t)e * p.I + i0) * p.H, (size_t)(i1 - i0) * p.H * 2);
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -391,7 +394,10 @@ __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, c
         const int pos = atomicAdd(&p.ctrl[C_QTAIL], tiles2);
         for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, e, k);
         __threadfence();
-        for (int k = 0; k < tiles2; ++k) st_release(&p.qflag[pos + k], 1);
+        if constexpr (BATCHED)
+          for (int k = 0; k < tiles2; ++k) st_relaxed(&p.qflag[pos + k], 1);
+        else
+          for (int k = 0; k < tiles2; ++k) st_release(&p.qflag[pos + k], 1);
       }
     }
   } else {
@@ -466,7 +472,8 @@ __device__ void worker_batched(const Params& p, Smem& s, Tracer& tr, const uint1
     const int task = s_task;
     if (task == -1) break;
     run_task<BF, true>(p, s, tr, x, task);
-    if (threadIdx.x == 0) st_release(&p.ack[w], taken);
+    // after run_task's fence; the count publishes no data (the OS only learns the ring has room)
+    if (threadIdx.x == 0) st_relaxed(&p.ack[w], taken);
   }
   // self-clean for the next launch: the exit was the OS's last write to this mailbox, and it no longer
   // reads this worker's count
