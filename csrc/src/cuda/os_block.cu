@@ -13,9 +13,10 @@
 //   batched     schedule_batched: one warp; every worker has a ring of tasks in its
 //               own mailbox line and up to `batch` tasks outstanding, so a worker
 //               finds its next task already there when it finishes one; one round
-//               of loads reads every worker's completed count and 32 queue flags,
-//               then hands out what is ready, fewest outstanding first, with one
-//               release of each touched worker's tail (its doorbell) per round.
+//               of loads reads every worker's completed count and 128 queue flags,
+//               then hands out what is ready, fewest outstanding first: slots, one
+//               fence per lane, the touched workers' tails (doorbells) as relaxed
+//               stores. Not yet run on a GPU (BENCHMARKS.md).
 //               Its workers and drain are its own (worker_batched: the exit is a
 //               task in the ring); the fan-in and the tasks are shared.
 // Tunables: ffn1_tile (auto: about one FFN1 task per worker), down_tile (auto
@@ -226,8 +227,8 @@ __device__ void schedule_batched(OsCtx& c) {
   bool fin = false, first = true;
   while (!fin) {
     const unsigned long long t0 = gt(p);
-    // one round of loads in flight: every worker's completed count, the next 32 queue flags (none in the
-    // first round: every worker is idle and no down task can exist before an FFN1 tile ran)
+    // one round of loads in flight: every worker's completed count, the next 32 * kQScan queue flags (none
+    // in the first round: every worker is idle and no down task can exist before an FFN1 tile ran)
     int4 a[kBatchedV4];
 #pragma unroll
     for (int r = 0; r < kBatchedV4; ++r)
