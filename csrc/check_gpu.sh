@@ -11,6 +11,7 @@
 #        BIG_TOKENS="1 16"   token counts for the large presets (weights over 3 GB)
 #        TUNABLES=0          skip the tunable sweep;  EXTRA="..." more moe-bench flags
 #        TUNE_SHAPES="ARGS;ARGS"  shapes of the tunable sweep (default: Qwen3 T=4; hidden 2880 T=9)
+#        VARIANTS="name,..."  only these CUDA variants (presets and tunable sweep); default: every one
 set -u
 cd "$(dirname "$0")"
 ARCH=${1:-sm_90a}
@@ -19,7 +20,11 @@ make -s cuda ARCH="$ARCH" BUILD="$BUILD" >/dev/null || { echo "FAIL: build"; exi
 BIN="$BUILD/moe-bench"
 LIST=$("$BIN" --list)
 q() { echo "$LIST" | python3 -c "import json,sys; d=json.load(sys.stdin)['table']; $1"; }
-V=$(q 'print(",".join(v["name"] for v in d["variants"] if v["backend"] == "cuda"))')
+ALL_V=$(q 'print(",".join(v["name"] for v in d["variants"] if v["backend"] == "cuda"))')
+V=${VARIANTS:-$ALL_V}
+for v in ${V//,/ }; do
+  case ",$ALL_V," in *",$v,"*) ;; *) echo "FAIL: VARIANTS names $v, not a CUDA variant of this build ($ALL_V)"; exit 2;; esac
+done
 ALL_MODELS=$(q 'print(" ".join(p["name"] for p in d["presets"]))')
 MODELS=${MODELS:-$ALL_MODELS}
 TOKENS=${TOKENS:-"1 4 16 64"}
@@ -72,7 +77,7 @@ req = dict(hidden=p['hidden'], inter=p['inter'], experts=p['experts'], topk=p['t
 def ok(lim, f, x):
     l = lim.get(f) or {}
     return x >= l.get('min', x) and x <= l.get('max', x) and x % l.get('multiple_of', 1) == 0 and (not l.get('power_of_two') or x & (x - 1) == 0)
-print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and '$3' in v['dtypes']
+print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and v['name'] in '$V'.split(',') and '$3' in v['dtypes']
       and all(ok(d['limits'], f, x) and ok(v['limits'], f, x) for f, x in req.items())
       and (not p.get('shared_experts') or v.get('shared_experts'))))"
 }
@@ -96,7 +101,7 @@ if [ "${TUNABLES:-1}" != 0 ]; then
   PLAN=$(q '
 groups = {}
 for v in d["variants"]:
-    if v["backend"] != "cuda": continue
+    if v["backend"] != "cuda" or v["name"] not in "'"$V"'".split(","): continue
     for name, t in v["tunables"].items():
         if "values" in t: vals = t["values"]
         else:
@@ -111,7 +116,9 @@ for (name, x), vs in groups.items(): print(",".join(vs), name, x)')
       REFUSABLE="tunable $name=$val" run "$name=$val [$shape] $vars" $shape --variant "$vars" --tune "$name=$val"
     done
   done <<< "$PLAN"
-  refuse "splitk blocks_per_sm=4 threads=512" --model qwen3-30b-a3b --variant persistent-splitk --tune threads=512,blocks_per_sm=4
+  case ",$V," in *,persistent-splitk,*)
+    refuse "splitk blocks_per_sm=4 threads=512" --model qwen3-30b-a3b --variant persistent-splitk --tune threads=512,blocks_per_sm=4;;
+  esac
 fi
 
 echo "check_gpu: $((n-fails))/$n configurations passed (variants: $V)"

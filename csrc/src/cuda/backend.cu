@@ -135,6 +135,7 @@ class CudaBackend : public Backend {
     const int nb = std::max(1, max_grid_);
     db_.alloc(nb);
     ack_.alloc(nb + 8);
+    mb_.alloc((size_t)nb * kMbInts);
     smid_.alloc(nb);
     trace_.alloc((size_t)nb * kMaxEv);
     trace_n_.alloc(nb);
@@ -147,6 +148,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaMemsetAsync(fanin_.p, 0, fanin_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(db_.p, 0, db_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(ack_.p, 0, ack_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(mb_.p, 0, mb_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(qflag_.p, 0, qflag_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(out_acc_.p, 0, out_acc_.bytes(), stream_));
   }
@@ -161,13 +163,14 @@ class CudaBackend : public Backend {
     p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
     p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
     p.l_cnt = l_cnt_.p; p.l_off = l_off_.p; p.l_slots = l_slots_.p; p.l_active = l_active_.p;
-    p.ctrl = ctrl_.p; p.fanin = fanin_.p; p.db = db_.p; p.ack = ack_.p; p.queue = queue_.p; p.qflag = qflag_.p;
+    p.ctrl = ctrl_.p; p.fanin = fanin_.p; p.db = db_.p; p.ack = ack_.p; p.mb = mb_.p; p.queue = queue_.p; p.qflag = qflag_.p;
     p.smid = smid_.p;
     p.clk = clk_.p; p.clk_cap = (int)(clk_.n / 4);
     p.trace = trace ? trace_.p : nullptr; p.trace_n = trace_n_.p;
     p.T = cfg_->tokens; p.H = m_->s.hidden; p.I = m_->s.inter; p.E = m_->s.experts; p.K = m_->s.topk;
     p.ti = pl.ti; p.nh = pl.nh; p.strategy = pl.strategy; p.nb = pl.persistent ? pl.grid : 0;
     p.down_chunk = pl.down_chunk; p.prefetch = pl.prefetch; p.tail_split = pl.tail_split; p.sched_warps = pl.sched_warps;
+    p.batch = pl.batch;
     p.sl = pl.sl;
     return p;
   }
@@ -407,7 +410,7 @@ class CudaBackend : public Backend {
   int max_grid_ = 0;
   DevBuf<uint16_t> wr_, w13_, w2t_, ws13_, ws2t_, out_, x_check_, x_rot_;
   DevBuf<float> out_acc_, logits_, topk_w_, act_, act_s_, ones_;
-  DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, queue_, qflag_, smid_, trace_n_;
+  DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, mb_, queue_, qflag_, smid_, trace_n_;
   DevBuf<unsigned long long> db_;
   DevBuf<long long> clk_;
   DevBuf<TraceEv> trace_;

@@ -14,7 +14,7 @@
 namespace moe {
 
 // Strategy ids of the families that have several (Params::strategy).
-enum OsStrategy : int { OS_SIMPLE = 0, OS_MULTIWARP = 1, OS_ROUNDROBIN = 2 };
+enum OsStrategy : int { OS_SIMPLE = 0, OS_MULTIWARP = 1, OS_ROUNDROBIN = 2, OS_BATCHED = 3 };
 enum SplitkStrategy : int { SK_STATIC = 0, SK_DYNAMIC = 1 };
 
 // How one variant runs this shape on this device.
@@ -25,7 +25,7 @@ struct Plan {
   int grid = 0;             // blocks of the main kernel (persistent: the whole grid)
   int threads = kThreads;
   SmemLayout sl;            // dynamic shared memory of the main kernel(s)
-  int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4;
+  int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4, batch = 1;
   int path = 0;             // flat: which kernel (its t1path)
   size_t smem() const { return sl.bytes(); }
 };

@@ -10,8 +10,17 @@
 //               claimed through a shared counter)
 //   roundrobin  schedule_roundrobin: one thread, next_w round-robin search for a
 //               ready worker, initial order spread across SMs
+//   batched     schedule_batched: one warp; every worker has a ring of tasks in its
+//               own mailbox line and up to `batch` tasks outstanding, so a worker
+//               finds its next task already there when it finishes one; one round
+//               of loads reads every worker's completed count and 128 queue flags,
+//               then hands out what is ready, fewest outstanding first: slots, one
+//               fence per lane, the touched workers' tails (doorbells) as relaxed
+//               stores. Not yet run on a GPU (BENCHMARKS.md).
+//               Its workers and drain are its own (worker_batched: the exit is a
+//               task in the ring); the fan-in and the tasks are shared.
 // Tunables: ffn1_tile (auto: about one FFN1 task per worker), down_tile (auto
-// 128/64), sched_warps (multiwarp, 4).
+// 128/64), sched_warps (multiwarp, 4), batch and prefetch (batched: 4, 1).
 // Measured (H100 SXM, Qwen3-30B-A3B T=1 bf16; csrc/BENCHMARKS.md): simple 209-213 us
 // (225 before its dispatch loop was specialised per strategy), multiwarp 95-97 us,
 // roundrobin 214-219 us: each dispatch costs ~0.6 us of OS time and workers spend
@@ -188,7 +197,142 @@ __device__ void schedule_multiwarp(OsCtx& c) {
   if (lane == 0 && warp == 0 && (tq + tw) > 0) c.tr.add(TR_OS_WORKER, -1, gt(p) - tw - tq, gt(p));
 }
 
-template <bool BF>
+// batched: warp 0 alone. Lane l owns the workers w = 4 * (l + 32 r) + k (k < 4): it reads their
+// completed counts (p.ack) with one 16-byte load per r, writes their rings and releases their tails.
+// Each round also reads the queue flags qa + 32 j + l (j < kQScan), all loads in flight at once.
+// Per worker (shared memory): sent[w] = tasks written to its ring (the exit included), out[w] = sent
+// minus the completed count last read. Tasks k < n1 are FFN1 tiles (known after routing); task n1 + q
+// is queue position q, usable once qflag[0 .. q] have been seen set (the fan-in sets them).
+constexpr int kBatchedV4 = 2;  // 16-byte ack loads per lane per round: workers up to 32 * 4 * 2 - 1 (4: spills)
+constexpr int kQScan = 4;      // queue flags read per lane per round: up to 128 down tasks become ready per round
+__device__ void schedule_batched(OsCtx& c) {
+  const Params& p = c.p;
+  if (threadIdx.x >= 32) return;
+  const unsigned FULL = 0xffffffffu;
+  const int lane = threadIdx.x, nw = c.nw, B = p.batch, ndown = c.ntot - c.n1;
+  int* sent = c.seq;
+  int* out = c.idle;
+  for (int w = lane; w < p.nb; w += 32) { sent[w] = 0; out[w] = 0; }
+  // The routing lists were written by the whole block before the __syncthreads that led here; each
+  // lane's fence (cumulative over them) comes before any of its releases, so a worker that acquires
+  // a tail sees the lists.
+  __threadfence();
+  __syncwarp();
+  auto mine = [&](int r, int k) { return 4 * (lane + 32 * r) + k; };
+  auto owned = [&](int w) { return w >= 1 && w <= nw; };
+  int next = 0, qa = 0;  // tasks handed out; queue positions seen ready
+  long long spins = 0;
+  const unsigned long long t_begin = gt(p);
+  unsigned long long t_wait = 0;
+  bool fin = false, first = true;
+  while (!fin) {
+    const unsigned long long t0 = gt(p);
+    // one round of loads in flight: every worker's completed count, the next 32 * kQScan queue flags (none
+    // in the first round: every worker is idle and no down task can exist before an FFN1 tile ran)
+    int4 a[kBatchedV4];
+#pragma unroll
+    for (int r = 0; r < kBatchedV4; ++r)
+      a[r] = !first && mine(r, 0) < p.nb ? ld_volatile_v4(p.ack + mine(r, 0)) : make_int4(0, 0, 0, 0);
+    int fl[kQScan];
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j) {
+      const int q = qa + 32 * j + lane;
+      fl[j] = !first && q < ndown ? ld_relaxed(&p.qflag[q]) : 0;
+    }
+    first = false;
+    bool moved = false;
+#pragma unroll
+    for (int r = 0; r < kBatchedV4; ++r) {
+      const int v4[4] = {a[r].x, a[r].y, a[r].z, a[r].w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int w = mine(r, k);
+        if (owned(w) && sent[w] - v4[k] != out[w]) { out[w] = sent[w] - v4[k]; moved = true; }
+      }
+    }
+    int nready = 0;  // consecutive set flags from qa
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j) {
+      const unsigned set = __ballot_sync(FULL, fl[j] != 0);
+      if (nready == 32 * j) nready += set == FULL ? 32 : __ffs(~set) - 1;
+    }
+#pragma unroll
+    for (int j = 0; j < kQScan; ++j)
+      if (32 * j + lane < nready) p.qflag[qa + 32 * j + lane] = 0;  // self-clean (read again only next launch)
+    qa += nready;
+    // acquire: a completed count read before this lane rewrites that worker's ring slots; a flag read
+    // (by any lane) before any lane reads its queue entry (the __syncwarp orders the lanes)
+    if (moved || nready > 0) __threadfence();
+    __syncwarp();
+    // hand out the ready tasks: level by level, the workers with the fewest outstanding first
+    unsigned touched = 0;  // bit 4r+k: this lane wrote worker mine(r, k)'s ring
+    int A = c.n1 + qa - next;
+    for (int lv = 0; lv < B && A > 0; ++lv) {
+      int cnt = 0;
+#pragma unroll
+      for (int r = 0; r < kBatchedV4; ++r)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) cnt += owned(mine(r, k)) && out[mine(r, k)] == lv;
+      int incl = cnt;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int t = __shfl_up_sync(FULL, incl, o);
+        if (lane >= o) incl += t;
+      }
+      const int give = min(__shfl_sync(FULL, incl, 31), A);
+      int rank = incl - cnt;
+#pragma unroll
+      for (int r = 0; r < kBatchedV4; ++r)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int w = mine(r, k);
+          if (owned(w) && out[w] == lv && rank < give) {
+            const int kk = next + rank;
+            const int task = kk < c.n1 ? task_make(1, c.s.active[kk % c.nact], kk / c.nact) : __ldcg(&p.queue[kk - c.n1]);
+            p.mb[(size_t)w * kMbInts + 1 + sent[w] % kMbCap] = task;
+            sent[w] += 1;
+            out[w] = lv + 1;
+            touched |= 1u << (4 * r + k);
+            ++rank;
+          }
+        }
+      next += give;
+      A -= give;
+    }
+    if (next == c.ntot) {  // every task handed out: the exit goes behind each worker's last task
+#pragma unroll
+      for (int r = 0; r < kBatchedV4; ++r)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int w = mine(r, k);
+          if (owned(w)) {
+            p.mb[(size_t)w * kMbInts + 1 + sent[w] % kMbCap] = -1;
+            sent[w] += 1;
+            touched |= 1u << (4 * r + k);
+          }
+        }
+      fin = true;
+    }
+    // the doorbells: one fence after this lane's slots, then every touched worker's tail (relaxed stores
+    // that do not wait for each other; a st.release each would cost a round trip each)
+    if (touched) __threadfence();
+#pragma unroll
+    for (int r = 0; r < kBatchedV4; ++r)
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        if (touched >> (4 * r + k) & 1u) st_relaxed(&p.mb[(size_t)mine(r, k) * kMbInts], sent[mine(r, k)]);
+    __syncwarp();
+    if (__any_sync(FULL, touched != 0) || nready > 0) spins = 0;
+    else {
+      t_wait += gt(p) - t0;
+      if (++spins > kSpinLimit) spin_fail(p, 14);
+    }
+  }
+  // rounds that handed out nothing (waiting for the fan-in or for room), summed into one span
+  if (lane == 0 && t_wait > 0) c.tr.add(TR_OS_QUEUE, -1, t_begin, t_begin + t_wait);
+}
+
+template <bool BF, bool BATCHED>
 __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
   const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
   __shared__ int s_head;
@@ -197,6 +341,11 @@ __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
   for (int w = threadIdx.x; w < p.nb; w += blockDim.x) { c.seq[w] = 0; c.idle[w] = 1; c.order[w] = w + 1; }
   if (threadIdx.x == 0) s_head = 0;
   __syncthreads();
+  if constexpr (BATCHED) {  // its own instantiation; its exits go through the rings (no drain)
+    schedule_batched(c);
+    __syncthreads();
+    return;
+  }
   switch (p.strategy) {  // one case per strategy (families.h OsStrategy, registry.cu)
     case OS_SIMPLE: schedule_simple(c); break;
     case OS_MULTIWARP: schedule_multiwarp(c); break;
@@ -217,10 +366,62 @@ __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
   if (threadIdx.x == 0) tr.add(TR_OS_DRAIN, -1, t0, gt(p));
 }
 
+// One task on a worker block (whole block calls). FFN1: the tile's activations, then the fan-in (the
+// last tile of an expert pushes its down tiles to the queue); down: the tile, and the last down tile of
+// the launch converts the output. Ends with thread 0 after a __threadfence(): the caller's
+// acknowledgement (a st.release, or a relaxed store after this fence) comes after the task. BATCHED: prefetch (p.prefetch) the tile's down rows into L2 once
+// its gate/up rows are done, so that they stream during the fan-in's wait; and the pushed tiles' flags
+// are relaxed stores after the fence (the seed's strategies keep a st.release each: a round trip each).
+template <bool BF, bool BATCHED>
+__device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, const uint16_t* x, int task) {
+  const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
+  const int type = task >> 28, e = (task >> 16) & 0xfff, tile = task & 0xffff;
+  const int n = __ldcg(&p.l_cnt[e]);
+  const int* slots = p.l_slots + __ldcg(&p.l_off[e]);
+  const unsigned long long t0 = gt(p);
+  if (type == 1) {
+    const int i0 = tile * p.ti, i1 = min(p.I, i0 + p.ti);
+    float* act = p.act;
+    const int I = p.I;
+    ffn1_rows<BF>(p, x, e, i0, i1, slots, n, [&](int j, int i, float v) { act[(size_t)__ldcg(slots + j) * I + i] = v; });
+    if constexpr (BATCHED)
+      if (p.prefetch) prefetch_l2(p.w2t + ((size_t)e * p.I + i0) * p.H, (size_t)(i1 - i0) * p.H * 2);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      tr.add(TR_FFN1, task, t0, gt(p));
+      __threadfence();
+      if (atomicAdd(&p.fanin[e], 1) == tiles1 - 1) {  // last FFN1 tile of e: push its down tiles
+        p.fanin[e] = 0;
+        const int pos = atomicAdd(&p.ctrl[C_QTAIL], tiles2);
+        for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, e, k);
+        __threadfence();
+        if constexpr (BATCHED)
+          for (int k = 0; k < tiles2; ++k) st_relaxed(&p.qflag[pos + k], 1);
+        else
+          for (int k = 0; k < tiles2; ++k) st_release(&p.qflag[pos + k], 1);
+      }
+    }
+  } else {
+    down_tile<BF>(p, s.sa, s.red, e, slots, n, tile * p.nh);
+    if (threadIdx.x == 0) tr.add(TR_FFN2, task, t0, gt(p));
+    const int nact = __ldcg(&p.ctrl[C_NACT]);
+    if (arrive_last(&p.ctrl[C_DONE], nact * tiles2)) {
+      const unsigned long long tc = gt(p);
+      convert_out<BF>(p);
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        p.ctrl[C_DONE] = 0;
+        tr.add(TR_CONVERT, -1, tc, gt(p));
+      }
+    }
+    if (threadIdx.x == 0) __threadfence();
+  }
+}
+
+// simple, multiwarp, roundrobin: one task per doorbell ring, acknowledged with the ring's sequence number.
 template <bool BF>
 __device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_t* x) {
   const int w = blockIdx.x;
-  const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
   __shared__ int s_task;
   int my_seq = 0;
   while (true) {
@@ -238,48 +439,50 @@ __device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_
     __syncthreads();
     const int task = s_task;
     if (task == -1) break;
-    const int type = task >> 28, e = (task >> 16) & 0xfff, tile = task & 0xffff;
-    const int n = __ldcg(&p.l_cnt[e]);
-    const int* slots = p.l_slots + __ldcg(&p.l_off[e]);
-    const unsigned long long t0 = gt(p);
-    if (type == 1) {
-      const int i0 = tile * p.ti, i1 = min(p.I, i0 + p.ti);
-      float* act = p.act;
-      const int I = p.I;
-      ffn1_rows<BF>(p, x, e, i0, i1, slots, n, [&](int j, int i, float v) { act[(size_t)__ldcg(slots + j) * I + i] = v; });
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        tr.add(TR_FFN1, task, t0, gt(p));
-        __threadfence();
-        if (atomicAdd(&p.fanin[e], 1) == tiles1 - 1) {  // last FFN1 tile of e: push its down tiles
-          p.fanin[e] = 0;
-          const int pos = atomicAdd(&p.ctrl[C_QTAIL], tiles2);
-          for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, e, k);
-          __threadfence();
-          for (int k = 0; k < tiles2; ++k) st_release(&p.qflag[pos + k], 1);
-        }
-        st_release(&p.ack[w], my_seq);
-      }
-    } else {
-      down_tile<BF>(p, s.sa, s.red, e, slots, n, tile * p.nh);
-      if (threadIdx.x == 0) tr.add(TR_FFN2, task, t0, gt(p));
-      const int nact = __ldcg(&p.ctrl[C_NACT]);
-      if (arrive_last(&p.ctrl[C_DONE], nact * tiles2)) {
-        const unsigned long long tc = gt(p);
-        convert_out<BF>(p);
-        __syncthreads();
-        if (threadIdx.x == 0) {
-          p.ctrl[C_DONE] = 0;
-          tr.add(TR_CONVERT, -1, tc, gt(p));
-        }
-      }
-      if (threadIdx.x == 0) { __threadfence(); st_release(&p.ack[w], my_seq); }
-    }
+    run_task<BF, false>(p, s, tr, x, task);
+    if (threadIdx.x == 0) st_release(&p.ack[w], my_seq);
   }
   if (threadIdx.x == 0) { p.db[w] = 0; p.ack[w] = 0; }  // self-clean for the next launch
 }
 
+// batched: tasks from this worker's ring (p.mb); the completed count is its acknowledgement. Thread 0
+// reads the tail again when a task starts, in flight while the task runs, so that a task the OS wrote
+// meanwhile is taken without a wait; it waits on the tail only when the ring is empty.
 template <bool BF>
+__device__ void worker_batched(const Params& p, Smem& s, Tracer& tr, const uint16_t* x) {
+  const int w = blockIdx.x;
+  int* mb = p.mb + (size_t)w * kMbInts;
+  __shared__ int s_task;
+  int taken = 0, known = 0, peek = 0;  // thread 0: tasks taken from the ring; the tail seen; its early read
+  while (true) {
+    if (threadIdx.x == 0) {
+      known = max(known, peek);
+      if (taken == known) {
+        const unsigned long long t0 = gt(p);
+        long long spins = 0;
+        while ((known = ld_relaxed(mb)) == taken)
+          if (++spins > kSpinLimit) spin_fail(p, 21);
+        tr.add(TR_DOORBELL, -1, t0, gt(p));
+      }
+      __threadfence();  // acquire (the tail above or the early read): the slot, and all the OS released
+      s_task = __ldcg(mb + 1 + taken % kMbCap);
+      ++taken;
+      peek = ld_relaxed(mb);
+    }
+    __syncthreads();
+    const int task = s_task;
+    if (task == -1) break;
+    run_task<BF, true>(p, s, tr, x, task);
+    // after run_task's fence; the count publishes no data (the OS only learns the ring has room)
+    if (threadIdx.x == 0) st_relaxed(&p.ack[w], taken);
+  }
+  // self-clean for the next launch: the exit was the OS's last write to this mailbox, and it no longer
+  // reads this worker's count
+  if (threadIdx.x == 0) { mb[0] = 0; p.ack[w] = 0; }
+}
+
+// BATCHED: the batched strategy's instantiation (its workers), so that the other three keep their code.
+template <bool BF, bool BATCHED>
 __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -325,19 +528,24 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
     __syncthreads();
     if (threadIdx.x == 0) { __threadfence(); tr.add(TR_TOPK, -1, t0, gt(p)); }
     __syncthreads();
-    os_block<BF>(p, s, tr, s_nact);
+    os_block<BF, BATCHED>(p, s, tr, s_nact);
     if (threadIdx.x == 0) {
       p.ctrl[C_QTAIL] = 0;
       p.ctrl[C_ITER] = iter + 1;
       clock_end(p, iter, clk);
     }
+  } else if constexpr (BATCHED) {
+    worker_batched<BF>(p, s, tr, x);
   } else {
     worker_block<BF>(p, s, tr, x);
   }
   if (threadIdx.x == 0) tr.finish(p);
 }
 
-const void* kernel_of(bool bf) { return bf ? (const void*)k_persistent_os<true> : (const void*)k_persistent_os<false>; }
+const void* kernel_of(bool bf, bool batched) {
+  if (batched) return bf ? (const void*)k_persistent_os<true, true> : (const void*)k_persistent_os<false, true>;
+  return bf ? (const void*)k_persistent_os<true, false> : (const void*)k_persistent_os<false, false>;
+}
 
 std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   const Shape& s = ctx.s;
@@ -346,15 +554,25 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   std::string why = plan_down_tile(ctx, tun, pl.nh);
   if (!why.empty()) return why;
   if (tun.find("sched_warps")) pl.sched_warps = (int)tun.get("sched_warps");
+  const bool batched = pl.strategy == OS_BATCHED;
+  if (batched) {
+    pl.batch = (int)tun.get("batch");
+    pl.prefetch = (int)tun.get("prefetch");
+    if (pl.batch < 1 || pl.batch > kMaxBatch)
+      return "tunable " + tun.describe("batch") + ": must be 1 to " + std::to_string(kMaxBatch);
+  }
   // The worker state needs 4 ints per block: size it for up to 4 blocks per SM, then ask the occupancy.
   const int nb_max = 4 * SMs;
   pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(s.inter, kDownIC), 4 * nb_max + 32};
   why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
-  const int occ = blocks_per_sm(kernel_of(ctx.bf), kThreads, pl.smem());
+  const int occ = blocks_per_sm(kernel_of(ctx.bf, batched), kThreads, pl.smem());
   if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
   pl.grid = std::min(occ, 4) * SMs;
   if (pl.grid < 2) return "needs at least 2 blocks (an OS block and a worker)";
+  if (batched && pl.grid > 32 * 4 * kBatchedV4)
+    return "needs at most " + std::to_string(32 * 4 * kBatchedV4) + " blocks (the batched OS warp reads 4 x " +
+           std::to_string(kBatchedV4) + " workers per lane); this device gives " + std::to_string(pl.grid);
   if (tun.is_auto("ffn1_tile")) {  // about one FFN1 task per worker for the expected active experts
     const int nact_est = std::min(s.experts, ctx.T * s.topk), nw = pl.grid - 1;
     const int tpe1 = std::max(1, (nw + nact_est - 1) / nact_est);
@@ -365,8 +583,13 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
 }
 
 void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
-  if (bf) k_persistent_os<true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
-  else k_persistent_os<false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+  if (pl.strategy == OS_BATCHED) {
+    if (bf) k_persistent_os<true, true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+    else k_persistent_os<false, true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+  } else {
+    if (bf) k_persistent_os<true, false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+    else k_persistent_os<false, false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
+  }
   CUDA_CHECK_LAUNCH("k_persistent_os");
 }
 

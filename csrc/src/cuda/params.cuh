@@ -14,6 +14,11 @@ constexpr int kNT = 4;                  // tokens per register group in the GEMV
 constexpr int kMaxEv = 512;             // trace events per block per launch
 constexpr int kDownIC = 4096;           // activations staged per down pass (intermediate units): 64 KB for kNT tokens
 constexpr long long kSpinLimit = 1ll << 24;  // polls (seconds, far beyond any real wait), then trap
+// OS batched: each worker's mailbox is one 128-byte line written by the OS only: [0] the tail (tasks
+// written so far, the exit included), [1 .. kMbCap] a ring of task ids (task n in slot 1 + n % kMbCap).
+constexpr int kMbInts = 32;
+constexpr int kMbCap = kMbInts - 1;
+constexpr int kMaxBatch = 16;           // tasks outstanding per worker (< kMbCap: the exit always fits)
 
 // Control words (ints), reset by the kernels themselves at the end of a launch.
 enum Ctrl : int {
@@ -68,7 +73,8 @@ struct Params {
   int* ctrl;          // Ctrl words
   int* fanin;         // [E]
   unsigned long long* db;  // [nb] doorbells: (task << 32) | seq
-  int* ack;           // [nb]
+  int* ack;           // [nb] (+8): OS batched: tasks the worker completed
+  int* mb;            // [nb][kMbInts] OS batched: mailboxes (kMbInts above)
   int* queue;         // [E * tiles2] down tasks pushed by workers
   int* qflag;         // [E * tiles2]
   int* smid;          // [nb]
@@ -91,9 +97,10 @@ struct Params {
   int strategy;       // OS: OsStrategy; split-K: 0 static, 1 dynamic
   int nb;             // grid size (persistent)
   int down_chunk;     // split-K: hidden columns per down pass
-  int prefetch;       // split-K: L2 prefetch of the next slices
+  int prefetch;       // split-K: L2 prefetch of the next slices; OS batched: L2 prefetch of a tile's down rows
   int tail_split;     // split-K dynamic: half-size tail slices
   int sched_warps;    // OS multiwarp: scheduling warps
+  int batch;          // OS batched: tasks outstanding per worker (its ring's depth)
   SmemLayout sl;
 };
 

@@ -33,6 +33,20 @@ __device__ __forceinline__ int ld_acquire(const int* p) {
 __device__ __forceinline__ void st_release(int* p, int v) {
   asm volatile("st.release.gpu.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
+// A poll: relaxed at gpu scope and no compiler barrier, so several can be in flight and the value
+// used later; a __threadfence() after the load that saw a release store makes it an acquire (PTX's
+// acquire pattern: a strong load, then a fence), and only then may what that store published be read.
+__device__ __forceinline__ int ld_relaxed(const int* p) {
+  int v;
+  asm volatile("ld.relaxed.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+// The other half: after a __threadfence(), a relaxed store publishes what came before the fence
+// (PTX's release pattern). Several in a row do not wait for each other, where each st.release waits
+// for the one before it to reach L2 (a round trip each).
+__device__ __forceinline__ void st_relaxed(int* p, int v) {
+  asm volatile("st.relaxed.gpu.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
 __device__ __forceinline__ unsigned long long ld_volatile64(const unsigned long long* p) {
   return *reinterpret_cast<const volatile unsigned long long*>(p);
 }

@@ -16,6 +16,7 @@ const RegistryRow kCudaRegistry[] = {
     {"os", "simple", &kOsFamily, OS_SIMPLE},
     {"os", "multiwarp", &kOsFamily, OS_MULTIWARP},
     {"os", "roundrobin", &kOsFamily, OS_ROUNDROBIN},
+    {"os", "batched", &kOsFamily, OS_BATCHED},
     {"splitk", "static", &kSplitkFamily, SK_STATIC},
     {"splitk", "dynamic", &kSplitkFamily, SK_DYNAMIC},
     {"flat", nullptr, &kFlatFamily, 0},
