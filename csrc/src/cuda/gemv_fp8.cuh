@@ -13,8 +13,18 @@
 
 namespace moe {
 
-// 4 e4m3 weights (one 32-bit word; its byte k is element k) as floats.
+// 4 e4m3 weights (one 32-bit word; its byte k is element k) as floats. Before sm_89 cuda_fp8.h emulates the
+// conversion with a loop per subnormal (14 KB of spills in separate's k_ffn1 at sm_80): there the bits go into
+// an fp32 (sign, then exponent and mantissa 20 bits up) times 2^120, exact for every value but NaN, which the
+// weights never hold (f32_to_e4m3 saturates at +-448).
 __device__ __forceinline__ void unpack4_e4m3(uint32_t w, float f[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t b = (w >> (8 * k)) & 0xffu;
+    f[k] = __uint_as_float(((b & 0x80u) << 24) | ((b & 0x7fu) << 20)) * 0x1p120f;
+  }
+#else
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w >> (16 * h)), __NV_E4M3);
@@ -22,6 +32,7 @@ __device__ __forceinline__ void unpack4_e4m3(uint32_t w, float f[4]) {
     f[2 * h] = ff.x;
     f[2 * h + 1] = ff.y;
   }
+#endif
 }
 
 // 16 e4m3 values (one 16-byte load) as floats.
