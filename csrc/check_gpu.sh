@@ -10,6 +10,7 @@
 # Env:   MODELS="name ..." TOKENS="1 4 16 64" DTYPES="bf16 fp16"   (default: every preset)
 #        BIG_TOKENS="1 16"   token counts for the large presets (weights over 3 GB)
 #        TUNABLES=0          skip the tunable sweep;  EXTRA="..." more moe-bench flags
+#        VARIANTS="a,b"      only these CUDA variants (default: every one);  TUNE_DTYPE=bf16  the tunable sweep's dtype
 #        TUNE_SHAPES="ARGS;ARGS"  shapes of the tunable sweep (default: Qwen3 T=4; hidden 2880 T=9)
 #        VARIANTS="name,..."  only these CUDA variants (presets and tunable sweep); default: every one
 set -u
@@ -20,11 +21,9 @@ make -s cuda ARCH="$ARCH" BUILD="$BUILD" >/dev/null || { echo "FAIL: build"; exi
 BIN="$BUILD/moe-bench"
 LIST=$("$BIN" --list)
 q() { echo "$LIST" | python3 -c "import json,sys; d=json.load(sys.stdin)['table']; $1"; }
-ALL_V=$(q 'print(",".join(v["name"] for v in d["variants"] if v["backend"] == "cuda"))')
-V=${VARIANTS:-$ALL_V}
-for v in ${V//,/ }; do
-  case ",$ALL_V," in *",$v,"*) ;; *) echo "FAIL: VARIANTS names $v, not a CUDA variant of this build ($ALL_V)"; exit 2;; esac
-done
+V=$(q 'print(",".join(v["name"] for v in d["variants"] if v["backend"] == "cuda"))')
+ONLY=${VARIANTS:-$V}
+for v in ${ONLY//,/ }; do case ",$V," in *",$v,"*) ;; *) echo "FAIL: VARIANTS names $v, not a CUDA variant of this build ($V)"; exit 2;; esac; done
 ALL_MODELS=$(q 'print(" ".join(p["name"] for p in d["presets"]))')
 MODELS=${MODELS:-$ALL_MODELS}
 TOKENS=${TOKENS:-"1 4 16 64"}
@@ -77,7 +76,8 @@ req = dict(hidden=p['hidden'], inter=p['inter'], experts=p['experts'], topk=p['t
 def ok(lim, f, x):
     l = lim.get(f) or {}
     return x >= l.get('min', x) and x <= l.get('max', x) and x % l.get('multiple_of', 1) == 0 and (not l.get('power_of_two') or x & (x - 1) == 0)
-print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and v['name'] in '$V'.split(',') and '$3' in v['dtypes']
+only = '$ONLY'.split(',')
+print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and v['name'] in only and '$3' in v['dtypes']
       and all(ok(d['limits'], f, x) and ok(v['limits'], f, x) for f, x in req.items())
       and (not p.get('shared_experts') or v.get('shared_experts'))))"
 }
@@ -98,10 +98,12 @@ if [ "${TUNABLES:-1}" != 0 ]; then
   # 1024), the variants sharing a (tunable, value) in one process, on Qwen3-30B-A3B at T=4 and on
   # an odd shape (hidden 2880 as gpt-oss, T=9). A value the shape or device cannot take must be
   # refused with exit 2 naming it.
-  PLAN=$(q '
+  PLAN=$(CHECK_ONLY=$ONLY CHECK_TUNE_DTYPE=${TUNE_DTYPE:-bf16} q '
+import os
+only, tune_dtype = os.environ["CHECK_ONLY"].split(","), os.environ["CHECK_TUNE_DTYPE"]
 groups = {}
 for v in d["variants"]:
-    if v["backend"] != "cuda" or v["name"] not in "'"$V"'".split(","): continue
+    if v["backend"] != "cuda" or v["name"] not in only or tune_dtype not in v["dtypes"]: continue
     for name, t in v["tunables"].items():
         if "values" in t: vals = t["values"]
         else:
@@ -113,13 +115,12 @@ for (name, x), vs in groups.items(): print(",".join(vs), name, x)')
     [ -z "$vars" ] && continue
     IFS=';' read -ra shapes <<< "$TUNE_SHAPES"
     for shape in "${shapes[@]}"; do
-      REFUSABLE="tunable $name=$val" run "$name=$val [$shape] $vars" $shape --variant "$vars" --tune "$name=$val"
+      REFUSABLE="tunable $name=$val" run "$name=$val [$shape] $vars" $shape --dtype "${TUNE_DTYPE:-bf16}" --variant "$vars" --tune "$name=$val"
     done
   done <<< "$PLAN"
-  case ",$V," in *,persistent-splitk,*)
-    refuse "splitk blocks_per_sm=4 threads=512" --model qwen3-30b-a3b --variant persistent-splitk --tune threads=512,blocks_per_sm=4;;
-  esac
+  case ",$ONLY," in *,persistent-splitk,*)
+    refuse "splitk blocks_per_sm=4 threads=512" --model qwen3-30b-a3b --variant persistent-splitk --tune threads=512,blocks_per_sm=4;; esac
 fi
 
-echo "check_gpu: $((n-fails))/$n configurations passed (variants: $V)"
+echo "check_gpu: $((n-fails))/$n configurations passed (variants: $ONLY)"
 [ $fails -eq 0 ]

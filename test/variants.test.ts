@@ -205,9 +205,9 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 40, tokens: 1, dtype: 'bf16' }],
       ['persistent-splitk-dyn', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 300, dtype: 'bf16' }],
       ['persistent-roundrobin', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp32' }],
-      // fp8 and shared experts: refused by the rows that do not (yet) run them
-      ['separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
-      ['persistent-flat', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
+      // fp8 and shared experts: refused by the rows that do not (yet) run them (separate and persistent-flat take both)
+      ['persistent-splitk', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
+      ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
       ['persistent-splitk-dyn', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
       ['persistent-splitk', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408 }],
       ['persistent-flat', { hidden: 7168, inter: 2048, experts: 384, topk: 8, tokens: 1, dtype: 'bf16' }],

@@ -55,12 +55,14 @@ class CudaBackend : public Backend {
     const RegistryRow* row = find_cuda_row(spec.family, spec.strategy ? spec.strategy->c_str() : nullptr);
     if (!row) return "no CUDA code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
     // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
-    if (dt == DType::FP8 || dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
+    if (dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
+    if (dt == DType::FP8 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for dtype fp8 in family " + spec.family;
     if (s.shared_experts > 0 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for shared experts in family " + spec.family;
     Plan pl;
     pl.family = row->fam;
     pl.strategy = row->strategy_id;
-    const PlanCtx ctx{prop_, s, T, dt == DType::BF16};
+    pl.fp8 = dt == DType::FP8;
+    const PlanCtx ctx{prop_, s, T, act_dtype(dt) == DType::BF16, pl.fp8};
     if (row->fam == &kEpFamily) {  // pl.path: the variant's index in the engine
       if (!ep_) ep_ = make_ep_engine(gpus_);
       std::string why = ep_->plan(row->strategy_id, ctx, tun, pl.path);
@@ -95,7 +97,7 @@ class CudaBackend : public Backend {
   void upload(const Model& m, const Config& cfg) override {
     m_ = &m;
     cfg_ = &cfg;
-    bf_ = m.dt == DType::BF16;
+    bf_ = act_dtype(m.dt) == DType::BF16;  // fp8: bf16 router, inputs and output
     if (ep_) ep_->upload(m, cfg);
     if (!has_single()) return;
     const int T = cfg.tokens, H = m.s.hidden, I = m.s.inter, E = m.s.experts, K = m.s.topk;
@@ -103,11 +105,25 @@ class CudaBackend : public Backend {
       d.alloc(h.n);
       if (h.n) CUDA_CHECK(cudaMemcpy(d.p, h.bytes.data(), h.nbytes(), cudaMemcpyHostToDevice));
     };
+    // fp8: the e4m3 bytes and the fp32 scales the CPU backend and the oracle use (common.cpp), as they are.
+    auto upq = [&](DevBuf<uint8_t>& d, DevBuf<float>& sc, const WeightTensor& w) {
+      d.alloc(w.q.n);
+      if (w.q.n) CUDA_CHECK(cudaMemcpy(d.p, w.q.bytes.data(), w.q.nbytes(), cudaMemcpyHostToDevice));
+      sc.alloc(w.scale.size());
+      if (!w.scale.empty()) CUDA_CHECK(cudaMemcpy(sc.p, w.scale.data(), w.scale.size() * sizeof(float), cudaMemcpyHostToDevice));
+    };
     up(wr_, m.wr);
-    up(w13_, m.w13.q);
-    up(w2t_, m.w2t.q);
-    up(ws13_, m.ws13.q);
-    up(ws2t_, m.ws2t.q);
+    if (m.dt == DType::FP8) {
+      upq(q13_, s13_, m.w13);
+      upq(q2t_, s2_, m.w2t);
+      upq(qs13_, ss13_, m.ws13);
+      upq(qs2t_, ss2_, m.ws2t);
+    } else {
+      up(w13_, m.w13.q);
+      up(w2t_, m.w2t.q);
+      up(ws13_, m.ws13.q);
+      up(ws2t_, m.ws2t.q);
+    }
     out_.alloc((size_t)T * H);
     out_acc_.alloc((size_t)T * H);
     CUDA_CHECK(cudaMemset(out_acc_.p, 0, out_acc_.bytes()));
@@ -159,6 +175,8 @@ class CudaBackend : public Backend {
     p.wr = wr_.p; p.w13 = w13_.p; p.w2t = w2t_.p;
     p.ws13 = ws13_.p; p.ws2t = ws2t_.p; p.NS = m_->s.shared_experts; p.IS = m_->s.shared_inter;
     p.act_s = act_s_.p; p.iota = iota_.p; p.ones = ones_.p;
+    p.q13 = q13_.p; p.q2t = q2t_.p; p.qs13 = qs13_.p; p.qs2t = qs2t_.p;
+    p.s13 = s13_.p; p.s2 = s2_.p; p.ss13 = ss13_.p; p.ss2 = ss2_.p;
     p.x_base = xb; p.rotate = rotate;
     p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
     p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
@@ -410,6 +428,8 @@ class CudaBackend : public Backend {
   int max_grid_ = 0;
   DevBuf<uint16_t> wr_, w13_, w2t_, ws13_, ws2t_, out_, x_check_, x_rot_;
   DevBuf<float> out_acc_, logits_, topk_w_, act_, act_s_, ones_;
+  DevBuf<uint8_t> q13_, q2t_, qs13_, qs2t_;  // fp8 expert weights (e4m3)
+  DevBuf<float> s13_, s2_, ss13_, ss2_;       // and their per-output-channel scales
   DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, mb_, queue_, qflag_, smid_, trace_n_;
   DevBuf<unsigned long long> db_;
   DevBuf<long long> clk_;

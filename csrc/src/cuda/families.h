@@ -27,6 +27,7 @@ struct Plan {
   SmemLayout sl;            // dynamic shared memory of the main kernel(s)
   int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4, batch = 1;
   int path = 0;             // flat: which kernel (its t1path)
+  bool fp8 = false;         // e4m3 expert weights (Params q13.., s13..), bf16 activations
   size_t smem() const { return sl.bytes(); }
 };
 
@@ -34,7 +35,8 @@ struct PlanCtx {
   const cudaDeviceProp& prop;
   Shape s;
   int T;
-  bool bf;
+  bool bf;   // activations (router, inputs, output) in bf16 (fp8 runs too), else fp16
+  bool fp8;  // expert weights in e4m3 with per-output-channel scales
 };
 
 struct Family {

@@ -37,6 +37,7 @@
 #include "cuda_check.cuh"
 #include "families.h"
 #include "gemv.cuh"
+#include "gemv_fp8.cuh"
 #include "routing.cuh"
 #include "trace.cuh"
 
@@ -565,10 +566,393 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   if (threadIdx.x == 0) tr.finish(p);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// fp8 (e4m3 expert weights, per-output-channel scales; router, inputs and output bf16): the same design with 16
+// units per hand-over (two per gate/up warp), so that the block keeps as many bytes in flight as with bf16. The
+// gate/up rows are read with 16-byte loads (16 weights each). The down threads keep bf16's layout, 8 columns
+// each (thread t: columns g*2048 + 8t), with 8-byte loads of all 16 rows of a chunk: 16 columns a thread (one
+// 16-byte load a row) would need 16 sums besides two chunks of rows in flight, and spilled at 128 registers
+// (-Xptxas -v). A down column's scale belongs to its expert: a thread keeps unscaled sums for one run of units
+// of one (token, expert) — a segment: the T*NS shared ones, then one per routed slot — and scales them when the
+// segment ends (at most two segments in a chunk: the plan asks inter and shared_inter >= 16).
+//   k_flat1_q8 (T = 1, hidden 2048): the token staged in shared memory (no registers to hold it next to two
+//   units' loads); a segment's scaled sums go to the thread's own 8 floats of shared memory, added to the fp32
+//   output once at the end (as many atomics as bf16).
+//   k_flat_q8<NC> (any T, hidden up to 4096): a segment's scaled sums go to the fp32 output directly.
+constexpr int kChunkQ = 2 * kChunk;  // units per hand-over with fp8 weights
+constexpr int kMinSegQ = kChunkQ;    // units of a segment at least (inter, shared_inter): the plan checks it
+
+struct UnitQ {
+  const uint8_t* g;    // gate row; the up row follows it
+  const uint8_t* d;    // down row
+  const float* sgu;    // the gate row's scale; the up row's follows it
+  float wt;            // routing weight (1 for a shared expert)
+  int tok;
+  int seg;             // segment: shared (token, expert) t*NS+n, then T*NS + routed slot
+};
+__device__ __forceinline__ UnitQ unit_q8(const Params& p, const int* ids, const float* wts, int u, int nsu) {
+  UnitQ r;
+  if (u < nsu) {
+    const int q = u / p.IS, i = u - q * p.IS, t = q / p.NS, n = q - t * p.NS;
+    r.g = p.qs13 + ((size_t)n * 2 * p.IS + 2 * (size_t)i) * p.H;
+    r.d = p.qs2t + ((size_t)n * p.IS + i) * p.H;
+    r.sgu = p.ss13 + (size_t)n * 2 * p.IS + 2 * i;
+    r.wt = 1.f;
+    r.tok = t;
+    r.seg = q;
+  } else {
+    u -= nsu;
+    const int sl = u / p.I, i = u - sl * p.I, e = ids[sl];
+    r.g = p.q13 + ((size_t)e * 2 * p.I + 2 * (size_t)i) * p.H;
+    r.d = p.q2t + ((size_t)e * p.I + i) * p.H;
+    r.sgu = p.s13 + (size_t)e * 2 * p.I + 2 * i;
+    r.wt = wts[sl];
+    r.tok = sl / p.K;
+    r.seg = p.T * p.NS + sl;
+  }
+  return r;
+}
+__device__ __forceinline__ int seg_end(const Params& p, int seg, int nsu) {  // the first unit past segment seg
+  const int nss = p.T * p.NS;
+  return seg < nss ? (seg + 1) * p.IS : nsu + (seg - nss + 1) * p.I;
+}
+// A segment's token and the scales of its down columns (its row of s2 / ss2).
+__device__ __forceinline__ const float* seg_scales(const Params& p, const int* ids, int seg, int& tok) {
+  const int nss = p.T * p.NS;
+  if (seg < nss) {
+    tok = seg / p.NS;
+    return p.ss2 + (size_t)(seg - tok * p.NS) * p.H;
+  }
+  const int sl = seg - nss;
+  tok = sl / p.K;
+  return p.s2 + (size_t)ids[sl] * p.H;
+}
+// Shared-expert rows of units [u0, u1), fp8: as prefetch_shared.
+__device__ __forceinline__ void prefetch_shared_q8(const Params& p, int u0, int u1, int nsu) {
+  if (u0 >= nsu) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
+    const UnitQ un = unit_q8(p, nullptr, nullptr, u, nsu);
+    const size_t bytes = (size_t)p.H;
+    for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
+    for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
+  }
+}
+// a = w * silu(scale_g * g.x) * (scale_u * u.x) from a unit's unscaled, warp-reduced dot products.
+__device__ __forceinline__ float act_q8(const UnitQ& un, float gs, float us) {
+  return un.wt * silu(gs * __ldg(un.sgu)) * (us * __ldg(un.sgu + 1));
+}
+
+// The 16 units of a chunk from ub (those below u1): at most two segments. A down thread keeps the first one's
+// segment, the index of the first unit of the next one, and how many units are valid, not one per unit.
+struct RunQ { int seg, jb, nv; };
+// Their down rows (8 bytes at column g*2048 + col of each, for the NC column groups) into dst; returns the run.
+// HC: hidden when the kernel knows it at compile time (the rows' offsets are then immediates), else 0.
+template <int NC, int HC>
+__device__ __forceinline__ RunQ load_rows_q8(const Params& p, const Smem& s, int ub, int u1, int nsu, int col,
+                                             uint2 (&dst)[kChunkQ][NC]) {
+  const size_t H = HC ? HC : p.H;
+  RunQ r{-1, kChunkQ, max(0, min(kChunkQ, u1 - ub))};
+  const uint8_t* d0 = nullptr;  // row j of the first segment: d0 + j*H; of the second: d1 + j*H
+  const uint8_t* d1 = nullptr;
+  if (r.nv > 0) {
+    const UnitQ a = unit_q8(p, s.ids, s.w, ub, nsu);
+    r.seg = a.seg;
+    d0 = a.d + col;
+    const int end = seg_end(p, a.seg, nsu);
+    r.jb = min(kChunkQ, end - ub);
+    if (r.jb < r.nv) d1 = unit_q8(p, s.ids, s.w, end, nsu).d + col - (size_t)r.jb * H;
+  }
+#pragma unroll
+  for (int j = 0; j < kChunkQ; ++j) {
+    const uint8_t* row = (j < r.jb ? d0 : d1) + (size_t)j * H;
+#pragma unroll
+    for (int g = 0; g < NC; ++g)
+      dst[j][g] = j < r.nv && g * kColsPerGroup + col < (int)H ? ld_stream8(row + g * kColsPerGroup) : make_uint2(0, 0);
+  }
+  return r;
+}
+// acc += a_j * row_j for the run's units (a: the chunk's activations), calling flush() where a segment ends
+// (cur: the segment of acc). Two passes, one per segment, so that the flush is not repeated in the unrolled loop.
+template <int NC, class Flush>
+__device__ __forceinline__ void consume_q8(const RunQ& run, const float* a, const uint2 (&wv)[kChunkQ][NC],
+                                           float (&acc)[NC][8], int& cur, Flush flush) {
+  if (run.nv > 0 && run.seg != cur) { flush(); cur = run.seg; }
+#pragma unroll
+  for (int j = 0; j < kChunkQ; ++j)
+    if (j < run.jb && j < run.nv)
+#pragma unroll
+      for (int g = 0; g < NC; ++g) axpy8_q8(a[j], wv[j][g], acc[g]);
+  if (run.jb < run.nv) {  // the next segment starts in this chunk
+    flush();
+    cur = run.seg + 1;
+#pragma unroll
+    for (int j = 1; j < kChunkQ; ++j)
+      if (j >= run.jb && j < run.nv)
+#pragma unroll
+        for (int g = 0; g < NC; ++g) axpy8_q8(a[j], wv[j][g], acc[g]);
+  }
+}
+
+// T = 1, hidden 2048, fp8. PF (t1path=2): each gate/up warp prefetches its units of the next chunk into L2, each
+// down thread one 128-byte line of the down rows two chunks ahead.
+template <bool PF>
+__global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunkQ];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+  constexpr int H = kColsPerGroup;  // hidden is exactly 2048: a row is 2048 bytes, 128 16-byte chunks, 4 a lane
+
+  // The token into shared memory (s.sa, 4 KB) in the order the gate/up lanes read it: lane l's 16-byte word h of
+  // its chunk j (inputs (l + 32j)*16 + 8h ..) at [(2j + h)*32 + l], so a warp's read is conflict-free.
+  uint4* xs = reinterpret_cast<uint4*>(s.sa);
+  if (threadIdx.x < H / 8) {
+    const int q = threadIdx.x, c = q >> 1, h = q & 1;
+    xs[((c >> 5) * 2 + h) * 32 + (c & 31)] = ld_keep(x + q * 8);
+  }
+  const int nsu = p.NS * p.IS;
+  const int U = nsu + p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared_q8(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_t1<true>(p, x);
+  route(p, s, tr, t0);  // ends with __syncthreads: xs is visible
+
+  const int nchunks = (u1 - u0 + kChunkQ - 1) / kChunkQ;
+  if (warp < kGuWarps) {
+    t0 = gt(p);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]
+      UnitQ un[2];
+      bool ok[2];
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {  // this warp's two units
+        const int u = u0 + c * kChunkQ + v * kChunk + warp;
+        ok[v] = u < u1;
+        if (ok[v]) un[v] = unit_q8(p, s.ids, s.w, u, nsu);
+        if constexpr (PF) {
+          if (u + kChunkQ < u1)  // the same unit of the next chunk: gate and up rows, adjacent, 4096 bytes
+            prefetch_l2((const char*)unit_q8(p, s.ids, s.w, u + kChunkQ, nsu).g + lane * 128);
+        }
+      }
+      uint4 gv[2][4], uv[2][4];  // both units' loads issued before any arithmetic
+#pragma unroll
+      for (int v = 0; v < 2; ++v)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          gv[v][j] = ok[v] ? ld_stream(un[v].g + (lane + 32 * j) * 16) : make_uint4(0, 0, 0, 0);
+          uv[v][j] = ok[v] ? ld_stream(un[v].g + H + (lane + 32 * j) * 16) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {
+        float gs = 0.f, us = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) dot16x2_q8(gv[v][j], uv[v][j], xs[(2 * j) * 32 + lane], xs[(2 * j + 1) * 32 + lane], gs, us);
+        gs = warp_sum(gs);
+        us = warp_sum(us);
+        if (lane == 0) s_a[b][v * kChunk + warp] = ok[v] ? act_q8(un[v], gs, us) : 0.f;
+      }
+      bar_arrive(1 + b, kThreads);  // FULL[b]
+    }
+    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
+  } else {
+    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns 8t .. 8t+7
+    const int col = t * 8;
+    float4* mine = reinterpret_cast<float4*>(s.red + col);  // the scaled sums (s.red is free after the routing)
+    mine[0] = mine[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+    float acc[1][8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc[0][k] = 0.f;
+    int cur = -1;  // segment of acc
+    auto flush = [&]() {
+      if (cur < 0) return;
+      int tok;
+      const float4* sc = reinterpret_cast<const float4*>(seg_scales(p, s.ids, cur, tok) + col);
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        const float4 k4 = __ldg(sc + q);
+        float4 m = mine[q];
+        m.x = fmaf(acc[0][4 * q], k4.x, m.x);
+        m.y = fmaf(acc[0][4 * q + 1], k4.y, m.y);
+        m.z = fmaf(acc[0][4 * q + 2], k4.z, m.z);
+        m.w = fmaf(acc[0][4 * q + 3], k4.w, m.w);
+        mine[q] = m;
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc[0][k] = 0.f;
+    };
+    uint2 wv[kChunkQ][1];
+    RunQ run{-1, kChunkQ, 0};
+    if (nchunks > 0) run = load_rows_q8<1, H>(p, s, u0, u1, nsu, col, wv);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      uint2 nx[kChunkQ][1];
+      RunQ nrun{-1, kChunkQ, 0};
+      if (c + 1 < nchunks) nrun = load_rows_q8<1, H>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, col, nx);  // next chunk's rows
+      if constexpr (PF) {  // chunk c+2's down rows into L2: unit t / 16 of it, line t % 16 of that row
+        const int u = u0 + (c + 2) * kChunkQ + (t >> 4);
+        if (u < u1) prefetch_l2((const char*)unit_q8(p, s.ids, s.w, u, nsu).d + (t & 15) * 128);
+      }
+      bar_sync(1 + b, kThreads);  // FULL[b]
+      consume_q8<1>(run, s_a[b], wv, acc, cur, flush);
+      if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+      if (c + 1 < nchunks) {
+#pragma unroll
+        for (int j = 0; j < kChunkQ; ++j) wv[j][0] = nx[j][0];
+        run = nrun;
+      }
+    }
+    flush();
+    if (nchunks > 0) {
+      float* d = p.out_acc + col;
+      red_add4(d, mine[0]);
+      red_add4(d + 4, mine[1]);
+    }
+    complete<true, 1>(p, t, iter, 1);
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
+// The general kernel with fp8 weights: any T, hidden a multiple of 64 up to 2048 * NC.
+template <int NC>
+__global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
+  extern __shared__ __align__(16) char smem_raw[];
+  Smem s(smem_raw, p);
+  __shared__ float s_a[2][kChunkQ];
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
+  long long clk[2];
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int iter = p.ctrl[C_ITER];
+  const uint16_t* x = x_of(p, iter);
+
+  const int nsu = p.T * p.NS * p.IS;
+  const int U = nsu + p.T * p.K * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
+  prefetch_shared_q8(p, u0, u1, nsu);
+  unsigned long long t0 = gt(p);
+  router_warps<true>(p, x);
+  route(p, s, tr, t0);
+
+  const int nchunks = (u1 - u0 + kChunkQ - 1) / kChunkQ;
+  const int nchunk16 = p.H / 16;  // 16-byte chunks of an fp8 row
+  if (warp < kGuWarps) {
+    t0 = gt(p);
+    for (int c = 0; c < nchunks; ++c) {
+      const int b = c & 1;
+      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {  // this warp's two units, one after the other (the token is read from L1)
+        const int u = u0 + c * kChunkQ + v * kChunk + warp;
+        float a = 0.f;
+        if (u < u1) {
+          const UnitQ un = unit_q8(p, s.ids, s.w, u, nsu);
+          const uint16_t* xt = x + (size_t)un.tok * p.H;
+          float gs = 0.f, us = 0.f;
+          for (int c0 = lane; c0 < nchunk16; c0 += 32 * 4) {
+            uint4 gv[4], uv[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const int cc = c0 + 32 * j;
+              gv[j] = cc < nchunk16 ? ld_stream(un.g + (size_t)cc * 16) : make_uint4(0, 0, 0, 0);
+              uv[j] = cc < nchunk16 ? ld_stream(un.g + p.H + (size_t)cc * 16) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const int cc = c0 + 32 * j;
+              if (cc < nchunk16) dot16x2_q8(gv[j], uv[j], ld_ro(xt + (size_t)cc * 16), ld_ro(xt + (size_t)cc * 16 + 8), gs, us);
+            }
+          }
+          a = act_q8(un, warp_sum(gs), warp_sum(us));
+        }
+        if (lane == 0) s_a[b][v * kChunk + warp] = a;
+      }
+      bar_arrive(1 + b, kThreads);  // FULL[b]
+    }
+    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
+  } else {
+    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns g*2048 + 8t .. +7
+    float acc[NC][8];
+#pragma unroll
+    for (int g = 0; g < NC; ++g)
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc[g][k] = 0.f;
+    int cur = -1;  // segment of acc
+    auto flush = [&]() {  // the segment's scaled sums into the fp32 output of its token
+      if (cur < 0) return;
+      int tok;
+      const float* sc = seg_scales(p, s.ids, cur, tok);
+#pragma unroll
+      for (int g = 0; g < NC; ++g) {
+        const int col = g * kColsPerGroup + t * 8;
+        if (col < p.H) {
+          float* d = p.out_acc + (size_t)tok * p.H + col;
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            const float4 k4 = __ldg(reinterpret_cast<const float4*>(sc + col) + q);
+            red_add4(d + 4 * q, make_float4(acc[g][4 * q] * k4.x, acc[g][4 * q + 1] * k4.y, acc[g][4 * q + 2] * k4.z,
+                                            acc[g][4 * q + 3] * k4.w));
+          }
+        }
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[g][k] = 0.f;
+      }
+    };
+    if constexpr (NC == 1) {  // the next chunk's rows in flight while this one's are consumed
+      uint2 wv[kChunkQ][NC];
+      RunQ run{-1, kChunkQ, 0};
+      if (nchunks > 0) run = load_rows_q8<NC, 0>(p, s, u0, u1, nsu, t * 8, wv);
+      for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        uint2 nx[kChunkQ][NC];
+        RunQ nrun{-1, kChunkQ, 0};
+        if (c + 1 < nchunks) nrun = load_rows_q8<NC, 0>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, t * 8, nx);
+        bar_sync(1 + b, kThreads);  // FULL[b]
+        consume_q8<NC>(run, s_a[b], wv, acc, cur, flush);
+        if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+        if (c + 1 < nchunks) {
+#pragma unroll
+          for (int j = 0; j < kChunkQ; ++j) wv[j][0] = nx[j][0];
+          run = nrun;
+        }
+      }
+    } else {  // no registers for two chunks: a chunk's rows issued before the wait for its activations
+      for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        uint2 wv[kChunkQ][NC];
+        const RunQ run = load_rows_q8<NC, 0>(p, s, u0 + c * kChunkQ, u1, nsu, t * 8, wv);
+        bar_sync(1 + b, kThreads);  // FULL[b]
+        consume_q8<NC>(run, s_a[b], wv, acc, cur, flush);
+        if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
+      }
+    }
+    flush();
+    complete<true, NC>(p, t, iter, p.T);
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
+  if (threadIdx.x == 0) tr.finish(p);
+}
+
 using KernelFn = void (*)(Params);
 int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
 // path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only).
-KernelFn kernel_of(bool bf, int H, int path) {
+// fp8: the same paths with e4m3 weights (bf16 activations).
+KernelFn kernel_of(bool bf, bool fp8, int H, int path) {
+  if (fp8) {
+    if (path == 1) return k_flat1_q8<false>;
+    if (path == 2) return k_flat1_q8<true>;
+    return groups_of(H) == 1 ? k_flat_q8<1> : k_flat_q8<2>;
+  }
   if (path == 1) return bf ? k_flat1<true, false> : k_flat1<false, false>;
   if (path == 2) return bf ? k_flat1<true, true> : k_flat1<false, true>;
   const int nc = groups_of(H);
@@ -584,17 +968,22 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   pl.threads = kThreads;
   // t1path applies where the T = 1 kernel can run (one token, hidden 2048); elsewhere the general kernel.
   pl.path = (ctx.T == 1 && s.hidden == kColsPerGroup) ? (int)tun.get("t1path") : 0;
-  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, 0, 0};
+  if (ctx.fp8) {  // a chunk's 16 units span at most two segments (load_rows_q8)
+    if (s.inter < kMinSegQ) return "fp8: inter (" + std::to_string(s.inter) + ") must be >= " + std::to_string(kMinSegQ) + " (a chunk's units span at most two experts)";
+    if (s.shared_experts > 0 && s.shared_inter < kMinSegQ) return "fp8: shared_inter (" + std::to_string(s.shared_inter) + ") must be >= " + std::to_string(kMinSegQ);
+  }
+  // fp8 at T = 1: the token staged in shared memory (hidden bf16 values, s.sa).
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, ctx.fp8 && pl.path != 0 ? s.hidden / 2 : 0, 0};
   std::string why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
-  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, s.hidden, pl.path), kThreads, pl.smem());
+  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, ctx.fp8, s.hidden, pl.path), kThreads, pl.smem());
   if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
   pl.grid = ctx.prop.multiProcessorCount;  // one block per SM: the whole grid co-resides (grid barrier)
   return "";
 }
 
 void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
-  kernel_of(bf, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
+  kernel_of(bf, pl.fp8, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
   CUDA_CHECK_LAUNCH("k_flat");
 }
 

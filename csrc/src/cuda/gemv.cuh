@@ -234,11 +234,11 @@ __device__ inline void down_rows(const Params& p, int e, int i0, int i1, int h0,
   __syncthreads();
 }
 
-// A whole down tile, hidden columns [h0, h0 + p.nh) of expert e, for its n
-// tokens (slots): activations from p.act, staged kNT tokens x up to kDownIC
-// units at a time in s_sa (separate's down kernel and the OS workers).
-template <bool BF>
-__device__ inline void down_tile(const Params& p, float* s_sa, float* s_red, int e, const int* slots, int n, int h0) {
+// The staging of a whole down tile for n tokens (slots): activations from p.act, kNT tokens x up to kDownIC
+// units at a time in s_sa, then rows(i0, ni, toks, wts, nt) runs the rows of that group (separate's down kernel
+// and the OS workers, through down_tile and down_tile_q8).
+template <class Rows>
+__device__ inline void down_tile_groups(const Params& p, float* s_sa, const int* slots, int n, Rows rows) {
   for (int i0 = 0; i0 < p.I; i0 += kDownIC) {
     const int ni = min(kDownIC, p.I - i0);
     for (int j0 = 0; j0 < n; j0 += kNT) {
@@ -258,10 +258,18 @@ __device__ inline void down_tile(const Params& p, float* s_sa, float* s_red, int
         for (int i = threadIdx.x; i < ni; i += blockDim.x) s_sa[t * ni + i] = t < nt ? __ldcg(src + i) : 0.f;
       }
       __syncthreads();
-      if (nt == 1) down_rows<BF, 1>(p, e, i0, i0 + ni, h0, p.nh, s_sa, ni, toks, wts, nt, s_red);
-      else down_rows<BF, kNT>(p, e, i0, i0 + ni, h0, p.nh, s_sa, ni, toks, wts, nt, s_red);
+      rows(i0, ni, toks, wts, nt);
     }
   }
+}
+
+// A whole down tile, hidden columns [h0, h0 + p.nh) of expert e, for its n tokens (slots).
+template <bool BF>
+__device__ inline void down_tile(const Params& p, float* s_sa, float* s_red, int e, const int* slots, int n, int h0) {
+  down_tile_groups(p, s_sa, slots, n, [&](int i0, int ni, const int* toks, const float* wts, int nt) {
+    if (nt == 1) down_rows<BF, 1>(p, e, i0, i0 + ni, h0, p.nh, s_sa, ni, toks, wts, nt, s_red);
+    else down_rows<BF, kNT>(p, e, i0, i0 + ni, h0, p.nh, s_sa, ni, toks, wts, nt, s_red);
+  });
 }
 
 }  // namespace moe

@@ -91,6 +91,18 @@ struct Params {
   float* act_s;       // [NS][T][IS] shared experts' activations (separate)
   const int* iota;    // [T] 0, 1, .., T-1: a shared expert's token list (every token, slot = token)
   float* ones;        // [T] 1.0: a shared expert's weights
+  // FP8 (--dtype fp8; null otherwise): the experts' weights as e4m3 bytes in the layouts of w13, w2t, ws13, ws2t
+  // (which are then null), and their fp32 scales per output channel (common.h): s13 [E*2I] one per row of q13,
+  // s2 [E][H] one per (expert, hidden column) of q2t; ss13 [NS*2*IS] and ss2 [NS][H] the shared experts'. The
+  // router, the inputs and the output stay bf16.
+  const uint8_t* q13;
+  const uint8_t* q2t;
+  const uint8_t* qs13;
+  const uint8_t* qs2t;
+  const float* s13;
+  const float* s2;
+  const float* ss13;
+  const float* ss2;
   // Tunables and the plan's decisions (csrc/variants.json names them):
   int ti;             // separate/OS ffn1_tile, split-K slice (intermediate units)
   int nh;             // separate/OS down_tile (hidden columns)
