@@ -44,6 +44,7 @@ import { outcomeLogFields, RunJobSchema, type BuiltOutput, type Outcome, type Ru
 import { pointGpus } from '../src/schema/sweep.js';
 import { UsageError } from '../src/errors.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
+import type { Topology } from '../src/schema/topology.js';
 import { formatIssues } from '../src/schema/issues.js';
 import { binaryArgs, processUnits, type ProcessUnit } from './args.js';
 import { ensureBinary, type BuildBackend, type BuildSource, type BuiltBinary } from './build.js';
@@ -58,7 +59,7 @@ import { GpuController, describe, type Applied } from './gpu/control.js';
 import { runFlags } from './gpu/flags.js';
 import { TelemetrySampler, median, mergeTelemetry } from './gpu/telemetry.js';
 import { GpuTakenError, acquireGpus, type GpuLock } from './gpu/lock.js';
-import { probeTopology, topologyOf, type Topology } from './gpu/topology.js';
+import { probeTopology, topologyOf } from './gpu/topology.js';
 import { CancelWatch } from './cancel-watch.js';
 import { Heartbeat, claimWorkerId, type WorkerSnapshot } from './heartbeat.js';
 import { createLogger, type Log } from '../src/util/log.js';
