@@ -44,6 +44,7 @@ import { outcomeLogFields, RunJobSchema, type BuiltOutput, type Outcome, type Ru
 import { pointGpus } from '../src/schema/sweep.js';
 import { UsageError } from '../src/errors.js';
 import type { Telemetry } from '../src/schema/telemetry.js';
+import type { Topology } from '../src/schema/topology.js';
 import { formatIssues } from '../src/schema/issues.js';
 import { binaryArgs, processUnits, type ProcessUnit } from './args.js';
 import { ensureBinary, type BuildBackend, type BuildSource, type BuiltBinary } from './build.js';
@@ -58,7 +59,7 @@ import { GpuController, describe, type Applied } from './gpu/control.js';
 import { runFlags } from './gpu/flags.js';
 import { TelemetrySampler, median, mergeTelemetry } from './gpu/telemetry.js';
 import { GpuTakenError, acquireGpus, type GpuLock } from './gpu/lock.js';
-import { probeTopology, topologyOf, type Topology } from './gpu/topology.js';
+import { probeTopology, topologyOf } from './gpu/topology.js';
 import { CancelWatch } from './cancel-watch.js';
 import { Heartbeat, claimWorkerId, type WorkerSnapshot } from './heartbeat.js';
 import { createLogger, type Log } from '../src/util/log.js';
@@ -307,9 +308,7 @@ export class FarmWorker {
         const a = await c.apply(first.clock, first.power);
         applied ??= a;
       }
-      const { outputs, telemetry } = await this.measure(data, builds, used, [cancel.signal, ...(signal ? [signal] : [])]);
-      const allResults = outputs.flatMap((o) => o.output.results);
-      const kernelMhz = median(allResults.flatMap((r) => r.sm_clock_mhz ?? []));
+      const { outputs, telemetry, kernelMhz } = await this.measure(data, builds, used, [cancel.signal, ...(signal ? [signal] : [])]);
       const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
       const device = outputs[0]!.output.device;
       for (const g of used) {
@@ -437,7 +436,8 @@ export class FarmWorker {
    * one variant's tunables): each process once per round, their order rotated each round, all within
    * the job's one timeout; each process's rounds merged into one output (rounds.ts).
    */
-  private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null }> {
+  /** Runs the job's builds; `kernelMhz` is the median SM clock the binary saw across every result (null if none reported). */
+  private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null; kernelMhz: number | null }> {
     // A sampler per GPU of the job (each its own nvidia-smi -i N), as for one.
     const samplers = this.opts.telemetry === false ? [] : used.filter((g) => this.capsByGpu.has(g)).map((g) => ({ index: g, sampler: new TelemetrySampler(g) }));
     // The binary starts only after the first sample (or the sampler gave up): see TelemetrySampler.start.
@@ -500,9 +500,9 @@ export class FarmWorker {
       this.runAbort = null;
       this.lease?.write(null);
     }
-    if (samplers.length === 0) return { outputs, telemetry: null };
     const kernelMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
-    return { outputs, telemetry: mergeTelemetry(await stopSamplers(timedWindow(outputs.map((o) => o.output)), kernelMhz)) };
+    if (samplers.length === 0) return { outputs, telemetry: null, kernelMhz };
+    return { outputs, telemetry: mergeTelemetry(await stopSamplers(timedWindow(outputs.map((o) => o.output)), kernelMhz)), kernelMhz };
   }
 
   private base(job: Job, data: RunJob, used: number[], applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {

@@ -46,7 +46,7 @@ export function stepSweep(base: Sweep, goodCommit: string, commit: string): Swee
 
 /**
  * `--point HASH`: the sweep narrowed to the one point (a Result.pointHash: the point with its variant) or
- * the one job group (a Run.pointHash: every variant of an interleaved point) that the hash names. The
+ * the one job group (a Run.groupHash: every variant of an interleaved point) that the hash names. The
  * points are those of a plan of the full sweep.
  */
 export function narrowToPoint(sweep: Sweep, plan: Plan, hash: string, file: string): Sweep {

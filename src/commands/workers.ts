@@ -1,7 +1,7 @@
 /** `moefarm workers`: the workers that reported a heartbeat, live or gone silent, and what they can do. */
 import { HEARTBEAT_TTL_S, readWorkers } from '../../worker/heartbeat.js';
 import type { GpuCapabilities } from '../../worker/gpu/capabilities.js';
-import type { Topology } from '../../worker/gpu/topology.js';
+import type { Topology } from '../schema/topology.js';
 import { renderTable, type Cell } from '../util/table.js';
 import { withRedis } from './context.js';
 

@@ -132,7 +132,7 @@ export async function writePlanRows(db: Db, plan: PlanRows, label: string | null
       const { sql, values } = insertRows(
         provider,
         'Run',
-        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status'],
+        ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', 'status'],
         chunk.map((k) => {
           const r = plan.runs[k]!;
           return [r.id, row.id, r.groupHash, r.rep, row.pool, plan.params(k), 'queued'];

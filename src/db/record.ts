@@ -120,7 +120,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       const recorded = await insert(
         tx,
         'Run',
-        ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', ...OUTCOME_COLUMNS],
+        ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', ...OUTCOME_COLUMNS],
         batch.map((o) => [
           o.runId,
           o.sweepId,
@@ -255,7 +255,7 @@ export async function recordUnreadable(db: Db, u: UnreadableRun): Promise<Record
     const run = insertRows<Value>(
       provider,
       'Run',
-      ['id', 'sweepId', 'pointHash', 'rep', 'pool', 'params', 'status', 'reason', 'stderrTail', 'finishedAt'],
+      ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', 'status', 'reason', 'stderrTail', 'finishedAt'],
       [[u.runId, u.sweepId, '', 0, u.pool, '[]', u.status, u.reason, cap(u.raw), now]],
     );
     const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(

@@ -193,7 +193,7 @@ export interface ResumeReport extends RequeueReport {
  * does, without the file.
  */
 export async function resumeSweep(db: Db, redis: Redis, t: JobTemplate): Promise<ResumeReport> {
-  const rows = await db.run.findMany({ where: { sweepId: t.sweepId, status: 'queued' }, select: { id: true, pointHash: true, rep: true, params: true } });
+  const rows = await db.run.findMany({ where: { sweepId: t.sweepId, status: 'queued' }, select: { id: true, groupHash: true, rep: true, params: true } });
   const report: ResumeReport = { sweepId: t.sweepId, pool: t.pool, queued: rows.length, enqueued: 0, inHand: 0, stale: 0, bundlesRestored: 0 };
   if (rows.length === 0) return report;
   const hashes = [...new Set(t.builds.flatMap((b) => ('bundle' in b.source ? [b.source.bundle] : [])))];
@@ -213,7 +213,7 @@ export async function resumeSweep(db: Db, redis: Redis, t: JobTemplate): Promise
     db,
     redis,
     t,
-    rows.map((row) => ({ id: row.id, groupHash: row.pointHash, rep: row.rep, seed: t.seed + row.rep, points: RunParamsSchema.parse(JSON.parse(row.params)) })),
+    rows.map((row) => ({ id: row.id, groupHash: row.groupHash, rep: row.rep, seed: t.seed + row.rep, points: RunParamsSchema.parse(JSON.parse(row.params)) })),
   );
   return { ...report, ...r };
 }

@@ -58,11 +58,11 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
   const prefix = queuePrefix();
   const ended = await db.run.findMany({
     where: { sweepId: t.sweepId, status: { in: [...statuses] } },
-    select: { id: true, pointHash: true, rep: true, params: true, status: true, reason: true, workerId: true, finishedAt: true, previous: true },
+    select: { id: true, groupHash: true, rep: true, params: true, status: true, reason: true, workerId: true, finishedAt: true, previous: true },
   });
   // Queued runs: those without a job in hand (a retry cut short between the database and the queue, or Redis
   // lost them) are enqueued too (queue/requeue.ts).
-  const queued = await db.run.findMany({ where: { sweepId: t.sweepId, status: 'queued' }, select: { id: true, pointHash: true, rep: true, params: true } });
+  const queued = await db.run.findMany({ where: { sweepId: t.sweepId, status: 'queued' }, select: { id: true, groupHash: true, rep: true, params: true } });
   if (ended.length === 0 && queued.length === 0) return report;
 
   const missing = await ensureBundles(db, redis, t);
@@ -111,7 +111,7 @@ export async function retryRuns(db: Db, redis: Redis, t: JobTemplate, statuses: 
     }
   }, { timeout: 60_000 });
 
-  const asPlanned = (r: { id: string; pointHash: string; rep: number; params: string }): PlannedRun => ({ id: r.id, groupHash: r.pointHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) });
+  const asPlanned = (r: { id: string; groupHash: string; rep: number; params: string }): PlannedRun => ({ id: r.id, groupHash: r.groupHash, rep: r.rep, seed: t.seed + r.rep, points: RunParamsSchema.parse(JSON.parse(r.params)) });
   await clearCancel(redis, t.sweepId);
   // Each run to its GPU count's queue of the pool (enqueueUnfinished notes the pool and its counts).
   const now = Date.now();

@@ -118,13 +118,13 @@ export async function untilConfident(db: Db, redis: Redis, plan: Plan, opts: Ada
       return finish('budget');
     }
     const groups = [...new Set(unsure.flatMap((r) => r.groupHashes))].sort();
-    const runs = await db.run.findMany({ where: { sweepId, pointHash: { in: groups } }, select: { pointHash: true, rep: true, params: true, status: true } });
+    const runs = await db.run.findMany({ where: { sweepId, groupHash: { in: groups } }, select: { groupHash: true, rep: true, params: true, status: true } });
     const byGroup = new Map<string, { maxRep: number; count: number; params: string }>();
     for (const r of runs) {
-      const g = byGroup.get(r.pointHash) ?? { maxRep: -1, count: 0, params: r.params };
+      const g = byGroup.get(r.groupHash) ?? { maxRep: -1, count: 0, params: r.params };
       g.maxRep = Math.max(g.maxRep, r.rep);
       if (r.status === 'done') g.count++;
-      byGroup.set(r.pointHash, g);
+      byGroup.set(r.groupHash, g);
     }
     // Wanted per group, then handed out one run at a time across groups so a short budget is shared fairly.
     const want = groups.filter((g) => byGroup.has(g)).map((g) => ({ g, n: Math.max(1, Math.ceil(byGroup.get(g)!.count / 2)), given: 0 }));
@@ -171,7 +171,7 @@ export async function enqueueExtraRuns(db: Db, redis: Redis, plan: Plan, runs: P
       data: fresh.map((r) => ({
         id: r.id,
         sweepId: plan.sweepId,
-        pointHash: r.groupHash,
+        groupHash: r.groupHash,
         rep: r.rep,
         pool: plan.sweep.pool,
         params: canonicalJson(r.points),

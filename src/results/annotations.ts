@@ -98,7 +98,7 @@ export async function annotateStep(db: Db, req: AnnotateRequest): Promise<Annota
   });
   const points = [...new Set(results.map((r) => r.pointHash))];
   if (points.length === 0) {
-    const group = await db.run.findFirst({ where: { pointHash: { startsWith: req.point } }, select: { pointHash: true, id: true } });
+    const group = await db.run.findFirst({ where: { groupHash: { startsWith: req.point } }, select: { groupHash: true, id: true } });
     throw new UsageError(
       group
         ? `--point ${req.point}: that is a run's group hash (a job of several variants or builds); annotate the point of one variant: its hash is in results history --point ${req.point}`

@@ -113,7 +113,7 @@ export interface CompareRow {
   rounds: number | null;
   verdict: RowVerdict;
   reason: string;
-  /** Run groups (Run.pointHash) of this variant and of the baseline in this environment: what to repeat. */
+  /** Run groups (Run.groupHash) of this variant and of the baseline in this environment: what to repeat. */
   groupHashes: string[];
   /** The variant's name and its tunable setting ('' when none): `variant` is the two together (`fused group=8`). */
   baseVariant: string;

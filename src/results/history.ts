@@ -23,7 +23,7 @@ import { tuneText, variantLabel } from '../sweep/tune.js';
 import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
 
 export interface HistoryOptions {
-  /** Result.pointHash (point with variant) or Run.pointHash (a job's group), or a prefix of at least 6 characters. */
+  /** Result.pointHash (point with variant) or Run.groupHash (a job's group), or a prefix of at least 6 characters. */
   point?: string;
   /** Several point hashes at once (exact), e.g. every point of a sweep. */
   pointHashes?: string[];
@@ -107,7 +107,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
   let where: object;
   if (opts.point !== undefined) {
     if (!/^[A-Za-z0-9]{6,}$/.test(opts.point)) throw new UsageError(`--point: expected a point hash (at least 6 letters or digits), got "${opts.point}"`);
-    where = { OR: [{ pointHash: { startsWith: opts.point } }, { run: { pointHash: { startsWith: opts.point } } }] };
+    where = { OR: [{ pointHash: { startsWith: opts.point } }, { run: { groupHash: { startsWith: opts.point } } }] };
   } else if (opts.pointHashes !== undefined) {
     where = { pointHash: { in: opts.pointHashes } };
   } else {

@@ -18,7 +18,7 @@ export interface VariantRun {
   /** The sweep's name of the build that produced it ('default' for a sweep with one build). */
   build: string;
   rep: number;
-  /** Run.pointHash: the job's group (one point, or every variant of an interleaved point). */
+  /** Run.groupHash: the job's group (one point, or every variant of an interleaved point). */
   groupHash: string;
   /** Result.pointHash: the point with this variant (the key of history). */
   pointHash: string;
@@ -185,7 +185,7 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
         runId: run.id,
         build: res.build,
         rep: run.rep,
-        groupHash: run.pointHash,
+        groupHash: run.groupHash,
         pointHash: res.pointHash,
         samples: numbers.parse(JSON.parse(res.samplesUs)),
         rounds: numbers.parse(JSON.parse(res.rounds)),

@@ -193,18 +193,18 @@ async function telemetryRuns(db: Db, results: SweepResults, opts: ReportOptions)
       }
     }
   }
-  let rows: Array<{ id: string; pointHash: string; telemetry: string | null }>;
+  let rows: Array<{ id: string; groupHash: string; telemetry: string | null }>;
   if (opts.telemetryRuns && opts.telemetryRuns.length > 0) {
-    rows = await db.run.findMany({ where: { sweepId: results.sweepId, id: { in: opts.telemetryRuns } }, select: { id: true, pointHash: true, telemetry: true } });
+    rows = await db.run.findMany({ where: { sweepId: results.sweepId, id: { in: opts.telemetryRuns } }, select: { id: true, groupHash: true, telemetry: true } });
   } else {
     const all = await db.run.findMany({
       where: { sweepId: results.sweepId, status: 'done', telemetry: { not: null } },
-      select: { id: true, pointHash: true, telemetry: true },
+      select: { id: true, groupHash: true, telemetry: true },
       orderBy: [{ rep: 'asc' }, { id: 'asc' }],
     });
     // One run per job group first (so each variant/point shows up), then the rest.
     const seen = new Set<string>();
-    const first = all.filter((r) => (seen.has(r.pointHash) ? false : (seen.add(r.pointHash), true)));
+    const first = all.filter((r) => (seen.has(r.groupHash) ? false : (seen.add(r.groupHash), true)));
     rows = [...first, ...all.filter((r) => !first.includes(r))].slice(0, max);
   }
   const runs: TelemetryRun[] = [];

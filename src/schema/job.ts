@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BuildFlagSchema, ClockSchema, DEFAULT_BUILD, PointSchema, PowerSchema } from './sweep.js';
 import { BACKENDS } from './variants.js';
 import { BenchOutputSchema } from './bench-output.js';
+import { TopologySchema } from './topology.js';
 import { SourceMetaSchema } from '../source/describe.js';
 import { UsageError } from '../errors.js';
 
@@ -181,8 +182,9 @@ export const RunEnvSchema = z.looseObject({
   gpuIndices: z.array(z.int().nonnegative()).optional(),
   gpuUuids: z.array(z.string().nullable()).optional(),
   gpuNames: z.array(z.string().nullable()).optional(),
-  // worker/gpu/topology.ts Topology (gpus, links, summary); the summary is what an environment group keys on.
-  topology: z.looseObject({ summary: z.string() }).optional(),
+  // schema/topology.ts Topology (gpus, links, summary), read leniently: the summary is what an environment
+  // group keys on and all that must be there; the other keys pass as written.
+  topology: TopologySchema.pick({ summary: true }).loose().optional(),
 });
 export type RunEnv = z.output<typeof RunEnvSchema>;
 

@@ -294,7 +294,8 @@ function checkExcludeRules(sweep: Sweep, builds: readonly PlanBuild[], axesOf: r
     const key = [...unmatched][0];
     if (key === undefined) throw new UsageError(`${file}: exclude[${i}]: matches no point of the matrix; this rule would exclude nothing`);
     const field = axisField(key, byModel);
-    const values = (sweep.matrix as unknown as Record<string, unknown[] | undefined>)[field] ?? [];
+    const given = Object.entries(sweep.matrix).find(([name]) => name === field)?.[1];
+    const values = Array.isArray(given) ? given : [];
     const shownValue = key === 'shape' ? JSON.stringify(rule.shape) : typeof rule[key as keyof typeof rule] === 'object' ? JSON.stringify(rule[key as keyof typeof rule]) : String(rule[key as keyof typeof rule]);
     const list = values.length ? values.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ') : '(not in the matrix)';
     const why = key === 'model' && !byModel ? 'names a model preset, but the sweep gives matrix.shape' : key === 'shape' && byModel ? 'is the shape of no preset of matrix.model' : `is not a value of matrix.${field} (${list.slice(0, 200)})`;

@@ -99,8 +99,8 @@ describe('a sweep carries its own definition', () => {
     expect(JSON.parse(sweepInB.spec)).toMatchObject({ baseline: { variant: 'fused' }, repeat: 2 });
     const runs = await outcomes(r.db, id);
     expect(runs.map((x) => [x.status, x.results])).toEqual(Array(8).fill(['done', 1]));
-    // The plan's rows are the submitter's (ids, point hashes, parameters).
-    const rowsOf = (db: Db) => db.run.findMany({ where: { sweepId: id }, select: { id: true, pointHash: true, rep: true, params: true }, orderBy: { id: 'asc' } });
+    // The plan's rows are the submitter's (ids, group hashes, parameters).
+    const rowsOf = (db: Db) => db.run.findMany({ where: { sweepId: id }, select: { id: true, groupHash: true, rep: true, params: true }, orderBy: { id: 'asc' } });
     expect(await rowsOf(r.db)).toEqual(await withDb(a, rowsOf));
     expect(collector.output()).toContain(`sweep ${id} (travels): plan recorded from its jobs' definition (8 runs`);
 

@@ -123,7 +123,7 @@ describe('a real farm', () => {
     expect(runs).toHaveLength(2 + report.extraRuns);
     for (const r of runs) {
       expect(r.status).toBe('done');
-      expect(r.id).toBe(`${sweepId}-${r.pointHash}-r${r.rep}`);
+      expect(r.id).toBe(`${sweepId}-${r.groupHash}-r${r.rep}`);
     }
     expect(runs.filter((r) => r.rep >= 1)).toHaveLength(report.extraRuns);
 

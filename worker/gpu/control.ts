@@ -90,9 +90,12 @@ export class GpuController {
     }
   }
 
-  /** Apply the requests (after check()). A driver refusal restores what was done and fails the run as unsatisfiable. */
+  /**
+   * Apply the requests. The caller has run check() on them first (the worker does, before building, in
+   * checkRequests), so they are not checked again here. A driver refusal restores what was done and fails the
+   * run as unsatisfiable.
+   */
   async apply(clock: Clock, power: Power): Promise<Applied> {
-    this.check(clock, power);
     const applied: Applied = { clock, power, lockedClockMhz: null, powerLimitW: this.caps.powerLimitW };
     const target = this.targetClock(clock);
     const wantPower = typeof power === 'object' ? power.limit : null;

@@ -12,6 +12,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import type { Telemetry, TelemetrySamples, TelemetrySummary } from '../../src/schema/telemetry.js';
+import { medianSorted, sortedCopy } from '../../src/stats/quantile.js';
 import { SMI, field, num } from './smi.js';
 
 /** NVML clock-event (formerly throttle) reason bits. */
@@ -142,11 +143,9 @@ export class TelemetrySampler {
 }
 
 function band(values: Array<number | null>): { min: number; median: number; max: number } | null {
-  const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  const v = sortedCopy(values.filter((x): x is number => x !== null));
   if (v.length === 0) return null;
-  const mid = v.length >> 1;
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  return { min: v[0]!, median, max: v.at(-1)! };
+  return { min: v[0]!, median: medianSorted(v), max: v[v.length - 1]! };
 }
 
 export function median(values: ReadonlyArray<number | null> | null | undefined): number | null {

@@ -8,19 +8,8 @@
  * "NV4 x2 + SYS x4") that is part of its environment group: runs over NVLink
  * and over PCIe are never mixed in one comparison.
  */
+import type { Topology } from '../../src/schema/topology.js';
 import { smi } from './smi.js';
-
-/**
- * The topology of a set of GPUs: the link of every pair (i < j) by nvidia-smi index. A type, not an
- * interface: it goes into Run.env (src/schema/job.ts RunEnvSchema), an object with open keys.
- */
-export type Topology = {
-  gpus: number[];
-  /** "0-1" → "NV18": every pair of `gpus`, lower index first. */
-  links: Record<string, string>;
-  /** The links as a multiset, order-free: what an environment group keys on. */
-  summary: string;
-};
 
 // ANSI escapes: nvidia-smi underlines the header row when it writes to a terminal.
 const ANSI = new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g');
