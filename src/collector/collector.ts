@@ -49,13 +49,12 @@ import type { Db } from '../db/client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, refusalReason } from '../db/errors.js';
 import { recordOutcome, recordOutcomes, recordUnreadable, type RecordResult, type UnreadableRun } from '../db/record.js';
 import { UNPLANNED, writePlanRows } from '../db/plan.js';
-import { decodeDefinition, fetchDefinition, releaseDefinition } from '../queue/sweep-definition.js';
+import { decodeDefinition, fetchDefinition, releaseEndedSweep } from '../queue/sweep-definition.js';
 import { nothingRan, OutcomeSchema, outcomeLogFields, RunJobSchema, type ParsedOutcome } from '../schema/job.js';
 import { RESULTS_QUEUE, poolRunQueues, poolsKey } from '../queue/names.js';
 import { DEFAULT_GPUS_WAIT_S } from '../schema/sweep.js';
 import { readWorkers } from '../../worker/heartbeat.js';
 import { cappedBackoff } from '../queue/options.js';
-import { releaseSweepBundles } from '../source/store.js';
 import { formatIssues } from '../schema/issues.js';
 import { createLogger, type Log } from '../util/log.js';
 
@@ -505,8 +504,7 @@ export class Collector {
         const open = await this.opts.db.run.count({ where: { sweepId, status: 'queued' } });
         if (open === 0) {
           this.sweepFinished(sweepId);
-          await releaseSweepBundles(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
-          await releaseDefinition(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
+          await releaseEndedSweep(this.opts.connection, sweepId, this.opts.bundleGraceS ?? bundleGraceSeconds());
         }
       } catch (err) {
         this.log.warn({ sweepId, reason: (err as Error).message }, `releasing the source bundles of ${sweepId}: ${(err as Error).message}`);

@@ -10,8 +10,7 @@ import { bundleGraceSeconds } from '../config.js';
 import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { activeJobs, removeJobs, requestCancel } from '../queue/cancel.js';
-import { releaseSweepBundles } from '../source/store.js';
-import { releaseDefinition } from '../queue/sweep-definition.js';
+import { releaseEndedSweep } from '../queue/sweep-definition.js';
 import { withDb, withRedis } from './context.js';
 
 export interface CancelReport {
@@ -49,8 +48,7 @@ export async function sweepCancel(id: string, opts: { json?: boolean }): Promise
       }
       const cancelled = await markCancelled(db, id, at, running);
       // Every run has an outcome now: the sweep's source bundles and definition are free to expire.
-      await releaseSweepBundles(redis, id, bundleGraceSeconds());
-      await releaseDefinition(redis, id, bundleGraceSeconds());
+      await releaseEndedSweep(redis, id, bundleGraceSeconds());
       const ended: Record<string, number> = {};
       for (const g of await db.run.groupBy({ by: ['status'], where: { sweepId: id, status: { not: 'cancelled' } }, _count: { _all: true } })) ended[g.status] = g._count._all;
       return { sweepId: id, at: new Date(at).toISOString(), removed, running: running.size, cancelled, ended };

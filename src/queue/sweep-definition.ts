@@ -36,6 +36,7 @@ import { definitionKey } from './names.js';
 import type { PlanRows } from '../db/plan.js';
 import { sweepRowOf } from '../db/plan.js';
 import { SourceMetaSchema } from '../source/describe.js';
+import { releaseSweepBundles } from '../source/store.js';
 import { pointJson, runId, type Plan } from '../sweep/expand.js';
 import { sha256 } from '../util/hash.js';
 
@@ -162,4 +163,10 @@ export async function pinDefinition(redis: Redis, sweepId: string, prefix = queu
 /** A finished (or cancelled) sweep: its definition expires after `graceS`, as its bundles do. */
 export async function releaseDefinition(redis: Redis, sweepId: string, graceS: number, prefix = queuePrefix()): Promise<void> {
   await redis.expire(definitionKey(sweepId, prefix), Math.max(1, Math.round(graceS)));
+}
+
+/** A sweep every run of which has an outcome (finished or cancelled): its source bundles and its definition expire after `graceS`. */
+export async function releaseEndedSweep(redis: Redis, sweepId: string, graceS: number, prefix = queuePrefix()): Promise<void> {
+  await releaseSweepBundles(redis, sweepId, graceS, prefix);
+  await releaseDefinition(redis, sweepId, graceS, prefix);
 }
