@@ -38,6 +38,7 @@
 #include "families.h"
 #include "gemv.cuh"
 #include "gemv_fp8.cuh"
+#include "grid_barrier.cuh"
 #include "routing.cuh"
 #include "trace.cuh"
 
@@ -189,20 +190,7 @@ __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1,
 // After the router: the grid barrier, then top-k + softmax of every token into s.ids / s.w (block 0 also writes
 // them to topk_ids / topk_w). Whole block; ends with the routing visible to every thread.
 __device__ __forceinline__ void route(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned long long t1 = gt(p);
-    tr.add(TR_ROUTER, -1, t0, t1);
-    __threadfence();
-    atomicAdd(&p.ctrl[C_ROUTER], 1);
-    long long spins = 0;
-    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
-      if (++spins > kSpinLimit) spin_fail(p, 4);
-    __threadfence();
-    t0 = gt(p);
-    tr.add(TR_BARRIER, -1, t1, t0);
-  }
-  __syncthreads();
+  t0 = router_barrier(p, tr, t0, 4);
   if (p.T == 1 && p.E % 4 == 0 && p.E <= kThreads * 8) {
     for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
     __syncthreads();

@@ -6,13 +6,12 @@
 
 namespace moe {
 
-// Router logits for every expert, spread over the grid, then a grid-wide barrier so that every
-// block sees all logits before its own top-k (the split-K kernels). A persistent grid only: every block must be resident.
-// `fail_code` tells which kernel's barrier spun out.
-template <bool BF>
-__device__ __forceinline__ void route_all_then_barrier(const Params& p, const uint16_t* x, Tracer& tr, int fail_code) {
-  const unsigned long long t0 = gt(p);
-  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
+// The grid-wide barrier that ends a persistent launch's router phase: every block counts itself in on
+// ctrl[C_ROUTER] and waits for the whole grid, so every block sees all logits before its own top-k. Traces
+// TR_ROUTER from `t0` and TR_BARRIER. A persistent grid only: every block must be resident. `fail_code` tells
+// which kernel's barrier spun out. Returns, in thread 0, the time the barrier ended (the start of what follows
+// in the trace); `t0` in the other threads.
+__device__ __forceinline__ unsigned long long router_barrier(const Params& p, Tracer& tr, unsigned long long t0, int fail_code) {
   __syncthreads();
   if (threadIdx.x == 0) {
     const unsigned long long t1 = gt(p);
@@ -23,9 +22,19 @@ __device__ __forceinline__ void route_all_then_barrier(const Params& p, const ui
     while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
       if (++spins > kSpinLimit) spin_fail(p, fail_code);
     __threadfence();
-    tr.add(TR_BARRIER, -1, t1, gt(p));
+    t0 = gt(p);
+    tr.add(TR_BARRIER, -1, t1, t0);
   }
   __syncthreads();
+  return t0;
+}
+
+// Router logits for every expert, spread over the grid, then the router barrier (the split-K kernels).
+template <bool BF>
+__device__ __forceinline__ void route_all_then_barrier(const Params& p, const uint16_t* x, Tracer& tr, int fail_code) {
+  const unsigned long long t0 = gt(p);
+  for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
+  router_barrier(p, tr, t0, fail_code);
 }
 
 }  // namespace moe
