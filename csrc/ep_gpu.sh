@@ -7,7 +7,7 @@
 #      tokens first; exit 1 on a failed check) -> OUTDIR/<shape>-G<g>-T<t>.json
 #      and at G=1 also the single-GPU `separate` at the same T (the 1-GPU figure of the ordinary kernels).
 # Every run under `timeout`; a failed point prints rc= and the script goes on.
-# Usage: csrc/ep_gpu.sh OUTDIR [ARCH=sm_90a]     env: GPUS, TOKENS, ITERS (200), ROUNDS (3), EXTRA (more flags)
+# Usage: csrc/ep_gpu.sh OUTDIR [ARCH=sm_90a]     env: GPUS, TOKENS, ITERS (200), ROUNDS (3), EXTRA (more flags), POINT_S (600: the limit of one point)
 set -u
 cd "$(dirname "$0")"
 OUTDIR=${1:?OUTDIR}; ARCH=${2:-sm_90a}
@@ -31,7 +31,7 @@ for g in $GPUS; do
       V=ep-separate,ep-persistent
       [ "$g" = 1 ] && V=$V,separate
       f="$OUTDIR/$name-G$g-T$T"
-      timeout 600 "$BIN" --backend cuda $args --dtype bf16 --tokens "$T" --gpus "$g" --variant "$V" \
+      timeout "${POINT_S:-600}" "$BIN" --backend cuda $args --dtype bf16 --tokens "$T" --gpus "$g" --variant "$V" \
         --iters ${ITERS:-200} --warmup 20 --rounds ${ROUNDS:-3} ${EXTRA:-} >"$f.json" 2>"$f.err" || echo "rc=$? for $f"
       python3 - "$f.json" <<'EOF' || true
 import json, sys

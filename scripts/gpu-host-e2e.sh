@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end on a GPU host with no Node.js, no Redis and no network, from what
 # scripts/gpu-host-bundle.sh packed into .device-carry/: Redis, the collector
-# into SQLite, one CUDA worker for GPU 0 (WITHOUT clock or power permission:
+# into SQLite, one CUDA worker (GPU 0, or the GPUS given; WITHOUT clock or power permission:
 # the host's settings are never changed), the sweeps given (default
 # sweeps/gpu-env.yaml; several may be named: all are submitted at once, the one worker runs them in
 # turn), then `moefarm demo` (CUDA backend; SKIP_DEMO=1 skips it). Everything it
@@ -30,7 +30,9 @@ log() { echo "== $(date +%T) $*"; }
 log "nvidia-smi (read-only)"; nvidia-smi --query-gpu=name,uuid,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv
 "${M[@]}" serve >"$out/collector.log" 2>&1 &
 collector=$!
-"${M[@]}" worker --pool h100-e2e --backend cuda --gpu 0 --arch sm_90a >"$out/worker.log" 2>&1 &
+# POOL and GPUS name the worker's pool and its GPUs (default: pool h100-e2e, GPU 0; GPUS=all for one worker
+# owning every GPU of the host, as the multi-GPU sweeps want).
+"${M[@]}" worker --pool "${POOL:-h100-e2e}" --backend cuda $([ -n "${GPUS:-}" ] && echo "--gpus $GPUS" || echo "--gpu 0") --arch sm_90a >"$out/worker.log" 2>&1 &
 worker=$!
 sleep 4
 log "moefarm workers"; "${M[@]}" workers | tee "$out/workers.txt"

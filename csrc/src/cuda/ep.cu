@@ -35,7 +35,7 @@
 // Correctness: main's check runs the fp64 oracle over all G x T tokens (every device's output gathered).
 // The split is not compared bit for bit with one device here (fp32 atomics in the down projection make
 // the order of additions differ between launches).
-// Not run yet (written 2026-11-27 without a GPU; csrc/BENCHMARKS.md "EP on CUDA").
+// First run on 4 H100s on 2026-11-27 (csrc/BENCHMARKS.md "EP on CUDA").
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -585,6 +585,10 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaMemsetAsync(dv.out.p, 0xff, dv.out.bytes(), dv.st));  // poison: 0xffff is NaN in bf16 and fp16
       CUDA_CHECK(cudaMemsetAsync(dv.rb.p, 0xff, dv.rb.bytes(), dv.st));
     }
+    // Host barrier: a device's poison must land before any peer's forward stores into its rb (the streams
+    // of different devices are not ordered; without it a fast peer's tokens and ids could be overwritten
+    // with 0xff, seen on a 4-GPU H100 host as one failed check in 24 jobs).
+    sync_all();
     std::vector<const uint16_t*> xb(G_);
     for (int d = 0; d < G_; ++d) xb[d] = dev_[d].x_check.p;
     enqueue(i, xb, 1, nullptr);
