@@ -11,7 +11,7 @@ import type { Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
 import { z } from 'zod';
 import { tuneText, variantLabel } from '../sweep/tune.js';
-import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
+import { DEFAULT_SM_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
 export interface VariantRun {
   runId: string;
@@ -116,14 +116,14 @@ export interface SweepResults {
 }
 
 export interface LoadOptions {
-  /** Width of the observed SM clock bands, MHz; 0 groups all observed clocks together. Default 50. */
-  bandMhz?: number;
+  /** Width of the SM clock bands (RunEnvironment.smClockBand), MHz; 0 groups every clock together. Default 50. */
+  smClockBandMhz?: number;
 }
 
 const numbers = z.array(z.number());
 
 export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOptions = {}): Promise<SweepResults> {
-  const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
+  const smClockBandMhz = opts.smClockBandMhz ?? DEFAULT_SM_CLOCK_BAND_MHZ;
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
   if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database (see \`moefarm results list\`)`);
   let baselineFromSpec: Baseline | null = null;
@@ -163,7 +163,7 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
       envJson: run.env,
       telemetryJson: run.telemetry,
       workerGpu: run.workerId ? (gpuOf.get(run.workerId) ?? null) : null,
-      bandMhz,
+      smClockBandMhz,
     });
     const flags = run.flags ? run.flags.split(',').filter(Boolean) : [];
     for (const res of run.results) {

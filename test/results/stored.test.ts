@@ -73,12 +73,12 @@ describe('compare on stored results', () => {
       await record(db, plan, run, { results: [{ variant: v, samples: runSamples(r, 30, 100, 0.01) }], telemetry: telemetry(v === 'fused' ? 1710 : 1980), env: { clock: 'default', power: 'default', gpu: 'NVIDIA H100 80GB HBM3', backend: 'cuda', unknown_key: { a: 1 } } });
     }
     const cmp = compareSweep(await loadSweepResults(db, plan.sweepId), null);
-    expect(cmp.rows.map((x) => [x.variant, x.clockBand, x.verdict]).sort()).toEqual([
+    expect(cmp.rows.map((x) => [x.variant, x.smClockBand, x.verdict]).sort()).toEqual([
       ['fused', '1700-1749 MHz', 'NO-BASELINE'],
       ['reference', '1950-1999 MHz', 'BASELINE'],
     ]);
     expect(cmp.rows[1]!.gpu).toBe('NVIDIA H100 80GB HBM3');
-    const merged = compareSweep(await loadSweepResults(db, plan.sweepId, { bandMhz: 0 }), null);
+    const merged = compareSweep(await loadSweepResults(db, plan.sweepId, { smClockBandMhz: 0 }), null);
     expect(merged.rows.map((x) => x.verdict)).toEqual(['BASELINE', expect.stringMatching(/SAME|UNSURE/)]);
   });
 
@@ -103,7 +103,7 @@ describe('compare on stored results', () => {
     expect(json.thresholds).toMatchObject({ alpha: 0.01, band: 0.02, confidence: 0.95 });
 
     const csv = (await cli(['results', 'compare', '--sweep', id, '--csv'], env)).stdout.trim().split('\n');
-    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
+    expect(csv[0]).toBe('point,gpu,clock,power,sm_clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
     expect(csv).toHaveLength(5);
 
     const bad = await cli(['results', 'compare', '--sweep', 'nope'], env);

@@ -141,7 +141,7 @@ export function telemetry(smMhz: number, n = 20): unknown {
       power_w: { min: 200, median: 210, max: 219 },
       temp_c: { min: 40, median: 42, max: 45 },
       reasons: [],
-      kernel_sm_mhz: null,
+      sm_clock_mhz: null,
     },
   };
 }
