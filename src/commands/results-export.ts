@@ -13,8 +13,8 @@ import { tuneText } from '../sweep/tune.js';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { z } from 'zod';
 import type { Db } from '../db/client.js';
+import { readSamples } from '../db/samples.js';
 import { UsageError } from '../errors.js';
 import { settingText, runEnvironment } from '../results/environment.js';
 import { parseRunEnv, RunParamsSchema } from '../schema/job.js';
@@ -35,7 +35,6 @@ export const EXPORT_COLUMNS = [
 ] as const;
 
 const PAGE = 100;
-const numbers = z.array(z.number());
 
 export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
   const toFile = opts.output !== undefined && opts.output !== '-';
@@ -104,9 +103,7 @@ async function writeAll(db: Db, sweepId: string, label: string | null, write: (t
       for (const res of run.results) {
         const p = params.find((x) => x.point.variant === res.variant && x.build === res.build && tuneText(x.point.tune) === res.tune)?.point ?? params[0]!.point;
         const { gpu, telemetrySmMhz } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, smClockBandMhz: 0 });
-        const samples = numbers.parse(JSON.parse(res.samplesUs));
-        const rounds = numbers.parse(JSON.parse(res.rounds));
-        const smClockMhz = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));
+        const { samples, rounds, smClockMhz } = readSamples(res);
         const fixed: Cell[] = [
           sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, res.tune, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
           p.tokens, p.dtype, p.warmup, p.iters, settingText(p.clock), settingText(p.power), gpu,

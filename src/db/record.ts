@@ -30,6 +30,7 @@ import { recordBuildSources, UNPLANNED } from './plan.js';
 import { storableValue } from './text.js';
 import { tuneText } from '../sweep/tune.js';
 import type { VariantResult } from '../schema/bench-output.js';
+import { sampleColumns } from './samples.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
@@ -182,9 +183,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
               output.bytes_per_iter,
               r.check.pass,
               r.check.rel_err ?? -1,
-              JSON.stringify(r.samples_us),
-              JSON.stringify(r.rounds),
-              r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
+              ...Object.values(sampleColumns(r)),
               r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
               output.build.source_hash,
               output.build.git_commit ?? null,

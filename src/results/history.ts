@@ -15,9 +15,9 @@ import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, quantileSorted, unpairedRunTest, type StepKind } from '../stats/index.js';
-import { z } from 'zod';
 import { DEFAULT_SM_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
 import { pointLabel } from './load.js';
+import { readSamples } from '../db/samples.js';
 import { DEFAULT_MIN_RUNS } from './compare.js';
 import { tuneText, variantLabel } from '../sweep/tune.js';
 import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
@@ -84,8 +84,6 @@ export interface History {
   series: HistorySeries[];
 }
 
-const numbers = z.array(z.number());
-
 /** Fewest runs on each side of a step: as compare (DEFAULT_MIN_RUNS), one run says nothing of run-to-run spread. */
 const MIN_STEP_RUNS = DEFAULT_MIN_RUNS;
 
@@ -150,7 +148,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], perRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
-    const samples = numbers.parse(JSON.parse(r.samplesUs));
+    const { samples } = readSamples(r);
     b.samples.push(...samples);
     // Run by run: the step test is run-level (as compare's); keepRuns also hands them to the caller.
     b.perRun.push({ runId: r.run.id, samples });

@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import type { Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
-import { z } from 'zod';
+import { readSamples } from '../db/samples.js';
 import { tuneText, variantLabel } from '../sweep/tune.js';
 import { DEFAULT_SM_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
@@ -24,7 +24,6 @@ export interface VariantRun {
   pointHash: string;
   samples: number[];
   rounds: number[];
-  median: number;
   flags: string[];
   interleaved: boolean;
   sourceHash: string;
@@ -41,10 +40,9 @@ export interface VariantRun {
 /**
  * A run known by its samples alone (compare's input built from something other than this database's rows,
  * such as a history's runs): the fields given, and for the rest nothing recorded (no rounds, flags,
- * commit, time, telemetry, energy or device; rep 0, not interleaved). `median` must be given too: what
- * the samples' median is, is the caller's to say.
+ * commit, time, telemetry, energy or device; rep 0, not interleaved).
  */
-export function sampledRun(run: Pick<VariantRun, 'runId' | 'build' | 'samples' | 'median' | 'sourceHash'> & Partial<VariantRun>): VariantRun {
+export function sampledRun(run: Pick<VariantRun, 'runId' | 'build' | 'samples' | 'sourceHash'> & Partial<VariantRun>): VariantRun {
   return {
     rep: 0,
     groupHash: '',
@@ -120,8 +118,6 @@ export interface LoadOptions {
   smClockBandMhz?: number;
 }
 
-const numbers = z.array(z.number());
-
 export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOptions = {}): Promise<SweepResults> {
   const smClockBandMhz = opts.smClockBandMhz ?? DEFAULT_SM_CLOCK_BAND_MHZ;
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
@@ -181,15 +177,15 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
       const label = variantLabel(res.variant, res.tune);
       const ak = armKey(res.build, label);
       const arm = g.arms.get(ak) ?? { build: res.build, variant: label, baseVariant: res.variant, tune: res.tune, runs: [] };
+      const { samples, rounds } = readSamples(res);
       arm.runs.push({
         runId: run.id,
         build: res.build,
         rep: run.rep,
         groupHash: run.groupHash,
         pointHash: res.pointHash,
-        samples: numbers.parse(JSON.parse(res.samplesUs)),
-        rounds: numbers.parse(JSON.parse(res.rounds)),
-        median: res.median,
+        samples,
+        rounds,
         flags,
         interleaved: params.length > 1,
         sourceHash: res.sourceHash,

@@ -17,7 +17,6 @@ import { summarize } from '../../src/stats/index.js';
 let fakeId = 0;
 export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): VariantRun {
   fakeId++;
-  const sorted = [...samples].sort((a, b) => a - b);
   return sampledRun({
     runId: `run-${fakeId}`,
     build: 'default',
@@ -25,7 +24,6 @@ export function fakeRun(samples: number[], extra: Partial<VariantRun> = {}): Var
     pointHash: 'p',
     samples,
     rounds: samples.map(() => 0),
-    median: sorted[Math.floor(sorted.length / 2)]!,
     sourceHash: 'src',
     ...extra,
   });
