@@ -64,6 +64,17 @@ describe('compare on stored results', () => {
     expect(all.rows.find((x) => x.point.includes('T=1 ') && x.variant === 'reference')!.runs).toBe(4);
   });
 
+  it("stores each result's columns as the binary gave them, NULL where no relative error was measured", async () => {
+    const plan = await plannedSweep(db, sweepYaml({ name: 'columns', repeat: 1 }));
+    const [a, b] = plan.runs;
+    await record(db, plan, a!, { results: [{ variant: a!.points[0]!.point.variant, samples: [3, 1, 2], rounds: [0, 1, 1], relErr: null }] });
+    await record(db, plan, b!, { results: [{ variant: b!.points[0]!.point.variant, samples: [5, 4], relErr: 0.003 }] });
+    const rows = await db.result.findMany({ where: { runId: { in: [a!.id, b!.id] } }, orderBy: { runId: 'asc' } });
+    const byRun = new Map(rows.map((r) => [r.runId, r]));
+    expect(byRun.get(a!.id)).toMatchObject({ runId: a!.id, variant: a!.points[0]!.point.variant, n: 3, median: 2, relErr: null, samplesUs: '[3,1,2]', rounds: '[0,1,1]', smClockMhz: null, checkPass: true, bytesPerIter: 1000, device: 'synthetic', sourceHash: 'srcA' });
+    expect(byRun.get(b!.id)).toMatchObject({ n: 2, median: 4.5, relErr: 0.003, samplesUs: '[5,4]', rounds: '[0,0]' });
+  });
+
   it('splits environment groups by observed clock band and says when a group has no baseline', async () => {
     const plan = await plannedSweep(db, sweepYaml({ name: 'bands', repeat: 2 }));
     const r = seeded(7);

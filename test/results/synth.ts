@@ -56,6 +56,8 @@ export interface SynthResult {
   variant: string;
   samples: number[];
   rounds?: number[];
+  /** The check's relative error (default 0); null: none measured. */
+  relErr?: number | null;
 }
 
 export interface SynthOutcome {
@@ -92,7 +94,7 @@ export function outcomeFor(plan: Plan, run: PlannedRun, o: SynthOutcome): Outcom
       check: { pass: true },
       results: o.results.map((r) => ({
         variant: r.variant,
-        check: { pass: true, rel_err: 0, tol: 1e-2 },
+        check: { pass: true, rel_err: r.relErr === undefined ? 0 : r.relErr, tol: 1e-2 },
         samples_us: r.samples,
         rounds: r.rounds ?? r.samples.map(() => 0),
         sm_clock_mhz: null,
