@@ -105,7 +105,7 @@ describe('applying and restoring', () => {
     expect(smi.read().gpus[0]).toMatchObject({ locked: null, powerLimit: 700 });
     expect(smi.read().gpus[1]).toMatchObject({ locked: null, powerLimit: 700 }); // the other GPU untouched
     const env = JSON.parse(runs[0]!.env!);
-    expect(env).toMatchObject({ lockedClockMhz: 1410, powerLimitW: 300, gpu: 'Fake H100 (test double)', gpuUuid: 'GPU-fake-0', observedSmMhz: 1410 });
+    expect(env).toMatchObject({ requestedSmMhz: 1410, powerLimitW: 300, gpu: 'Fake H100 (test double)', gpuUuid: 'GPU-fake-0', telemetrySmMhz: 1410 });
     expect(runs[0]!.flags).toBe('');
     const tel = TelemetrySchema.parse(JSON.parse(runs[0]!.telemetry!));
     expect(tel.summary!.samples).toBeGreaterThan(0);
@@ -172,7 +172,7 @@ describe('telemetry of runs shorter than nvidia-smi\'s start-up', () => {
     const tel = TelemetrySchema.parse(JSON.parse(runs[0]!.telemetry!));
     expect(tel.summary!.samples).toBeGreaterThan(0);
     expect(tel.summary!.sm_mhz!.median).toBe(1200);
-    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ observedSmMhz: 1200, lockedClockMhz: 1200 });
+    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ telemetrySmMhz: 1200, requestedSmMhz: 1200 });
     // The first sample came before the binary started: the whole run is after the sampler's start-up.
     expect(tel.samples!.t_ms[0]!).toBeGreaterThanOrEqual(1400);
     expect(runs[0]!.flags).toBe('');

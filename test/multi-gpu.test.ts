@@ -131,7 +131,7 @@ describe('routing by GPU count', () => {
     expect(runs.map((r) => [r.status, r.reason])).toEqual([['done', null]]);
     expect(smi.controlCalls()).toEqual(['-i 2 -lgc 1410,1410', '-i 2 -pl 300', '-i 3 -lgc 1410,1410', '-i 3 -pl 300', '-i 2 -rgc', '-i 2 -pl 700', '-i 3 -rgc', '-i 3 -pl 700']);
     expect(smi.read().gpus.map((g) => [g.locked, g.powerLimit])).toEqual([[null, 700], [null, 700], [null, 700], [null, 700]]);
-    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ lockedClockMhz: 1410, powerLimitW: 300, gpus: 2, gpuIndices: [2, 3] });
+    expect(JSON.parse(runs[0]!.env!)).toMatchObject({ requestedSmMhz: 1410, powerLimitW: 300, gpus: 2, gpuIndices: [2, 3] });
   });
 
   it('ends a GPU count no live worker owns as `unsatisfiable` after gpus_wait_s, with the reason, and never before', async () => {
@@ -289,13 +289,13 @@ describe('topology', () => {
 
   it('puts runs over NVLink and over PCIe in different environment groups, and leaves one-GPU groups as they were', () => {
     const point = { backend: 'cuda' as const, clock: 'default' as const, power: 'default' as const, gpus: 2 };
-    const env = (summary: string) => runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100', gpus: 2, topology: { summary } }), telemetryJson: null, workerGpu: null, bandMhz: 50 });
+    const env = (summary: string) => runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100', gpus: 2, topology: { summary } }), telemetryJson: null, workerGpu: null, smClockBandMhz: 50 });
     const nvlink = env('NV18');
     const pcie = env('SYS');
     expect(envKey(nvlink)).not.toBe(envKey(pcie));
     expect(envLabel(nvlink)).toContain('2 GPUs NV18');
     expect(envKey(env('NV18'))).toBe(envKey(nvlink));
-    const single = runEnvironment({ point: { backend: 'cuda', clock: 'default', power: 'default' }, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: null, workerGpu: null, bandMhz: 50 });
+    const single = runEnvironment({ point: { backend: 'cuda', clock: 'default', power: 'default' }, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: null, workerGpu: null, smClockBandMhz: 50 });
     expect(envKey(single)).toBe('NVIDIA H100|default|default|n/a');
   });
 });

@@ -308,15 +308,15 @@ export class FarmWorker {
         const a = await c.apply(first.clock, first.power);
         applied ??= a;
       }
-      const { outputs, telemetry, kernelMhz } = await this.measure(data, builds, used, [cancel.signal, ...(signal ? [signal] : [])]);
-      const flagged = runFlags({ summary: telemetry?.summary ?? null, lockedClockMhz: applied?.lockedClockMhz ?? null, kernelSmMhz: kernelMhz });
+      const { outputs, telemetry, smClockMhz } = await this.measure(data, builds, used, [cancel.signal, ...(signal ? [signal] : [])]);
+      const flagged = runFlags({ summary: telemetry?.summary ?? null, requestedSmMhz: applied?.requestedSmMhz ?? null, smClockMhz });
       const device = outputs[0]!.output.device;
       for (const g of used) {
         const caps = this.capsByGpu.get(g);
         if (caps && caps.smCount === null && typeof device.sm_count === 'number') caps.smCount = device.sm_count;
       }
       outcome = {
-        ...this.base(job, data, used, applied, telemetry, kernelMhz),
+        ...this.base(job, data, used, applied, telemetry, smClockMhz),
         status: 'done',
         reason: flagged.notes.length ? flagged.notes.join('; ') : null,
         flags: flagged.flags,
@@ -436,8 +436,8 @@ export class FarmWorker {
    * one variant's tunables): each process once per round, their order rotated each round, all within
    * the job's one timeout; each process's rounds merged into one output (rounds.ts).
    */
-  /** Runs the job's builds; `kernelMhz` is the median SM clock the binary saw across every result (null if none reported). */
-  private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null; kernelMhz: number | null }> {
+  /** Runs the job's builds; `smClockMhz` is the median SM clock the binary measured in the kernel across every result (null if none reported). */
+  private async measure(data: RunJob, builds: Built[], used: number[], stops: AbortSignal[]): Promise<{ outputs: MeasuredBuild[]; telemetry: Telemetry | null; smClockMhz: number | null }> {
     // A sampler per GPU of the job (each its own nvidia-smi -i N), as for one.
     const samplers = this.opts.telemetry === false ? [] : used.filter((g) => this.capsByGpu.has(g)).map((g) => ({ index: g, sampler: new TelemetrySampler(g) }));
     // The binary starts only after the first sample (or the sampler gave up): see TelemetrySampler.start.
@@ -445,8 +445,8 @@ export class FarmWorker {
     started.forEach((ok, i) => {
       if (!ok) this.log.warn({ runId: data.runId, gpu: samplers[i]!.index }, `${data.runId}: nvidia-smi gave no telemetry sample of GPU ${samplers[i]!.index} before the run; running without one`);
     });
-    const stopSamplers = async (window: [number, number] | null, kernelMhz: number | null) =>
-      Promise.all(samplers.map(async (s) => ({ index: s.index, telemetry: await s.sampler.stop(window, kernelMhz) })));
+    const stopSamplers = async (window: [number, number] | null, smClockMhz: number | null) =>
+      Promise.all(samplers.map(async (s) => ({ index: s.index, telemetry: await s.sampler.stop(window, smClockMhz) })));
     this.runAbort = new AbortController();
     const signals = [this.runAbort.signal, ...stops];
     const deadline = Date.now() + data.timeoutS * 1000;
@@ -500,12 +500,12 @@ export class FarmWorker {
       this.runAbort = null;
       this.lease?.write(null);
     }
-    const kernelMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
-    if (samplers.length === 0) return { outputs, telemetry: null, kernelMhz };
-    return { outputs, telemetry: mergeTelemetry(await stopSamplers(timedWindow(outputs.map((o) => o.output)), kernelMhz)), kernelMhz };
+    const smClockMhz = median(outputs.flatMap((o) => o.output.results.flatMap((r) => r.sm_clock_mhz ?? [])));
+    if (samplers.length === 0) return { outputs, telemetry: null, smClockMhz };
+    return { outputs, telemetry: mergeTelemetry(await stopSamplers(timedWindow(outputs.map((o) => o.output)), smClockMhz)), smClockMhz };
   }
 
-  private base(job: Job, data: RunJob, used: number[], applied: Applied | null, telemetry: Telemetry | null, kernelMhz: number | null) {
+  private base(job: Job, data: RunJob, used: number[], applied: Applied | null, telemetry: Telemetry | null, smClockMhz: number | null) {
     const p = data.points[0]!.point;
     const caps = used.length ? (this.capsByGpu.get(used[0]!) ?? null) : null;
     const several = used.length > 1 ? used.map((g) => this.capsByGpu.get(g) ?? null) : null;
@@ -535,10 +535,10 @@ export class FarmWorker {
             }
           : {}),
         powerSource: readPowerSource(),
-        lockedClockMhz: applied?.lockedClockMhz ?? null,
+        requestedSmMhz: applied?.requestedSmMhz ?? null,
         powerLimitW: applied?.powerLimitW ?? caps?.powerLimitW ?? null,
-        observedSmMhz: telemetry?.summary?.sm_mhz?.median ?? null,
-        kernelSmMhz: kernelMhz,
+        telemetrySmMhz: telemetry?.summary?.sm_mhz?.median ?? null,
+        smClockMhz,
       },
       telemetry,
       flags: [] as string[],

@@ -12,6 +12,7 @@ export interface ReportCommandOptions {
   includeFlagged?: boolean;
   /** Comma list of run ids whose telemetry to draw. */
   telemetryRuns?: string;
+  /** --clock-band: width of the SM clock bands, MHz (ReportOptions.smClockBandMhz). */
   clockBand?: number;
 }
 
@@ -22,7 +23,7 @@ export async function reportCommand(opts: ReportCommandOptions): Promise<void> {
       baseline,
       includeFlagged: opts.includeFlagged ?? false,
       ...(opts.telemetryRuns ? { telemetryRuns: opts.telemetryRuns.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-      ...(opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand }),
+      ...(opts.clockBand === undefined ? {} : { smClockBandMhz: opts.clockBand }),
     }),
     { mustExist: true },
   );

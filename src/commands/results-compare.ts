@@ -19,7 +19,7 @@ export interface ResultsCompareOptions {
   /** The seed's table: one row per condition (environment) and variant, baseline and variant in ms. */
   byCondition?: boolean;
   includeFlagged?: boolean;
-  /** Observed SM clock band width, MHz (0: do not split by observed clock). */
+  /** --clock-band: width of the SM clock bands, MHz (0: do not split by SM clock); LoadOptions.smClockBandMhz. */
   clockBand?: number;
   /** Show the energy columns even where no result has energy (they show "-"); they are shown anyway when one has. */
   energy?: boolean;
@@ -29,7 +29,7 @@ export async function resultsCompare(opts: ResultsCompareOptions): Promise<void>
   const baseline = parseBaseline(opts.baseline);
   if (opts.against !== undefined && opts.against === opts.sweep) throw new UsageError(`--against: sweep ${opts.against} is the sweep compared; name another`);
   if (opts.againstLabel !== undefined && opts.againstLabel === opts.label) throw new UsageError(`--against-label: ${opts.label} is the label compared; name another`);
-  const load: LoadOptions = opts.clockBand === undefined ? {} : { bandMhz: opts.clockBand };
+  const load: LoadOptions = opts.clockBand === undefined ? {} : { smClockBandMhz: opts.clockBand };
   const cmp = await withDb(async (db) => {
     const across = opts.against !== undefined || opts.againstLabel !== undefined || opts.label !== undefined;
     if (!across) return compareSweep(await loadSweepResults(db, opts.sweep!, load), baseline, { includeFlagged: opts.includeFlagged ?? false });
@@ -126,7 +126,7 @@ function footer(cmp: Comparison): string[] {
 }
 
 const CSV_HEADERS = [
-  'point', 'gpu', 'clock', 'power', 'clock_band', 'build', 'variant', 'baseline_by', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
+  'point', 'gpu', 'clock', 'power', 'sm_clock_band', 'build', 'variant', 'baseline_by', 'baseline', 'runs', 'excluded_runs', 'samples', 'median_us', 'p10_us', 'p90_us', 'iqr_rel',
   'speedup', 'ci_lo', 'ci_hi', 'mode', 'p', 'p_mann_whitney', 'p_run_level', 'verdict', 'reason', 'joules_per_forward', 'mean_power_w', 'energy_runs',
 ];
 
@@ -134,7 +134,7 @@ function comparisonCsv(cmp: Comparison): string {
   return renderCsv(
     CSV_HEADERS,
     full(cmp.rows.map((r) => [
-      r.point, r.gpu, r.clock, r.power, r.clockBand, r.build, r.variant, cmp.armsAre ?? cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
+      r.point, r.gpu, r.clock, r.power, r.smClockBand, r.build, r.variant, cmp.armsAre ?? cmp.baselineBy, r.baseline, r.runs, r.excludedRuns, r.samples, r.medianUs, r.p10Us, r.p90Us, r.iqrRel,
       r.speedup, r.ciLo, r.ciHi, r.mode, r.p, r.pMannWhitney, r.pRunLevel, r.verdict, r.reason, r.joulesPerForward, r.meanPowerW, r.energyRuns,
     ])),
   );
@@ -161,7 +161,7 @@ function conditionRows(cmp: Comparison): ConditionRow[] {
       (b) => b.verdict === 'BASELINE' && b.point === r.point && b.env === r.env && (cmp.baselineBy === 'build' ? b.variant === r.variant : b.build === r.build),
     );
     out.push({
-      condition: `${r.gpu} clock=${r.clock} power=${r.power}${r.clockBand === 'n/a' ? '' : ` sm=${r.clockBand}`}`,
+      condition: `${r.gpu} clock=${r.clock} power=${r.power}${r.smClockBand === 'n/a' ? '' : ` sm=${r.smClockBand}`}`,
       point: r.point,
       build: r.build,
       baseline: r.baseline,
@@ -189,9 +189,9 @@ export function formatByCondition(cmp: Comparison): string {
 
 function conditionCsv(cmp: Comparison): string {
   return renderCsv(
-    ['gpu', 'clock', 'power', 'clock_band', 'point', 'build', 'baseline_by', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
+    ['gpu', 'clock', 'power', 'sm_clock_band', 'point', 'build', 'baseline_by', 'baseline', 'baseline_ms', 'variant', 'variant_ms', 'speedup', 'ci_lo', 'ci_hi', 'verdict'],
     full(conditionRows(cmp).map((c) => [
-      c.row.gpu, c.row.clock, c.row.power, c.row.clockBand, c.point, c.build, cmp.armsAre ?? cmp.baselineBy, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
+      c.row.gpu, c.row.clock, c.row.power, c.row.smClockBand, c.point, c.build, cmp.armsAre ?? cmp.baselineBy, c.baseline, c.baselineMs, c.variant, c.variantMs, c.row.speedup, c.row.ciLo, c.row.ciHi, c.row.verdict,
     ])),
   );
 }

@@ -2,16 +2,19 @@
  * `moefarm results export --sweep ID --csv`: every raw timing sample of a
  * sweep, one row per sample, with the conditions of its run (build, variant,
  * shape, tokens, dtype, clock and power asked for and observed, GPU, worker,
- * round, rep), so that any statistic can be recomputed elsewhere. Runs are
- * read a page at a time and written as they come: a sweep of a million
- * samples never sits in memory whole.
+ * round, rep), so that any statistic can be recomputed elsewhere. The SM
+ * clock by its three names: requested_sm_mhz (what the worker asked the
+ * driver to lock; empty at default clocks), telemetry_sm_mhz (nvidia-smi's
+ * median over the run's timed window), sm_clock_mhz (the kernel's own
+ * reading of that sample). Runs are read a page at a time and written as they
+ * come: a sweep of a million samples never sits in memory whole.
  */
 import { tuneText } from '../sweep/tune.js';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { z } from 'zod';
 import type { Db } from '../db/client.js';
+import { readSamples } from '../db/samples.js';
 import { UsageError } from '../errors.js';
 import { settingText, runEnvironment } from '../results/environment.js';
 import { parseRunEnv, RunParamsSchema } from '../schema/job.js';
@@ -27,12 +30,11 @@ export interface ResultsExportOptions {
 
 export const EXPORT_COLUMNS = [
   'sweep', 'label', 'run', 'rep', 'build', 'source_hash', 'git_commit', 'variant', 'tune', 'backend', 'model', 'hidden', 'inter', 'experts', 'topk',
-  'tokens', 'dtype', 'warmup', 'iters', 'clock', 'power', 'gpu', 'locked_clock_mhz', 'power_limit_w', 'observed_sm_mhz', 'worker', 'flags',
-  'round', 'sample', 'latency_us', 'kernel_sm_mhz',
+  'tokens', 'dtype', 'warmup', 'iters', 'clock', 'power', 'gpu', 'requested_sm_mhz', 'power_limit_w', 'telemetry_sm_mhz', 'worker', 'flags',
+  'round', 'sample', 'latency_us', 'sm_clock_mhz',
 ] as const;
 
 const PAGE = 100;
-const numbers = z.array(z.number());
 
 export async function resultsExport(opts: ResultsExportOptions): Promise<void> {
   const toFile = opts.output !== undefined && opts.output !== '-';
@@ -100,16 +102,14 @@ async function writeAll(db: Db, sweepId: string, label: string | null, write: (t
       const env = parseRunEnv(run.env);
       for (const res of run.results) {
         const p = params.find((x) => x.point.variant === res.variant && x.build === res.build && tuneText(x.point.tune) === res.tune)?.point ?? params[0]!.point;
-        const { gpu, observedSmMhz: observed } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, bandMhz: 0 });
-        const samples = numbers.parse(JSON.parse(res.samplesUs));
-        const rounds = numbers.parse(JSON.parse(res.rounds));
-        const kernel = res.smClockMhz === null ? null : numbers.parse(JSON.parse(res.smClockMhz));
+        const { gpu, telemetrySmMhz } = runEnvironment({ point: p, envJson: run.env, telemetryJson: run.telemetry, workerGpu: run.workerId ? (workers.get(run.workerId) ?? null) : null, smClockBandMhz: 0 });
+        const { samples, rounds, smClockMhz } = readSamples(res);
         const fixed: Cell[] = [
           sweepId, label, run.id, run.rep, res.build, res.sourceHash, res.gitCommit, res.variant, res.tune, p.backend, p.model, p.hidden, p.inter, p.experts, p.topk,
           p.tokens, p.dtype, p.warmup, p.iters, settingText(p.clock), settingText(p.power), gpu,
-          env?.lockedClockMhz ?? null, env?.powerLimitW ?? null, observed, run.workerId, run.flags,
+          env?.requestedSmMhz ?? null, env?.powerLimitW ?? null, telemetrySmMhz, run.workerId, run.flags,
         ];
-        samples.forEach((us, i) => lines.push([...fixed, rounds[i] ?? null, i, us, kernel?.[i] ?? null]));
+        samples.forEach((us, i) => lines.push([...fixed, rounds[i] ?? null, i, us, smClockMhz?.[i] ?? null]));
       }
     }
     count += lines.length;

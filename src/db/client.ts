@@ -87,3 +87,22 @@ export function insertRows<V>(provider: Provider, table: string, columns: readon
   });
   return { sql: `INSERT INTO "${table}" (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${tuples.join(',')}`, values: rows.flat() };
 }
+
+/**
+ * insertRows for rows written as objects, each value beside its column's name: the column list is read from
+ * the first row's keys, and every row must have exactly those keys, so a column cannot be paired with
+ * another's value. At least one row.
+ */
+export function insertRecords<V>(provider: Provider, table: string, rows: ReadonlyArray<Readonly<Record<string, V>>>): { sql: string; values: V[] } {
+  const first = rows[0];
+  if (!first) throw new Error(`INSERT INTO "${table}": no rows`);
+  const columns = Object.keys(first);
+  const tuples = rows.map((row, r) => {
+    const keys = Object.keys(row);
+    if (keys.length !== columns.length || !keys.every((k) => Object.hasOwn(first, k))) {
+      throw new Error(`INSERT INTO "${table}": row ${r} has the columns (${keys.join(', ')}), row 0 (${columns.join(', ')})`);
+    }
+    return columns.map((c) => row[c] as V);
+  });
+  return insertRows(provider, table, columns, tuples);
+}

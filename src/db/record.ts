@@ -25,11 +25,13 @@
  */
 import type { ParsedOutcome } from '../schema/job.js';
 import { canonicalJson } from '../util/hash.js';
-import { assertSameDatabase, insertRows, providerOf, type Db } from './client.js';
+import type { Build as BuildModel, Result as ResultModel, Run as RunModel, Sweep as SweepModel, Worker as WorkerModel } from '../../generated/prisma/sqlite/client/client.js';
+import { assertSameDatabase, insertRecords, providerOf, type Db } from './client.js';
 import { recordBuildSources, UNPLANNED } from './plan.js';
 import { storableValue } from './text.js';
 import { tuneText } from '../sweep/tune.js';
 import type { VariantResult } from '../schema/bench-output.js';
+import { sampleColumns } from './samples.js';
 
 export type RecordResult = 'recorded' | 'duplicate';
 
@@ -63,6 +65,24 @@ export const NO_OUTCOME = {
 const OUTCOME_COLUMNS = Object.keys(NO_OUTCOME) as ReadonlyArray<keyof typeof NO_OUTCOME>;
 type Value = string | number | boolean | Date | null;
 
+/*
+ * The rows written here, each an object of the table's model (generated from prisma/models.prisma): every
+ * value is written beside its column's name, the column list is read from the object (db/client.ts
+ * insertRecords), and the compiler holds each row to the model's columns and types. Omitted: the
+ * columns left to their defaults.
+ */
+type SweepRow = Pick<SweepModel, 'id' | 'name' | 'pool' | 'spec' | 'points' | 'runs'>;
+type WorkerRow = Omit<WorkerModel, 'firstSeen'>;
+type BuildRow = Omit<BuildModel, 'createdAt'>;
+type OutcomeRow = Pick<RunModel, keyof typeof NO_OUTCOME>;
+type RunRow = Pick<RunModel, 'id' | 'sweepId' | 'groupHash' | 'rep' | 'pool' | 'params'> & OutcomeRow;
+type ResultRow = ResultModel;
+
+/** The Sweep row of a sweep whose plan this database lacks. */
+function unplannedSweep(id: string, pool: string): SweepRow {
+  return { id, name: UNPLANNED, pool, spec: '{}', points: 0, runs: 0 };
+}
+
 export async function recordOutcome(db: Db, o: ParsedOutcome): Promise<RecordResult> {
   const [r] = await recordOutcomes(db, [o]);
   return r!;
@@ -76,10 +96,10 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
   for (const o of outcomes) if (!first.has(o.runId)) first.set(o.runId, o);
   const batch = [...first.values()];
   const provider = providerOf(db);
-  const insert = async (tx: Tx, table: string, columns: readonly string[], rows: Value[][], tail: string, returning = false): Promise<string[]> => {
+  const insert = async (tx: Tx, table: string, rows: ReadonlyArray<Readonly<Record<string, Value>>>, tail: string, returning = false): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      const statement = insertRows(provider, table, columns, rows.slice(i, i + ROWS_PER_STATEMENT));
+      const statement = insertRecords(provider, table, rows.slice(i, i + ROWS_PER_STATEMENT));
       const sql = `${statement.sql} ${tail}`;
       const values = statement.values.map(storableValue);
       if (returning) ids.push(...(await tx.$queryRawUnsafe<Array<{ id: string }>>(sql, ...values)).map((r) => r.id));
@@ -92,16 +112,15 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
     async (tx) => {
       // Sweeps with no plan row (the plan went to another database, or was lost): record the runs anyway.
       const sweeps = new Map(batch.map((o) => [o.sweepId, o.pool]));
-      await insert(tx, 'Sweep', ['id', 'name', 'pool', 'spec', 'points', 'runs'], [...sweeps].map(([id, pool]) => [id, UNPLANNED, pool, '{}', 0, 0]), 'ON CONFLICT ("id") DO NOTHING');
+      await insert(tx, 'Sweep', [...sweeps].map(([id, pool]) => unplannedSweep(id, pool)), 'ON CONFLICT ("id") DO NOTHING');
 
       const workers = new Map(batch.filter((o) => o.worker).map((o) => [o.worker!.id, o]));
       await insert(
         tx,
         'Worker',
-        ['id', 'host', 'pool', 'backend', 'cpu', 'gpu', 'driver', 'compiler', 'info', 'lastSeen'],
-        [...workers.values()].map((o) => {
+        [...workers.values()].map((o): WorkerRow => {
           const w = o.worker!;
-          return [w.id, w.host, w.pool, w.backend, w.cpu, w.gpu, w.driver, w.compiler, canonicalJson(w), new Date(o.finishedAt)];
+          return { id: w.id, host: w.host, pool: w.pool, backend: w.backend, cpu: w.cpu, gpu: w.gpu, driver: w.driver, compiler: w.compiler, info: canonicalJson(w), lastSeen: new Date(o.finishedAt) };
         }),
         'ON CONFLICT ("id") DO UPDATE SET "lastSeen" = excluded."lastSeen", "info" = excluded."info", "driver" = excluded."driver", "compiler" = excluded."compiler"',
       );
@@ -110,8 +129,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       await insert(
         tx,
         'Build',
-        ['key', 'backend', 'sourceHash', 'gitCommit', 'compiler', 'flags', 'arch'],
-        [...builds.values()].map((b) => [b.key, b.backend, b.sourceHash, b.gitCommit, b.compiler, b.flags, b.arch]),
+        [...builds.values()].map((b): BuildRow => ({ key: b.key, backend: b.backend, sourceHash: b.sourceHash, gitCommit: b.gitCommit, compiler: b.compiler, flags: b.flags, arch: b.arch })),
         'ON CONFLICT ("key") DO NOTHING',
       );
       // A worker that built its own checkout (sweep source: worker) says what it was.
@@ -120,28 +138,27 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       const recorded = await insert(
         tx,
         'Run',
-        ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', ...OUTCOME_COLUMNS],
-        batch.map((o) => [
-          o.runId,
-          o.sweepId,
-          o.job.groupHash,
-          o.job.rep,
-          o.pool,
-          canonicalJson(o.job.points),
-          o.status,
-          o.reason,
-          o.attempts,
-          o.worker?.id ?? null,
-          o.builds[0]?.info.key ?? null,
-          o.flags.join(','),
-          o.env ? canonicalJson(o.env) : null,
-          o.telemetry === null ? null : JSON.stringify(o.telemetry),
-          cap(o.stdoutTail),
-          cap(o.stderrTail),
-          o.wallMs,
-          o.startedAt === null ? null : new Date(o.startedAt),
-          new Date(o.finishedAt),
-        ]),
+        batch.map((o): RunRow => ({
+          id: o.runId,
+          sweepId: o.sweepId,
+          groupHash: o.job.groupHash,
+          rep: o.job.rep,
+          pool: o.pool,
+          params: canonicalJson(o.job.points),
+          status: o.status,
+          reason: o.reason,
+          attempts: o.attempts,
+          workerId: o.worker?.id ?? null,
+          buildKey: o.builds[0]?.info.key ?? null,
+          flags: o.flags.join(','),
+          env: o.env ? canonicalJson(o.env) : null,
+          telemetry: o.telemetry === null ? null : JSON.stringify(o.telemetry),
+          stdoutTail: cap(o.stdoutTail),
+          stderrTail: cap(o.stderrTail),
+          wallMs: o.wallMs,
+          startedAt: o.startedAt === null ? null : new Date(o.startedAt),
+          finishedAt: new Date(o.finishedAt),
+        })),
         'ON CONFLICT ("id") DO UPDATE SET ' +
           OUTCOME_COLUMNS.map((c) => `"${c}" = excluded."${c}"`).join(', ') +
           // The first outcome wins, with one exception: a result produced before a cancel took effect
@@ -151,7 +168,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
       );
       const wonIds = new Set(recorded);
 
-      const results: Value[][] = [];
+      const results: ResultRow[] = [];
       for (const o of batch) {
         if (!wonIds.has(o.runId)) continue;
         const hashOf = new Map(o.job.points.map((p) => [`${p.build}\0${p.point.variant}\0${tuneText(p.point.tune)}`, p.hash]));
@@ -163,53 +180,39 @@ export async function recordOutcomes(db: Db, outcomes: readonly ParsedOutcome[])
             const tune = requestedTune(r.tunables);
             const e = r.energy ?? null;
             const updates = e?.counter_update_ms as { median?: unknown } | undefined;
-            results.push([
-              (several ? `${o.runId}/${name}/${r.variant}` : `${o.runId}/${r.variant}`) + (tune ? `@${tune.replace(/ /g, ',')}` : ''),
-              o.runId,
-              name,
-              info.key,
-              r.variant,
-              hashOf.get(`${name}\0${r.variant}\0${tune}`) ?? o.job.groupHash,
-              r.stats.n,
-              r.stats.median,
-              r.stats.p10,
-              r.stats.p90,
-              r.stats.mean,
-              r.stats.min,
-              r.stats.max,
-              r.stats.stdev,
-              r.bandwidth_gbps,
-              output.bytes_per_iter,
-              r.check.pass,
-              r.check.rel_err ?? -1,
-              JSON.stringify(r.samples_us),
-              JSON.stringify(r.rounds),
-              r.sm_clock_mhz ? JSON.stringify(r.sm_clock_mhz) : null,
-              r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
-              output.build.source_hash,
-              output.build.git_commit ?? null,
+            results.push({
+              id: (several ? `${o.runId}/${name}/${r.variant}` : `${o.runId}/${r.variant}`) + (tune ? `@${tune.replace(/ /g, ',')}` : ''),
+              runId: o.runId,
+              build: name,
+              buildKey: info.key,
+              variant: r.variant,
+              pointHash: hashOf.get(`${name}\0${r.variant}\0${tune}`) ?? o.job.groupHash,
+              // The binary's statistics of the samples, for results list (prisma/models.prisma): the samples are the truth.
+              n: r.stats.n,
+              median: r.stats.median,
+              p10: r.stats.p10,
+              p90: r.stats.p90,
+              bandwidthGbps: r.bandwidth_gbps,
+              bytesPerIter: output.bytes_per_iter,
+              checkPass: r.check.pass,
+              relErr: r.check.rel_err, // null: no error measured
+              ...sampleColumns(r),
+              waits: r.waits === undefined || r.waits === null ? null : JSON.stringify(r.waits),
+              sourceHash: output.build.source_hash,
+              gitCommit: output.build.git_commit ?? null,
               tune,
-              r.tunables ? canonicalJson(r.tunables) : null,
-              output.device.name,
-              e?.joules_per_forward ?? null,
-              e?.mean_power_w ?? null,
-              typeof e?.counter_step_mj_min === 'number' ? e.counter_step_mj_min : null,
-              typeof updates?.median === 'number' ? updates.median : null,
-              e === null ? null : JSON.stringify(e),
-            ]);
+              tunables: r.tunables ? canonicalJson(r.tunables) : null,
+              device: output.device.name,
+              joulesPerForward: e?.joules_per_forward ?? null,
+              meanPowerW: e?.mean_power_w ?? null,
+              energyStepMj: typeof e?.counter_step_mj_min === 'number' ? e.counter_step_mj_min : null,
+              energyUpdateMs: typeof updates?.median === 'number' ? updates.median : null,
+              energy: e === null ? null : JSON.stringify(e),
+            });
           }
         }
       }
-      await insert(
-        tx,
-        'Result',
-        [
-          'id', 'runId', 'build', 'buildKey', 'variant', 'pointHash', 'n', 'median', 'p10', 'p90', 'mean', 'min', 'max', 'stdev', 'bandwidthGbps', 'bytesPerIter', 'checkPass', 'relErr', 'samplesUs', 'rounds', 'smClockMhz', 'waits', 'sourceHash', 'gitCommit',
-          'tune', 'tunables', 'device', 'joulesPerForward', 'meanPowerW', 'energyStepMj', 'energyUpdateMs', 'energy',
-        ],
-        results,
-        'ON CONFLICT ("id") DO NOTHING',
-      );
+      await insert(tx, 'Result', results, 'ON CONFLICT ("id") DO NOTHING');
       assertSameDatabase(db);
       return wonIds;
     },
@@ -250,14 +253,22 @@ export async function recordUnreadable(db: Db, u: UnreadableRun): Promise<Record
   const provider = providerOf(db);
   const now = new Date();
   const recorded = await db.$transaction(async (tx) => {
-    const sweep = insertRows<Value>(provider, 'Sweep', ['id', 'name', 'pool', 'spec', 'points', 'runs'], [[u.sweepId, UNPLANNED, u.pool, '{}', 0, 0]]);
+    const sweep = insertRecords<Value>(provider, 'Sweep', [unplannedSweep(u.sweepId, u.pool)]);
     await tx.$executeRawUnsafe(`${sweep.sql} ON CONFLICT ("id") DO NOTHING`, ...sweep.values.map(storableValue));
-    const run = insertRows<Value>(
-      provider,
-      'Run',
-      ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', 'status', 'reason', 'stderrTail', 'finishedAt'],
-      [[u.runId, u.sweepId, '', 0, u.pool, '[]', u.status, u.reason, cap(u.raw), now]],
-    );
+    // What is known of the run; its other columns keep their defaults (those of NO_OUTCOME among them).
+    const row: Pick<RunRow, 'id' | 'sweepId' | 'groupHash' | 'rep' | 'pool' | 'params' | 'status' | 'reason' | 'stderrTail' | 'finishedAt'> = {
+      id: u.runId,
+      sweepId: u.sweepId,
+      groupHash: '',
+      rep: 0,
+      pool: u.pool,
+      params: '[]',
+      status: u.status,
+      reason: u.reason,
+      stderrTail: cap(u.raw),
+      finishedAt: now,
+    };
+    const run = insertRecords<Value>(provider, 'Run', [row]);
     const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
       `${run.sql} ` +
         `ON CONFLICT ("id") DO UPDATE SET "status" = excluded."status", "reason" = excluded."reason", "stderrTail" = excluded."stderrTail", "finishedAt" = excluded."finishedAt" ` +

@@ -24,7 +24,6 @@ import { compareSweep, DEFAULT_MIN_RUNS, thresholds, verdictOf } from '../result
 import { DEFAULT_THRESHOLD_PCT, evaluateGate, gateAnnotations, slowdownPct } from '../results/gate.js';
 import { loadHistory } from '../results/history.js';
 import { loadSweepResults, sampledRun, type VariantRun } from '../results/load.js';
-import { median } from '../stats/index.js';
 
 export interface RegressionBuild {
   sourceHash: string;
@@ -130,7 +129,7 @@ export async function findRegressions(db: Db, sweepId: string): Promise<SweepReg
 
 /** A run of one build, as compare.ts reads runs: unpaired (builds of a history come from separate runs). */
 function asRun(runId: string, samples: number[], sourceHash: string): VariantRun {
-  return sampledRun({ runId: `${sourceHash}/${runId}`, build: sourceHash, samples, median: samples.length ? median(samples) : NaN, sourceHash });
+  return sampledRun({ runId: `${sourceHash}/${runId}`, build: sourceHash, samples, sourceHash });
 }
 
 /** One line for people (and for chat webhooks that show a `text` field). */

@@ -81,12 +81,13 @@ export interface CompareRow {
   point: string;
   /** The build (the sweep's name for it) this row measured. */
   build: string;
-  /** The environment group, as one label (gpu · clock · power · observed SM band). */
+  /** The environment group, as one label (gpu · clock · power · SM clock band). */
   env: string;
   gpu: string;
   clock: string;
   power: string;
-  clockBand: string;
+  /** The band of the SM clock its runs ran at (RunEnvironment.smClockBand). */
+  smClockBand: string;
   variant: string;
   /** The baseline's name in its dimension (Comparison.baselineBy): a variant of this build, or a build with this variant. */
   baseline: string;
@@ -242,7 +243,7 @@ function compareRow(g: PointGroup, arm: Arm, baselineSpec: Baseline, isBaseline:
     gpu: g.env.gpu,
     clock: g.env.clock,
     power: g.env.power,
-    clockBand: g.env.band,
+    smClockBand: g.env.smClockBand,
     variant,
     baseline,
     runs: runs.length,

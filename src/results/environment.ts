@@ -13,18 +13,23 @@
  */
 import { parseRunEnv } from '../schema/job.js';
 import type { Point } from '../schema/sweep.js';
+import { currentSummaryKeys } from '../schema/telemetry.js';
 
-/** Width of the observed-clock bands runs are grouped by, MHz (0: do not group by observed clock). */
-export const DEFAULT_CLOCK_BAND_MHZ = 50;
+/** Width of the SM clock bands runs are grouped by, MHz (0: do not group by SM clock). */
+export const DEFAULT_SM_CLOCK_BAND_MHZ = 50;
 
 export interface RunEnvironment {
   gpu: string;
   clock: string;
   power: string;
-  /** Observed SM clock band, e.g. "1950-1999 MHz", or 'n/a' when no clock was observed. */
-  band: string;
-  /** Median observed SM clock, MHz, when known (Run.env.observedSmMhz, else from the telemetry). */
-  observedSmMhz: number | null;
+  /**
+   * The band of the SM clock the run ran at, e.g. "1950-1999 MHz", or 'n/a' when none was observed: of
+   * telemetrySmMhz, else (nvidia-smi read no SM clock) of the kernel's own median that the run's telemetry
+   * summary holds beside it.
+   */
+  smClockBand: string;
+  /** nvidia-smi's median SM clock over the timed window, MHz (Run.env.telemetrySmMhz, else the telemetry's summary). */
+  telemetrySmMhz: number | null;
   /** GPUs the run used (1 unless the point asked for more). */
   gpus: number;
   /** Several GPUs: the links between them, order-free ("NV18", "NV18 x6", "PIX + SYS x2"; '?' for unknown); '' for one. */
@@ -51,18 +56,19 @@ function parseJson(text: string | null): unknown {
   }
 }
 
-/** The median SM clock of a run's telemetry: summary.sm_mhz.median, else summary.kernel_sm_mhz, else null. */
-export function telemetrySmMhz(telemetryJson: string | null): number | null {
-  const summary = record(record(parseJson(telemetryJson))?.['summary']);
-  if (!summary) return null;
-  const sm = record(summary['sm_mhz'])?.['median'];
-  if (typeof sm === 'number' && Number.isFinite(sm) && sm > 0) return sm;
-  const k = summary['kernel_sm_mhz'];
-  if (typeof k === 'number' && Number.isFinite(k) && k > 0) return k;
-  return null;
+const positive = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : null);
+
+/**
+ * The two SM clocks a run's telemetry summary holds (Run.telemetry, JSON): nvidia-smi's median over the
+ * window (summary.sm_mhz.median) and the kernel's own median (summary.sm_clock_mhz); null where absent.
+ */
+export function telemetryClocks(telemetryJson: string | null): { telemetrySmMhz: number | null; smClockMhz: number | null } {
+  const summary = record(currentSummaryKeys(record(parseJson(telemetryJson))?.['summary']));
+  if (!summary) return { telemetrySmMhz: null, smClockMhz: null };
+  return { telemetrySmMhz: positive(record(summary['sm_mhz'])?.['median']), smClockMhz: positive(summary['sm_clock_mhz']) };
 }
 
-export function clockBand(mhz: number | null, width: number): string {
+export function smClockBand(mhz: number | null, width: number): string {
   if (mhz === null || width <= 0) return 'n/a';
   const lo = Math.floor(mhz / width) * width;
   return `${lo}-${lo + width - 1} MHz`;
@@ -74,24 +80,24 @@ export interface EnvInput {
   telemetryJson: string | null;
   /** The GPU of the worker that ran it (Worker.gpu), when known. */
   workerGpu: string | null;
-  bandMhz: number;
+  /** Width of the SM clock bands, MHz (0: one band for every clock). */
+  smClockBandMhz: number;
 }
-
-const positive = (x: number | null | undefined): number | null => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : null);
 
 export function runEnvironment(i: EnvInput): RunEnvironment {
   const env = parseRunEnv(i.envJson);
   const gpu = env?.gpu ? env.gpu : i.workerGpu ?? (i.point.backend === 'cpu' ? 'cpu' : 'unknown GPU');
-  // The worker's observedSmMhz is the telemetry window's median; where it had none, the telemetry's kernel clock.
-  const observedSmMhz = positive(env?.observedSmMhz) ?? telemetrySmMhz(i.telemetryJson);
+  const telemetry = telemetryClocks(i.telemetryJson);
+  const telemetrySmMhz = positive(env?.telemetrySmMhz) ?? telemetry.telemetrySmMhz;
   const gpus = env?.gpus !== undefined && env.gpus > 1 ? env.gpus : (i.point.gpus ?? 1);
   const summary = env?.topology?.summary;
   return {
     gpu,
     clock: settingText(env?.clock ?? i.point.clock),
     power: settingText(env?.power ?? i.point.power),
-    band: clockBand(observedSmMhz, i.bandMhz),
-    observedSmMhz,
+    // nvidia-smi's reading; where it read no SM clock, the kernel's as the telemetry summary holds it.
+    smClockBand: smClockBand(telemetrySmMhz ?? telemetry.smClockMhz, i.smClockBandMhz),
+    telemetrySmMhz,
     gpus,
     topology: gpus > 1 ? (summary ? summary : 'unknown links') : '',
   };
@@ -99,9 +105,9 @@ export function runEnvironment(i: EnvInput): RunEnvironment {
 
 /** Key of the environment group (what runs must share to be compared): for several GPUs, their count and links too. */
 export function envKey(e: RunEnvironment): string {
-  return `${e.gpu}|${e.clock}|${e.power}|${e.band}` + (e.gpus > 1 ? `|${e.gpus}|${e.topology}` : '');
+  return `${e.gpu}|${e.clock}|${e.power}|${e.smClockBand}` + (e.gpus > 1 ? `|${e.gpus}|${e.topology}` : '');
 }
 
 export function envLabel(e: RunEnvironment): string {
-  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.band}` + (e.gpus > 1 ? ` · ${e.gpus} GPUs ${e.topology}` : '');
+  return `${e.gpu} · clock=${e.clock} · power=${e.power} · sm=${e.smClockBand}` + (e.gpus > 1 ? ` · ${e.gpus} GPUs ${e.topology}` : '');
 }

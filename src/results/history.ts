@@ -15,9 +15,9 @@ import type { Db } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import { DEFAULT_CHANGEPOINT_ALPHA, DEFAULT_MIN_CHANGE, detectSteps, median, quantileSorted, unpairedRunTest, type StepKind } from '../stats/index.js';
-import { z } from 'zod';
-import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
+import { DEFAULT_SM_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment } from './environment.js';
 import { pointLabel } from './load.js';
+import { readSamples } from '../db/samples.js';
 import { DEFAULT_MIN_RUNS } from './compare.js';
 import { tuneText, variantLabel } from '../sweep/tune.js';
 import { annotationKey, loadAnnotations, type StepAnnotation } from './annotations.js';
@@ -31,7 +31,7 @@ export interface HistoryOptions {
   includeFlagged?: boolean;
   alpha?: number;
   minChange?: number;
-  bandMhz?: number;
+  smClockBandMhz?: number;
   /** Keep each build's samples run by run (BuildEntry.runs), for a run-level test of a step. */
   keepRuns?: boolean;
 }
@@ -84,8 +84,6 @@ export interface History {
   series: HistorySeries[];
 }
 
-const numbers = z.array(z.number());
-
 /** Fewest runs on each side of a step: as compare (DEFAULT_MIN_RUNS), one run says nothing of run-to-run spread. */
 const MIN_STEP_RUNS = DEFAULT_MIN_RUNS;
 
@@ -103,7 +101,7 @@ export function historyStepP(before: ReadonlyArray<readonly number[]>, after: Re
 export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History> {
   const alpha = opts.alpha ?? DEFAULT_CHANGEPOINT_ALPHA;
   const minChange = opts.minChange ?? DEFAULT_MIN_CHANGE;
-  const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
+  const smClockBandMhz = opts.smClockBandMhz ?? DEFAULT_SM_CLOCK_BAND_MHZ;
   let where: object;
   if (opts.point !== undefined) {
     if (!/^[A-Za-z0-9]{6,}$/.test(opts.point)) throw new UsageError(`--point: expected a point hash (at least 6 letters or digits), got "${opts.point}"`);
@@ -133,7 +131,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
   for (const r of results) {
     const params = RunParamsSchema.parse(JSON.parse(r.run.params));
     const p = params.find((x) => x.point.variant === r.variant && x.build === r.build && tuneText(x.point.tune) === r.tune)?.point ?? params[0]!.point;
-    const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, bandMhz });
+    const env = runEnvironment({ point: p, envJson: r.run.env, telemetryJson: r.run.telemetry, workerGpu: r.run.workerId ? (gpuOf.get(r.run.workerId) ?? null) : null, smClockBandMhz });
     const key = `${r.pointHash}|${envKey(env)}`;
     let acc = series.get(key);
     if (!acc) {
@@ -150,7 +148,7 @@ export async function loadHistory(db: Db, opts: HistoryOptions): Promise<History
     const b = acc.builds.get(r.sourceHash) ?? { gitCommit: r.gitCommit, first: t, runs: 0, samples: [], perRun: [] };
     b.first = Math.min(b.first, t);
     b.runs++;
-    const samples = numbers.parse(JSON.parse(r.samplesUs));
+    const { samples } = readSamples(r);
     b.samples.push(...samples);
     // Run by run: the step test is run-level (as compare's); keepRuns also hands them to the caller.
     b.perRun.push({ runId: r.run.id, samples });

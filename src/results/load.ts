@@ -9,9 +9,9 @@ import { UsageError } from '../errors.js';
 import { RunParamsSchema } from '../schema/job.js';
 import type { Point } from '../schema/sweep.js';
 import { canonicalJson } from '../util/hash.js';
-import { z } from 'zod';
+import { readSamples } from '../db/samples.js';
 import { tuneText, variantLabel } from '../sweep/tune.js';
-import { DEFAULT_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
+import { DEFAULT_SM_CLOCK_BAND_MHZ, envKey, envLabel, runEnvironment, type RunEnvironment } from './environment.js';
 
 export interface VariantRun {
   runId: string;
@@ -24,7 +24,6 @@ export interface VariantRun {
   pointHash: string;
   samples: number[];
   rounds: number[];
-  median: number;
   flags: string[];
   interleaved: boolean;
   sourceHash: string;
@@ -41,10 +40,9 @@ export interface VariantRun {
 /**
  * A run known by its samples alone (compare's input built from something other than this database's rows,
  * such as a history's runs): the fields given, and for the rest nothing recorded (no rounds, flags,
- * commit, time, telemetry, energy or device; rep 0, not interleaved). `median` must be given too: what
- * the samples' median is, is the caller's to say.
+ * commit, time, telemetry, energy or device; rep 0, not interleaved).
  */
-export function sampledRun(run: Pick<VariantRun, 'runId' | 'build' | 'samples' | 'median' | 'sourceHash'> & Partial<VariantRun>): VariantRun {
+export function sampledRun(run: Pick<VariantRun, 'runId' | 'build' | 'samples' | 'sourceHash'> & Partial<VariantRun>): VariantRun {
   return {
     rep: 0,
     groupHash: '',
@@ -116,14 +114,12 @@ export interface SweepResults {
 }
 
 export interface LoadOptions {
-  /** Width of the observed SM clock bands, MHz; 0 groups all observed clocks together. Default 50. */
-  bandMhz?: number;
+  /** Width of the SM clock bands (RunEnvironment.smClockBand), MHz; 0 groups every clock together. Default 50. */
+  smClockBandMhz?: number;
 }
 
-const numbers = z.array(z.number());
-
 export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOptions = {}): Promise<SweepResults> {
-  const bandMhz = opts.bandMhz ?? DEFAULT_CLOCK_BAND_MHZ;
+  const smClockBandMhz = opts.smClockBandMhz ?? DEFAULT_SM_CLOCK_BAND_MHZ;
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
   if (!sweep) throw new UsageError(`sweep ${sweepId}: no such sweep in the database (see \`moefarm results list\`)`);
   let baselineFromSpec: Baseline | null = null;
@@ -163,7 +159,7 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
       envJson: run.env,
       telemetryJson: run.telemetry,
       workerGpu: run.workerId ? (gpuOf.get(run.workerId) ?? null) : null,
-      bandMhz,
+      smClockBandMhz,
     });
     const flags = run.flags ? run.flags.split(',').filter(Boolean) : [];
     for (const res of run.results) {
@@ -181,15 +177,15 @@ export async function loadSweepResults(db: Db, sweepId: string, opts: LoadOption
       const label = variantLabel(res.variant, res.tune);
       const ak = armKey(res.build, label);
       const arm = g.arms.get(ak) ?? { build: res.build, variant: label, baseVariant: res.variant, tune: res.tune, runs: [] };
+      const { samples, rounds } = readSamples(res);
       arm.runs.push({
         runId: run.id,
         build: res.build,
         rep: run.rep,
         groupHash: run.groupHash,
         pointHash: res.pointHash,
-        samples: numbers.parse(JSON.parse(res.samplesUs)),
-        rounds: numbers.parse(JSON.parse(res.rounds)),
-        median: res.median,
+        samples,
+        rounds,
         flags,
         interleaved: params.length > 1,
         sourceHash: res.sourceHash,

@@ -21,7 +21,8 @@ export interface ReportOptions {
   /** Runs whose telemetry to draw; default: up to `maxTelemetry` runs of the sweep that have telemetry, one per job group first. */
   telemetryRuns?: string[];
   maxTelemetry?: number;
-  bandMhz?: number;
+  /** Width of the SM clock bands, MHz (results/load.ts LoadOptions). */
+  smClockBandMhz?: number;
   /** Shown in the header; default now. */
   generatedAt?: string;
   /** Most failed runs listed (default 200); the report says how many more there are. */
@@ -35,7 +36,7 @@ export interface SweepReport {
 }
 
 export async function buildReportData(db: Db, sweepId: string, opts: ReportOptions = {}): Promise<SweepReport> {
-  const results = await loadSweepResults(db, sweepId, opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz });
+  const results = await loadSweepResults(db, sweepId, opts.smClockBandMhz === undefined ? {} : { smClockBandMhz: opts.smClockBandMhz });
   const cmp = compareSweep(results, opts.baseline ?? null, { includeFlagged: opts.includeFlagged ?? false });
   const singleEnv = new Set(results.groups.map((g) => g.envLabel)).size <= 1;
   // The baseline's arms first.
@@ -89,7 +90,7 @@ export async function buildReportData(db: Db, sweepId: string, opts: ReportOptio
   const history = await loadHistory(db, {
     pointHashes,
     includeFlagged: opts.includeFlagged ?? false,
-    ...(opts.bandMhz === undefined ? {} : { bandMhz: opts.bandMhz }),
+    ...(opts.smClockBandMhz === undefined ? {} : { smClockBandMhz: opts.smClockBandMhz }),
   });
   const notes = [cmp.thresholds.text, history.text];
   const historyEnvs = new Set(history.series.map((s) => s.env)).size;

@@ -159,10 +159,11 @@ export type PowerSource = (typeof POWER_SOURCES)[number];
 /**
  * Run.env: the conditions a run was measured under, as the worker recorded them (worker.ts base()):
  * the settings the job asked for (its first point's clock and power: every point of a job shares them),
- * the GPU, what the worker applied (lockedClockMhz, powerLimitW) and the SM clock it observed
- * (observedSmMhz: median of the telemetry window; kernelSmMhz: median of the binary's own per-sample
- * readings). Keys a newer worker adds pass through; a key an older one did not write reads null
- * (the several-GPU keys read as absent).
+ * the GPU, what the worker applied (requestedSmMhz: the SM clock it asked the driver to lock, null at
+ * default clocks; powerLimitW) and the SM clock it observed, by two instruments (smClockMhz: median of
+ * the binary's own per-sample readings inside the kernel; telemetrySmMhz: nvidia-smi's median over the
+ * timed window). Keys a newer worker adds pass through; a key an older one did not write reads null
+ * (the several-GPU keys read as absent); keys it wrote under an older name are read by parseRunEnv.
  */
 export const RunEnvSchema = z.looseObject({
   backend: z.enum(BACKENDS).nullable().default(null),
@@ -173,10 +174,10 @@ export const RunEnvSchema = z.looseObject({
   gpuIndex: z.int().nonnegative().nullable().default(null),
   driver: z.string().nullable().default(null),
   powerSource: z.enum(POWER_SOURCES).nullable().default(null),
-  lockedClockMhz: z.number().nullable().default(null),
+  requestedSmMhz: z.number().nullable().default(null),
   powerLimitW: z.number().nullable().default(null),
-  observedSmMhz: z.number().nullable().default(null),
-  kernelSmMhz: z.number().nullable().default(null),
+  telemetrySmMhz: z.number().nullable().default(null),
+  smClockMhz: z.number().nullable().default(null),
   // Several GPUs only (absent for one): how many, which, and how they are linked (part of the environment group).
   gpus: z.int().positive().optional(),
   gpuIndices: z.array(z.int().nonnegative()).optional(),
@@ -187,6 +188,18 @@ export const RunEnvSchema = z.looseObject({
   topology: TopologySchema.pick({ summary: true }).loose().optional(),
 });
 export type RunEnv = z.output<typeof RunEnvSchema>;
+
+/**
+ * The names older workers wrote Run.env's clocks under, and their names now. parseRunEnv is the one place
+ * that reads them: an old key stands in for its new one where the new one is absent or null (a record
+ * written by an older worker, or one whose outcome an older worker sent: the new keys then read null beside
+ * the old ones), and is not passed on.
+ */
+const RUN_ENV_FORMER_KEYS: Readonly<Record<string, keyof RunEnv>> = {
+  lockedClockMhz: 'requestedSmMhz',
+  kernelSmMhz: 'smClockMhz',
+  observedSmMhz: 'telemetrySmMhz',
+};
 
 /**
  * Run.env as stored (JSON text), read leniently: no record or bad JSON give null; a key whose value does
@@ -201,10 +214,16 @@ export function parseRunEnv(text: string | null): RunEnv | null {
     return null;
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return null;
-  const parsed = RunEnvSchema.safeParse(json);
+  const record: Record<string, unknown> = { ...json };
+  for (const [former, now] of Object.entries(RUN_ENV_FORMER_KEYS)) {
+    if (!(former in record)) continue;
+    if (record[now] === undefined || record[now] === null) record[now] = record[former];
+    delete record[former];
+  }
+  const parsed = RunEnvSchema.safeParse(record);
   if (parsed.success) return parsed.data;
   const misfits = new Set(parsed.error.issues.map((i) => i.path[0]));
-  const again = RunEnvSchema.safeParse(Object.fromEntries(Object.entries(json).filter(([k]) => !misfits.has(k))));
+  const again = RunEnvSchema.safeParse(Object.fromEntries(Object.entries(record).filter(([k]) => !misfits.has(k))));
   return again.success ? again.data : null;
 }
 

@@ -21,22 +21,45 @@ export type TelemetrySamples = z.infer<typeof TelemetrySamplesSchema>;
 
 const band = z.object({ min: z.number(), median: z.number(), max: z.number() }).nullable();
 
-export const TelemetrySummarySchema = z.object({
-  samples: z.int(),
-  /** Sampling period asked of nvidia-smi, ms. */
-  period_ms: z.number(),
-  /** Samples inside the binary's timed window, when the binary reported one; else all. */
-  window: z.enum(['timed', 'whole-run']),
-  sm_mhz: band,
-  mem_mhz: band,
-  power_w: band,
-  temp_c: band,
-  /** Union of clock-event reasons seen in the window, decoded to names. */
-  reasons: z.array(z.string()),
-  /** Median of the SM clock the binary measured inside the kernel (clock64 over %globaltimer). */
-  kernel_sm_mhz: z.number().nullable(),
-});
-export type TelemetrySummary = z.infer<typeof TelemetrySummarySchema>;
+/**
+ * The summary's keys as older workers wrote them, and their names now: `kernel_sm_mhz` is `sm_clock_mhz`.
+ * currentSummaryKeys is the one place that reads them (TelemetrySummarySchema, and results/environment.ts
+ * for its lenient reading): an old key stands in for its new one where the new one is absent.
+ */
+const SUMMARY_FORMER_KEYS: Readonly<Record<string, string>> = { kernel_sm_mhz: 'sm_clock_mhz' };
+
+/** A stored summary with its former keys under their names now; anything but an object as it is. */
+export function currentSummaryKeys(summary: unknown): unknown {
+  if (summary === null || typeof summary !== 'object' || Array.isArray(summary)) return summary;
+  const out: Record<string, unknown> = { ...summary };
+  for (const [former, now] of Object.entries(SUMMARY_FORMER_KEYS)) {
+    if (!(former in out)) continue;
+    if (out[now] === undefined) out[now] = out[former];
+    delete out[former];
+  }
+  return out;
+}
+
+export const TelemetrySummarySchema = z.preprocess(
+  currentSummaryKeys,
+  z.object({
+    samples: z.int(),
+    /** Sampling period asked of nvidia-smi, ms. */
+    period_ms: z.number(),
+    /** Samples inside the binary's timed window, when the binary reported one; else all. */
+    window: z.enum(['timed', 'whole-run']),
+    /** nvidia-smi's SM clock over the window: its median is Run.env.telemetrySmMhz. */
+    sm_mhz: band,
+    mem_mhz: band,
+    power_w: band,
+    temp_c: band,
+    /** Union of clock-event reasons seen in the window, decoded to names. */
+    reasons: z.array(z.string()),
+    /** Median of the SM clock the binary measured inside the kernel (clock64 over %globaltimer): Run.env.smClockMhz. */
+    sm_clock_mhz: z.number().nullable(),
+  }),
+);
+export type TelemetrySummary = z.output<typeof TelemetrySummarySchema>;
 
 export const TelemetrySchema = z.object({
   source: z.enum(['nvidia-smi', 'none']),

@@ -6,9 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pairedRounds, thresholds, verdictOf } from '../../src/results/compare.js';
-import { clockBand, runEnvironment, telemetrySmMhz } from '../../src/results/environment.js';
+import { runEnvironment, smClockBand, telemetryClocks } from '../../src/results/environment.js';
 import { compareSamples } from '../../src/stats/index.js';
 import { parseRunEnv } from '../../src/schema/job.js';
+import { TelemetrySchema, TelemetrySummarySchema } from '../../src/schema/telemetry.js';
 import { fakeRun, telemetry } from './synth.js';
 import { runSamples, seeded } from '../helpers/latencies.js';
 
@@ -114,40 +115,59 @@ describe('paired rounds', () => {
 });
 
 describe('environment', () => {
-  it('reads the observed clock from telemetry and bands it', () => {
-    expect(telemetrySmMhz(JSON.stringify(telemetry(1987)))).toBe(1987);
-    expect(telemetrySmMhz(JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }))).toBe(1500);
-    expect(telemetrySmMhz('not json')).toBeNull();
-    expect(telemetrySmMhz(null)).toBeNull();
-    expect(clockBand(1987, 50)).toBe('1950-1999 MHz');
-    expect(clockBand(null, 50)).toBe('n/a');
-    expect(clockBand(1987, 0)).toBe('n/a');
+  it('reads the observed clocks from telemetry and bands them', () => {
+    expect(telemetryClocks(JSON.stringify(telemetry(1987)))).toEqual({ telemetrySmMhz: 1987, smClockMhz: null });
+    // The kernel's median under its name now, and under the name older workers wrote it by.
+    expect(telemetryClocks(JSON.stringify({ summary: { sm_mhz: null, sm_clock_mhz: 1500 } }))).toEqual({ telemetrySmMhz: null, smClockMhz: 1500 });
+    expect(telemetryClocks(JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }))).toEqual({ telemetrySmMhz: null, smClockMhz: 1500 });
+    expect(telemetryClocks('not json')).toEqual({ telemetrySmMhz: null, smClockMhz: null });
+    expect(telemetryClocks(null)).toEqual({ telemetrySmMhz: null, smClockMhz: null });
+    expect(smClockBand(1987, 50)).toBe('1950-1999 MHz');
+    expect(smClockBand(null, 50)).toBe('n/a');
+    expect(smClockBand(1987, 0)).toBe('n/a');
+  });
+
+  it("reads a stored telemetry summary's former key for the kernel clock under its name now", () => {
+    const stored = { samples: 3, period_ms: 50, window: 'timed', sm_mhz: { min: 1400, median: 1410, max: 1420 }, mem_mhz: null, power_w: null, temp_c: null, reasons: [] };
+    expect(TelemetrySummarySchema.parse({ ...stored, kernel_sm_mhz: 1405 })).toEqual({ ...stored, sm_clock_mhz: 1405 });
+    expect(TelemetrySummarySchema.parse({ ...stored, sm_clock_mhz: 1405 })).toEqual({ ...stored, sm_clock_mhz: 1405 });
+    expect(TelemetrySchema.safeParse({ source: 'nvidia-smi', samples: null, summary: { ...stored, kernel_sm_mhz: null } }).success).toBe(true);
+    expect(TelemetrySummarySchema.safeParse(stored).success).toBe(false);
   });
 
   it('takes the GPU from Run.env, then the worker, and ignores unknown keys', () => {
     const point = { backend: 'cuda' as const, clock: { lock: 1500 }, power: 'default' as const };
-    const e = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100', observed: { whatever: [1] } }), telemetryJson: null, workerGpu: 'other', bandMhz: 50 });
-    expect(e).toMatchObject({ gpu: 'NVIDIA H100', clock: 'lock:1500', power: 'default', band: 'n/a' });
-    expect(runEnvironment({ point, envJson: '{"gpu":null}', telemetryJson: null, workerGpu: 'NVIDIA L4', bandMhz: 50 }).gpu).toBe('NVIDIA L4');
-    expect(runEnvironment({ point: { ...point, backend: 'cpu' }, envJson: null, telemetryJson: null, workerGpu: null, bandMhz: 50 }).gpu).toBe('cpu');
+    const e = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100', observed: { whatever: [1] } }), telemetryJson: null, workerGpu: 'other', smClockBandMhz: 50 });
+    expect(e).toMatchObject({ gpu: 'NVIDIA H100', clock: 'lock:1500', power: 'default', smClockBand: 'n/a' });
+    expect(runEnvironment({ point, envJson: '{"gpu":null}', telemetryJson: null, workerGpu: 'NVIDIA L4', smClockBandMhz: 50 }).gpu).toBe('NVIDIA L4');
+    expect(runEnvironment({ point: { ...point, backend: 'cpu' }, envJson: null, telemetryJson: null, workerGpu: null, smClockBandMhz: 50 }).gpu).toBe('cpu');
   });
 
   it("reads the settings and the observed clock the worker recorded, and falls back to the point and the telemetry for older records", () => {
     const point = { backend: 'cuda' as const, clock: 'default' as const, power: 'default' as const };
     // A record as worker.ts writes it: what was asked for, applied and observed.
-    const written = { backend: 'cuda', clock: { lock: 1410 }, power: { limit: 300 }, gpu: 'NVIDIA H100', gpuUuid: 'GPU-1', gpuIndex: 0, driver: '580.00', powerSource: 'unknown', lockedClockMhz: 1410, powerLimitW: 300, observedSmMhz: 1407, kernelSmMhz: 1405 };
-    expect(runEnvironment({ point, envJson: JSON.stringify(written), telemetryJson: JSON.stringify(telemetry(1980)), workerGpu: null, bandMhz: 50 })).toEqual({
-      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', band: '1400-1449 MHz', observedSmMhz: 1407, gpus: 1, topology: '',
+    const written = { backend: 'cuda', clock: { lock: 1410 }, power: { limit: 300 }, gpu: 'NVIDIA H100', gpuUuid: 'GPU-1', gpuIndex: 0, driver: '580.00', powerSource: 'unknown', requestedSmMhz: 1410, powerLimitW: 300, telemetrySmMhz: 1407, smClockMhz: 1405 };
+    expect(runEnvironment({ point, envJson: JSON.stringify(written), telemetryJson: JSON.stringify(telemetry(1980)), workerGpu: null, smClockBandMhz: 50 })).toEqual({
+      gpu: 'NVIDIA H100', clock: 'lock:1410', power: 'limit:300', smClockBand: '1400-1449 MHz', telemetrySmMhz: 1407, gpus: 1, topology: '',
     });
     // Several GPUs: their count and links as the worker recorded them; links of another form read as unknown.
     const two = { ...written, gpus: 2, gpuIndices: [0, 1], topology: { gpus: [0, 1], links: { '0-1': 'NV18' }, summary: 'NV18' } };
-    expect(runEnvironment({ point, envJson: JSON.stringify(two), telemetryJson: null, workerGpu: null, bandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'NV18' });
-    expect(runEnvironment({ point, envJson: JSON.stringify({ ...two, topology: 'NV18' }), telemetryJson: null, workerGpu: null, bandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'unknown links', observedSmMhz: 1407 });
-    // No observed clock in the record (no telemetry window median): the telemetry's kernel clock, as before.
-    const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, bandMhz: 50 });
-    expect(older).toMatchObject({ clock: 'default', power: 'default', observedSmMhz: 1500 });
-    expect(parseRunEnv(JSON.stringify({ gpu: 'x', extra: 1 }))).toMatchObject({ gpu: 'x', clock: null, lockedClockMhz: null, extra: 1 });
-    expect(parseRunEnv('{"gpu":"x","lockedClockMhz":"fast"}')).toMatchObject({ gpu: 'x', lockedClockMhz: null });
+    expect(runEnvironment({ point, envJson: JSON.stringify(two), telemetryJson: null, workerGpu: null, smClockBandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'NV18' });
+    expect(runEnvironment({ point, envJson: JSON.stringify({ ...two, topology: 'NV18' }), telemetryJson: null, workerGpu: null, smClockBandMhz: 50 })).toMatchObject({ gpus: 2, topology: 'unknown links', telemetrySmMhz: 1407 });
+    // No nvidia-smi clock in the record (no telemetry window median): the band is the telemetry's kernel clock, as before.
+    const older = runEnvironment({ point, envJson: JSON.stringify({ gpu: 'NVIDIA H100' }), telemetryJson: JSON.stringify({ summary: { sm_mhz: null, kernel_sm_mhz: 1500 } }), workerGpu: null, smClockBandMhz: 50 });
+    expect(older).toMatchObject({ clock: 'default', power: 'default', telemetrySmMhz: null, smClockBand: '1500-1549 MHz' });
+    expect(parseRunEnv(JSON.stringify({ gpu: 'x', extra: 1 }))).toMatchObject({ gpu: 'x', clock: null, requestedSmMhz: null, extra: 1 });
+    expect(parseRunEnv('{"gpu":"x","requestedSmMhz":"fast"}')).toMatchObject({ gpu: 'x', requestedSmMhz: null });
+    // Records of older workers: their clock keys read under the names they have now, and are not passed on.
+    const former = { gpu: 'x', lockedClockMhz: 1410, observedSmMhz: 1407, kernelSmMhz: 1405 };
+    const read = parseRunEnv(JSON.stringify(former));
+    expect(read).toMatchObject({ requestedSmMhz: 1410, telemetrySmMhz: 1407, smClockMhz: 1405 });
+    expect(read).not.toHaveProperty('lockedClockMhz');
+    expect(runEnvironment({ point, envJson: JSON.stringify(former), telemetryJson: null, workerGpu: null, smClockBandMhz: 50 })).toMatchObject({ telemetrySmMhz: 1407, smClockBand: '1400-1449 MHz' });
+    // An outcome an older worker sent: the new keys read null beside the old ones, which stand in for them.
+    expect(parseRunEnv(JSON.stringify({ ...former, requestedSmMhz: null, telemetrySmMhz: null, smClockMhz: null }))).toMatchObject({ requestedSmMhz: 1410, telemetrySmMhz: 1407, smClockMhz: 1405 });
+    expect(parseRunEnv('{"gpu":"x","lockedClockMhz":"fast"}')).toMatchObject({ gpu: 'x', requestedSmMhz: null });
     expect(parseRunEnv('[1]')).toBeNull();
     expect(parseRunEnv('not json')).toBeNull();
   });

@@ -64,6 +64,17 @@ describe('compare on stored results', () => {
     expect(all.rows.find((x) => x.point.includes('T=1 ') && x.variant === 'reference')!.runs).toBe(4);
   });
 
+  it("stores each result's columns as the binary gave them, NULL where no relative error was measured", async () => {
+    const plan = await plannedSweep(db, sweepYaml({ name: 'columns', repeat: 1 }));
+    const [a, b] = plan.runs;
+    await record(db, plan, a!, { results: [{ variant: a!.points[0]!.point.variant, samples: [3, 1, 2], rounds: [0, 1, 1], relErr: null }] });
+    await record(db, plan, b!, { results: [{ variant: b!.points[0]!.point.variant, samples: [5, 4], relErr: 0.003 }] });
+    const rows = await db.result.findMany({ where: { runId: { in: [a!.id, b!.id] } }, orderBy: { runId: 'asc' } });
+    const byRun = new Map(rows.map((r) => [r.runId, r]));
+    expect(byRun.get(a!.id)).toMatchObject({ runId: a!.id, variant: a!.points[0]!.point.variant, n: 3, median: 2, relErr: null, samplesUs: '[3,1,2]', rounds: '[0,1,1]', smClockMhz: null, checkPass: true, bytesPerIter: 1000, device: 'synthetic', sourceHash: 'srcA' });
+    expect(byRun.get(b!.id)).toMatchObject({ n: 2, median: 4.5, relErr: 0.003, samplesUs: '[5,4]', rounds: '[0,0]' });
+  });
+
   it('splits environment groups by observed clock band and says when a group has no baseline', async () => {
     const plan = await plannedSweep(db, sweepYaml({ name: 'bands', repeat: 2 }));
     const r = seeded(7);
@@ -73,12 +84,12 @@ describe('compare on stored results', () => {
       await record(db, plan, run, { results: [{ variant: v, samples: runSamples(r, 30, 100, 0.01) }], telemetry: telemetry(v === 'fused' ? 1710 : 1980), env: { clock: 'default', power: 'default', gpu: 'NVIDIA H100 80GB HBM3', backend: 'cuda', unknown_key: { a: 1 } } });
     }
     const cmp = compareSweep(await loadSweepResults(db, plan.sweepId), null);
-    expect(cmp.rows.map((x) => [x.variant, x.clockBand, x.verdict]).sort()).toEqual([
+    expect(cmp.rows.map((x) => [x.variant, x.smClockBand, x.verdict]).sort()).toEqual([
       ['fused', '1700-1749 MHz', 'NO-BASELINE'],
       ['reference', '1950-1999 MHz', 'BASELINE'],
     ]);
     expect(cmp.rows[1]!.gpu).toBe('NVIDIA H100 80GB HBM3');
-    const merged = compareSweep(await loadSweepResults(db, plan.sweepId, { bandMhz: 0 }), null);
+    const merged = compareSweep(await loadSweepResults(db, plan.sweepId, { smClockBandMhz: 0 }), null);
     expect(merged.rows.map((x) => x.verdict)).toEqual(['BASELINE', expect.stringMatching(/SAME|UNSURE/)]);
   });
 
@@ -103,7 +114,7 @@ describe('compare on stored results', () => {
     expect(json.thresholds).toMatchObject({ alpha: 0.01, band: 0.02, confidence: 0.95 });
 
     const csv = (await cli(['results', 'compare', '--sweep', id, '--csv'], env)).stdout.trim().split('\n');
-    expect(csv[0]).toBe('point,gpu,clock,power,clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
+    expect(csv[0]).toBe('point,gpu,clock,power,sm_clock_band,build,variant,baseline_by,baseline,runs,excluded_runs,samples,median_us,p10_us,p90_us,iqr_rel,speedup,ci_lo,ci_hi,mode,p,p_mann_whitney,p_run_level,verdict,reason,joules_per_forward,mean_power_w,energy_runs');
     expect(csv).toHaveLength(5);
 
     const bad = await cli(['results', 'compare', '--sweep', 'nope'], env);

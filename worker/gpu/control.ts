@@ -31,8 +31,8 @@ export interface Marker {
 export interface Applied {
   clock: Clock;
   power: Power;
-  /** The clock the GPU was locked to, MHz; null at default clocks. */
-  lockedClockMhz: number | null;
+  /** The SM clock the GPU was asked to lock to (and the driver accepted), MHz; null at default clocks. */
+  requestedSmMhz: number | null;
   powerLimitW: number | null;
 }
 
@@ -61,8 +61,8 @@ export class GpuController {
     return stale;
   }
 
-  /** The clock a request means on this GPU, MHz; null for `default`. */
-  targetClock(clock: Clock): number | null {
+  /** The SM clock a request means on this GPU, MHz; null for `default` (nothing is locked). */
+  requestedSmMhz(clock: Clock): number | null {
     if (clock === 'default') return null;
     if (clock === 'max') return this.caps.maxSmClockMhz ?? this.caps.graphicsClocksMhz[0] ?? null;
     if (clock === 'base') return this.caps.baseClockMhz;
@@ -74,11 +74,11 @@ export class GpuController {
     const who = `worker ${this.workerId} (GPU ${this.caps.index}${this.caps.name ? `, ${this.caps.name}` : ''})`;
     if (clock !== 'default') {
       if (!this.caps.clockControl.allowed) throw new PermanentRunError('unsatisfiable', `${who}: clock ${describe(clock)} requested, but clock control is ${this.caps.clockControl.reason}`);
-      const target = this.targetClock(clock);
-      if (target === null) throw new PermanentRunError('unsatisfiable', `${who}: clock ${describe(clock)} requested, but the GPU does not report that clock`);
+      const requested = this.requestedSmMhz(clock);
+      if (requested === null) throw new PermanentRunError('unsatisfiable', `${who}: clock ${describe(clock)} requested, but the GPU does not report that clock`);
       const supported = this.caps.graphicsClocksMhz;
-      if (supported.length > 0 && !supported.includes(target)) {
-        throw new PermanentRunError('unsatisfiable', `${who}: clock ${target} MHz is not a supported graphics clock (supported: ${supported.slice(0, 6).join(', ')}${supported.length > 6 ? ', …' : ''})`);
+      if (supported.length > 0 && !supported.includes(requested)) {
+        throw new PermanentRunError('unsatisfiable', `${who}: clock ${requested} MHz is not a supported graphics clock (supported: ${supported.slice(0, 6).join(', ')}${supported.length > 6 ? ', …' : ''})`);
       }
     }
     if (typeof power === 'object') {
@@ -96,28 +96,28 @@ export class GpuController {
    * run as unsatisfiable.
    */
   async apply(clock: Clock, power: Power): Promise<Applied> {
-    const applied: Applied = { clock, power, lockedClockMhz: null, powerLimitW: this.caps.powerLimitW };
-    const target = this.targetClock(clock);
+    const applied: Applied = { clock, power, requestedSmMhz: null, powerLimitW: this.caps.powerLimitW };
+    const requested = this.requestedSmMhz(clock);
     const wantPower = typeof power === 'object' ? power.limit : null;
-    if (target === null && wantPower === null) return applied;
+    if (requested === null && wantPower === null) return applied;
     this.writeMarker({
       pid: process.pid,
       pidStart: processStart(process.pid),
       gpu: this.caps.index,
       uuid: this.caps.uuid,
-      clockLocked: target !== null,
+      clockLocked: requested !== null,
       previousPowerLimitW: wantPower !== null ? this.caps.powerLimitW : null,
       at: new Date().toISOString(),
     });
     const i = String(this.caps.index);
-    if (target !== null) {
-      const r = await smi(['-i', i, '-lgc', `${target},${target}`]);
+    if (requested !== null) {
+      const r = await smi(['-i', i, '-lgc', `${requested},${requested}`]);
       if (!r.ok) {
         await this.restore();
         this.caps.clockControl = { allowed: false, reason: `refused by the driver (${r.message})` };
-        throw new PermanentRunError('unsatisfiable', `worker ${this.workerId}: locking GPU ${i} to ${target} MHz was refused by the driver: ${r.message}`);
+        throw new PermanentRunError('unsatisfiable', `worker ${this.workerId}: locking GPU ${i} to ${requested} MHz was refused by the driver: ${r.message}`);
       }
-      applied.lockedClockMhz = target;
+      applied.requestedSmMhz = requested;
     }
     if (wantPower !== null) {
       const r = await smi(['-i', i, '-pl', String(wantPower)]);

@@ -16,7 +16,11 @@ export const THROTTLE_CLOCK_FRACTION = 0.9;
 export const MISMATCH_FRACTION = 0.03;
 export const MISMATCH_MIN_MHZ = 30;
 
-export function runFlags(opts: { summary: TelemetrySummary | null; lockedClockMhz: number | null; kernelSmMhz: number | null }): { flags: RunFlag[]; notes: string[] } {
+/**
+ * `requestedSmMhz`: the SM clock the worker locked (null at default clocks); `smClockMhz`: the median SM
+ * clock measured inside the kernel; the summary's `sm_mhz`: nvidia-smi's reading over the window.
+ */
+export function runFlags(opts: { summary: TelemetrySummary | null; requestedSmMhz: number | null; smClockMhz: number | null }): { flags: RunFlag[]; notes: string[] } {
   const flags = new Set<RunFlag>();
   const notes: string[] = [];
   const seen = opts.summary?.reasons.filter((r) => THROTTLE_REASONS.has(r)) ?? [];
@@ -24,16 +28,16 @@ export function runFlags(opts: { summary: TelemetrySummary | null; lockedClockMh
     flags.add('throttled');
     notes.push(`throttle reasons active: ${seen.join(', ')}`);
   }
-  const target = opts.lockedClockMhz;
-  if (target !== null && opts.kernelSmMhz !== null && opts.kernelSmMhz < THROTTLE_CLOCK_FRACTION * target) {
+  const requested = opts.requestedSmMhz;
+  if (requested !== null && opts.smClockMhz !== null && opts.smClockMhz < THROTTLE_CLOCK_FRACTION * requested) {
     flags.add('throttled');
-    notes.push(`kernel SM clock ${Math.round(opts.kernelSmMhz)} MHz < 90% of the requested ${target} MHz`);
+    notes.push(`kernel SM clock ${Math.round(opts.smClockMhz)} MHz < 90% of the requested ${requested} MHz`);
   }
-  if (target !== null) {
-    const observed = opts.summary?.sm_mhz?.median ?? opts.kernelSmMhz;
-    if (observed !== null && observed !== undefined && Math.abs(observed - target) > Math.max(MISMATCH_MIN_MHZ, MISMATCH_FRACTION * target)) {
+  if (requested !== null) {
+    const observed = opts.summary?.sm_mhz?.median ?? opts.smClockMhz;
+    if (observed !== null && observed !== undefined && Math.abs(observed - requested) > Math.max(MISMATCH_MIN_MHZ, MISMATCH_FRACTION * requested)) {
       flags.add('clock-mismatch');
-      notes.push(`locked ${target} MHz, observed ${Math.round(observed)} MHz`);
+      notes.push(`locked ${requested} MHz, observed ${Math.round(observed)} MHz`);
     }
   }
   return { flags: [...flags], notes };

@@ -104,8 +104,11 @@ export class TelemetrySampler {
     }
   }
 
-  /** Stop sampling; summarise the samples inside [from, to] (ms since epoch) when given, else all. */
-  async stop(window: [number, number] | null, kernelSmMhz: number | null): Promise<Telemetry> {
+  /**
+   * Stop sampling; summarise the samples inside [from, to] (ms since epoch) when given, else all. `smClockMhz`,
+   * the kernel's own median SM clock, is kept in the summary beside nvidia-smi's.
+   */
+  async stop(window: [number, number] | null, smClockMhz: number | null): Promise<Telemetry> {
     if (this.child) {
       this.child.kill('SIGTERM');
       await this.child.catch(() => undefined);
@@ -136,7 +139,7 @@ export class TelemetrySampler {
         power_w: band(pick(this.cols.power_w)),
         temp_c: band(pick(this.cols.temp_c)),
         reasons: decodeReasons(mask),
-        kernel_sm_mhz: kernelSmMhz,
+        sm_clock_mhz: smClockMhz,
       },
     };
   }
@@ -178,7 +181,7 @@ export function mergeTelemetry(per: ReadonlyArray<{ index: number; telemetry: Te
         power_w: merge('power_w'),
         temp_c: merge('temp_c'),
         reasons: [...new Set(sums.flatMap((s) => s.reasons))],
-        kernel_sm_mhz: sums[0]!.kernel_sm_mhz,
+        sm_clock_mhz: sums[0]!.sm_clock_mhz,
       }
     : null;
   return { source: 'nvidia-smi', samples: per[0]!.telemetry.samples, summary, per_gpu: per.map((p) => ({ index: p.index, summary: p.telemetry.summary })) };
