@@ -349,6 +349,7 @@ class CudaBackend : public Backend {
   }
 
   Waits trace_waits(int v, int pid, JsonWriter* tj) override {
+    if (is_ep(v)) return ep_->trace_waits(plans_[v].path, pid, cfg_->variants[v], tj);
     Waits w;
     if (!plans_[v].persistent) return w;
     const Params p = params(v, x_rot_.p, rotate_, true);

@@ -15,13 +15,23 @@ namespace moe {
 enum TraceType : int {
   TR_ROUTER = 0, TR_BARRIER = 1, TR_FFN1 = 2, TR_FFN2 = 3, TR_DOORBELL = 4, TR_OS_QUEUE = 5,
   TR_OS_WORKER = 6, TR_CONVERT = 7, TR_TOPK = 8, TR_SPLITK = 9, TR_OS_DRAIN = 10, TR_TOPK_ONLY = 11,
-  TR_SK_FFN1 = 12, TR_SK_DOWN = 13, TR_FLAT_GU = 14, TR_NUM = 15
+  TR_SK_FFN1 = 12, TR_SK_DOWN = 13, TR_FLAT_GU = 14,
+  // ep-persistent (ep.cu k_epp): one span per block per phase
+  TR_EP_TOPK = 15, TR_EP_WAIT_TOPK = 16, TR_EP_DISPATCH = 17, TR_EP_DISP_REL = 18, TR_EP_WAIT_TOKENS = 19,
+  TR_EP_BUCKETS = 20, TR_EP_WAIT_LISTS = 21, TR_EP_FFN1 = 22, TR_EP_FFN1_BAR = 23, TR_EP_DOWN = 24,
+  TR_EP_DOWN_BAR = 25, TR_EP_RETURN = 26, TR_EP_RET_REL = 27, TR_EP_WAIT_SUMS = 28, TR_EP_COMBINE = 29,
+  TR_NUM = 30
 };
 inline const char* const kTraceNames[TR_NUM] = {
     "router", "wait:router-barrier", "ffn1", "ffn2", "wait:doorbell", "wait:os-queue(fan-in)", "wait:os-free-worker",
-    "convert", "topk+lists", "splitk-task", "wait:os-drain", "topk-only", "splitk:gate-up", "splitk:down+atomics", "flat:gate-up stream"};
+    "convert", "topk+lists", "splitk-task", "wait:os-drain", "topk-only", "splitk:gate-up", "splitk:down+atomics", "flat:gate-up stream",
+    "ep:topk", "wait:ep-topk", "ep:dispatch", "ep:dispatch-release", "wait:ep-peer-tokens",
+    "ep:buckets", "wait:ep-buckets", "ep:ffn1", "wait:ep-ffn1-barrier", "ep:down",
+    "wait:ep-down-barrier", "ep:return", "ep:return-release", "wait:ep-peer-sums", "ep:combine"};
 inline bool trace_is_wait(int t) {
-  return t == TR_BARRIER || t == TR_DOORBELL || t == TR_OS_QUEUE || t == TR_OS_WORKER || t == TR_OS_DRAIN;
+  return t == TR_BARRIER || t == TR_DOORBELL || t == TR_OS_QUEUE || t == TR_OS_WORKER || t == TR_OS_DRAIN ||
+         t == TR_EP_WAIT_TOPK || t == TR_EP_WAIT_TOKENS || t == TR_EP_WAIT_LISTS || t == TR_EP_FFN1_BAR ||
+         t == TR_EP_DOWN_BAR || t == TR_EP_WAIT_SUMS;
 }
 
 // Trace timestamps only when tracing: timed launches do not read the timer.
@@ -50,7 +60,8 @@ __device__ __forceinline__ void clock_end(const Params& p, int iter, const long 
   }
 }
 
-// ---- host side: what the traced launches recorded (backend.cu). cnt[b]: events of block b, at ev[b * kMaxEv ...].
+// ---- host side: what the traced launches recorded (backend.cu for the single-GPU persistent variants, ep.cu
+// for ep-persistent on every device). cnt[b]: events of block b, at ev[b * kMaxEv ...].
 
 // The first timestamp of a launch (the zero of its trace events).
 inline unsigned long long trace_first_ts(int nb, const std::vector<int>& cnt, const std::vector<TraceEv>& ev) {
