@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ep_gpu.sh — on a host with several GPUs: the expert-parallel figures of csrc/BENCHMARKS.md ("EP on CUDA").
-#   1. the link first: tools/nvlink_rtt (flag ping-pong, payload+flag round trip, peer copies) -> OUTDIR/nvlink_rtt.jsonl
+#   1. the link first: tools/nvlink_rtt (flag ping-pong and payload+flag round trip, each per release protocol;
+#      peer copies) -> OUTDIR/nvlink_rtt.jsonl
 #   2. for every GPU count G in GPUS (default: 1, 2 and 4 where the host has them), Qwen3-30B-A3B and DeepSeek-V3's
 #      routed experts (7168, 2048, 256 experts, top-8), T per GPU in TOKENS (default 1 8 64), bf16:
 #      ep-separate and ep-persistent interleaved in one process (check against the fp64 oracle over all G x T
@@ -43,9 +44,10 @@ c = d["config"]
 for r in d["results"]:
     ep = r.get("ep") or {}
     med = (r.get("stats") or {}).get("median")
+    fence = (r.get("tunables") or {}).get("fence")
     print(f'{c["hidden"]}x{c["inter"]}x{c["experts"]} G={c["gpus"]} T={c["tokens"]} {r["variant"]:14s} check={r["check"]["pass"]} '
           f'rel={r["check"]["rel_err"]:.2e} median={med} us comm={ep.get("comm")} per_gpu={ep.get("per_gpu_median_us")} '
-          f'spread={ep.get("spread_us")}')
+          f'spread={ep.get("spread_us")}' + (f' fence={fence["value"]}' if fence else ''))
 EOF
     done
   done

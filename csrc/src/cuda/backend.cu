@@ -349,6 +349,7 @@ class CudaBackend : public Backend {
   }
 
   Waits trace_waits(int v, int pid, JsonWriter* tj) override {
+    if (is_ep(v)) return ep_->trace_waits(plans_[v].path, pid, cfg_->variants[v], tj);
     Waits w;
     if (!plans_[v].persistent) return w;
     const Params p = params(v, x_rot_.p, rotate_, true);
@@ -363,58 +364,14 @@ class CudaBackend : public Backend {
       sync();
       CUDA_CHECK(cudaMemcpy(cnt.data(), trace_n_.p, nb * sizeof(int), cudaMemcpyDeviceToHost));
       CUDA_CHECK(cudaMemcpy(ev.data(), trace_.p, ev.size() * sizeof(TraceEv), cudaMemcpyDeviceToHost));
-      unsigned long long tmin = ~0ull, tmax = 0;
-      for (int b = 0; b < nb; ++b)
-        for (int i = 0; i < cnt[b]; ++i) {
-          const TraceEv& e = ev[(size_t)b * kMaxEv + i];
-          tmin = std::min(tmin, e.t0);
-          tmax = std::max(tmax, e.t1);
-        }
-      const double span = (tmax - tmin) / 1000.0;
-      w.kernel_us += span / L;
-      for (int b = 0; b < nb; ++b) {
-        unsigned long long last = tmin;
-        for (int i = 0; i < cnt[b]; ++i) {
-          const TraceEv& e = ev[(size_t)b * kMaxEv + i];
-          if (trace_is_wait(e.type)) w.per_block_us[b] += (e.t1 - e.t0) / 1000.0 / L;
-          last = std::max(last, e.t1);
-        }
-        w.tail_us += (tmax - last) / 1000.0 / L;  // block done, kernel not: the end-of-kernel bubble
-      }
-      if (tj && l == L - 1) write_trace(*tj, pid, v, nb, cnt, ev, tmin);
+      add_trace_waits(w, nb, cnt, ev, L);
+      if (tj && l == L - 1) write_trace_events(*tj, pid, cfg_->variants[v], nb, cnt, ev, trace_first_ts(nb, cnt, ev));
     }
-    for (double d : w.per_block_us) w.total_us += d;
-    w.share = w.kernel_us > 0 ? w.total_us / (nb * w.kernel_us) : 0;
-    w.launches = L;
+    finish_trace_waits(w, nb, L);
     return w;
   }
 
  private:
-  void write_trace(JsonWriter& tj, int pid, int v, int nb, const std::vector<int>& cnt, const std::vector<TraceEv>& ev,
-                   unsigned long long tmin) {
-    tj.begin_obj();
-    tj.kv("name", "process_name"); tj.kv("ph", "M"); tj.kv("pid", pid);
-    tj.key("args"); tj.begin_obj(); tj.kv("name", cfg_->variants[v]); tj.end_obj();
-    tj.end_obj();
-    for (int b = 0; b < nb; ++b)
-      for (int i = 0; i < cnt[b]; ++i) {
-        const TraceEv& e = ev[(size_t)b * kMaxEv + i];
-        tj.begin_obj();
-        tj.kv("name", kTraceNames[e.type < TR_NUM && e.type >= 0 ? e.type : 0]);
-        tj.kv("cat", trace_is_wait(e.type) ? "wait" : "work");
-        tj.kv("ph", "X");
-        tj.kv("pid", pid);
-        tj.kv("tid", b);
-        tj.kv("ts", (e.t0 - tmin) / 1000.0);
-        tj.kv("dur", (e.t1 - e.t0) / 1000.0);
-        tj.key("args");
-        tj.begin_obj();
-        if (e.task >= 0) { tj.kv("task_type", e.task >> 28); tj.kv("expert", (e.task >> 16) & 0xfff); tj.kv("tile", e.task & 0xffff); }
-        tj.end_obj();
-        tj.end_obj();
-      }
-  }
-
   int gpus_ = 1;
   std::unique_ptr<EpEngine> ep_;
   int dev_ = 0;

@@ -22,11 +22,13 @@
 //   ep-persistent  FlashDMoE's way: one persistent kernel per device (one block per SM, k_epp). Tokens,
 //                  their ids/weights and the partial results move by 16-byte stores straight into the peer's
 //                  memory (cudaDeviceEnablePeerAccess; NVLink where the GPUs have it), only the rows that are
-//                  needed; each transfer ends with __threadfence_system() and a flag stored into the peer
-//                  (st.release.sys) carrying the iteration number; the receiver spins on its own memory
-//                  (ld.acquire.sys). Inside a device: grid barriers on monotonic counters (target
-//                  iteration x blocks, never reset). No host involvement between the router and the
-//                  combined output.
+//                  needed; each transfer ends with a flag stored into the peer carrying the iteration
+//                  number, released after the stores as the tunable `fence` says (0: __threadfence_system()
+//                  in every thread, then st.release.sys; 1: bar.sync, then one fence.acq_rel.sys and
+//                  st.relaxed.sys; arrive_then_signal gives the memory-order argument); the receiver spins
+//                  on its own memory (ld.acquire.sys). Inside a device: grid barriers on monotonic counters
+//                  (target iteration x blocks, never reset). No host involvement between the router and the
+//                  combined output. --trace: one span per block per phase (k_epp), every device.
 // Timing: each device records a CUDA event on its own stream at every iteration boundary; a sample is the
 // slowest device's time for that iteration (events of different devices are never subtracted: their clocks
 // are not one). All devices start after a host barrier (every device synchronized), and the warm-up
@@ -45,6 +47,7 @@
 #include "ep.h"
 #include "epilogue.cuh"
 #include "routing.cuh"
+#include "trace.cuh"
 
 namespace moe {
 
@@ -74,6 +77,7 @@ struct EpArgs {
   float* ret;               // [G][T][H] partial sums received, by owner
   int* ctl;                 // EpCtl words
   int* flags;               // [2G]: [s] tokens from source s arrived; [G + o] partial sums from owner o arrived
+  int fence;                // persistent: how a block releases its stores before a signal (arrive_then_signal)
   unsigned char* rb_peer[kMaxG];  // rb of device o
   float* ret_peer[kMaxG];         // ret of device o
   int* flags_peer[kMaxG];         // flags of device o
@@ -260,41 +264,110 @@ __global__ void __launch_bounds__(kThreads) k_eps_combine(EpArgs a) {
 
 // ---- ep-persistent: one kernel per device
 
+// Trace spans (--trace; trace.cuh): thread 0 of a block ends the span of `type` that began at t0 and returns
+// its end (the next span's start). Other threads return t0 (unused).
+__device__ __forceinline__ unsigned long long span(const EpArgs& a, Tracer& tr, int type, unsigned long long t0) {
+  if (threadIdx.x != 0) return t0;
+  const unsigned long long t1 = gt(a.p);
+  tr.add(type, -1, t0, t1);
+  return t1;
+}
+
 // Every block of the grid: wait until all have arrived at ctl[c] for this launch (target = seq * blocks).
-__device__ __forceinline__ void grid_sync(const EpArgs& a, int c, int target, int code) {
+// Traces the block's work since t0 as `work` (up to its last thread's arrival here) and the wait as `wait`;
+// returns (thread 0) the time the barrier was passed.
+__device__ __forceinline__ unsigned long long grid_sync(const EpArgs& a, Tracer& tr, int c, int target, int code, int work,
+                                                        int wait, unsigned long long t0) {
   __syncthreads();
   if (threadIdx.x == 0) {
+    t0 = span(a, tr, work, t0);
     __threadfence();
     atomicAdd(&a.ctl[c], 1);
     wait_ge(a, &a.ctl[c], target, false, code);
     __threadfence();
+    t0 = span(a, tr, wait, t0);
   }
   __syncthreads();
+  return t0;
 }
-// Every block arrives at ctl[c] after its stores into peers; the last one stores `seq` into flag slot
-// `slot` of every device.
+
+__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+__device__ __forceinline__ void st_relaxed_sys(int* p, int v) {
+  asm volatile("st.relaxed.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// Every block arrives at ctl[c] after its stores (into the peers' memory and this device's); the last one
+// stores `seq` into flag slot `slot` of every device. How the stores are released before the flag is the
+// tunable `fence` (variants.json, ep-persistent; a.fence):
+//   0  every thread fence.sc.sys (__threadfence_system) after its stores, bar.sync, thread 0's arrival
+//      (atom.add: relaxed, gpu scope); the last block's thread 0 fence.sc.sys again, then st.release.sys into
+//      each device's flag. The code of the first GPU run (csrc/BENCHMARKS.md).
+//   1  bar.sync, then thread 0 alone: fence.acq_rel.sys, the arrival; the last block's thread 0
+//      fence.acq_rel.sys, then st.relaxed.sys into each device's flag (one fence for all G flags, where
+//      G st.release.sys would each wait for the one before). nvlink_rtt measures this exchange as
+//      protocol "block:fence.acq_rel+relaxed".
+// Why 1 suffices, by the PTX memory model: let W be a store by thread t of block b into device o's memory
+// (a token row or a top-k id/weight before the dispatch signal, a partial-sum row before the return signal).
+//   a. W precedes t's arrival at the bar.sync below in program order, and bar.sync synchronizes the block's
+//      threads: W precedes thread 0's fence.acq_rel.sys in causality order (base causality order is
+//      transitive through program order and barrier synchronization, at any scope).
+//   b. Thread 0's fence.acq_rel.sys followed by its atom on ctl[c] is a release pattern. The last block's atom
+//      reads target - 1, so every other block's atom precedes it in observation order (a chain of atomic
+//      read-modify-writes of one word of this device, morally strong at gpu scope), and the last block's
+//      fence.acq_rel.sys after its atom makes an acquire pattern. The fences are both .sys: each block's
+//      release synchronizes with the last block's acquire, and W precedes that fence in causality order.
+//   c. The same fence followed by st.relaxed.sys of the flag on device o is a release pattern; the receiving
+//      thread 0's ld.acquire.sys (wait_ge, sys) that reads `seq` synchronizes with it (both .sys: morally
+//      strong). The receiver's bar.sync after its wait orders every one of its threads' later loads of those
+//      rows (ld.global.cg, through L2) after W in causality order: they read W, not the poison or a previous
+//      launch's value.
+//   The same chain orders a receiver's loads of a launch's rows before the sender's stores of the next
+//   launch into them (a release pattern orders earlier loads too). fence 0 adds a fence.sc.sys per thread
+//   that the model does not ask for; whether the hardware needs it is what `fence` measures. The oracle
+//   check runs before any timing (main.cpp: every variant against the fp64 oracle on poisoned outputs and
+//   receive blocks, with the same tunable values as the timed launches), so a protocol too weak for the
+//   hardware shows as a failed check (exit 1), and such a variant is not timed.
 __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int target, int slot, int seq) {
-  __threadfence_system();
+  if (a.fence == 0) __threadfence_system();
   __syncthreads();
-  if (threadIdx.x == 0 && atomicAdd(&a.ctl[c], 1) == target - 1) {
-    __threadfence_system();
-    for (int o = 0; o < a.G; ++o) st_release_sys(a.flags_peer[o] + slot, seq);
+  if (threadIdx.x == 0) {
+    if (a.fence != 0) fence_acq_rel_sys();
+    if (atomicAdd(&a.ctl[c], 1) == target - 1) {
+      if (a.fence == 0) {
+        __threadfence_system();
+        for (int o = 0; o < a.G; ++o) st_release_sys(a.flags_peer[o] + slot, seq);
+      } else {
+        fence_acq_rel_sys();
+        for (int o = 0; o < a.G; ++o) st_relaxed_sys(a.flags_peer[o] + slot, seq);
+      }
+    }
   }
 }
 
+// The persistent kernel, one per device. Trace spans per block (thread 0; --trace, and `waits` for device 0):
+// router, wait:router-barrier, ep:topk (block 0: top-k and its ids/weights stored into every device) or
+// wait:ep-topk (the other blocks), ep:dispatch (this thread 0's token-row stores issued), ep:dispatch-release
+// (the block's other stores, the fence(s), the arrival, the last block's flags), wait:ep-peer-tokens,
+// ep:buckets (block 0) or wait:ep-buckets, ep:ffn1, wait:ep-ffn1-barrier, ep:down, wait:ep-down-barrier,
+// ep:return, ep:return-release, wait:ep-peer-sums, ep:combine.
 template <bool BF>
 __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
   const Params& p = a.p;
   const int G = a.G, d = a.d, T = p.T, K = p.K, H = p.H, nb = gridDim.x;
   const Smem s(smem_raw, bucket_params(a));
+  Tracer tr;
+  if (threadIdx.x == 0) tr.init(p);
   const int iter = __ldcg(&a.ctl[EP_ITER]);
   const int seq = iter + 1, all = seq * nb;
+  unsigned long long t0 = gt(p);
   // 1. router logits of this device's tokens, experts spread over the grid
   const uint16_t* x = x_of(p, iter);
   for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF>(p, x, e);
-  grid_sync(a, EP_R, all, 101);
-  // 2. top-k (block 0), stored into this source's block on every device
+  t0 = grid_sync(a, tr, EP_R, all, 101, TR_ROUTER, TR_BARRIER, t0);
+  // 2. top-k (block 0), stored into this source's block on every device. The other blocks of this device
+  //    read them here (EP_TOPK, gpu scope); the peers after the dispatch signal, which block 0's own arrival
+  //    releases them with (arrive_then_signal).
   if (blockIdx.x == 0) {
     topk_softmax(p, s.ids, s.w, s.red);
     __syncthreads();
@@ -303,11 +376,15 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       float* w = blk_w(a.rb_peer[o], a.SB, d, p);
       for (int i = threadIdx.x; i < T * K; i += blockDim.x) { ids[i] = s.ids[i]; w[i] = s.w[i]; }
     }
-    __threadfence_system();
+    if (a.fence == 0) __threadfence_system();  // fence 1: bar.sync + st.release.gpu (this device's readers)
     __syncthreads();
-    if (threadIdx.x == 0) st_release(&a.ctl[EP_TOPK], seq);
+    if (threadIdx.x == 0) {
+      st_release(&a.ctl[EP_TOPK], seq);
+      t0 = span(a, tr, TR_EP_TOPK, t0);
+    }
   } else if (threadIdx.x == 0) {
     wait_ge(a, &a.ctl[EP_TOPK], seq, false, 102);
+    t0 = span(a, tr, TR_EP_WAIT_TOPK, t0);
   }
   __syncthreads();
   // 3. dispatch: token row t to every device that owns one of its experts (only those)
@@ -321,18 +398,26 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     uint4* dst = reinterpret_cast<uint4*>(const_cast<uint16_t*>(blk_x(a.rb_peer[o], a.SB, d)) + (size_t)t * H);
     for (int c = threadIdx.x; c < H / 8; c += blockDim.x) dst[c] = ld_ro(src + (size_t)c * 8);
   }
+  t0 = span(a, tr, TR_EP_DISPATCH, t0);
   arrive_then_signal(a, EP_DISP, all, d, seq);
+  t0 = span(a, tr, TR_EP_DISP_REL, t0);
   // 4. every source's tokens here; block 0 builds the buckets
-  if (threadIdx.x == 0)
+  if (threadIdx.x == 0) {
     for (int src = 0; src < G; ++src) wait_ge(a, a.flags + src, seq, true, 103);
+    t0 = span(a, tr, TR_EP_WAIT_TOKENS, t0);
+  }
   __syncthreads();
   if (blockIdx.x == 0) {
     build_buckets(a, s);
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) st_release(&a.ctl[EP_LISTS], seq);
+    if (threadIdx.x == 0) {
+      st_release(&a.ctl[EP_LISTS], seq);
+      t0 = span(a, tr, TR_EP_BUCKETS, t0);
+    }
   } else if (threadIdx.x == 0) {
     wait_ge(a, &a.ctl[EP_LISTS], seq, false, 104);
+    t0 = span(a, tr, TR_EP_WAIT_LISTS, t0);
   }
   __syncthreads();
   const int nact = __ldcg(&a.ctl[EP_NACT]);
@@ -344,11 +429,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       ffn1_bucket<BF>(a, b, tile * p.I / tiles, (tile + 1) * p.I / tiles);
     }
   }
-  grid_sync(a, EP_F, all, 105);
+  t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
   // 6. down projection into the partial sums, (bucket, column tile) tasks
   const int htiles = H / p.nh;
   for (int j = blockIdx.x; j < nact * htiles; j += nb) down_bucket<BF>(a, s, __ldcg(p.l_active + j / htiles), (j % htiles) * p.nh);
-  grid_sync(a, EP_D, all, 106);
+  t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN, TR_EP_DOWN_BAR, t0);
   // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here)
   for (int r = blockIdx.x; r < G * T; r += nb) {
     const int src = r / T, t = r % T;
@@ -363,15 +448,23 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       part[c] = make_float4(0.f, 0.f, 0.f, 0.f);  // zero for the next launch's reductions
     }
   }
+  t0 = span(a, tr, TR_EP_RETURN, t0);
   arrive_then_signal(a, EP_RET, all, G + d, seq);
+  t0 = span(a, tr, TR_EP_RET_REL, t0);
   // 8. combine: every owner's partial sums of this device's tokens
-  if (threadIdx.x == 0)
+  if (threadIdx.x == 0) {
     for (int o = 0; o < G; ++o) wait_ge(a, a.flags + G + o, seq, true, 107);
+    t0 = span(a, tr, TR_EP_WAIT_SUMS, t0);
+  }
   owner_masks(a, s.misc);
   __syncthreads();
   combine_range<BF>(a, s.misc, blockIdx.x * blockDim.x + threadIdx.x, nb * blockDim.x);
   __syncthreads();
-  if (threadIdx.x == 0 && atomicAdd(&a.ctl[EP_END], 1) == all - 1) a.ctl[EP_ITER] = seq;
+  if (threadIdx.x == 0) {
+    span(a, tr, TR_EP_COMBINE, t0);
+    tr.finish(p);
+    if (atomicAdd(&a.ctl[EP_END], 1) == all - 1) a.ctl[EP_ITER] = seq;
+  }
 }
 
 // ---------------------------------------------------------------- NCCL, opened at run time
@@ -440,6 +533,7 @@ struct EpPlan {
   int comm = 1;        // separate: 1 peer copies, 2 NCCL (G == 1: local copies)
   int ti = 16, nh = 128;
   int grid = 0;        // persistent: blocks per device
+  int fence = 0;       // persistent: tunable fence (arrive_then_signal)
   SmemLayout sl;
 };
 
@@ -507,6 +601,7 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaSetDevice(0));
       const int per_sm = blocks_per_sm(ctx.bf ? (const void*)k_epp<true> : (const void*)k_epp<false>, kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
+      pl.fence = (int)tun.get("fence");
       pl.grid = dev_[0].prop.multiProcessorCount;
       for (auto& dv : dev_) pl.grid = std::min(pl.grid, dv.prop.multiProcessorCount);
     }
@@ -695,7 +790,9 @@ class EpEngineImpl : public EpEngine {
     j.kv("comm", comm);
     if (comm == "nccl") j.kv("nccl_version", nccl_.version_string()); else j.kv_null("nccl_version");
     j.kv("comm_detail", pl.strategy == EP_PERSISTENT
-                            ? "16-byte stores into the peer's memory from the persistent kernel, only the rows needed; a flag stored after them (st.release.sys after __threadfence_system)"
+                            ? (pl.fence == 0
+                                   ? "16-byte stores into the peer's memory from the persistent kernel, only the rows needed; a flag stored after them (fence 0: every thread __threadfence_system after its stores, then st.release.sys)"
+                                   : "16-byte stores into the peer's memory from the persistent kernel, only the rows needed; a flag stored after them (fence 1: bar.sync, thread 0 fence.acq_rel.sys, then st.relaxed.sys)")
                             : pl.comm == 2 ? "ncclSend/ncclRecv in one group per all-to-all, fixed capacity per pair (the whole token block; the whole partial-sum block back)"
                                            : "cudaMemcpyPeerAsync per pair with cross-device events, fixed capacity per pair (the whole token block; the whole partial-sum block back)");
     j.kv("launch", pl.strategy == EP_PERSISTENT ? "one persistent kernel per GPU per forward" : "7 operations per GPU per forward enqueued from the host (no CUDA graph)");
@@ -751,6 +848,47 @@ class EpEngineImpl : public EpEngine {
     j.end_obj();
   }
 
+  Waits trace_waits(int i, int pid, const std::string& name, JsonWriter* tj) override {
+    Waits w;
+    const EpPlan& pl = plans_[i];
+    if (pl.strategy != EP_PERSISTENT) return w;
+    const int nb = pl.grid, L = 5;  // 5 launches, as the single-GPU persistent variants (backend.cu)
+    for (auto& dv : dev_) {
+      CUDA_CHECK(cudaSetDevice(dv.id));
+      if (dv.trace.n < (size_t)nb * kMaxEv) {
+        dv.trace.alloc((size_t)nb * kMaxEv);
+        dv.trace_n.alloc(nb);
+      }
+    }
+    clear_ctl();  // launch counters and flags from 0, every device idle (as before the timed launches)
+    std::vector<const uint16_t*> xb(G_);
+    for (int d = 0; d < G_; ++d) xb[d] = dev_[d].x_rot.p;
+    std::vector<TraceEv> ev((size_t)nb * kMaxEv);
+    std::vector<int> cnt(nb);
+    w.present = true;
+    w.per_block_us.assign(nb, 0.0);
+    for (int l = 0; l < L; ++l) {
+      for (int d = 0; d < G_; ++d) {
+        CUDA_CHECK(cudaSetDevice(d));
+        CUDA_CHECK(cudaMemsetAsync(dev_[d].trace_n.p, 0, dev_[d].trace_n.bytes(), dev_[d].st));
+      }
+      enqueue(i, xb, rotate_, nullptr, true);
+      sync_all();
+      const bool write = tj && l == L - 1;
+      for (int d = 0; d < (write ? G_ : 1); ++d) {
+        CUDA_CHECK(cudaSetDevice(d));
+        CUDA_CHECK(cudaMemcpy(cnt.data(), dev_[d].trace_n.p, nb * sizeof(int), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(ev.data(), dev_[d].trace.p, ev.size() * sizeof(TraceEv), cudaMemcpyDeviceToHost));
+        if (d == 0) add_trace_waits(w, nb, cnt, ev, L);
+        // Each device's events from its own first one: the devices' timers are not compared.
+        if (write) write_trace_events(*tj, pid + 100 * d, name + " GPU " + std::to_string(d), nb, cnt, ev, trace_first_ts(nb, cnt, ev));
+      }
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    finish_trace_waits(w, nb, L);
+    return w;
+  }
+
  private:
   struct Dev {
     int id = 0;
@@ -761,6 +899,8 @@ class EpEngineImpl : public EpEngine {
     DevBuf<float> logits, act, part, ret;
     DevBuf<int> l_cnt, l_off, l_active, l_slots, ctl, flags, dummy;
     DevBuf<unsigned char> sb, rb;
+    DevBuf<TraceEv> trace;  // ep-persistent's traced launches: [grid][kMaxEv]
+    DevBuf<int> trace_n;    // [grid]
   };
 
   std::string open_devices() {
@@ -792,7 +932,7 @@ class EpEngineImpl : public EpEngine {
     return "";
   }
 
-  EpArgs args(int d, const EpPlan& pl, const uint16_t* xb, int rotate) {
+  EpArgs args(int d, const EpPlan& pl, const uint16_t* xb, int rotate, bool trace) {
     Dev& dv = dev_[d];
     const Shape& s = m_->s;
     EpArgs a{};
@@ -802,12 +942,14 @@ class EpEngineImpl : public EpEngine {
     p.out = dv.out.p; p.logits = dv.logits.p; p.act = dv.act.p;
     p.l_cnt = dv.l_cnt.p; p.l_off = dv.l_off.p; p.l_slots = dv.l_slots.p; p.l_active = dv.l_active.p;
     p.ctrl = dv.dummy.p;
+    p.trace = trace ? dv.trace.p : nullptr; p.trace_n = dv.trace_n.p;
     p.T = cfg_->tokens; p.H = s.hidden; p.I = s.inter; p.E = s.experts; p.K = s.topk;
     p.ti = pl.ti; p.nh = pl.nh; p.nb = pl.grid; p.sl = pl.sl;
     a.G = G_; a.d = d; a.EL = s.experts / G_; a.SB = SB_;
     a.sb = dv.sb.p; a.rb = dv.rb.p; a.part = dv.part.p;
     a.ret = G_ == 1 && pl.strategy == EP_SEPARATE ? dv.part.p : dv.ret.p;  // one GPU, separate: read the sums in place
     a.ctl = dv.ctl.p; a.flags = dv.flags.p;
+    a.fence = pl.fence;
     for (int o = 0; o < G_; ++o) { a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p; }
     return a;
   }
@@ -839,12 +981,14 @@ class EpEngineImpl : public EpEngine {
     CUDA_CHECK(cudaSetDevice(0));
   }
 
-  // One forward on every device. marks: an event per device recorded on its stream first (timing).
-  void enqueue(int i, const std::vector<const uint16_t*>& xb, int rotate, const std::vector<cudaEvent_t>* marks) {
+  // One forward on every device. marks: an event per device recorded on its stream first (timing). trace:
+  // the persistent kernel records its spans into each device's trace buffer (trace_waits).
+  void enqueue(int i, const std::vector<const uint16_t*>& xb, int rotate, const std::vector<cudaEvent_t>* marks,
+               bool trace = false) {
     const EpPlan& pl = plans_[i];
     last_ = i;
     std::vector<EpArgs> a(G_);
-    for (int d = 0; d < G_; ++d) a[d] = args(d, pl, xb[d], rotate);
+    for (int d = 0; d < G_; ++d) a[d] = args(d, pl, xb[d], rotate, trace);
     const size_t smem = pl.sl.bytes();
     if (pl.strategy == EP_PERSISTENT) {
       for (int d = 0; d < G_; ++d) {

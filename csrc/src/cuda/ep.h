@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../backend.h"
 #include "../common.h"
 #include "../json.h"
 #include "families.h"
@@ -28,6 +29,10 @@ class EpEngine {
   // Samples: per iteration the slowest device's time (ep.cu, "Timing").
   virtual void time_iters(int i, int warmup, int iters, std::vector<double>& us) = 0;
   virtual void ep_json(int i, JsonWriter& j) const = 0;
+  // ep-persistent: traced launches on every device after the timing (backend.h trace_waits): `waits` of device
+  // 0's blocks; with tj, every device's events (process `pid` for device 0, pid + 100 d for device d, named
+  // "<name> GPU d"). ep-separate: none (waits null; its kernels do not trace).
+  virtual Waits trace_waits(int i, int pid, const std::string& name, JsonWriter* tj) = 0;
 };
 
 std::unique_ptr<EpEngine> make_ep_engine(int gpus);
