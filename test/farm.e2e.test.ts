@@ -106,6 +106,8 @@ describe.each(['sqlite', 'postgres'] as const)('end to end on %s', (kind) => {
     expect(before).toHaveLength(2);
     // Deliver every outcome again, as a lost acknowledgement would: new message ids, same runs.
     const results = new Queue(RESULTS_QUEUE, { connection: farm.redis, prefix: queuePrefix() });
+    // The collector writes a batch to the database before BullMQ marks its messages completed: wait for both.
+    await waitFor('both outcome messages completed', async () => (await results.getCompletedCount()) === 2);
     const done = await results.getCompleted();
     expect(done).toHaveLength(2);
     const dupBefore = farm.collector.duplicates;
