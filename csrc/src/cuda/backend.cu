@@ -51,7 +51,7 @@ class CudaBackend : public Backend {
     j.kv("persistent_blocks", max_grid_);
   }
 
-  std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tun) override {
+  std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, Fp8Scales, TunableSet& tun) override {
     const RegistryRow* row = find_cuda_row(spec.family, spec.strategy ? spec.strategy->c_str() : nullptr);
     if (!row) return "no CUDA code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
     // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
