@@ -23,7 +23,7 @@ import {
   type ShapeRequest,
   type VariantTable,
 } from '../src/schema/variant-table.js';
-import { TEST_CACHE } from './helpers/env.js';
+import { csrcBuildDir } from './helpers/env.js';
 import { ROOT } from './helpers/services.js';
 
 const CSRC = join(ROOT, 'csrc');
@@ -59,7 +59,7 @@ function shapeArgs(q: ShapeRequest): string[] {
 describe('the variant table is the binary\'s', () => {
   let cpuBin = '';
   beforeAll(async () => {
-    cpuBin = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+    cpuBin = await make(CSRC, 'cpu', csrcBuildDir(CSRC, 'variants-test', 'cpu'));
   }, 300_000);
 
   it('--list prints csrc/variants.json as the coordinator parses it, and the embedded tuning files', async () => {
@@ -194,7 +194,7 @@ describe('the variant table is the binary\'s', () => {
 describe('the CUDA build checks the same table before it touches a device', () => {
   let cudaBin = '';
   beforeAll(async () => {
-    cudaBin = await make(CSRC, 'cuda', join(TEST_CACHE, 'variants-test', 'cuda-sm_90a'));
+    cudaBin = await make(CSRC, 'cuda', csrcBuildDir(CSRC, 'variants-test', 'cuda-sm_90a'));
   }, 900_000);
 
   it('refuses the shapes and tunables the table refuses, in the coordinator\'s words', async () => {
@@ -295,7 +295,7 @@ describe('a tuning table round-trips through the binary', () => {
   }
 
   it('uses an entry for this CPU (and a "*" entry), says where the value came from, and yields to --tune and --no-tuning-table', async () => {
-    const probe = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+    const probe = await make(CSRC, 'cpu', csrcBuildDir(CSRC, 'variants-test', 'cpu'));
     const device = BenchOutputSchema.parse(JSON.parse((await execa(probe, ['--model', 'tiny', '--iters', '1', '--warmup', '0'])).stdout)).device.name;
     const tuningFile = {
       schema: 'moefarm.tuning/1',
