@@ -13,6 +13,8 @@
 #        VARIANTS="a,b"      only these CUDA variants (default: every one);  TUNE_DTYPE=bf16  the tunable sweep's dtype
 #        TUNE_SHAPES="ARGS;ARGS"  shapes of the tunable sweep (default: Qwen3 T=4; hidden 2880 T=9)
 #        VARIANTS="name,..."  only these CUDA variants (presets and tunable sweep); default: every one
+#        FP8_SCALES=channel|tensor|block  what an fp8 scale covers in the fp8 runs (--fp8-scales; default: the
+#                            binary's, channel); variants whose row does not take the mode are left out as for a dtype
 set -u
 cd "$(dirname "$0")"
 ARCH=${1:-sm_90a}
@@ -30,6 +32,9 @@ TOKENS=${TOKENS:-"1 4 16 64"}
 DTYPES=${DTYPES:-"bf16 fp16"}
 BIG_TOKENS=${BIG_TOKENS:-"1 16"}
 TUNE_SHAPES=${TUNE_SHAPES:-"--model qwen3-30b-a3b --tokens 4;--hidden 2880 --inter 1000 --experts 24 --topk 3 --tokens 9"}
+SC=${FP8_SCALES:-channel}
+# --fp8-scales for a run of dtype $1 (fp8 only, and only when FP8_SCALES is given)
+scales() { if [ "$1" = fp8 ] && [ -n "${FP8_SCALES:-}" ]; then echo "--fp8-scales $FP8_SCALES"; fi; }
 ERR=$(mktemp)
 trap 'rm -f "$ERR"' EXIT
 fails=0; n=0
@@ -79,7 +84,8 @@ def ok(lim, f, x):
 only = '$ONLY'.split(',')
 print(','.join(v['name'] for v in d['variants'] if v['backend'] == 'cuda' and v['name'] in only and '$3' in v['dtypes']
       and all(ok(d['limits'], f, x) and ok(v['limits'], f, x) for f, x in req.items())
-      and (not p.get('shared_experts') or v.get('shared_experts'))))"
+      and (not p.get('shared_experts') or v.get('shared_experts'))
+      and ('$3' != 'fp8' or '$SC' in v.get('fp8_scales', ['channel']))))"
 }
 for m in $MODELS; do
   big=$(q "p=[p for p in d['presets'] if p['name']=='$m'][0]; print(1 if p['experts']*3*p['inter']*p['hidden']*2 > 3e9 else 0)")
@@ -88,7 +94,7 @@ for m in $MODELS; do
     for T in $toks; do
       vm=$(takes "$m" "$T" "$dt")
       if [ -z "$vm" ]; then echo "-- $m $dt T=$T: no CUDA variant takes it"; continue; fi
-      run "$m $dt T=$T" --model "$m" --dtype "$dt" --tokens "$T" --variant "$vm"
+      run "$m $dt$([ "$dt" = fp8 ] && [ -n "${FP8_SCALES:-}" ] && echo "/$SC") T=$T" --model "$m" --dtype "$dt" $(scales "$dt") --tokens "$T" --variant "$vm"
     done
   done
 done
@@ -98,12 +104,13 @@ if [ "${TUNABLES:-1}" != 0 ]; then
   # 1024), the variants sharing a (tunable, value) in one process, on Qwen3-30B-A3B at T=4 and on
   # an odd shape (hidden 2880 as gpt-oss, T=9). A value the shape or device cannot take must be
   # refused with exit 2 naming it.
-  PLAN=$(CHECK_ONLY=$ONLY CHECK_TUNE_DTYPE=${TUNE_DTYPE:-bf16} q '
+  PLAN=$(CHECK_ONLY=$ONLY CHECK_TUNE_DTYPE=${TUNE_DTYPE:-bf16} CHECK_SC=$SC q '
 import os
-only, tune_dtype = os.environ["CHECK_ONLY"].split(","), os.environ["CHECK_TUNE_DTYPE"]
+only, tune_dtype, sc = os.environ["CHECK_ONLY"].split(","), os.environ["CHECK_TUNE_DTYPE"], os.environ["CHECK_SC"]
 groups = {}
 for v in d["variants"]:
     if v["backend"] != "cuda" or v["name"] not in only or tune_dtype not in v["dtypes"]: continue
+    if tune_dtype == "fp8" and sc not in v.get("fp8_scales", ["channel"]): continue
     for name, t in v["tunables"].items():
         if "values" in t: vals = t["values"]
         else:
@@ -115,7 +122,7 @@ for (name, x), vs in groups.items(): print(",".join(vs), name, x)')
     [ -z "$vars" ] && continue
     IFS=';' read -ra shapes <<< "$TUNE_SHAPES"
     for shape in "${shapes[@]}"; do
-      REFUSABLE="tunable $name=$val" run "$name=$val [$shape] $vars" $shape --dtype "${TUNE_DTYPE:-bf16}" --variant "$vars" --tune "$name=$val"
+      REFUSABLE="tunable $name=$val" run "$name=$val [$shape] $vars" $shape --dtype "${TUNE_DTYPE:-bf16}" $(scales "${TUNE_DTYPE:-bf16}") --variant "$vars" --tune "$name=$val"
     done
   done <<< "$PLAN"
   case ",$ONLY," in *,persistent-splitk,*)

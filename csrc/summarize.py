@@ -21,7 +21,7 @@ for f in [a for a in sys.argv[1:] if not a.endswith(".trace.json")]:
         en = r.get("energy") or {}
         mj = en.get("joules_per_forward")
         print("| %s | %s | %d | %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %.1e%s |" % (
-            c["model"], c["dtype"], c["tokens"], r["variant"],
+            c["model"], c["dtype"] + ("/" + c["fp8_scales"] if c.get("fp8_scales") not in (None, "channel") else ""), c["tokens"], r["variant"],
             "%.1f" % med if med else "-", "%.1f" % st["p90"] if st else "-", floor,
             "%.2f" % (floor / med) if med else "-", "%.0f" % statistics.median(mhz) if mhz else "-",
             "%.2f" % w["share"] if w else "-", "%.2f" % (mj * 1e3) if mj else "-",

@@ -3,8 +3,8 @@
 # small enough for a CPU (tiny: all dtypes and several token counts; qwen3 and
 # the others: 1 token, --iters 3 --warmup 1), checking exit code 0, check.pass
 # and the JSON shape (tunables with their source, energy null with a reason on
-# the CPU); fp8 weights and shared experts; every value of the fused variant's tunable; plus the usage/tunable
-# refusals and test-only behaviours. Plain bash + python3.
+# the CPU); fp8 weights (scales per channel, per tensor, per 128 x 128 block) and shared experts; every value of
+# the fused variant's tunable; plus the usage/tunable refusals and test-only behaviours. Plain bash + python3.
 # Usage: csrc/test_cpu.sh [BUILD_DIR]   (also: make -C csrc check-cpu)
 set -u
 cd "$(dirname "$0")"
@@ -36,7 +36,8 @@ for r in d["results"]:
     else:
         assert r["ep"] is None
 assert d["bytes_per_iter"] > 0
-' "$1"
+assert d["config"]["fp8_scales"] == (sys.argv[2] if d["config"]["dtype"] == "fp8" else None), d["config"]
+' "$1" "$2"
 }
 
 run() {  # run ARGS... : expect exit 0 and a passing JSON
@@ -44,7 +45,8 @@ run() {  # run ARGS... : expect exit 0 and a passing JSON
   local out rc
   out=$("$BIN" "$@" 2>/tmp/moe-test-err.$$); rc=$?
   local nv; nv=$(python3 -c 'import sys; a=sys.argv[1:]; i=a.index("--variant"); print(len(a[i+1].split(",")))' "$@")
-  if [ $rc -ne 0 ] || ! echo "$out" | validate "$nv" 2>/tmp/moe-test-val.$$; then
+  local sc; sc=$(python3 -c 'import sys; a=sys.argv[1:]; print(a[a.index("--fp8-scales")+1] if "--fp8-scales" in a else "channel")' "$@")
+  if [ $rc -ne 0 ] || ! echo "$out" | validate "$nv" "$sc" 2>/tmp/moe-test-val.$$; then
     echo "FAIL (rc=$rc): $BIN $*"; cat /tmp/moe-test-err.$$ /tmp/moe-test-val.$$ | head -5; fails=$((fails+1))
   else
     echo "ok: $BIN $*"
@@ -96,6 +98,31 @@ run --model deepseek-v2-lite-shared --variant "$VARIANTS" --iters 2 --warmup 1
 run --model tiny-shared --variant "$VARIANTS" --gpus 2 --dtype fp8 --tokens 3 --iters 3 --warmup 1
 run --model tiny-shared --variant "$VARIANTS" --gpus 4 --tokens 2 --iters 3 --warmup 1
 run --model tiny --variant "$VARIANTS" --gpus 4 --dtype fp8 --tokens 1 --iters 3 --warmup 1
+# --fp8-scales tensor (one scale per matrix per expert) and block (128 x 128, the Qwen3-30B-A3B-FP8 checkpoint's):
+# every CPU variant against the fp64 oracle, with shared experts, the split, and partial edge blocks (hidden 192 =
+# 128 + 64, inter 160 = 128 + 32, shared_inter 40).
+for sc in tensor block; do
+  run --model tiny --variant "$VARIANTS" --dtype fp8 --fp8-scales $sc --tokens 4 --iters 3 --warmup 1
+  run --model tiny-shared --variant "$VARIANTS" --dtype fp8 --fp8-scales $sc --tokens 3 --iters 3 --warmup 1
+  run --hidden 192 --inter 160 --experts 8 --topk 2 --shared-experts 3 --shared-inter 40 --variant "$VARIANTS" --dtype fp8 --fp8-scales $sc --tokens 9 --iters 3
+  run --model tiny-shared --variant "$VARIANTS" --gpus 2 --dtype fp8 --fp8-scales $sc --tokens 3 --iters 3 --warmup 1
+done
+run --model qwen3-30b-a3b --variant "$VARIANTS" --dtype fp8 --fp8-scales block --iters 2 --warmup 1
+run --model tiny --variant "$VARIANTS" --dtype fp8 --fp8-scales channel --tokens 4 --iters 3 --warmup 1
+# The default is channel, bit for bit: the same check errors and bytes as an explicit --fp8-scales channel; the
+# other modes change the weights (and the bytes of their scales).
+n=$((n+1))
+det() { "$BIN" --model tiny-shared --variant "$VARIANTS" --dtype fp8 --tokens 3 --iters 1 --warmup 0 "$@" | python3 -c '
+import json,sys; d=json.load(sys.stdin); print(d["bytes_per_iter"], [(r["check"]["rel_err"], r["check"]["max_abs_err"]) for r in d["results"]])'; }
+d0=$(det); d1=$(det --fp8-scales channel); d2=$(det --fp8-scales tensor); d3=$(det --fp8-scales block)
+if [ -n "$d0" ] && [ "$d0" = "$d1" ] && [ "$d0" != "$d2" ] && [ "$d0" != "$d3" ] && [ "$d2" != "$d3" ]; then echo "ok: --fp8-scales channel is the default"
+else echo "FAIL: --fp8-scales default/channel/tensor/block: $d0 | $d1 | $d2 | $d3"; fails=$((fails+1)); fi
+# The scales themselves against the unquantized weights, in the checkpoint's layout (the oracle reads the same
+# scales as the variants, so it cannot see a layout error they share).
+n=$((n+1))
+if g++ -O2 -std=c++17 -pthread -Isrc tools/fp8_scales_check.cpp src/common.cpp -o "$BUILD/fp8_scales_check" && "$BUILD/fp8_scales_check" >/tmp/moe-test-fsc.$$; then
+  echo "ok: $(tail -1 /tmp/moe-test-fsc.$$)"; else echo "FAIL: fp8_scales_check"; grep -m5 FAIL /tmp/moe-test-fsc.$$; fails=$((fails+1)); fi
+rm -f /tmp/moe-test-fsc.$$
 
 expect_rc 2 --model tiny --tokens 0
 expect_rc 2 --model tiny --bogus-flag
@@ -114,6 +141,9 @@ expect_rc 2 --model tiny --shared-experts 2                 # no --shared-inter
 expect_rc 2 --model tiny --shared-inter 64                  # no --shared-experts
 expect_rc 2 --model tiny --shared-experts 65 --shared-inter 64
 expect_rc 2 --model tiny --dtype fp4
+expect_rc 2 --model tiny --fp8-scales block                 # not fp8
+expect_rc 2 --model tiny --dtype fp8 --fp8-scales row
+expect_rc 2 --model tiny --dtype fp8 --fp8-scales
 
 n=$((n+1))
 if "$BIN" --model tiny --test-output garbage 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then

@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { parseVariantTable, variantsOf } from '../src/schema/variant-table.js';
-import { TEST_CACHE } from './helpers/env.js';
+import { csrcBuildDir } from './helpers/env.js';
 import { ROOT } from './helpers/services.js';
 
 const CSRC = join(ROOT, 'csrc');
 
 describe('the CPU build', () => {
   it('passes csrc/test_cpu.sh', async () => {
-    const r = await execa('bash', [join(CSRC, 'test_cpu.sh'), join(TEST_CACHE, 'test-cpu-sh')], { reject: false, cwd: CSRC });
+    const r = await execa('bash', [join(CSRC, 'test_cpu.sh'), csrcBuildDir(CSRC, 'test-cpu-sh')], { reject: false, cwd: CSRC });
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/(\d+)\/\1 passed/);
   }, 600_000);
@@ -25,7 +25,7 @@ describe('the CPU build', () => {
 
 describe('the CUDA build (nvcc, no GPU here)', () => {
   const build = async (arch: string) => {
-    const dir = join(TEST_CACHE, 'native-test', `cuda-${arch}`);
+    const dir = csrcBuildDir(CSRC, 'native-test', `cuda-${arch}`);
     const made = await execa('make', ['-s', '-C', CSRC, 'cuda', `ARCH=${arch}`, `BUILD=${dir}`], { env: { MAKEFLAGS: '' }, reject: false, all: true });
     expect(made.exitCode, made.all).toBe(0);
     return join(dir, 'moe-bench');

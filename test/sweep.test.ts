@@ -181,6 +181,53 @@ describe('shared experts and fp8 through the sweep', () => {
   });
 });
 
+describe('fp8 scales through the sweep (matrix.fp8_scales)', () => {
+  const fp8 = `name: t\npool: p\nmatrix:\n  variant: [reference, fused]\n  model: tiny\n  dtype: fp8\n`;
+
+  it('makes tensor and block part of the point and its hash, leaves channel as the point without the axis, and passes --fp8-scales', async () => {
+    const { binaryArgs } = await import('../worker/args.js');
+    const plain = pointsOf(parseSweepText(fp8, 'a.yaml'));
+    const pts = pointsOf(parseSweepText(fp8 + '  fp8_scales: [channel, tensor, block]\n', 'f.yaml'));
+    expect(pts.map((p) => [p.point.variant, p.point.fp8_scales ?? 'channel'])).toEqual([
+      ['reference', 'channel'], ['reference', 'tensor'], ['reference', 'block'], ['fused', 'channel'], ['fused', 'tensor'], ['fused', 'block'],
+    ]);
+    // channel is the binary's default: the same points, the same hashes, as fp8 before the axis
+    const channel = pts.filter((p) => p.point.fp8_scales === undefined);
+    expect(channel.map((p) => p.hash)).toEqual(plain.map((p) => p.hash));
+    for (const p of channel) expect('fp8_scales' in p.point).toBe(false);
+    expect(new Set(pts.map((p) => p.hash)).size).toBe(6);
+    const args = (p: (typeof pts)[number]) => binaryArgs({ points: [{ point: p.point, build: 'default', hash: p.hash }], seed: 1, rounds: 1 } as never, null);
+    expect(args(pts[2]!).join(' ')).toContain('--dtype fp8 --fp8-scales block');
+    expect(args(pts[1]!).join(' ')).toContain('--dtype fp8 --fp8-scales tensor');
+    expect(args(pts[0]!)).not.toContain('--fp8-scales');
+    // interleaved: the variants of one mode share a job, the modes do not
+    const plan = planSweep(parseSweepText(fp8 + '  fp8_scales: [channel, block]\ninterleave: true\n', 'i.yaml'));
+    expect(plan.runs.map((r) => r.points.map((p) => `${p.point.variant}/${p.point.fp8_scales ?? 'channel'}`))).toEqual([
+      ['reference/channel', 'fused/channel'], ['reference/block', 'fused/block'],
+    ]);
+  });
+
+  it('refuses it without fp8, on points of another dtype unless excluded, an unknown mode, and a mode a variant\'s row does not take', () => {
+    expect(parseError(fp8.replace('dtype: fp8', 'dtype: bf16') + '  fp8_scales: block\n')).toContain(
+      'bad.yaml: matrix.fp8_scales: applies to dtype fp8 only (the scales of e4m3 weights), and matrix.dtype has no fp8 (bf16)');
+    expect(parseError(fp8 + '  fp8_scales: [row]\n')).toContain('bad.yaml: matrix.fp8_scales[0]: expected what an fp8 scale covers: channel | tensor | block');
+    const mixed = fp8.replace('dtype: fp8', 'dtype: [bf16, fp8]') + '  fp8_scales: [channel, block]\n';
+    expect(() => pointsOf(parseSweepText(mixed, 'm.yaml'), 'm.yaml')).toThrow(
+      'm.yaml: matrix.fp8_scales[1]: fp8_scales block applies to dtype fp8 only (the scales of e4m3 weights), and this point\'s dtype is bf16; add an exclude rule {dtype: bf16, fp8_scales: block}');
+    const excluded = pointsOf(parseSweepText(mixed + 'exclude:\n  - {dtype: bf16, fp8_scales: block}\n', 'm.yaml'));
+    expect(excluded.map((p) => `${p.point.dtype}/${p.point.fp8_scales ?? '-'}`)).toEqual(['bf16/-', 'fp8/-', 'fp8/block', 'bf16/-', 'fp8/-', 'fp8/block']);
+    // The variant table says which modes a row takes ("fp8_scales"; absent: channel only), in the binary's words.
+    const s = parseSweepText(fp8.replace('[reference, fused]', 'fused') + '  fp8_scales: [tensor, block]\n', 'v.yaml');
+    const builds = resolveBuilds(s, { file: 'v.yaml' });
+    const t = builds[0]!.table;
+    builds[0]!.table = { ...t, variants: t.variants.map((v) => (v.name === 'fused' ? { ...v, fp8_scales: ['channel' as const, 'tensor' as const] } : v)) };
+    expect(() => expandPoints(s, builds, 'v.yaml')).toThrow(
+      /^v\.yaml: matrix\.fp8_scales\[1\]: variant fused of .*cannot run this point: fp8_scales block is not supported \(expected channel or tensor\); drop it or add an exclude rule/);
+    builds[0]!.table = { ...t, variants: t.variants.map((v) => (v.name === 'fused' ? { ...v, fp8_scales: undefined } : v)) };
+    expect(() => expandPoints(s, builds, 'v.yaml')).toThrow(/matrix\.fp8_scales\[0\]: .*fp8_scales tensor is not supported \(expected channel\)/);
+  });
+});
+
 describe('the plan text', () => {
   it('writes each run\'s points as their canonical JSON', async () => {
     const { pointsJson } = await import('../src/sweep/expand.js');

@@ -23,7 +23,7 @@ import {
   type ShapeRequest,
   type VariantTable,
 } from '../src/schema/variant-table.js';
-import { TEST_CACHE } from './helpers/env.js';
+import { csrcBuildDir } from './helpers/env.js';
 import { ROOT } from './helpers/services.js';
 
 const CSRC = join(ROOT, 'csrc');
@@ -59,7 +59,7 @@ function shapeArgs(q: ShapeRequest): string[] {
 describe('the variant table is the binary\'s', () => {
   let cpuBin = '';
   beforeAll(async () => {
-    cpuBin = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+    cpuBin = await make(CSRC, 'cpu', csrcBuildDir(CSRC, 'variants-test', 'cpu'));
   }, 300_000);
 
   it('--list prints csrc/variants.json as the coordinator parses it, and the embedded tuning files', async () => {
@@ -194,7 +194,7 @@ describe('the variant table is the binary\'s', () => {
 describe('the CUDA build checks the same table before it touches a device', () => {
   let cudaBin = '';
   beforeAll(async () => {
-    cudaBin = await make(CSRC, 'cuda', join(TEST_CACHE, 'variants-test', 'cuda-sm_90a'));
+    cudaBin = await make(CSRC, 'cuda', csrcBuildDir(CSRC, 'variants-test', 'cuda-sm_90a'));
   }, 900_000);
 
   it('refuses the shapes and tunables the table refuses, in the coordinator\'s words', async () => {
@@ -243,6 +243,42 @@ describe('the CUDA build checks the same table before it touches a device', () =
   });
 });
 
+describe('a row\'s fp8_scales: the modes of --fp8-scales it takes', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'moefarm-fp8-scales-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses a mode its row does not list (absent: channel only) with exit 2, in the words of unsupportedReason', async () => {
+    // A copy of csrc/ whose fused row takes channel and tensor, and whose reference row says nothing (channel).
+    const src = join(dir, 'csrc');
+    cpSync(CSRC, src, { recursive: true, filter: (p) => !/[/\\](build|results)$/.test(p) });
+    const json = JSON.parse(readFileSync(join(src, 'variants.json'), 'utf8')) as { variants: Array<{ name: string; fp8_scales?: string[] }> };
+    for (const v of json.variants) {
+      if (v.name === 'fused') v.fp8_scales = ['channel', 'tensor'];
+      if (v.name === 'reference') delete v.fp8_scales;
+    }
+    const text = JSON.stringify(json, null, 2);
+    writeFileSync(join(src, 'variants.json'), text);
+    const edited = parseVariantTable(text, 'variants.json');
+    const bin = await make(src, 'cpu', join(src, 'build', 'cpu'));
+    const tiny = { hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'fp8' };
+    for (const [name, mode, words] of [['fused', 'block', 'expected channel or tensor'], ['reference', 'tensor', 'expected channel']] as const) {
+      const why = unsupportedReason(edited, findVariant(edited, name)!, { ...tiny, fp8_scales: mode });
+      expect(why).toBe(`fp8_scales ${mode} is not supported (${words})`);
+      expect(await refusal(bin, ['--variant', name, ...shapeArgs(tiny), '--fp8-scales', mode])).toBe(`moe-bench: variant ${name}: ${why}`);
+    }
+    // what the row lists runs, and the run says which scales it used
+    const r = await execa(bin, ['--variant', 'fused', ...shapeArgs(tiny), '--fp8-scales', 'tensor', '--iters', '1', '--warmup', '0']);
+    const out = BenchOutputSchema.parse(JSON.parse(r.stdout));
+    expect(out.config.fp8_scales).toBe('tensor');
+    expect(out.check.pass).toBe(true);
+    // the repository's rows: every fp8 row takes all three
+    for (const v of table.variants.filter((x) => x.dtypes.includes('fp8'))) expect(v.fp8_scales, v.name).toEqual(['channel', 'tensor', 'block']);
+  }, 600_000);
+});
+
 describe('a tuning table round-trips through the binary', () => {
   let dir = '';
   beforeAll(() => {
@@ -259,7 +295,7 @@ describe('a tuning table round-trips through the binary', () => {
   }
 
   it('uses an entry for this CPU (and a "*" entry), says where the value came from, and yields to --tune and --no-tuning-table', async () => {
-    const probe = await make(CSRC, 'cpu', join(TEST_CACHE, 'variants-test', 'cpu'));
+    const probe = await make(CSRC, 'cpu', csrcBuildDir(CSRC, 'variants-test', 'cpu'));
     const device = BenchOutputSchema.parse(JSON.parse((await execa(probe, ['--model', 'tiny', '--iters', '1', '--warmup', '0'])).stdout)).device.name;
     const tuningFile = {
       schema: 'moefarm.tuning/1',

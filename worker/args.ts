@@ -50,6 +50,8 @@ export function binaryArgs(job: RunJob, hooks: TestHooks | null, opts: { build?:
   const variants = points.map((p) => p.point.variant);
   const args = ['--backend', first.backend, '--variant', variants.join(','), ...shapeArgs(first)];
   args.push('--tokens', String(first.tokens), '--dtype', first.dtype);
+  // fp8 scales other than per channel (absent: the binary's default, channel).
+  if (first.fp8_scales !== undefined) args.push('--fp8-scales', first.fp8_scales);
   // Several GPUs: the experts split across them, each holding its own `tokens` (csrc/CONTRACT.md --gpus).
   if (first.gpus !== undefined && first.gpus > 1) args.push('--gpus', String(first.gpus));
   args.push('--warmup', String(first.warmup), '--iters', String(first.iters), '--seed', String(job.seed));

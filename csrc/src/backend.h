@@ -37,7 +37,8 @@ class Backend {
   // runs it, fills its "auto" tunables (source heuristic) and checks the values
   // that depend on the shape or the device. "" on success, else the failure,
   // naming the tunable and where its value came from. Call before upload().
-  virtual std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tunables) = 0;
+  // scales: what an fp8 scale covers (--fp8-scales; meaningful with dt FP8 only).
+  virtual std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, Fp8Scales scales, TunableSet& tunables) = 0;
   // How the planned variant launches (cuda: blocks, threads, shared memory); null on cpu.
   virtual void launch_json(int /*v*/, JsonWriter& j) { j.null(); }
   virtual void upload(const Model& m, const Config& cfg) = 0;

@@ -66,7 +66,7 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
   Config c;
   list = false;
   int hidden = 0, inter = 0, experts = 0, topk = 0, shared_experts = -1, shared_inter = 0;
-  std::string variant_arg;
+  std::string variant_arg, fp8_scales_arg;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i], v;
     bool has_eq = false;
@@ -112,6 +112,13 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
       else if (d == "fp8") c.dtype = DType::FP8;
       else die_usage("--dtype: expected fp16, bf16, fp32 or fp8, got \"" + d + "\"");
     }
+    else if (a == "--fp8-scales") {
+      fp8_scales_arg = need();
+      if (fp8_scales_arg == "channel") c.fp8_scales = Fp8Scales::Channel;
+      else if (fp8_scales_arg == "tensor") c.fp8_scales = Fp8Scales::Tensor;
+      else if (fp8_scales_arg == "block") c.fp8_scales = Fp8Scales::Block;
+      else die_usage("--fp8-scales: expected channel, tensor or block, got \"" + fp8_scales_arg + "\"");
+    }
     else if (a == "--warmup") c.warmup = (int)parse_int(a, need(), 0, 1000000);
     else if (a == "--iters") c.iters = (int)parse_int(a, need(), 1, 10000000);
     else if (a == "--rounds") c.rounds = (int)parse_int(a, need(), 1, 10000);
@@ -143,6 +150,8 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
     else die_usage(a + ": unknown flag");
   }
   if (list) return c;
+  if (!fp8_scales_arg.empty() && c.dtype != DType::FP8)
+    die_usage("--fp8-scales: only with --dtype fp8 (the scales of e4m3 expert weights), got --dtype " + std::string(dtype_name(c.dtype)));
   if (hidden) c.shape.hidden = hidden;
   if (inter) c.shape.inter = inter;
   if (experts) c.shape.experts = experts;

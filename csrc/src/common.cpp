@@ -70,10 +70,10 @@ static void fill(HostTensor& t, size_t n, DType dt, float scale, uint64_t seed, 
   for (auto& x : th) x.join();
 }
 
-// FP8: amax per output channel -> scale = amax / 448, q = e4m3(w / scale). The same random values as the other
-// dtypes (counter-based RNG), generated twice (once for the amax, once to quantize). Rows of H: with
+// FP8, Channel: amax per output channel -> scale = amax / 448, q = e4m3(w / scale). The same random values as the
+// other dtypes (counter-based RNG), generated twice (once for the amax, once to quantize). Rows of H: with
 // col_per = 0 one scale per row; else the tensor is [n][col_per rows][H] and has one scale per (n, column).
-static void fill_fp8(WeightTensor& t, size_t rows, size_t H, size_t col_per, float scale, uint64_t seed, uint64_t stream) {
+static void fill_fp8_channel(WeightTensor& t, size_t rows, size_t H, size_t col_per, float scale, uint64_t seed, uint64_t stream) {
   t.q.alloc(DType::FP8, rows * H);
   const size_t groups = col_per ? rows / col_per : rows;  // a group: the rows that share a set of scales
   t.scale.assign(col_per ? groups * H : rows, 0.f);
@@ -92,20 +92,65 @@ static void fill_fp8(WeightTensor& t, size_t rows, size_t H, size_t col_per, flo
         t.q.bytes[r * H + h] = f32_to_e4m3(scale * rng_uniform(seed, stream, r * H + h) / (col_per ? sc[h] : sc[0]));
   });
 }
-static void fill_weights(WeightTensor& t, size_t rows, size_t H, size_t col_per, DType dt, float scale, uint64_t seed, uint64_t stream) {
-  if (dt == DType::FP8) fill_fp8(t, rows, H, col_per, scale, seed, stream);
-  else { fill(t.q, rows * H, dt, scale, seed, stream); t.scale.clear(); }
+// FP8, Tensor and Block (common.h, Fp8Scales): the same values, the same two passes; each expert's scales are its
+// own (one per matrix, or its 128 x 128 blocks), so the experts are filled in parallel. A scale is the amax of
+// the elements it covers / 448 (1 where they are all 0), the elements of a partial edge block included.
+static void fill_fp8_grouped(WeightTensor& t, float scale, uint64_t seed, uint64_t stream) {
+  const size_t H = t.H, rows = t.down ? t.R : 2 * t.R;  // rows per expert
+  const size_t nRb = ceil_div(t.R, kFp8Block), nHb = ceil_div(H, kFp8Block);
+  const size_t per = t.mode == Fp8Scales::Tensor ? 1 : (t.down ? 1 : 2) * nRb * nHb;  // scales per expert
+  t.q.alloc(DType::FP8, t.n * rows * H);
+  t.scale.assign(t.n * per, 0.f);
+  parallel_for((int)t.n, [&](int e) {
+    const size_t n = (size_t)e;
+    auto index = [&](size_t r, size_t h) {
+      if (t.mode == Fp8Scales::Tensor) return n;
+      return t.down ? fp8_block_index_w2t(n, r, h, nRb, nHb) : fp8_block_index_w13(n, r, h, nRb, nHb);
+    };
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t h = 0; h < H; ++h) {
+        const float a = std::fabs(scale * rng_uniform(seed, stream, (n * rows + r) * H + h));
+        float& s = t.scale[index(r, h)];
+        s = std::max(s, a / 448.0f);
+      }
+    for (size_t k = n * per; k < (n + 1) * per; ++k) if (t.scale[k] == 0.f) t.scale[k] = 1.f;
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t h = 0; h < H; ++h) {
+        const size_t i = (n * rows + r) * H + h;
+        t.q.bytes[i] = f32_to_e4m3(scale * rng_uniform(seed, stream, i) / t.scale[index(r, h)]);
+      }
+  });
 }
 
-void build_model(Model& m, const Shape& s, DType dt, uint64_t seed) {
+// n experts of R units, hidden H; down: a w2t-like [n][R][H] tensor, else w13-like [n][2R][H].
+static void fill_weights(WeightTensor& t, size_t n, size_t R, size_t H, bool down, DType dt, Fp8Scales mode, float scale,
+                         uint64_t seed, uint64_t stream) {
+  t.mode = mode;
+  t.n = n; t.R = R; t.H = H; t.down = down;
+  const size_t rows = t.row_count();
+  if (dt != DType::FP8) { fill(t.q, rows * H, dt, scale, seed, stream); t.scale.clear(); }
+  else if (mode == Fp8Scales::Channel) fill_fp8_channel(t, rows, H, down ? (R ? R : 1) : 0, scale, seed, stream);
+  else fill_fp8_grouped(t, scale, seed, stream);
+}
+
+std::vector<float> WeightTensor::channel_scales() const {
+  if (mode != Fp8Scales::Tensor) return scale;
+  std::vector<float> out(down ? n * H : n * 2 * R);
+  const size_t per = out.size() / (n ? n : 1);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = scale[i / per];
+  return out;
+}
+
+void build_model(Model& m, const Shape& s, DType dt, uint64_t seed, Fp8Scales scales) {
   m.s = s;
   m.dt = dt;
+  m.scales = scales;
   const size_t E = s.experts, H = s.hidden, I = s.inter, NS = s.shared_experts, IS = s.shared_inter;
   fill(m.wr, E * H, act_dtype(dt), std::sqrt(3.0f / H), seed, 1);
-  fill_weights(m.w13, E * 2 * I, H, 0, dt, std::sqrt(3.0f / H), seed, 2);
-  fill_weights(m.w2t, E * I, H, I, dt, std::sqrt(3.0f / I), seed, 3);
-  fill_weights(m.ws13, NS * 2 * IS, H, 0, dt, std::sqrt(3.0f / H), seed, 4);
-  fill_weights(m.ws2t, NS * IS, H, IS ? IS : 1, dt, std::sqrt(3.0f / (IS ? IS : 1)), seed, 5);
+  fill_weights(m.w13, E, I, H, false, dt, scales, std::sqrt(3.0f / H), seed, 2);
+  fill_weights(m.w2t, E, I, H, true, dt, scales, std::sqrt(3.0f / I), seed, 3);
+  fill_weights(m.ws13, NS, IS, H, false, dt, scales, std::sqrt(3.0f / H), seed, 4);
+  fill_weights(m.ws2t, NS, IS, H, true, dt, scales, std::sqrt(3.0f / (IS ? IS : 1)), seed, 5);
 }
 
 void make_input(HostTensor& x, int T, int H, DType dt, uint64_t seed, uint64_t stream) {

@@ -22,9 +22,11 @@ namespace moe {
 
 // ---------------------------------------------------------------- dtypes
 // FP8 (`--dtype fp8`): the experts' weights (w13, w2t and the shared experts') are OCP e4m3 (max 448, no
-// infinities) with one fp32 scale per output channel: per row of w13 (each gate or up unit), per hidden column
-// of w2t (stored [I][H], its output channel is h). The router, the token inputs and the output stay bf16;
-// accumulation is fp32 as for every dtype. In a HostTensor, FP8 means the raw e4m3 bytes (no scale).
+// infinities) with fp32 scales, q = e4m3(w / scale), each scale the amax of what it covers / 448
+// (`--fp8-scales`, Fp8Scales below; default one per output channel: per row of w13, each gate or up unit, and
+// per hidden column of w2t, stored [I][H], whose output channel is h). The router, the token inputs and the
+// output stay bf16; accumulation is fp32 as for every dtype. In a HostTensor, FP8 means the raw e4m3 bytes (no
+// scale).
 enum class DType { BF16, FP16, FP32, FP8 };
 inline const char* dtype_name(DType d) {
   return d == DType::BF16 ? "bf16" : d == DType::FP16 ? "fp16" : d == DType::FP8 ? "fp8" : "fp32";
@@ -104,12 +106,94 @@ struct HostTensor {
   }
 };
 
-// Expert weights: values in their storage type and, for FP8, the fp32 scales (empty otherwise).
-// w13-like [rows][H]: one scale per row. w2t-like [E][I][H]: one scale per (expert, hidden column).
+// What one fp32 scale of fp8 weights covers (`--fp8-scales`). Per expert, in the checkpoint's convention (output
+// rows x input columns: w13 is [2I x H], gate rows then up rows; w2 is [H x I]):
+//   Channel  one per output channel: w13 [n][2I] one per row (in this project's interleaved row order), w2t
+//            [n][H] one per hidden column. The default (what --dtype fp8 always meant).
+//   Tensor   one per weight matrix per expert: w13 [n] (amax of the whole [2I x H]), w2t [n] (of [H x I]).
+//   Block    one per 128 x 128 block (kFp8Block), as the Qwen3-30B-A3B-FP8 checkpoint stores them
+//            (weight_scale_inv); edge blocks are partial when a dimension is not a multiple of 128. With
+//            nIb = ceil(I/128), nHb = ceil(H/128):
+//              w13 [n][2][nIb][nHb]: [n][0][ib][hb] covers gate units 128ib.. (this project's rows 2i, i in the
+//                  block) x hidden columns 128hb..; [n][1][ib][hb] the same up units (rows 2i+1). These are the
+//                  separate gate_proj and up_proj grids of the checkpoint one after the other, which is the
+//                  fused [2I x H] w13's grid [n][2nIb][nHb] whenever I is a multiple of 128.
+//              w2t [n][nHb][nIb]: the checkpoint's down_proj grid [H/128][I/128] (rows = output = hidden):
+//                  [n][hb][ib] covers hidden columns 128hb.. x intermediate rows 128ib.. of w2t [n][I][H],
+//                  which stores down_proj transposed (w2t[n][i][h] = w2[n][h][i]).
+enum class Fp8Scales { Channel, Tensor, Block };
+constexpr int kFp8Block = 128;
+inline const char* fp8_scales_name(Fp8Scales m) {
+  return m == Fp8Scales::Channel ? "channel" : m == Fp8Scales::Tensor ? "tensor" : "block";
+}
+inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+// fp32 scales of one expert with I units and hidden H (both matrices): what bytes_per_iter counts.
+inline size_t fp8_scales_per_expert(Fp8Scales m, size_t I, size_t H) {
+  if (m == Fp8Scales::Tensor) return 2;
+  if (m == Fp8Scales::Block) return 3 * ceil_div(I, kFp8Block) * ceil_div(H, kFp8Block);
+  return 2 * I + H;
+}
+// Index into the scales of element (expert n, row r, column h), Block layout above. Gate/up (w13-like, [n][2R][H],
+// r interleaved: r = 2i gate, 2i+1 up) and down (w2t-like, [n][R][H], r = i).
+inline size_t fp8_block_index_w13(size_t n, size_t r, size_t h, size_t nRb, size_t nHb) {
+  return ((n * 2 + (r & 1)) * nRb + (r >> 1) / kFp8Block) * nHb + h / kFp8Block;
+}
+inline size_t fp8_block_index_w2t(size_t n, size_t r, size_t h, size_t nRb, size_t nHb) {
+  return (n * nHb + h / kFp8Block) * nRb + r / kFp8Block;
+}
+
+// Expert weights: values in their storage type and, for FP8, the fp32 scales (empty otherwise) in the layout of
+// `mode` (Fp8Scales above). n experts of R intermediate units and hidden H; `down`: a w2t-like [n][R][H] tensor,
+// else w13-like [n][2R][H].
 struct WeightTensor {
   HostTensor q;
   std::vector<float> scale;
+  Fp8Scales mode = Fp8Scales::Channel;
+  size_t n = 0, R = 0, H = 0;
+  bool down = false;
+  size_t row_count() const { return n * (down ? R : 2 * R); }
+  // The scales in the Channel layout (Tensor: each expert's one scale repeated; Channel: as they are). For
+  // kernels that read per-channel scales and take tensor scales as a channel scale repeated.
+  std::vector<float> channel_scales() const;
 };
+
+// Where the scale of flat element i of an fp8 WeightTensor is, one functor per layout (made from the tensor with
+// of()); the CPU variants and the oracle read a weight as e4m3_to_f32(q[i]) * scale[idx(i)].
+struct Fp8RowIdx {  // Channel, w13-like: one per row
+  size_t H;
+  static Fp8RowIdx of(const WeightTensor& w) { return {w.H}; }
+  size_t operator()(size_t i) const { return i / H; }
+};
+struct Fp8ColIdx {  // Channel, w2t-like: one per (expert, hidden column)
+  size_t H, RH;
+  static Fp8ColIdx of(const WeightTensor& w) { return {w.H, std::max<size_t>(1, w.R) * w.H}; }
+  size_t operator()(size_t i) const { return (i / RH) * H + i % H; }
+};
+struct Fp8TensorIdx {  // Tensor: one per expert and matrix
+  size_t per;  // elements of one expert's matrix
+  static Fp8TensorIdx of(const WeightTensor& w) { return {std::max<size_t>(1, (w.down ? w.R : 2 * w.R) * w.H)}; }
+  size_t operator()(size_t i) const { return i / per; }
+};
+template <bool Down>
+struct Fp8BlockIdx {  // Block: one per 128 x 128 block (fp8_block_index_w13 / _w2t)
+  size_t H, RH, nRb, nHb;  // RH: elements of one expert's matrix
+  static Fp8BlockIdx of(const WeightTensor& w) {
+    return {w.H, std::max<size_t>(1, (Down ? w.R : 2 * w.R) * w.H), ceil_div(w.R, kFp8Block), ceil_div(w.H, kFp8Block)};
+  }
+  size_t operator()(size_t i) const {
+    const size_t n = i / RH, rem = i - n * RH, r = rem / H, h = rem - r * H;
+    return Down ? fp8_block_index_w2t(n, r, h, nRb, nHb) : fp8_block_index_w13(n, r, h, nRb, nHb);
+  }
+};
+// f(Idx13{}, Idx2t{}) with the index types of mode m (gate/up tensors, down tensors): one instantiation per mode.
+template <class F>
+void with_fp8_index(Fp8Scales m, F f) {
+  switch (m) {
+    case Fp8Scales::Channel: f(Fp8RowIdx{}, Fp8ColIdx{}); break;
+    case Fp8Scales::Tensor: f(Fp8TensorIdx{}, Fp8TensorIdx{}); break;
+    case Fp8Scales::Block: f(Fp8BlockIdx<false>{}, Fp8BlockIdx<true>{}); break;
+  }
+}
 
 // ---------------------------------------------------------------- RNG
 // Counter-based: value(seed, stream, index) so any element can be generated
@@ -147,6 +231,7 @@ struct Config {
   int tokens = 1;  // per device: with --gpus N the layer holds N x tokens (each device its own T)
   int gpus = 1;    // --gpus: devices the experts are split across (expert parallelism)
   DType dtype = DType::BF16;
+  Fp8Scales fp8_scales = Fp8Scales::Channel;  // --fp8-scales (only with --dtype fp8)
   int warmup = 10, iters = 100, rounds = 1;
   uint64_t seed = 1;
   int rotate = 0;  // 0 = backend default
@@ -172,14 +257,16 @@ struct Config {
 //   ws2t    [NS][IS][H]    shared experts, laid out as w2t
 //   x       [T][H], out [T][H]
 // Weights ~ U(-1,1)*sqrt(3/fan_in) (unit-variance outputs), x ~ U(-1,1)*sqrt(3).
-// dt is the run's dtype; wr, x and out are stored in act_dtype(dt), the experts' weights in dt.
+// dt is the run's dtype; wr, x and out are stored in act_dtype(dt), the experts' weights in dt (fp8: with the
+// scales of `scales`).
 struct Model {
   Shape s;
   DType dt;
+  Fp8Scales scales = Fp8Scales::Channel;
   HostTensor wr;
   WeightTensor w13, w2t, ws13, ws2t;
 };
-void build_model(Model& m, const Shape& s, DType dt, uint64_t seed);
+void build_model(Model& m, const Shape& s, DType dt, uint64_t seed, Fp8Scales scales = Fp8Scales::Channel);
 void make_input(HostTensor& x, int T, int H, DType dt, uint64_t seed, uint64_t stream);
 
 // Routing of T tokens: topk ids (sorted by logit desc) and softmax weights over the k.

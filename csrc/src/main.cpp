@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   req.f[kHidden] = c.shape.hidden; req.f[kInter] = c.shape.inter; req.f[kExperts] = c.shape.experts;
   req.f[kTopk] = c.shape.topk; req.f[kTokens] = c.tokens;
   req.dtype = dtype_name(c.dtype);
+  req.fp8_scales = fp8_scales_name(c.fp8_scales);
   req.gpus = c.gpus;
   req.shared_experts = c.shape.shared_experts; req.shared_inter = c.shape.shared_inter;
   std::vector<std::vector<std::pair<std::string, long long>>> flags;
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
     const TuningEntry* entry = c.use_tuning_table ? find_tuning(tuning, device, spec.name, req) : nullptr;
     res[i].name = spec.name;
     res[i].tunables = resolve_tunables(spec, flags[i], entry);
-    std::string why = be->plan(spec, c.shape, c.tokens, c.dtype, res[i].tunables);
+    std::string why = be->plan(spec, c.shape, c.tokens, c.dtype, c.fp8_scales, res[i].tunables);
     if (!why.empty()) die_usage("variant " + spec.name + ": " + why);
     std::string missing;
     if (!res[i].tunables.all_resolved(missing))
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
   }
 
   Model m;
-  build_model(m, c.shape, c.dtype, c.seed);
+  build_model(m, c.shape, c.dtype, c.seed, c.fp8_scales);
   be->upload(m, c);
 
   // ---- correctness, before any timing

@@ -127,6 +127,8 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
   j.kv("gpus", c.gpus);
   j.kv("layer_tokens", c.layer_tokens());
   j.kv("dtype", dtype_name(c.dtype));
+  // What one fp8 scale covers (--fp8-scales): "channel", "tensor" or "block"; null for the other dtypes.
+  if (c.dtype == DType::FP8) j.kv("fp8_scales", fp8_scales_name(c.fp8_scales)); else j.kv_null("fp8_scales");
   j.kv("warmup", c.warmup);
   j.kv("iters", c.iters);
   j.kv("rounds", c.rounds);

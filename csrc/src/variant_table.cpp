@@ -184,6 +184,17 @@ bool read_variant(const JsonValue& v, const std::string& path, VariantSpec& s, s
     if (!se->is(JsonValue::Kind::Bool)) return r.fail("shared_experts", "expected true or false");
     s.shared_experts = se->b;
   }
+  if (const JsonValue* fs = r.get("fp8_scales", JsonValue::Kind::Array, false)) {
+    if (fs->arr.empty()) return r.fail("fp8_scales", "expected at least one of \"channel\", \"tensor\", \"block\"");
+    std::vector<std::string> modes;
+    for (size_t i = 0; i < fs->arr.size(); ++i) {
+      const JsonValue& m = fs->arr[i];
+      if (!m.is(JsonValue::Kind::String) || (m.str != "channel" && m.str != "tensor" && m.str != "block"))
+        return r.fail("fp8_scales." + std::to_string(i), "expected \"channel\", \"tensor\" or \"block\"");
+      modes.push_back(m.str);
+    }
+    s.fp8_scales = modes;
+  }
   if (!r.ok()) return false;
   const JsonValue* tu = r.get("tunables", JsonValue::Kind::Object, true);
   if (!tu) return false;
@@ -307,6 +318,12 @@ void write_variant_table(JsonWriter& j, const VariantTable& t) {
     if (v.note) j.kv("note", *v.note);
     if (v.max_gpus) j.kv("max_gpus", *v.max_gpus);
     if (v.shared_experts) j.kv("shared_experts", *v.shared_experts);
+    if (v.fp8_scales) {
+      j.key("fp8_scales");
+      j.begin_arr();
+      for (auto& m : *v.fp8_scales) j.val(m);
+      j.end_arr();
+    }
     j.key("tunables");
     j.begin_obj();
     for (auto& tu : v.tunables) {
@@ -346,6 +363,12 @@ std::string unsupported_reason(const VariantTable& t, const VariantSpec& v, cons
   bool ok = false;
   for (auto& d : v.dtypes) ok = ok || d == r.dtype;
   if (!ok) return "dtype " + r.dtype + " is not supported (expected " + join(v.dtypes, " or ") + ")";
+  if (r.dtype == "fp8") {
+    const std::vector<std::string> modes = v.fp8_scales.value_or(std::vector<std::string>{"channel"});
+    bool has = false;
+    for (auto& m : modes) has = has || m == r.fp8_scales;
+    if (!has) return "fp8_scales " + r.fp8_scales + " is not supported (expected " + join(modes, " or ") + ")";
+  }
   const long long max_gpus = v.max_gpus.value_or(1);
   if (r.gpus > max_gpus)
     return "gpus (" + std::to_string(r.gpus) + ") must be <= " + std::to_string(max_gpus) +

@@ -45,6 +45,8 @@ struct VariantSpec {
   // absent in the file: 1 (the variant has no multi-device code).
   std::optional<long long> max_gpus;
   std::optional<bool> shared_experts;  // true: runs layers with shared experts; absent/false: refuses them
+  // With dtype fp8: what its scales may cover (--fp8-scales: "channel", "tensor", "block"); absent: ["channel"].
+  std::optional<std::vector<std::string>> fp8_scales;
   std::vector<TunableSpec> tunables;  // file order
   const TunableSpec* tunable(const std::string& n) const {
     for (auto& t : tunables) if (t.name == n) return &t;
@@ -88,6 +90,7 @@ struct ShapeRequest {
   std::string dtype;
   long long gpus = 1;  // --gpus: devices the experts are split across (not a tuning-table key)
   long long shared_experts = 0, shared_inter = 0;
+  std::string fp8_scales = "channel";  // --fp8-scales (asked of a variant only with dtype fp8)
 };
 // Why this variant cannot run the request ("" when it can): the rule and the
 // words of unsupportedReason in src/schema/variant-table.ts, in the same order.

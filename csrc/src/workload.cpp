@@ -35,13 +35,16 @@ Workload make_workload(const Model& m, const Config& c) {
   });
   for (int n : nd) w.distinct_experts += n;
   w.distinct_experts /= c.rotate;
-  // Router, inputs and output in act_dtype; experts in dtype (fp8: 1 byte plus an fp32 scale per output channel,
-  // 2I + H per expert); shared experts read every iteration. With --gpus N: the router and the shared experts are
-  // read on every device, each routed expert on its owner only, every token in and out once.
+  // Router, inputs and output in act_dtype; experts in dtype (fp8: 1 byte plus 4 per fp32 scale, as many as
+  // --fp8-scales gives an expert: 2I + H per channel, 2 per tensor, 3 x ceil(I/128) x ceil(H/128) per block);
+  // shared experts read every iteration. With --gpus N: the router and the shared experts are read on every
+  // device, each routed expert on its owner only, every token in and out once.
   const double da = (double)dtype_size(act_dtype(m.dt)), dw = (double)dtype_size(m.dt);
   const double Hd = H, I = m.s.inter, Ed = E, NS = m.s.shared_experts, IS = m.s.shared_inter;
-  const double sc = m.dt == DType::FP8 ? 4.0 : 0.0;
-  const double expert = 3.0 * I * Hd * dw + sc * (2.0 * I + Hd), shared = 3.0 * IS * Hd * dw + sc * (2.0 * IS + Hd);
+  const bool q8 = m.dt == DType::FP8;
+  const double sc_e = q8 ? 4.0 * fp8_scales_per_expert(m.scales, m.s.inter, H) : 0.0;
+  const double sc_s = q8 && IS > 0 ? 4.0 * fp8_scales_per_expert(m.scales, m.s.shared_inter, H) : 0.0;
+  const double expert = 3.0 * I * Hd * dw + sc_e, shared = 3.0 * IS * Hd * dw + sc_s;
   w.bytes_per_iter = c.repeat_work * (c.gpus * (Ed * Hd * da + NS * shared) + w.distinct_experts * expert + 2.0 * T * Hd * da);
   return w;
 }

@@ -70,6 +70,7 @@ export function narrowToPoint(sweep: Sweep, plan: Plan, hash: string, file: stri
       ...(p.model !== null ? { model: [p.model] } : { shape: [{ hidden: p.hidden, inter: p.inter, experts: p.experts, topk: p.topk }] }),
       tokens: [p.tokens],
       dtype: [p.dtype],
+      ...(sweep.matrix.fp8_scales !== undefined ? { fp8_scales: [p.fp8_scales ?? 'channel'] } : {}),
       warmup: [p.warmup],
       iters: [p.iters],
       ...(p.rotate !== null ? { rotate: [p.rotate] } : {}),

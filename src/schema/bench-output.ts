@@ -3,6 +3,7 @@
  * Every field the farm relies on is validated here; extra fields are kept.
  */
 import { z } from 'zod';
+import { FP8_SCALES } from './variant-table.js';
 
 export const BENCH_SCHEMA_VERSION = 'moefarm.bench/1';
 
@@ -99,6 +100,8 @@ export const BenchOutputSchema = z.looseObject({
     shared_inter: z.int().nonnegative().optional(),
     tokens: z.int(),
     dtype: z.string(),
+    /** With dtype fp8: what one scale covers (--fp8-scales); null for the other dtypes. */
+    fp8_scales: z.enum(FP8_SCALES).nullable().optional(),
     warmup: z.int(),
     iters: z.int(),
     /** False with --no-tuning-table. */

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { BACKENDS, DTYPES } from './variants.js';
+import { FP8_SCALES } from './variant-table.js';
 import { canonicalJson } from '../util/hash.js';
 
 /** Names that end up in queue names, job ids and file names: no paths, no shell syntax. */
@@ -43,6 +44,8 @@ export type Power = z.infer<typeof PowerSchema>;
 
 const BackendSchema = z.enum(BACKENDS, { error: `expected a backend: ${BACKENDS.join(' | ')}` });
 const DtypeSchema = z.enum(DTYPES, { error: `expected a dtype: ${DTYPES.join(' | ')}` });
+/** What one scale of fp8 weights covers (the binary's --fp8-scales); meaningful with dtype fp8 only. */
+const Fp8ScalesSchema = z.enum(FP8_SCALES, { error: `expected what an fp8 scale covers: ${FP8_SCALES.join(' | ')}` });
 // Preset and variant names are checked against each build's own variant table (csrc/variants.json of
 // that source) at submit, where the table is known: two builds may differ (sweep/validate.ts).
 const ModelSchema = safeName('a model preset name');
@@ -135,7 +138,7 @@ export const BuildSourceSpecSchema = z
   .refine((b) => (b.git === undefined) !== (b.dir === undefined), { error: 'expected exactly one of git: REF or dir: FOLDER' });
 export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
 
-export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
+export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'fp8_scales', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
 
 /** Most GPUs one point may ask for (the gpus axis): the GPUs of one host. */
 export const MAX_GPUS = 64;
@@ -186,6 +189,12 @@ export const MatrixSchema = z.strictObject({
    */
   gpus: axis(int(1, MAX_GPUS, 'a GPU count')).optional(),
   dtype: axis(DtypeSchema).default(['bf16']),
+  /**
+   * With dtype fp8: what one scale covers (channel, tensor, or 128 x 128 block); default channel, the binary's.
+   * Points of another dtype take no scales: a tensor or block value there is refused at submit (exclude it),
+   * and channel is the point as it is without the axis.
+   */
+  fp8_scales: axis(Fp8ScalesSchema).optional(),
   warmup: axis(int(0, 100000, 'a warm-up count')).default([10]),
   iters: axis(int(1, 1000000, 'an iteration count')).default([100]),
   rotate: axis(int(1, 4096, 'a rotation count')).optional(),
@@ -204,6 +213,7 @@ export const ExcludeSchema = z.strictObject({
   tokens: int(1, 4096, 'a token count').optional(),
   gpus: int(1, MAX_GPUS, 'a GPU count').optional(),
   dtype: DtypeSchema.optional(),
+  fp8_scales: Fp8ScalesSchema.optional(),
   warmup: int(0, 100000, 'a warm-up count').optional(),
   iters: int(1, 1000000, 'an iteration count').optional(),
   rotate: int(1, 4096, 'a rotation count').optional(),
@@ -278,6 +288,9 @@ export const SweepSchema = z
         ctx.addIssue({ code: 'custom', path: ['matrix', 'tune', v], message: `expected one of the sweep's variants (${s.matrix.variant.join(', ')}), got '${v}'` });
       }
     }
+    if (s.matrix.fp8_scales !== undefined && !s.matrix.dtype.includes('fp8')) {
+      ctx.addIssue({ code: 'custom', path: ['matrix', 'fp8_scales'], message: `applies to dtype fp8 only (the scales of e4m3 weights), and matrix.dtype has no fp8 (${s.matrix.dtype.join(', ')})` });
+    }
     if (s.source === 'worker' && s.builds) ctx.addIssue({ code: 'custom', path: ['source'], message: "expected either source: worker or builds:, not both (a worker's own checkout is one build)" });
   });
 
@@ -308,6 +321,11 @@ export const PointSchema = z.strictObject({
   /** GPUs the point runs on; absent for one, so one-GPU points keep the hashes they had before the gpus axis. */
   gpus: z.int().min(2).max(MAX_GPUS).optional(),
   dtype: DtypeSchema,
+  /**
+   * fp8 scales other than per channel (the binary's --fp8-scales); absent for channel, the default, so that fp8
+   * points keep the hashes they had before the axis. Part of the point's identity, as dtype is.
+   */
+  fp8_scales: Fp8ScalesSchema.exclude(['channel']).optional(),
   warmup: z.int(),
   iters: z.int(),
   rotate: z.int().nullable(),

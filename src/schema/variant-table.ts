@@ -58,6 +58,13 @@ export type Tunable = z.infer<typeof TunableSchema>;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * What one fp32 scale of fp8 expert weights covers (the binary's --fp8-scales, csrc/CONTRACT.md): an output
+ * channel (the default), a whole matrix per expert, or a 128 x 128 block (the Qwen3-30B-A3B-FP8 checkpoint's).
+ */
+export const FP8_SCALES = ['channel', 'tensor', 'block'] as const;
+export type Fp8Scales = (typeof FP8_SCALES)[number];
+
 export const PresetSchema = z
   .strictObject({
     name: z.string().regex(NAME),
@@ -86,6 +93,8 @@ export const VariantSpecSchema = z.strictObject({
   max_gpus: z.int().min(1).max(64).optional(),
   /** True: the variant runs layers with shared experts (--shared-experts); absent or false: it refuses them. */
   shared_experts: z.boolean().optional(),
+  /** With dtype fp8: what its scales may cover (--fp8-scales); absent: channel only. */
+  fp8_scales: z.array(z.enum(FP8_SCALES)).min(1).optional(),
   tunables: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/), TunableSchema),
 });
 export type VariantSpec = z.infer<typeof VariantSpecSchema>;
@@ -134,6 +143,8 @@ export interface ShapeRequest {
   /** Shared experts of the layer (0 or absent: none) and their intermediate size. */
   shared_experts?: number;
   shared_inter?: number;
+  /** With dtype fp8: what a scale covers; absent: channel. */
+  fp8_scales?: Fp8Scales;
 }
 
 function limitFailure(field: ShapeField, value: number, limit: Limit | undefined): string | null {
@@ -158,6 +169,11 @@ export function unsupportedReason(table: VariantTable, spec: VariantSpec, req: S
   const shared = req.shared_experts ?? 0;
   if (shared > 0 && !spec.shared_experts) return `shared_experts (${shared}) are not supported by this variant (its table row does not say "shared_experts": true)`;
   if (!spec.dtypes.includes(req.dtype)) return `dtype ${req.dtype} is not supported (expected ${spec.dtypes.join(' or ')})`;
+  if (req.dtype === 'fp8') {
+    const modes: readonly string[] = spec.fp8_scales ?? ['channel'];
+    const mode = req.fp8_scales ?? 'channel';
+    if (!modes.includes(mode)) return `fp8_scales ${mode} is not supported (expected ${modes.join(' or ')})`;
+  }
   const gpus = req.gpus ?? 1;
   const maxGpus = spec.max_gpus ?? 1;
   if (gpus > maxGpus) return `gpus (${gpus}) must be <= ${maxGpus}${maxGpus === 1 ? ' (the variant has no multi-GPU code)' : ''}`;

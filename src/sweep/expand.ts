@@ -92,6 +92,7 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
     ['clock', m.clock],
     ['power', m.power],
     ['gpus', m.gpus ?? [1]],
+    ['fp8_scales', m.fp8_scales ?? ['channel']],
   ];
   // matrix.tune multiplies a variant's points by its settings: bounded here by the variant with the most.
   const settings = maxSettings(sweep);
@@ -166,6 +167,9 @@ export function expandPoints(sweep: Sweep, builds: readonly PlanBuild[], file = 
         power: v(10) as Point['power'],
         // Absent for one GPU, so points from before the gpus axis keep their hashes.
         ...((v(11) as number) > 1 ? { gpus: v(11) as number } : {}),
+        // Absent for channel (the binary's default), so fp8 points from before the axis keep their hashes; a value
+        // on a point of another dtype stays, for pointRefusal to refuse.
+        ...(v(12) !== 'channel' ? { fp8_scales: v(12) as NonNullable<Point['fp8_scales']> } : {}),
         // Flags change the build, so they are part of the point (and its hash); absent when none, so old hashes hold.
         ...(build.flags.length > 0 ? { build_flags: [...build.flags] } : {}),
       };
@@ -238,6 +242,7 @@ function excludes(rule: Exclude, point: Point, build: string): boolean {
 /** Whether one field of an exclude rule matches a point, or the fields of a point that one axis value sets. */
 function fieldMatches(key: string, value: unknown, point: Partial<Point>): boolean {
   if (key === 'gpus') return (point.gpus ?? 1) === value;
+  if (key === 'fp8_scales') return (point.fp8_scales ?? 'channel') === value;
   if (key === 'shape') {
     const s = value as NonNullable<Exclude['shape']>;
     return (
@@ -252,6 +257,7 @@ function fieldMatches(key: string, value: unknown, point: Partial<Point>): boole
 /** The point fields an axis value sets: a shape sets model and dimensions, every other axis its own field. */
 function fieldsOf(axis: string, value: unknown): Partial<Point> {
   if (axis === 'gpus') return { gpus: value as number };
+  if (axis === 'fp8_scales') return value === 'channel' ? { fp8_scales: undefined } : { fp8_scales: value as NonNullable<Point['fp8_scales']> };
   return (axis === 'shapeSpec' ? value : { [axis]: value }) as Partial<Point>;
 }
 

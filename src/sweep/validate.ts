@@ -57,6 +57,11 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
     const what = spec ? `a ${spec.backend} variant` : 'not a variant of this build';
     return `${at('variant')}: '${point.variant}' is not a ${point.backend} variant (${build.label}: ${what}; its ${point.backend} variants: ${known.join(', ') || 'none'}); ${excludeHint}`;
   }
+  // fp8 scales belong to fp8 weights: a tensor or block value on a point of another dtype is a matrix mistake.
+  if (point.fp8_scales !== undefined && point.dtype !== 'fp8') {
+    return `${at('fp8_scales')}: fp8_scales ${point.fp8_scales} applies to dtype fp8 only (the scales of e4m3 weights), and this point's dtype is ${point.dtype}; ` +
+      `add an exclude rule {dtype: ${point.dtype}, fp8_scales: ${point.fp8_scales}}`;
+  }
   const gpuOnly = gpuOnlySetting(point, gpuSettingsOnCpu);
   if (gpuOnly) {
     return `${at(gpuOnly.axis)}: ${gpuOnly.what} applies to a GPU, and the ${point.backend} backend runs none (a worker would refuse it); ` +
@@ -65,6 +70,7 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
   const why = unsupportedReason(table, spec, {
     hidden: point.hidden, inter: point.inter, experts: point.experts, topk: point.topk, tokens: point.tokens, dtype: point.dtype,
     shared_experts: point.shared_experts ?? 0, shared_inter: point.shared_inter ?? 0, gpus: point.gpus ?? 1,
+    ...(point.fp8_scales ? { fp8_scales: point.fp8_scales } : {}),
   });
   if (why === null) {
     const bytes = weightBytes(point);
@@ -77,8 +83,8 @@ export function pointRefusal(build: PlanBuild, point: Point, index: Record<strin
     );
   }
   // unsupportedReason names the field first ("tokens (8) must be <= 4", "dtype fp32 is not supported").
-  const field = /^([a-z_]+)/.exec(why)?.[1] ?? '';
+  const field = /^([a-z0-9_]+)/.exec(why)?.[1] ?? '';
   // "gpus (4) must be <= 1", "experts (16) must be a multiple of gpus (3)": the gpus axis is what to change.
-  const path = /gpus \(/.test(why) ? at('gpus') : field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : ['hidden', 'inter', 'experts', 'topk', 'shared_experts'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
+  const path = /gpus \(/.test(why) ? at('gpus') : field === 'tokens' ? at('tokens') : field === 'dtype' ? at('dtype') : field === 'fp8_scales' ? at('fp8_scales') : ['hidden', 'inter', 'experts', 'topk', 'shared_experts'].includes(field) ? at(byModel ? 'model' : 'shape') : 'matrix';
   return `${path}: variant ${point.variant} of ${build.label} cannot run this point: ${why}; ${excludeHint}`;
 }

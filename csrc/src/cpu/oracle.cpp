@@ -24,10 +24,14 @@ namespace {
 struct LdB { const uint16_t* p; double operator()(size_t i) const { return bf16_to_f32(p[i]); } };
 struct LdH { const uint16_t* p; double operator()(size_t i) const { return fp16_to_f32(p[i]); } };
 struct LdF { const float* p; double operator()(size_t i) const { return p[i]; } };
-// FP8 weights (common.h): e4m3 value times its scale, in fp64 (exact). Row: one scale per row of H.
-// Col: [n][rows][H] with one scale per (n, column); IH = rows * H.
-struct LdQRow { const uint8_t* q; const float* s; size_t H; double operator()(size_t i) const { return (double)e4m3_to_f32(q[i]) * s[i / H]; } };
-struct LdQCol { const uint8_t* q; const float* s; size_t H, IH; double operator()(size_t i) const { return (double)e4m3_to_f32(q[i]) * s[(i / IH) * H + i % H]; } };
+// FP8 weights (common.h): e4m3 value times its scale, in fp64 (exact); Idx says which scale (Fp8RowIdx ..).
+template <class Idx>
+struct LdQ {
+  const uint8_t* q; const float* s; Idx idx;
+  double operator()(size_t i) const { return (double)e4m3_to_f32(q[i]) * s[idx(i)]; }
+};
+template <class Idx>
+LdQ<Idx> ldq(const WeightTensor& w) { return {w.q.u8(), w.scale.data(), Idx::of(w)}; }
 
 // out += w * sum_i silu(gate_i . x) * (up_i . x) * down[e][i][:], every sum in fp64.
 template <class L1, class L2>
@@ -70,7 +74,6 @@ void oracle_typed(const Model& m, L1 w13, L2 w2t, L1 ws13, L2 ws2t, const HostTe
 
 void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const std::vector<double>& lg,
                    double* out, int t0, int t1) {
-  const size_t H = m.s.hidden;
   switch (m.dt) {
     case DType::BF16:
       oracle_typed(m, LdB{m.w13.q.h16()}, LdB{m.w2t.q.h16()}, LdB{m.ws13.q.h16()}, LdB{m.ws2t.q.h16()}, x, r, lg, out, t0, t1);
@@ -78,10 +81,12 @@ void oracle_tokens(const Model& m, const HostTensor& x, const Routing& r, const 
     case DType::FP16:
       oracle_typed(m, LdH{m.w13.q.h16()}, LdH{m.w2t.q.h16()}, LdH{m.ws13.q.h16()}, LdH{m.ws2t.q.h16()}, x, r, lg, out, t0, t1);
       break;
-    case DType::FP8:
-      oracle_typed(m, LdQRow{m.w13.q.u8(), m.w13.scale.data(), H}, LdQCol{m.w2t.q.u8(), m.w2t.scale.data(), H, (size_t)m.s.inter * H},
-                   LdQRow{m.ws13.q.u8(), m.ws13.scale.data(), H},
-                   LdQCol{m.ws2t.q.u8(), m.ws2t.scale.data(), H, (size_t)std::max(1, m.s.shared_inter) * H}, x, r, lg, out, t0, t1);
+    case DType::FP8:  // the scales of m.scales (channel, tensor or 128 x 128 blocks)
+      with_fp8_index(m.scales, [&](auto i13, auto i2t) {
+        using I13 = decltype(i13);
+        using I2t = decltype(i2t);
+        oracle_typed(m, ldq<I13>(m.w13), ldq<I2t>(m.w2t), ldq<I13>(m.ws13), ldq<I2t>(m.ws2t), x, r, lg, out, t0, t1);
+      });
       break;
     default:
       oracle_typed(m, LdF{m.w13.q.f32()}, LdF{m.w2t.q.f32()}, LdF{m.ws13.q.f32()}, LdF{m.ws2t.q.f32()}, x, r, lg, out, t0, t1);

@@ -5,7 +5,8 @@
 // expert id first); softmax over those k only; for each picked expert e with
 // weight w: a_i = silu(gate_i . x) * (up_i . x) (gate/up rows interleaved in
 // w13), out_t += w * sum_i a_i w2t[e][i][:]; then each shared expert the same way with weight 1
-// (router-independent); FP8 weights as e4m3 value x scale (common.h); every sum in fp64.
+// (router-independent); FP8 weights as e4m3 value x its scale (per channel, per tensor or per 128 x 128 block:
+// common.h, Fp8Scales); every sum in fp64.
 #pragma once
 #include <vector>
 

@@ -9,7 +9,8 @@
 //               per group). Tunable `group` (1, 2, 4, 8, 16; default 8): with
 //               group=1 every token re-reads its experts' weights.
 // Both take shared experts (after the routed ones, weight 1, every token) and
-// fp8 weights (e4m3 x per-output-channel scale, dequantized as they are read).
+// fp8 weights (e4m3 x scale, dequantized as they are read; the scales per
+// output channel, per tensor or per 128 x 128 block: --fp8-scales, common.h).
 //
 // Expert parallelism (--gpus N, both variants): the layer of N devices, run on
 // the CPU one device after another (forward_ep). Device d holds its own T
@@ -37,10 +38,15 @@ namespace {
 struct LdBF16 { const uint16_t* p; float operator()(size_t i) const { return bf16_to_f32(p[i]); } };
 struct LdFP16 { const uint16_t* p; float operator()(size_t i) const { return fp16_to_f32(p[i]); } };
 struct LdF32 { const float* p; float operator()(size_t i) const { return p[i]; } };
-// FP8 weights (common.h): e4m3 value times its fp32 scale. Row: one scale per row of H; Col: [n][rows][H]
-// with one scale per (n, column), IH = rows * H.
-struct LdQRow { const uint8_t* q; const float* s; size_t H; float operator()(size_t i) const { return e4m3_to_f32(q[i]) * s[i / H]; } };
-struct LdQCol { const uint8_t* q; const float* s; size_t H, IH; float operator()(size_t i) const { return e4m3_to_f32(q[i]) * s[(i / IH) * H + i % H]; } };
+// FP8 weights (common.h): e4m3 value times its fp32 scale; Idx says which scale (Fp8RowIdx, Fp8ColIdx: per
+// channel; Fp8TensorIdx; Fp8BlockIdx: per 128 x 128 block).
+template <class Idx>
+struct LdQ {
+  const uint8_t* q; const float* s; Idx idx;
+  float operator()(size_t i) const { return e4m3_to_f32(q[i]) * s[idx(i)]; }
+};
+template <class Idx>
+LdQ<Idx> ldq(const WeightTensor& w) { return {w.q.u8(), w.scale.data(), Idx::of(w)}; }
 
 // The loaders of one forward: router and token inputs (LA), gate/up weights (L1), down weights (L2), the routed
 // experts' and the shared experts'.
@@ -346,7 +352,7 @@ class CpuBackend : public Backend {
     j.kv_null("mem_bytes");
     j.kv("cores", (int)std::thread::hardware_concurrency());
   }
-  std::string plan(const VariantSpec& spec, const Shape&, int, DType, TunableSet& tun) override {
+  std::string plan(const VariantSpec& spec, const Shape&, int, DType, Fp8Scales, TunableSet& tun) override {
     const CpuRow* row = find_row(spec);
     if (!row) return "no CPU code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
     Planned p;
@@ -479,13 +485,15 @@ class CpuBackend : public Backend {
         run(G, counts, p, m, Loaders<LdFP16, LdFP16, LdFP16>{ld(m.wr), ld(x), ld(m.w13.q), ld(m.ws13.q), ld(m.w2t.q), ld(m.ws2t.q)}, T, out, ids);
         break;
       }
-      case DType::FP8: {  // bf16 router and inputs, e4m3 experts with their scales
-        const size_t H = m.s.hidden;
-        auto row = [&](const WeightTensor& w) { return LdQRow{w.q.u8(), w.scale.data(), H}; };
-        auto col = [&](const WeightTensor& w, int rows) { return LdQCol{w.q.u8(), w.scale.data(), H, (size_t)std::max(1, rows) * H}; };
-        run(G, counts, p, m,
-            Loaders<LdBF16, LdQRow, LdQCol>{LdBF16{m.wr.h16()}, LdBF16{x.h16()}, row(m.w13), row(m.ws13), col(m.w2t, m.s.inter), col(m.ws2t, m.s.shared_inter)},
-            T, out, ids);
+      case DType::FP8: {  // bf16 router and inputs, e4m3 experts with their scales (m.scales' layout)
+        with_fp8_index(m.scales, [&](auto i13, auto i2t) {
+          using I13 = decltype(i13);
+          using I2t = decltype(i2t);
+          run(G, counts, p, m,
+              Loaders<LdBF16, LdQ<I13>, LdQ<I2t>>{LdBF16{m.wr.h16()}, LdBF16{x.h16()}, ldq<I13>(m.w13), ldq<I13>(m.ws13),
+                                                  ldq<I2t>(m.w2t), ldq<I2t>(m.ws2t)},
+              T, out, ids);
+        });
         break;
       }
       default: {

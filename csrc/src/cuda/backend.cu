@@ -51,7 +51,7 @@ class CudaBackend : public Backend {
     j.kv("persistent_blocks", max_grid_);
   }
 
-  std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, TunableSet& tun) override {
+  std::string plan(const VariantSpec& spec, const Shape& s, int T, DType dt, Fp8Scales scales, TunableSet& tun) override {
     const RegistryRow* row = find_cuda_row(spec.family, spec.strategy ? spec.strategy->c_str() : nullptr);
     if (!row) return "no CUDA code for family " + spec.family + " strategy " + spec.strategy.value_or("null");
     // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
@@ -62,7 +62,8 @@ class CudaBackend : public Backend {
     pl.family = row->fam;
     pl.strategy = row->strategy_id;
     pl.fp8 = dt == DType::FP8;
-    const PlanCtx ctx{prop_, s, T, act_dtype(dt) == DType::BF16, pl.fp8};
+    pl.q8blk = pl.fp8 && scales == Fp8Scales::Block;
+    const PlanCtx ctx{prop_, s, T, act_dtype(dt) == DType::BF16, pl.fp8, pl.fp8 ? scales : Fp8Scales::Channel};
     if (row->fam == &kEpFamily) {  // pl.path: the variant's index in the engine
       if (!ep_) ep_ = make_ep_engine(gpus_);
       std::string why = ep_->plan(row->strategy_id, ctx, tun, pl.path);
@@ -105,12 +106,15 @@ class CudaBackend : public Backend {
       d.alloc(h.n);
       if (h.n) CUDA_CHECK(cudaMemcpy(d.p, h.bytes.data(), h.nbytes(), cudaMemcpyHostToDevice));
     };
-    // fp8: the e4m3 bytes and the fp32 scales the CPU backend and the oracle use (common.cpp), as they are.
+    // fp8: the e4m3 bytes and the fp32 scales the CPU backend and the oracle use (common.cpp), as they are, except
+    // --fp8-scales tensor: each expert's one scale per matrix repeated per output channel (channel_scales), so
+    // that the per-channel kernels run it (the same products: every channel of an expert has the same scale).
     auto upq = [&](DevBuf<uint8_t>& d, DevBuf<float>& sc, const WeightTensor& w) {
       d.alloc(w.q.n);
       if (w.q.n) CUDA_CHECK(cudaMemcpy(d.p, w.q.bytes.data(), w.q.nbytes(), cudaMemcpyHostToDevice));
-      sc.alloc(w.scale.size());
-      if (!w.scale.empty()) CUDA_CHECK(cudaMemcpy(sc.p, w.scale.data(), w.scale.size() * sizeof(float), cudaMemcpyHostToDevice));
+      const std::vector<float> s = w.channel_scales();
+      sc.alloc(s.size());
+      if (!s.empty()) CUDA_CHECK(cudaMemcpy(sc.p, s.data(), s.size() * sizeof(float), cudaMemcpyHostToDevice));
     };
     up(wr_, m.wr);
     if (m.dt == DType::FP8) {
@@ -177,6 +181,7 @@ class CudaBackend : public Backend {
     p.act_s = act_s_.p; p.iota = iota_.p; p.ones = ones_.p;
     p.q13 = q13_.p; p.q2t = q2t_.p; p.qs13 = qs13_.p; p.qs2t = qs2t_.p;
     p.s13 = s13_.p; p.s2 = s2_.p; p.ss13 = ss13_.p; p.ss2 = ss2_.p;
+    p.q8blk = pl.q8blk ? 1 : 0;
     p.x_base = xb; p.rotate = rotate;
     p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
     p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
@@ -386,7 +391,7 @@ class CudaBackend : public Backend {
   DevBuf<uint16_t> wr_, w13_, w2t_, ws13_, ws2t_, out_, x_check_, x_rot_;
   DevBuf<float> out_acc_, logits_, topk_w_, act_, act_s_, ones_;
   DevBuf<uint8_t> q13_, q2t_, qs13_, qs2t_;  // fp8 expert weights (e4m3)
-  DevBuf<float> s13_, s2_, ss13_, ss2_;       // and their per-output-channel scales
+  DevBuf<float> s13_, s2_, ss13_, ss2_;       // and their scales (Params: per channel, or per 128 x 128 block)
   DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, mb_, queue_, qflag_, smid_, trace_n_;
   DevBuf<unsigned long long> db_;
   DevBuf<long long> clk_;

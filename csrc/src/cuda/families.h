@@ -28,6 +28,7 @@ struct Plan {
   int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4, batch = 1;
   int path = 0;             // flat: which kernel (its t1path)
   bool fp8 = false;         // e4m3 expert weights (Params q13.., s13..), bf16 activations
+  bool q8blk = false;       // fp8 with 128 x 128 block scales (Params::q8blk)
   size_t smem() const { return sl.bytes(); }
 };
 
@@ -36,7 +37,10 @@ struct PlanCtx {
   Shape s;
   int T;
   bool bf;   // activations (router, inputs, output) in bf16 (fp8 runs too), else fp16
-  bool fp8;  // expert weights in e4m3 with per-output-channel scales
+  bool fp8;  // expert weights in e4m3 with fp32 scales
+  // What an fp8 scale covers (--fp8-scales). Tensor runs as Channel (the backend uploads each expert's scale
+  // repeated per channel); Block has kernels of its own (Params::q8blk).
+  Fp8Scales scales = Fp8Scales::Channel;
 };
 
 struct Family {

@@ -567,68 +567,140 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
 //   units' loads); a segment's scaled sums go to the thread's own 8 floats of shared memory, added to the fp32
 //   output once at the end (as many atomics as bf16).
 //   k_flat_q8<NC> (any T, hidden up to 4096): a segment's scaled sums go to the fp32 output directly.
+// 128 x 128 block scales (BLK, --fp8-scales block; Params::q8blk): a segment is a run of units of one (token,
+// expert) within one 128-unit block of inter (the down projection's input dimension), so that every down column
+// has one scale per segment (its block (column / 128, unit / 128)) and the same flush applies it; a chunk still
+// spans at most two segments (the plan asks the last block of inter and shared_inter for >= 16 units when it is
+// partial). Gate/up: each 16-byte chunk (16 inputs, all in one 128-input block) has its partial dot product
+// multiplied by its block's scale before it is added. --fp8-scales tensor runs as channel (the backend uploads
+// each expert's scale repeated per channel). The BLK instantiations were compiled (no spills), NOT yet run on a
+// GPU: csrc/BENCHMARKS.md, "Scales per tensor and per 128 x 128 block", has the commands of their first run.
 constexpr int kChunkQ = 2 * kChunk;  // units per hand-over with fp8 weights
 constexpr int kMinSegQ = kChunkQ;    // units of a segment at least (inter, shared_inter): the plan checks it
 
 struct UnitQ {
   const uint8_t* g;    // gate row; the up row follows it
   const uint8_t* d;    // down row
-  const float* sgu;    // the gate row's scale; the up row's follows it
+  const float* sgu;    // channel: the gate row's scale, the up row's follows it; BLK: the gate unit's row of
+                       // block scales [nHb] (s13 [e][0][i/128][*]), the up unit's is uoff further
+  int uoff;            // BLK: nIb * nHb of the unit's expert (routed or shared)
   float wt;            // routing weight (1 for a shared expert)
   int tok;
-  int seg;             // segment: shared (token, expert) t*NS+n, then T*NS + routed slot
+  int seg;             // segment: shared (token, expert) t*NS+n, then T*NS + routed slot; BLK: each of these
+                       // split into its 128-unit blocks (x nISb, x nIb)
 };
+template <bool BLK>
 __device__ __forceinline__ UnitQ unit_q8(const Params& p, const int* ids, const float* wts, int u, int nsu) {
   UnitQ r;
   if (u < nsu) {
     const int q = u / p.IS, i = u - q * p.IS, t = q / p.NS, n = q - t * p.NS;
     r.g = p.qs13 + ((size_t)n * 2 * p.IS + 2 * (size_t)i) * p.H;
     r.d = p.qs2t + ((size_t)n * p.IS + i) * p.H;
-    r.sgu = p.ss13 + (size_t)n * 2 * p.IS + 2 * i;
+    if constexpr (BLK) {
+      const int nb = nblk128(p.IS), nh = nblk128(p.H);
+      r.sgu = p.ss13 + ((size_t)n * 2 * nb + (i >> 7)) * nh;
+      r.uoff = nb * nh;
+      r.seg = q * nb + (i >> 7);
+    } else {
+      r.sgu = p.ss13 + (size_t)n * 2 * p.IS + 2 * i;
+      r.seg = q;
+    }
     r.wt = 1.f;
     r.tok = t;
-    r.seg = q;
   } else {
     u -= nsu;
     const int sl = u / p.I, i = u - sl * p.I, e = ids[sl];
     r.g = p.q13 + ((size_t)e * 2 * p.I + 2 * (size_t)i) * p.H;
     r.d = p.q2t + ((size_t)e * p.I + i) * p.H;
-    r.sgu = p.s13 + (size_t)e * 2 * p.I + 2 * i;
+    if constexpr (BLK) {
+      const int nb = nblk128(p.I), nh = nblk128(p.H);
+      r.sgu = p.s13 + ((size_t)e * 2 * nb + (i >> 7)) * nh;
+      r.uoff = nb * nh;
+      r.seg = p.T * p.NS * nblk128(p.IS) + sl * nb + (i >> 7);
+    } else {
+      r.sgu = p.s13 + (size_t)e * 2 * p.I + 2 * i;
+      r.seg = p.T * p.NS + sl;
+    }
     r.wt = wts[sl];
     r.tok = sl / p.K;
-    r.seg = p.T * p.NS + sl;
   }
   return r;
 }
+template <bool BLK>
 __device__ __forceinline__ int seg_end(const Params& p, int seg, int nsu) {  // the first unit past segment seg
-  const int nss = p.T * p.NS;
-  return seg < nss ? (seg + 1) * p.IS : nsu + (seg - nss + 1) * p.I;
-}
-// A segment's token and the scales of its down columns (its row of s2 / ss2).
-__device__ __forceinline__ const float* seg_scales(const Params& p, const int* ids, int seg, int& tok) {
-  const int nss = p.T * p.NS;
-  if (seg < nss) {
-    tok = seg / p.NS;
-    return p.ss2 + (size_t)(seg - tok * p.NS) * p.H;
+  if constexpr (BLK) {
+    const int nsb = nblk128(p.IS), nss = p.T * p.NS * nsb;
+    if (seg < nss) {
+      const int q = seg / nsb, b = seg - q * nsb;
+      return q * p.IS + min(p.IS, (b + 1) * 128);
+    }
+    const int nb = nblk128(p.I), s = seg - nss, sl = s / nb, b = s - sl * nb;
+    return nsu + sl * p.I + min(p.I, (b + 1) * 128);
+  } else {
+    const int nss = p.T * p.NS;
+    return seg < nss ? (seg + 1) * p.IS : nsu + (seg - nss + 1) * p.I;
   }
-  const int sl = seg - nss;
-  tok = sl / p.K;
-  return p.s2 + (size_t)ids[sl] * p.H;
+}
+// A segment's token and the scales of its down columns: channel, its row of s2 / ss2 (column col's scale at
+// [col]); BLK, its expert's block scales of its 128-unit block ib: s2 [e][0][ib] (column col's scale at
+// [(col / 128) * stride], stride = nIb or nISb).
+template <bool BLK>
+__device__ __forceinline__ const float* seg_scales(const Params& p, const int* ids, int seg, int& tok, int& stride) {
+  if constexpr (BLK) {
+    const int nsb = nblk128(p.IS), nss = p.T * p.NS * nsb, nh = nblk128(p.H);
+    if (seg < nss) {
+      const int q = seg / nsb, b = seg - q * nsb;
+      tok = q / p.NS;
+      stride = nsb;
+      return p.ss2 + (size_t)(q - tok * p.NS) * nh * nsb + b;
+    }
+    const int nb = nblk128(p.I), s = seg - nss, sl = s / nb, b = s - sl * nb;
+    tok = sl / p.K;
+    stride = nb;
+    return p.s2 + (size_t)ids[sl] * nh * nb + b;
+  } else {
+    const int nss = p.T * p.NS;
+    stride = 0;
+    if (seg < nss) {
+      tok = seg / p.NS;
+      return p.ss2 + (size_t)(seg - tok * p.NS) * p.H;
+    }
+    const int sl = seg - nss;
+    tok = sl / p.K;
+    return p.s2 + (size_t)ids[sl] * p.H;
+  }
 }
 // Shared-expert rows of units [u0, u1), fp8: as prefetch_shared.
 __device__ __forceinline__ void prefetch_shared_q8(const Params& p, int u0, int u1, int nsu) {
   if (u0 >= nsu) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
-    const UnitQ un = unit_q8(p, nullptr, nullptr, u, nsu);
+    const UnitQ un = unit_q8<false>(p, nullptr, nullptr, u, nsu);  // the rows only (the same in both layouts)
     const size_t bytes = (size_t)p.H;
     for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
     for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
   }
 }
-// a = w * silu(scale_g * g.x) * (scale_u * u.x) from a unit's unscaled, warp-reduced dot products.
+// a = w * silu(scale_g * g.x) * (scale_u * u.x) from a unit's unscaled, warp-reduced dot products; BLK: the
+// block scales are in the sums already.
+template <bool BLK>
 __device__ __forceinline__ float act_q8(const UnitQ& un, float gs, float us) {
-  return un.wt * silu(gs * __ldg(un.sgu)) * (us * __ldg(un.sgu + 1));
+  if constexpr (BLK) return un.wt * silu(gs) * us;
+  else return un.wt * silu(gs * __ldg(un.sgu)) * (us * __ldg(un.sgu + 1));
+}
+// gs += g . x and us += u . x for one 16-byte chunk cc of a unit's rows (dot16x2_q8); BLK: each multiplied by
+// its 128-input block's scale (chunk cc is in block cc / 8) before it is added.
+template <bool BLK>
+__device__ __forceinline__ void dot_chunk_q8(const UnitQ& un, int cc, const uint4& g, const uint4& u, const uint4& x0,
+                                             const uint4& x1, float& gs, float& us) {
+  if constexpr (BLK) {
+    float gp = 0.f, up = 0.f;
+    dot16x2_q8(g, u, x0, x1, gp, up);
+    gs = fmaf(gp, __ldg(un.sgu + (cc >> 3)), gs);
+    us = fmaf(up, __ldg(un.sgu + un.uoff + (cc >> 3)), us);
+  } else {
+    dot16x2_q8(g, u, x0, x1, gs, us);
+  }
 }
 
 // The 16 units of a chunk from ub (those below u1): at most two segments. A down thread keeps the first one's
@@ -636,7 +708,7 @@ __device__ __forceinline__ float act_q8(const UnitQ& un, float gs, float us) {
 struct RunQ { int seg, jb, nv; };
 // Their down rows (8 bytes at column g*2048 + col of each, for the NC column groups) into dst; returns the run.
 // HC: hidden when the kernel knows it at compile time (the rows' offsets are then immediates), else 0.
-template <int NC, int HC>
+template <int NC, int HC, bool BLK>
 __device__ __forceinline__ RunQ load_rows_q8(const Params& p, const Smem& s, int ub, int u1, int nsu, int col,
                                              uint2 (&dst)[kChunkQ][NC]) {
   const size_t H = HC ? HC : p.H;
@@ -644,12 +716,12 @@ __device__ __forceinline__ RunQ load_rows_q8(const Params& p, const Smem& s, int
   const uint8_t* d0 = nullptr;  // row j of the first segment: d0 + j*H; of the second: d1 + j*H
   const uint8_t* d1 = nullptr;
   if (r.nv > 0) {
-    const UnitQ a = unit_q8(p, s.ids, s.w, ub, nsu);
+    const UnitQ a = unit_q8<BLK>(p, s.ids, s.w, ub, nsu);
     r.seg = a.seg;
     d0 = a.d + col;
-    const int end = seg_end(p, a.seg, nsu);
+    const int end = seg_end<BLK>(p, a.seg, nsu);
     r.jb = min(kChunkQ, end - ub);
-    if (r.jb < r.nv) d1 = unit_q8(p, s.ids, s.w, end, nsu).d + col - (size_t)r.jb * H;
+    if (r.jb < r.nv) d1 = unit_q8<false>(p, s.ids, s.w, end, nsu).d + col - (size_t)r.jb * H;
   }
 #pragma unroll
   for (int j = 0; j < kChunkQ; ++j) {
@@ -683,8 +755,8 @@ __device__ __forceinline__ void consume_q8(const RunQ& run, const float* a, cons
 }
 
 // T = 1, hidden 2048, fp8. PF (t1path=2): each gate/up warp prefetches its units of the next chunk into L2, each
-// down thread one 128-byte line of the down rows two chunks ahead.
-template <bool PF>
+// down thread one 128-byte line of the down rows two chunks ahead. BLK: 128 x 128 block scales.
+template <bool PF, bool BLK>
 __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -725,10 +797,10 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
       for (int v = 0; v < 2; ++v) {  // this warp's two units
         const int u = u0 + c * kChunkQ + v * kChunk + warp;
         ok[v] = u < u1;
-        if (ok[v]) un[v] = unit_q8(p, s.ids, s.w, u, nsu);
+        if (ok[v]) un[v] = unit_q8<BLK>(p, s.ids, s.w, u, nsu);
         if constexpr (PF) {
           if (u + kChunkQ < u1)  // the same unit of the next chunk: gate and up rows, adjacent, 4096 bytes
-            prefetch_l2((const char*)unit_q8(p, s.ids, s.w, u + kChunkQ, nsu).g + lane * 128);
+            prefetch_l2((const char*)unit_q8<false>(p, s.ids, s.w, u + kChunkQ, nsu).g + lane * 128);
         }
       }
       uint4 gv[2][4], uv[2][4];  // both units' loads issued before any arithmetic
@@ -743,10 +815,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
       for (int v = 0; v < 2; ++v) {
         float gs = 0.f, us = 0.f;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) dot16x2_q8(gv[v][j], uv[v][j], xs[(2 * j) * 32 + lane], xs[(2 * j + 1) * 32 + lane], gs, us);
+        for (int j = 0; j < 4; ++j)  // chunk lane + 32j
+          dot_chunk_q8<BLK>(un[v], lane + 32 * j, gv[v][j], uv[v][j], xs[(2 * j) * 32 + lane], xs[(2 * j + 1) * 32 + lane], gs, us);
         gs = warp_sum(gs);
         us = warp_sum(us);
-        if (lane == 0) s_a[b][v * kChunk + warp] = ok[v] ? act_q8(un[v], gs, us) : 0.f;
+        if (lane == 0) s_a[b][v * kChunk + warp] = ok[v] ? act_q8<BLK>(un[v], gs, us) : 0.f;
       }
       bar_arrive(1 + b, kThreads);  // FULL[b]
     }
@@ -762,11 +835,13 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
     int cur = -1;  // segment of acc
     auto flush = [&]() {
       if (cur < 0) return;
-      int tok;
-      const float4* sc = reinterpret_cast<const float4*>(seg_scales(p, s.ids, cur, tok) + col);
+      int tok, stride;
+      const float* scp = seg_scales<BLK>(p, s.ids, cur, tok, stride);
+      const float4* sc = reinterpret_cast<const float4*>(scp + col);
+      const float kb = BLK ? __ldg(scp + (col >> 7) * stride) : 0.f;  // BLK: one scale for the thread's 8 columns
 #pragma unroll
       for (int q = 0; q < 2; ++q) {
-        const float4 k4 = __ldg(sc + q);
+        const float4 k4 = BLK ? make_float4(kb, kb, kb, kb) : __ldg(sc + q);
         float4 m = mine[q];
         m.x = fmaf(acc[0][4 * q], k4.x, m.x);
         m.y = fmaf(acc[0][4 * q + 1], k4.y, m.y);
@@ -779,15 +854,15 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
     };
     uint2 wv[kChunkQ][1];
     RunQ run{-1, kChunkQ, 0};
-    if (nchunks > 0) run = load_rows_q8<1, H>(p, s, u0, u1, nsu, col, wv);
+    if (nchunks > 0) run = load_rows_q8<1, H, BLK>(p, s, u0, u1, nsu, col, wv);
     for (int c = 0; c < nchunks; ++c) {
       const int b = c & 1;
       uint2 nx[kChunkQ][1];
       RunQ nrun{-1, kChunkQ, 0};
-      if (c + 1 < nchunks) nrun = load_rows_q8<1, H>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, col, nx);  // next chunk's rows
+      if (c + 1 < nchunks) nrun = load_rows_q8<1, H, BLK>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, col, nx);  // next chunk's rows
       if constexpr (PF) {  // chunk c+2's down rows into L2: unit t / 16 of it, line t % 16 of that row
         const int u = u0 + (c + 2) * kChunkQ + (t >> 4);
-        if (u < u1) prefetch_l2((const char*)unit_q8(p, s.ids, s.w, u, nsu).d + (t & 15) * 128);
+        if (u < u1) prefetch_l2((const char*)unit_q8<false>(p, s.ids, s.w, u, nsu).d + (t & 15) * 128);
       }
       bar_sync(1 + b, kThreads);  // FULL[b]
       consume_q8<1>(run, s_a[b], wv, acc, cur, flush);
@@ -810,8 +885,8 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   if (threadIdx.x == 0) tr.finish(p);
 }
 
-// The general kernel with fp8 weights: any T, hidden a multiple of 64 up to 2048 * NC.
-template <int NC>
+// The general kernel with fp8 weights: any T, hidden a multiple of 64 up to 2048 * NC. BLK: 128 x 128 block scales.
+template <int NC, bool BLK>
 __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -844,7 +919,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
         const int u = u0 + c * kChunkQ + v * kChunk + warp;
         float a = 0.f;
         if (u < u1) {
-          const UnitQ un = unit_q8(p, s.ids, s.w, u, nsu);
+          const UnitQ un = unit_q8<BLK>(p, s.ids, s.w, u, nsu);
           const uint16_t* xt = x + (size_t)un.tok * p.H;
           float gs = 0.f, us = 0.f;
           for (int c0 = lane; c0 < nchunk16; c0 += 32 * 4) {
@@ -858,10 +933,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
               const int cc = c0 + 32 * j;
-              if (cc < nchunk16) dot16x2_q8(gv[j], uv[j], ld_ro(xt + (size_t)cc * 16), ld_ro(xt + (size_t)cc * 16 + 8), gs, us);
+              if (cc < nchunk16)
+                dot_chunk_q8<BLK>(un, cc, gv[j], uv[j], ld_ro(xt + (size_t)cc * 16), ld_ro(xt + (size_t)cc * 16 + 8), gs, us);
             }
           }
-          a = act_q8(un, warp_sum(gs), warp_sum(us));
+          a = act_q8<BLK>(un, warp_sum(gs), warp_sum(us));
         }
         if (lane == 0) s_a[b][v * kChunk + warp] = a;
       }
@@ -878,16 +954,17 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
     int cur = -1;  // segment of acc
     auto flush = [&]() {  // the segment's scaled sums into the fp32 output of its token
       if (cur < 0) return;
-      int tok;
-      const float* sc = seg_scales(p, s.ids, cur, tok);
+      int tok, stride;
+      const float* sc = seg_scales<BLK>(p, s.ids, cur, tok, stride);
 #pragma unroll
       for (int g = 0; g < NC; ++g) {
         const int col = g * kColsPerGroup + t * 8;
         if (col < p.H) {
           float* d = p.out_acc + (size_t)tok * p.H + col;
+          const float kb = BLK ? __ldg(sc + (col >> 7) * stride) : 0.f;  // BLK: one scale for the 8 columns
 #pragma unroll
           for (int q = 0; q < 2; ++q) {
-            const float4 k4 = __ldg(reinterpret_cast<const float4*>(sc + col) + q);
+            const float4 k4 = BLK ? make_float4(kb, kb, kb, kb) : __ldg(reinterpret_cast<const float4*>(sc + col) + q);
             red_add4(d + 4 * q, make_float4(acc[g][4 * q] * k4.x, acc[g][4 * q + 1] * k4.y, acc[g][4 * q + 2] * k4.z,
                                             acc[g][4 * q + 3] * k4.w));
           }
@@ -899,12 +976,12 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
     if constexpr (NC == 1) {  // the next chunk's rows in flight while this one's are consumed
       uint2 wv[kChunkQ][NC];
       RunQ run{-1, kChunkQ, 0};
-      if (nchunks > 0) run = load_rows_q8<NC, 0>(p, s, u0, u1, nsu, t * 8, wv);
+      if (nchunks > 0) run = load_rows_q8<NC, 0, BLK>(p, s, u0, u1, nsu, t * 8, wv);
       for (int c = 0; c < nchunks; ++c) {
         const int b = c & 1;
         uint2 nx[kChunkQ][NC];
         RunQ nrun{-1, kChunkQ, 0};
-        if (c + 1 < nchunks) nrun = load_rows_q8<NC, 0>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, t * 8, nx);
+        if (c + 1 < nchunks) nrun = load_rows_q8<NC, 0, BLK>(p, s, u0 + (c + 1) * kChunkQ, u1, nsu, t * 8, nx);
         bar_sync(1 + b, kThreads);  // FULL[b]
         consume_q8<NC>(run, s_a[b], wv, acc, cur, flush);
         if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
@@ -918,7 +995,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
       for (int c = 0; c < nchunks; ++c) {
         const int b = c & 1;
         uint2 wv[kChunkQ][NC];
-        const RunQ run = load_rows_q8<NC, 0>(p, s, u0 + c * kChunkQ, u1, nsu, t * 8, wv);
+        const RunQ run = load_rows_q8<NC, 0, BLK>(p, s, u0 + c * kChunkQ, u1, nsu, t * 8, wv);
         bar_sync(1 + b, kThreads);  // FULL[b]
         consume_q8<NC>(run, s_a[b], wv, acc, cur, flush);
         if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
@@ -934,12 +1011,17 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
 using KernelFn = void (*)(Params);
 int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
 // path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only).
-// fp8: the same paths with e4m3 weights (bf16 activations).
-KernelFn kernel_of(bool bf, bool fp8, int H, int path) {
+// fp8: the same paths with e4m3 weights (bf16 activations); blk: their 128 x 128 block scales.
+KernelFn kernel_of(bool bf, bool fp8, bool blk, int H, int path) {
+  if (fp8 && blk) {
+    if (path == 1) return k_flat1_q8<false, true>;
+    if (path == 2) return k_flat1_q8<true, true>;
+    return groups_of(H) == 1 ? k_flat_q8<1, true> : k_flat_q8<2, true>;
+  }
   if (fp8) {
-    if (path == 1) return k_flat1_q8<false>;
-    if (path == 2) return k_flat1_q8<true>;
-    return groups_of(H) == 1 ? k_flat_q8<1> : k_flat_q8<2>;
+    if (path == 1) return k_flat1_q8<false, false>;
+    if (path == 2) return k_flat1_q8<true, false>;
+    return groups_of(H) == 1 ? k_flat_q8<1, false> : k_flat_q8<2, false>;
   }
   if (path == 1) return bf ? k_flat1<true, false> : k_flat1<false, false>;
   if (path == 2) return bf ? k_flat1<true, true> : k_flat1<false, true>;
@@ -956,22 +1038,29 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   pl.threads = kThreads;
   // t1path applies where the T = 1 kernel can run (one token, hidden 2048); elsewhere the general kernel.
   pl.path = (ctx.T == 1 && s.hidden == kColsPerGroup) ? (int)tun.get("t1path") : 0;
+  const bool blk = ctx.fp8 && ctx.scales == Fp8Scales::Block;
   if (ctx.fp8) {  // a chunk's 16 units span at most two segments (load_rows_q8)
     if (s.inter < kMinSegQ) return "fp8: inter (" + std::to_string(s.inter) + ") must be >= " + std::to_string(kMinSegQ) + " (a chunk's units span at most two experts)";
     if (s.shared_experts > 0 && s.shared_inter < kMinSegQ) return "fp8: shared_inter (" + std::to_string(s.shared_inter) + ") must be >= " + std::to_string(kMinSegQ);
+    // Block scales: a segment is also cut at every 128 units; a partial last block must hold a chunk's worth.
+    auto last_block = [](int n) { return n % kFp8Block; };
+    for (const auto& [name, n] : {std::pair<const char*, int>{"inter", s.inter}, {"shared_inter", s.shared_experts > 0 ? s.shared_inter : 0}})
+      if (blk && n > 0 && last_block(n) != 0 && last_block(n) < kMinSegQ)
+        return std::string("fp8_scales block: ") + name + " (" + std::to_string(n) + ") must be a multiple of " + std::to_string(kFp8Block) +
+               " or leave >= " + std::to_string(kMinSegQ) + " units in its last 128-unit block (a chunk's units span at most two segments)";
   }
   // fp8 at T = 1: the token staged in shared memory (hidden bf16 values, s.sa).
   pl.sl = SmemLayout{ctx.T * s.topk, s.experts, ctx.fp8 && pl.path != 0 ? s.hidden / 2 : 0, 0};
   std::string why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
-  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, ctx.fp8, s.hidden, pl.path), kThreads, pl.smem());
+  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, ctx.fp8, blk, s.hidden, pl.path), kThreads, pl.smem());
   if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
   pl.grid = ctx.prop.multiProcessorCount;  // one block per SM: the whole grid co-resides (grid barrier)
   return "";
 }
 
 void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
-  kernel_of(bf, pl.fp8, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
+  kernel_of(bf, pl.fp8, pl.q8blk, p.H, pl.path)<<<pl.grid, pl.threads, pl.smem(), st>>>(p);
   CUDA_CHECK_LAUNCH("k_flat");
 }
 

@@ -92,9 +92,13 @@ struct Params {
   const int* iota;    // [T] 0, 1, .., T-1: a shared expert's token list (every token, slot = token)
   float* ones;        // [T] 1.0: a shared expert's weights
   // FP8 (--dtype fp8; null otherwise): the experts' weights as e4m3 bytes in the layouts of w13, w2t, ws13, ws2t
-  // (which are then null), and their fp32 scales per output channel (common.h): s13 [E*2I] one per row of q13,
-  // s2 [E][H] one per (expert, hidden column) of q2t; ss13 [NS*2*IS] and ss2 [NS][H] the shared experts'. The
-  // router, the inputs and the output stay bf16.
+  // (which are then null), and their fp32 scales (common.h, Fp8Scales). q8blk 0: per output channel: s13 [E*2I]
+  // one per row of q13, s2 [E][H] one per (expert, hidden column) of q2t; ss13 [NS*2*IS] and ss2 [NS][H] the
+  // shared experts' (--fp8-scales tensor is uploaded this way too: each expert's scale repeated per channel).
+  // q8blk 1 (--fp8-scales block): one per 128 x 128 block, nIb = ceil(I/128), nHb = ceil(H/128): s13
+  // [E][2][nIb][nHb] (gate grid, up grid: [e][0][ib][hb] covers gate units 128ib.. x hidden 128hb..), s2
+  // [E][nHb][nIb] ([e][hb][ib] covers hidden columns 128hb.. x intermediate rows 128ib.. of q2t); ss13, ss2 the
+  // same with IS. The router, the inputs and the output stay bf16.
   const uint8_t* q13;
   const uint8_t* q2t;
   const uint8_t* qs13;
@@ -114,6 +118,7 @@ struct Params {
   int sched_warps;    // OS multiwarp: scheduling warps
   int batch;          // OS batched: tasks outstanding per worker (its ring's depth)
   SmemLayout sl;
+  int q8blk;          // fp8: 1 block scales, 0 per-channel scales (the FP8 fields above)
 };
 
 // The device's view of SmemLayout.
