@@ -205,6 +205,9 @@ describe('fp8 scales through the sweep (matrix.fp8_scales)', () => {
     expect(plan.runs.map((r) => r.points.map((p) => `${p.point.variant}/${p.point.fp8_scales ?? 'channel'}`))).toEqual([
       ['reference/channel', 'fused/channel'], ['reference/block', 'fused/block'],
     ]);
+    // the compare table's point label tells the modes apart (channel, the default, is plain fp8)
+    const { pointLabel } = await import('../src/results/load.js');
+    expect(pts.slice(0, 3).map((p) => pointLabel(p.point))).toEqual(['tiny T=1 fp8', 'tiny T=1 fp8/tensor', 'tiny T=1 fp8/block']);
   });
 
   it('refuses it without fp8, on points of another dtype unless excluded, an unknown mode, and a mode a variant\'s row does not take', () => {

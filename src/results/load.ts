@@ -213,9 +213,10 @@ export function labelGroups(groups: PointGroup[]): void {
 
 export function pointLabel(p: Omit<Point, 'variant' | 'tune'>, extra: ReadonlyArray<keyof Omit<Point, 'variant' | 'tune'>> = []): string {
   const shape = p.model ?? `h${p.hidden}/i${p.inter}/e${p.experts}/k${p.topk}${p.shared_experts ? `/s${p.shared_experts}x${p.shared_inter}` : ''}`;
-  const parts = [shape, `T=${p.tokens}`, p.dtype];
+  // fp8 weights say their scales when they are not the default per-channel ones (fp8/tensor, fp8/block).
+  const parts = [shape, `T=${p.tokens}`, p.fp8_scales ? `${p.dtype}/${p.fp8_scales}` : p.dtype];
   for (const k of extra) {
-    if (k === 'tokens' || k === 'dtype') continue;
+    if (k === 'tokens' || k === 'dtype' || k === 'fp8_scales') continue;
     const v = p[k];
     parts.push(`${k}=${typeof v === 'object' && v !== null ? Object.entries(v).map(([a, b]) => `${a}:${String(b)}`).join(',') : String(v)}`);
   }
