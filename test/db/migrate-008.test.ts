@@ -8,9 +8,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/migrate.js';
-import { freshPostgres, ROOT, tempDir } from '../helpers/services.js';
+import { bothDatabases, ROOT } from '../helpers/services.js';
 
 const MIGRATIONS_TABLE = '_moefarm_migrations';
 const before008 = (provider: 'sqlite' | 'postgres') => {
@@ -30,20 +30,10 @@ const KEPT = { id: 'r/a', runId: 'r', build: 'default', variant: 'a', pointHash:
 const DROPPED = ['mean', 'min', 'max', 'stdev'];
 
 describe('migration 008', () => {
-  const tmp = tempDir('migrate-008');
-  let pgDb: { url: string; drop: () => Promise<void> } | null = null;
-
-  beforeAll(async () => {
-    pgDb = await freshPostgres();
-  });
-
-  afterAll(async () => {
-    await pgDb?.drop();
-    tmp.cleanup();
-  });
+  const dbs = bothDatabases('migrate-008');
 
   it('on SQLite', async () => {
-    const file = join(tmp.dir, 'old.db');
+    const file = join(dbs.dir, 'old.db');
     const db = new Database(file);
     db.exec(`CREATE TABLE "${MIGRATIONS_TABLE}" (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`);
     for (const m of before008('sqlite')) {
@@ -63,7 +53,7 @@ describe('migration 008', () => {
   });
 
   it('on Postgres', async () => {
-    const c = new pg.Client({ connectionString: pgDb!.url });
+    const c = new pg.Client({ connectionString: dbs.pgUrl() });
     await c.connect();
     try {
       await c.query(`CREATE TABLE "${MIGRATIONS_TABLE}" (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`);
@@ -76,8 +66,8 @@ describe('migration 008', () => {
       await c.end();
     }
 
-    expect(await migrate({ provider: 'postgres', location: pgDb!.url })).toContain('008_result_samples_once.sql');
-    const after = new pg.Client({ connectionString: pgDb!.url });
+    expect(await migrate({ provider: 'postgres', location: dbs.pgUrl() })).toContain('008_result_samples_once.sql');
+    const after = new pg.Client({ connectionString: dbs.pgUrl() });
     await after.connect();
     try {
       const rows = (await after.query<Record<string, unknown>>(`SELECT * FROM "Result" ORDER BY "id"`)).rows;

@@ -17,10 +17,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Prisma } from '../../generated/prisma/sqlite/client/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { freshPostgres, ROOT, tempDir } from '../helpers/services.js';
+import { bothDatabases, ROOT } from '../helpers/services.js';
 
 type ScalarType = 'String' | 'Int' | 'Float' | 'Boolean' | 'DateTime' | 'Bytes';
 
@@ -204,26 +204,16 @@ describe('prisma/models.prisma as read here', () => {
 });
 
 describe('the SQL migrations make the tables of prisma/models.prisma', () => {
-  const tmp = tempDir('schema');
-  let pgDb: { url: string; drop: () => Promise<void> } | null = null;
-
-  beforeAll(async () => {
-    pgDb = await freshPostgres();
-  });
-
-  afterAll(async () => {
-    await pgDb?.drop();
-    tmp.cleanup();
-  });
+  const dbs = bothDatabases('schema');
 
   it('on SQLite', async () => {
-    const file = join(tmp.dir, 'schema.db');
+    const file = join(dbs.dir, 'schema.db');
     await migrate({ provider: 'sqlite', location: file });
     expect(sortAll(sqliteTables(file))).toEqual(sortAll(models));
   });
 
   it('on Postgres', async () => {
-    await migrate({ provider: 'postgres', location: pgDb!.url });
-    expect(sortAll(await postgresTables(pgDb!.url))).toEqual(sortAll(models));
+    await migrate({ provider: 'postgres', location: dbs.pgUrl() });
+    expect(sortAll(await postgresTables(dbs.pgUrl()))).toEqual(sortAll(models));
   });
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { createScratchPostgres } from '../../src/db/scratch.js';
 import { TEST_CACHE, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from './env.js';
 
@@ -95,4 +96,21 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/**
+ * For a describe block that checks one thing on both databases: a scratch folder for SQLite files and a fresh
+ * Postgres database, made before its tests and removed after them. `pgUrl()` is valid inside the tests.
+ */
+export function bothDatabases(tag: string): { dir: string; pgUrl: () => string } {
+  const tmp = tempDir(tag);
+  let pgDb: { url: string; drop: () => Promise<void> } | null = null;
+  beforeAll(async () => {
+    pgDb = await freshPostgres();
+  });
+  afterAll(async () => {
+    await pgDb?.drop();
+    tmp.cleanup();
+  });
+  return { dir: tmp.dir, pgUrl: () => pgDb!.url };
 }
