@@ -47,6 +47,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../src/cuda/ptx.cuh"
+
 #define CK(x)                                                                                              \
   do {                                                                                                     \
     cudaError_t e_ = (x);                                                                                  \
@@ -56,24 +58,13 @@
     }                                                                                                      \
   } while (0)
 
-__device__ __forceinline__ unsigned long long gtimer() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ int ld_acquire_sys(const int* p) {
-  int v;
-  asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ void st_release_sys(int* p, int v) {
-  asm volatile("st.release.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-
-__device__ __forceinline__ void st_relaxed_sys(int* p, int v) {
-  asm volatile("st.relaxed.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+// The kernels' own primitives (src/cuda/ptx.cuh), so that the link is measured with the instructions the ep
+// kernels issue.
+using moe::fence_acq_rel_sys;
+using moe::gtimer;
+using moe::ld_acquire_sys;
+using moe::st_release_sys;
+using moe::st_relaxed_sys;
 
 constexpr long long kSpin = 1ll << 26;
 

@@ -85,14 +85,6 @@ struct EpArgs {
 
 // ---------------------------------------------------------------- device side
 
-__device__ __forceinline__ int ld_acquire_sys(const int* p) {
-  int v;
-  asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ void st_release_sys(int* p, int v) {
-  asm volatile("st.release.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
 __device__ __noinline__ void ep_fail(const EpArgs& a, int code) {
   atomicExch(&a.ctl[EP_ERR], code);
   __threadfence_system();
@@ -289,11 +281,6 @@ __device__ __forceinline__ unsigned long long grid_sync(const EpArgs& a, Tracer&
   }
   __syncthreads();
   return t0;
-}
-
-__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
-__device__ __forceinline__ void st_relaxed_sys(int* p, int v) {
-  asm volatile("st.relaxed.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
 // Every block arrives at ctl[c] after its stores (into the peers' memory and this device's); the last one
