@@ -10,7 +10,8 @@ import { canonicalJson } from '../util/hash.js';
 import { pointsJson, type Plan } from '../sweep/expand.js';
 import type { SourceMeta } from '../source/describe.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { insertRows, providerOf, type Db } from './client.js';
+import type { BuildSource as BuildSourceModel, Run as RunModel } from '../../generated/prisma/sqlite/client/client.js';
+import { insertRecords, providerOf, type Db } from './client.js';
 import { DatabaseMovedError, isDatabaseUnavailable, isUniqueViolation } from './errors.js';
 import type { Provider } from './target.js';
 
@@ -129,13 +130,12 @@ export async function writePlanRows(db: Db, plan: PlanRows, label: string | null
   await db.$transaction(async (tx) => {
     for (let i = 0; i < fresh.length; i += CHUNK) {
       const chunk = fresh.slice(i, i + CHUNK);
-      const { sql, values } = insertRows(
+      const { sql, values } = insertRecords(
         provider,
         'Run',
-        ['id', 'sweepId', 'groupHash', 'rep', 'pool', 'params', 'status'],
-        chunk.map((k) => {
+        chunk.map((k): Pick<RunModel, 'id' | 'sweepId' | 'groupHash' | 'rep' | 'pool' | 'params' | 'status'> => {
           const r = plan.runs[k]!;
-          return [r.id, row.id, r.groupHash, r.rep, row.pool, plan.params(k), 'queued'];
+          return { id: r.id, sweepId: row.id, groupHash: r.groupHash, rep: r.rep, pool: row.pool, params: plan.params(k), status: 'queued' };
         }),
       );
       await tx.$executeRawUnsafe(`${sql} ON CONFLICT DO NOTHING`, ...values);
@@ -159,11 +159,20 @@ export async function writePlanRows(db: Db, plan: PlanRows, label: string | null
 export async function recordBuildSources(db: Db | Tx, provider: Provider, sources: ReadonlyArray<SourceMeta & { files?: number | null; bytes?: number | null }>): Promise<void> {
   if (sources.length === 0) return;
   const rows = [...new Map(sources.map((s) => [s.hash, s])).values()];
-  const { sql, values } = insertRows(
+  const { sql, values } = insertRecords(
     provider,
     'BuildSource',
-    ['hash', 'gitCommit', 'commitTime', 'parents', 'generation', 'dirty', 'label', 'files', 'bytes'],
-    rows.map((s) => [s.hash, s.gitCommit, s.commitTime, JSON.stringify(s.parents), s.generation, s.dirty, s.label, s.files ?? null, s.bytes ?? null]),
+    rows.map((s): Omit<BuildSourceModel, 'firstSeen'> => ({
+      hash: s.hash,
+      gitCommit: s.gitCommit,
+      commitTime: s.commitTime,
+      parents: JSON.stringify(s.parents),
+      generation: s.generation,
+      dirty: s.dirty,
+      label: s.label,
+      files: s.files ?? null,
+      bytes: s.bytes ?? null,
+    })),
   );
   await db.$executeRawUnsafe(`${sql} ON CONFLICT ("hash") DO NOTHING`, ...values);
 }
