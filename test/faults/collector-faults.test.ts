@@ -28,7 +28,7 @@ import { RUN_JOB_OPTIONS } from '../../src/queue/options.js';
 import { toJob } from '../../src/queue/job.js';
 import { freshPostgres, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
-import { enqueuePlan, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';
+import { enqueuePlan, outcomes, queueCounts, report, restingCounts, settled, startCollector, startWorker, type Proc } from './procs.js';
 import { range, tinyPlan } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
@@ -38,14 +38,7 @@ afterEach(async () => {
   while (drops.length) await drops.pop()!().catch(() => {});
 });
 
-async function resultCounts(r: Rig) {
-  const q = new Queue(RESULTS_QUEUE, { connection: r.client, prefix: r.prefix });
-  try {
-    return await q.getJobCounts('completed', 'waiting', 'active', 'delayed', 'failed', 'prioritized');
-  } finally {
-    await q.close();
-  }
-}
+const resultCounts = (r: Rig) => queueCounts(r, RESULTS_QUEUE);
 
 /** Runs the sweep with a worker and no collector: every outcome waits in the results queue. */
 async function outcomesWaiting(r: Rig, n: number, tweak: Parameters<typeof enqueuePlan>[4] = (j) => j) {
@@ -115,7 +108,7 @@ describe.each(['postgres', 'sqlite'] as const)('results that cannot be written a
     expect(n.reason).toBe('a\u2400b');
     expect((await r.db.run.findUniqueOrThrow({ where: { id: surrogate } })).stderrTail).toBe('lone \ufffd surrogate');
     // Nothing left in Redis, nothing failed: each result acknowledged once, after its row committed.
-    expect(await resultCounts(r)).toMatchObject({ completed: 8, waiting: 0, active: 0, delayed: 0, failed: 0 });
+    expect(await restingCounts(r, RESULTS_QUEUE)).toMatchObject({ completed: 8, waiting: 0, active: 0, delayed: 0, failed: 0 });
     expect(collector.output()).toMatch(new RegExp(`${refused}: the database refused this outcome 3 times .*recording it as collector-error`));
     await collector.stop();
     report(`refused result (${provider})`, { runs: 8, healthyLandedAfterMs: healthy, refusedRecordedAfterMs: refusedAfter, nulStored: true });
@@ -157,7 +150,7 @@ describe('messages that fail their schema', () => {
     await waitFor('the nameless one to be logged', async () => /not-a-run: the outcome message in Redis does not match its schema.*names no run: kept in the failed set/.test(collector.output()), 10_000);
     expect(collector.output()).toMatch(new RegExp(`run job ${jobRun.id} on pool ${r.pool}: .*recorded as invalid`));
     // The nameless outcome is kept (failed set), with its reason; nothing else is left.
-    const counts = await resultCounts(r);
+    const counts = await restingCounts(r, RESULTS_QUEUE);
     expect(counts).toMatchObject({ failed: 1, waiting: 0, delayed: 0, active: 0 });
     await collector.stop();
     await worker.stop();

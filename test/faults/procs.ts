@@ -24,7 +24,7 @@ import type { RunJob } from '../../src/schema/job.js';
 import type { Plan, PlannedRun } from '../../src/sweep/expand.js';
 import { redisServerBinary, spareLocalPort } from '../../src/services/redis-server.js';
 import { TEST_CACHE } from '../helpers/env.js';
-import { CLI, ROOT } from '../helpers/services.js';
+import { CLI, ROOT, waitFor } from '../helpers/services.js';
 
 const live = new Set<Proc>();
 
@@ -214,6 +214,28 @@ function farmEnv(f: FarmEnv, extra: Record<string, string> = {}): Record<string,
     MOEFARM_LOCK_MS: String(f.lockMs ?? 2000),
     ...extra,
   };
+}
+
+/** A queue's job counts by state (the states a farm test asserts on). */
+export async function queueCounts(f: { client: Redis; prefix: string }, name: string): Promise<Record<string, number>> {
+  const q = new Queue(name, { connection: f.client, prefix: f.prefix });
+  try {
+    return await q.getJobCounts('completed', 'waiting', 'active', 'delayed', 'failed', 'prioritized');
+  } finally {
+    await q.close();
+  }
+}
+
+/**
+ * A queue's counts once nothing in it is waiting, delayed or being worked on. The collector acknowledges a result
+ * only after its row has committed (and a worker its run only after handing the outcome over), so a row can be
+ * visible a moment before its job counts as completed: wait for the queue to come to rest, then assert what rests.
+ */
+export async function restingCounts(f: { client: Redis; prefix: string }, name: string, timeoutMs = 30_000): Promise<Record<string, number>> {
+  return waitFor(`queue ${name} to come to rest`, async () => {
+    const c = await queueCounts(f, name);
+    return c['active'] === 0 && c['waiting'] === 0 && c['delayed'] === 0 && c['prioritized'] === 0 ? c : null;
+  }, timeoutMs, 50);
 }
 
 /** A `moefarm worker` child; `name` null: no --name, the worker names itself (host/pool/device, numbered when taken). */

@@ -20,7 +20,7 @@ import { RESULTS_QUEUE, runQueueName } from '../../src/queue/names.js';
 import { freshPostgres, tempDir, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { TestPostgres } from '../helpers/postgres.js';
-import { collectorCounts, enqueuePlan, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';
+import { collectorCounts, enqueuePlan, queueCounts, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';
 import { range, tinyPlan } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
@@ -32,15 +32,6 @@ async function expectExactlyOnce(r: Rig, sweepId: string, n: number): Promise<vo
   expect(runs.filter((x) => x.status !== 'done').map((x) => `${x.id}: ${x.status} ${x.reason}`)).toEqual([]);
   expect(runs.filter((x) => x.results !== 1)).toEqual([]);
   expect(await r.db.result.count({ where: { run: { sweepId } } })).toBe(n);
-}
-
-async function queueCounts(r: Rig, name: string) {
-  const q = new Queue(name, { connection: r.client, prefix: r.prefix });
-  try {
-    return await q.getJobCounts('completed', 'waiting', 'active', 'delayed', 'failed', 'prioritized');
-  } finally {
-    await q.close();
-  }
 }
 
 /** Results handed over by workers and not yet written: still in Redis. */
