@@ -8,6 +8,8 @@ export class PermanentRunError extends Error {
     message: string,
     readonly stdoutTail: string | null = null,
     readonly stderrTail: string | null = null,
+    /** How long the binary that failed ran (ms), when one ran: the run's wall time, as a finished run records its binaries'. */
+    readonly binaryMs: number | null = null,
   ) {
     super(message);
   }

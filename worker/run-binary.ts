@@ -126,26 +126,26 @@ export async function runBinary(
   const so = tail(stdout);
   const se = tail(stderr);
   if (cancelled) throw new Error('run cancelled');
-  if (timedOut) throw new PermanentRunError('timeout', `killed after the job's timeout of ${Math.round(opts.timeoutMs / 1000)} s`, so, se);
-  if (r.exitCode === 2) throw new PermanentRunError('invalid', `the binary refused the job: ${firstLine(stderr) || 'exit code 2'}`, so, se);
+  if (timedOut) throw new PermanentRunError('timeout', `killed after the job's timeout of ${Math.round(opts.timeoutMs / 1000)} s`, so, se, wallMs);
+  if (r.exitCode === 2) throw new PermanentRunError('invalid', `the binary refused the job: ${firstLine(stderr) || 'exit code 2'}`, so, se, wallMs);
   if (r.exitCode !== 0 && r.exitCode !== 1) {
     const how = r.signal ? `killed by ${r.signal}` : r.exitCode === undefined ? `did not start (${firstLine(r.message ?? '') || 'unknown'})` : `exit code ${r.exitCode}`;
-    throw new PermanentRunError('crashed', `the binary crashed (${how}): ${firstLine(stderr)}`, so, se);
+    throw new PermanentRunError('crashed', `the binary crashed (${how}): ${firstLine(stderr)}`, so, se, wallMs);
   }
   let json: unknown;
   try {
     json = JSON.parse(stdout);
   } catch (err) {
-    throw new PermanentRunError('bad-output', `stdout is not one JSON document (${(err as Error).message})`, so, se);
+    throw new PermanentRunError('bad-output', `stdout is not one JSON document (${(err as Error).message})`, so, se, wallMs);
   }
   const parsed = BenchOutputSchema.safeParse(json);
   if (!parsed.success) {
-    throw new PermanentRunError('bad-output', `output does not match the schema: ${formatIssues('output', parsed.error.issues.slice(0, 3)).replace(/\n/g, '; ')}`, so, se);
+    throw new PermanentRunError('bad-output', `output does not match the schema: ${formatIssues('output', parsed.error.issues.slice(0, 3)).replace(/\n/g, '; ')}`, so, se, wallMs);
   }
   const output = parsed.data;
   if (!output.check.pass || r.exitCode === 1) {
     const bad = output.results.filter((x) => !x.check.pass).map((x) => `${x.variant} rel_err=${x.check.rel_err ?? 'NaN'} tol=${x.check.tol}`);
-    throw new PermanentRunError('check-failed', `correctness check failed: ${bad.join(', ') || 'exit code 1'}`, so, se);
+    throw new PermanentRunError('check-failed', `correctness check failed: ${bad.join(', ') || 'exit code 1'}`, so, se, wallMs);
   }
   return { output, wallMs, stdoutTail: so, stderrTail: se };
 }

@@ -347,7 +347,8 @@ export class FarmWorker {
         builds: [],
         stdoutTail: err.stdoutTail,
         stderrTail: err.stderrTail,
-        wallMs: Date.now() - startedAt,
+        // The failing binary's own time where one ran (as a finished run records its binaries'), else the job's so far.
+        wallMs: err.binaryMs ?? Date.now() - startedAt,
         startedAt,
         finishedAt: Date.now(),
       };
@@ -490,10 +491,10 @@ export class FarmWorker {
     } catch (err) {
       await stopSamplers(null, null);
       if (builds.length > 1 && err instanceof PermanentRunError && !err.message.startsWith('build ')) {
-        throw new PermanentRunError(err.status, `${err.message} (while interleaving builds ${builds.map((b) => b.name).join(', ')})`, err.stdoutTail, err.stderrTail);
+        throw new PermanentRunError(err.status, `${err.message} (while interleaving builds ${builds.map((b) => b.name).join(', ')})`, err.stdoutTail, err.stderrTail, err.binaryMs);
       }
       if (builds.length === 1 && units.length > 1 && err instanceof PermanentRunError) {
-        throw new PermanentRunError(err.status, `${err.message} (while interleaving ${units.length} processes: tunable settings of one variant run in processes of their own)`, err.stdoutTail, err.stderrTail);
+        throw new PermanentRunError(err.status, `${err.message} (while interleaving ${units.length} processes: tunable settings of one variant run in processes of their own)`, err.stdoutTail, err.stderrTail, err.binaryMs);
       }
       throw err;
     } finally {
