@@ -303,6 +303,11 @@ describe('a tuning table round-trips through the binary', () => {
       entries: [
         { device, variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 3, dtype: 'bf16', tunables: { group: 2 }, measured: 'test' },
         { device: '*', variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 5, dtype: 'bf16', tunables: { group: 16 } },
+        // The same shape and tokens as entries.0, for another request: split over 2 GPUs, with tiny-shared's shared
+        // experts, with fp8 block scales. Each is used for its request only, and entries.0 for none of them.
+        { device, variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 3, dtype: 'bf16', gpus: 2, tunables: { group: 4 } },
+        { device, variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 3, dtype: 'bf16', shared_experts: 2, shared_inter: 64, tunables: { group: 1 } },
+        { device, variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 3, dtype: 'fp8', fp8_scales: 'block', tunables: { group: 16 } },
       ],
     };
     parseTuningTable(JSON.stringify(tuningFile), 'test-cpu.json', table);  // the coordinator accepts what it writes
@@ -318,9 +323,25 @@ describe('a tuning table round-trips through the binary', () => {
     expect(await run(4)).toEqual({ group: { value: 8, source: 'default' } });
     expect(await run(3, ['--tune', 'group=4'])).toEqual({ group: { value: 4, source: 'flag' } });
     expect(await run(3, ['--no-tuning-table'])).toEqual({ group: { value: 8, source: 'default' } });
-    const list = JSON.parse((await execa(bin, ['--list'])).stdout) as { tuning: { files: string[]; entries: Array<{ device: string }> } };
+    const entry = (n: number, group: number) => ({ group: { value: group, source: 'tuning_table', origin: `tuning/test-cpu.json: entries.${n}` } });
+    expect(await run(3, ['--gpus', '2'])).toEqual(entry(2, 4));
+    expect(await run(3, ['--gpus', '4'])).toEqual({ group: { value: 8, source: 'default' } });
+    expect(await run(3, ['--model', 'tiny-shared'])).toEqual(entry(3, 1));
+    expect(await run(3, ['--model', 'tiny-shared', '--gpus', '2'])).toEqual({ group: { value: 8, source: 'default' } });
+    expect(await run(3, ['--dtype', 'fp8', '--fp8-scales', 'block'])).toEqual(entry(4, 16));
+    expect(await run(3, ['--dtype', 'fp8'])).toEqual({ group: { value: 8, source: 'default' } });
+    const list = JSON.parse((await execa(bin, ['--list'])).stdout) as { tuning: { files: string[]; entries: Array<Record<string, unknown>> } };
     expect(list.tuning.files).toContain('tuning/test-cpu.json');
-    expect(list.tuning.entries.map((e) => e.device)).toEqual(expect.arrayContaining([device, '*']));
+    expect(list.tuning.entries.map((e) => e['device'])).toEqual(expect.arrayContaining([device, '*']));
+    // --list writes the optional key fields back as the file has them (and only where set).
+    const listed = list.tuning.entries.filter((e) => e['file'] === 'tuning/test-cpu.json');
+    expect(listed.map((e) => [e['gpus'], e['shared_experts'], e['shared_inter'], e['fp8_scales']])).toEqual([
+      [undefined, undefined, undefined, undefined],
+      [undefined, undefined, undefined, undefined],
+      [2, undefined, undefined, undefined],
+      [undefined, 2, 64, undefined],
+      [undefined, undefined, undefined, 'block'],
+    ]);
   }, 600_000);
 
   it('refuses a tuning file with a tunable the variant does not have, naming the file and the entry', async () => {
@@ -334,6 +355,27 @@ describe('a tuning table round-trips through the binary', () => {
     const bin = await buildWith('bad', bad);
     expect(await refusal(bin, ['--model', 'tiny'])).toBe(
       "moe-bench: tuning/test-cpu.json: entries.0: variant fused: unknown tunable 'slice' (tunables: group) (embedded at build time)",
+    );
+  }, 600_000);
+
+  it('refuses entries whose optional key fields cannot describe a run, in the coordinator\'s words and the binary\'s', async () => {
+    const base = { device: '*', variant: 'fused', hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'bf16', tunables: { group: 2 } };
+    const file = (e: Record<string, unknown>) => JSON.stringify({ schema: 'moefarm.tuning/1', entries: [{ ...base, ...e }] });
+    expect(() => parseTuningTable(file({ shared_experts: 2 }), 'tuning/test-cpu.json', table)).toThrow(
+      'tuning/test-cpu.json: entries.0: shared_experts and shared_inter go together (both absent: no shared experts)',
+    );
+    expect(() => parseTuningTable(file({ fp8_scales: 'block' }), 'tuning/test-cpu.json', table)).toThrow(
+      "tuning/test-cpu.json: entries.0.fp8_scales: only for dtype fp8 (this entry's dtype is bf16)",
+    );
+    expect(() => parseTuningTable(file({ gpus: 1 }), 'tuning/test-cpu.json', table)).toThrow(/entries\.0\.gpus/);
+    // Two entries that differ only in gpus are two keys; the same gpus twice is one key twice.
+    const two = (g1: number, g2: number) =>
+      JSON.stringify({ schema: 'moefarm.tuning/1', entries: [{ ...base, gpus: g1 }, { ...base, gpus: g2 }] });
+    expect(() => parseTuningTable(two(2, 4), 'tuning/test-cpu.json', table)).not.toThrow();
+    expect(() => parseTuningTable(two(2, 2), 'tuning/test-cpu.json', table)).toThrow('tuning/test-cpu.json: entries.1: the same key as entries.0');
+    const bin = await buildWith('bad-fp8', JSON.parse(file({ fp8_scales: 'block' })));
+    expect(await refusal(bin, ['--model', 'tiny'])).toBe(
+      "moe-bench: tuning/test-cpu.json: entries.0.fp8_scales: only for dtype fp8 (this entry's dtype is bf16) (embedded at build time)",
     );
   }, 600_000);
 });

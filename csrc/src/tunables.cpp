@@ -86,10 +86,15 @@ TunableSet resolve_tunables(const VariantSpec& spec, const std::vector<std::pair
 // ---------------------------------------------------------------- tuning tables
 namespace {
 
+// The request an entry is for, beyond device and variant: shape, tokens, dtype, GPUs, shared experts, fp8 scales.
+bool same_request(const ShapeRequest& a, const ShapeRequest& b) {
+  for (int f = 0; f < kNumShapeFields; ++f) if (a.f[f] != b.f[f]) return false;
+  return a.dtype == b.dtype && a.gpus == b.gpus && a.shared_experts == b.shared_experts && a.shared_inter == b.shared_inter &&
+         a.fp8_scales == b.fp8_scales;
+}
+
 bool same_key(const TuningEntry& a, const TuningEntry& b) {
-  if (a.device != b.device || a.variant != b.variant || a.dtype != b.dtype) return false;
-  for (int f = 0; f < kNumShapeFields; ++f) if (a.req.f[f] != b.req.f[f]) return false;
-  return true;
+  return a.device == b.device && a.variant == b.variant && same_request(a.req, b.req);
 }
 
 bool read_entry(const JsonValue& v, const std::string& file, int index, const VariantTable& table, TuningEntry& e,
@@ -103,6 +108,14 @@ bool read_entry(const JsonValue& v, const std::string& file, int index, const Va
   for (int f = 0; f < kNumShapeFields; ++f)
     if (auto x = r.integer(kShapeFieldNames[f], true, 1, INT_MAX)) e.req.f[f] = *x;
   auto dt = r.str("dtype", true);
+  // Absent at their defaults, as in a sweep point: one GPU, no shared experts, fp8 scales per channel.
+  if (auto g = r.integer("gpus", false, 2, 64)) e.req.gpus = *g;
+  if (auto n = r.integer("shared_experts", false, 1, INT_MAX)) e.req.shared_experts = *n;
+  if (auto i = r.integer("shared_inter", false, 1, INT_MAX)) e.req.shared_inter = *i;
+  if (auto sc = r.str("fp8_scales", false)) {
+    if (*sc != "tensor" && *sc != "block") r.fail("fp8_scales", "expected \"tensor\" or \"block\" (absent: per channel)");
+    else e.req.fp8_scales = *sc;
+  }
   const JsonValue* tu = r.get("tunables", JsonValue::Kind::Object, true);
   if (auto m = r.str("measured", false)) e.measured = *m;
   r.finish();
@@ -111,6 +124,14 @@ bool read_entry(const JsonValue& v, const std::string& file, int index, const Va
   e.variant = *var;
   e.dtype = e.req.dtype = *dt;
   if (e.device.empty()) { err = e.where() + ".device: expected a device name or \"*\""; return false; }
+  if ((e.req.shared_experts > 0) != (e.req.shared_inter > 0)) {
+    err = e.where() + ": shared_experts and shared_inter go together (both absent: no shared experts)";
+    return false;
+  }
+  if (e.req.fp8_scales != "channel" && e.dtype != "fp8") {
+    err = e.where() + ".fp8_scales: only for dtype fp8 (this entry's dtype is " + e.dtype + ")";
+    return false;
+  }
   const VariantSpec* spec = table.find(e.variant);
   if (!spec) { err = e.where() + ".variant: '" + e.variant + "' is not in variants.json"; return false; }
   for (auto& kv : tu->obj) {
@@ -156,10 +177,7 @@ const TuningEntry* find_tuning(const TuningTables& t, const std::string& device,
                                const ShapeRequest& r) {
   const TuningEntry* wild = nullptr;
   for (auto& e : t.entries) {
-    if (e.variant != variant || e.dtype != r.dtype) continue;
-    bool shape = true;
-    for (int f = 0; f < kNumShapeFields; ++f) shape = shape && e.req.f[f] == r.f[f];
-    if (!shape) continue;
+    if (e.variant != variant || !same_request(e.req, r)) continue;
     if (e.device == device) return &e;
     if (e.device == "*") wild = &e;
   }
@@ -181,6 +199,9 @@ void write_tuning_tables(JsonWriter& j, const TuningTables& t) {
     j.kv("variant", e.variant);
     for (int f = 0; f < kNumShapeFields; ++f) j.kv(kShapeFieldNames[f], e.req.f[f]);
     j.kv("dtype", e.dtype);
+    if (e.req.gpus != 1) j.kv("gpus", e.req.gpus);
+    if (e.req.shared_experts) { j.kv("shared_experts", e.req.shared_experts); j.kv("shared_inter", e.req.shared_inter); }
+    if (e.req.fp8_scales != "channel") j.kv("fp8_scales", e.req.fp8_scales);
     j.key("tunables");
     j.begin_obj();
     for (auto& kv : e.tunables) j.kv(kv.first.c_str(), kv.second);

@@ -24,7 +24,7 @@ struct TuningEntry {
   std::string file;  // e.g. "tuning/h100.json"
   int index = 0;     // position in its file's "entries"
   std::string device, variant, dtype;
-  ShapeRequest req;  // shape and tokens (req.dtype = dtype)
+  ShapeRequest req;  // shape, tokens, GPUs, shared experts, fp8 scales (req.dtype = dtype): the key with device, variant
   std::vector<std::pair<std::string, long long>> tunables;
   std::string measured;  // free text: how the values were chosen
   std::string where() const { return file + ": entries." + std::to_string(index); }

@@ -88,7 +88,7 @@ void write_variant_table(JsonWriter& j, const VariantTable& t);
 struct ShapeRequest {
   long long f[kNumShapeFields] = {0, 0, 0, 0, 0};
   std::string dtype;
-  long long gpus = 1;  // --gpus: devices the experts are split across (not a tuning-table key)
+  long long gpus = 1;  // --gpus: devices the experts are split across
   long long shared_experts = 0, shared_inter = 0;
   std::string fp8_scales = "channel";  // --fp8-scales (asked of a variant only with dtype fp8)
 };

@@ -1,7 +1,8 @@
 /**
  * `moefarm tune --sweep FILE|ID [--out csrc/tuning/NAME.json]`: runs a sweep
  * over tunable settings (matrix.tune) through the farm, or reads one that has
- * finished, and picks per GPU model, shape, tokens, dtype and variant the
+ * finished, and picks per GPU model, shape, tokens, dtype and variant (GPUs,
+ * shared experts and fp8 scales too, where not at their defaults) the
  * setting that beats the runner-up with a FASTER verdict (results/tune.ts);
  * ties are reported and change nothing. With --out the winners are written
  * into that tuning table (entries of other keys stay), which the binary

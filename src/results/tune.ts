@@ -32,7 +32,7 @@ export interface TuneSettingResult {
   joulesPerForward: number | null;
 }
 
-/** A decision is filed under the tuning table's key: the binary's device name, variant, shape, tokens, dtype. */
+/** A decision is filed under the tuning table's key: the binary's device name, variant, shape, tokens, dtype, and GPUs, shared experts and fp8 scales where not at their defaults. */
 export interface TuneDecision extends TuningKey {
   build: string;
   /** The point and environment the runs were grouped by (compare's labels). */
@@ -124,6 +124,9 @@ export function decideTuning(results: SweepResults, opts: TuneOptions = {}): Tun
         topk: p.topk,
         tokens: p.tokens,
         dtype: p.dtype,
+        ...(p.gpus !== undefined ? { gpus: p.gpus } : {}),
+        ...(p.shared_experts !== undefined && p.shared_inter !== undefined ? { shared_experts: p.shared_experts, shared_inter: p.shared_inter } : {}),
+        ...(p.fp8_scales !== undefined ? { fp8_scales: p.fp8_scales } : {}),
         build: first.build,
         point: g.label,
         env: g.envLabel,
@@ -174,7 +177,7 @@ export interface TableUpdate {
 }
 
 const ABOUT =
-  'Tunable values moe-bench uses by default, per device (its name as the binary reports it), variant, shape, tokens and dtype; written by `moefarm tune` from a sweep over the settings (each entry says how it was measured). --tune overrides an entry, --no-tuning-table ignores them all.';
+  'Tunable values moe-bench uses by default, per device (its name as the binary reports it), variant, shape, tokens and dtype (and GPUs, shared experts and fp8 scales where not at their defaults); written by `moefarm tune` from a sweep over the settings (each entry says how it was measured). --tune overrides an entry, --no-tuning-table ignores them all.';
 
 /**
  * The tuning table with the winners written in: an entry of the same key is replaced, other entries
@@ -209,7 +212,12 @@ export function updateTuningTable(existing: TuningTable | null, report: TuneRepo
 }
 
 export function describeKey(d: TuningKey): string {
-  return `${d.device} ${d.variant} h${d.hidden}/i${d.inter}/e${d.experts}/k${d.topk} T=${d.tokens} ${d.dtype}`;
+  const extra = [
+    d.shared_experts ? `+${d.shared_experts}x${d.shared_inter} shared` : '',
+    d.gpus && d.gpus > 1 ? `${d.gpus} GPUs` : '',
+  ].filter(Boolean);
+  const dtype = d.fp8_scales ? `${d.dtype}/${d.fp8_scales}` : d.dtype;
+  return `${d.device} ${d.variant} h${d.hidden}/i${d.inter}/e${d.experts}/k${d.topk}${extra.length ? ' ' + extra.join(' ') : ''} T=${d.tokens} ${dtype}`;
 }
 
 function measuredText(report: TuneReport, d: TuneDecision, when: Date): string {

@@ -233,6 +233,16 @@ export const TuningEntrySchema = z.strictObject({
   topk: z.int().positive(),
   tokens: z.int().positive(),
   dtype: z.string(),
+  /**
+   * The rest of the request the values were chosen for, each absent at its default as in a sweep point
+   * (schema/sweep.ts Point): GPUs the experts are split across (2 or more), shared experts and their size
+   * (together), fp8 scales other than per channel (dtype fp8 only). A value tuned at 2 GPUs, with shared
+   * experts or with block scales is not used for a run without them, nor the other way round.
+   */
+  gpus: z.int().min(2).max(64).optional(),
+  shared_experts: z.int().positive().optional(),
+  shared_inter: z.int().positive().optional(),
+  fp8_scales: z.enum(['tensor', 'block']).optional(),
   tunables: z.record(z.string(), z.int()),
   /** How the values were chosen (command, card, date). */
   measured: z.string().optional(),
@@ -240,16 +250,34 @@ export const TuningEntrySchema = z.strictObject({
 export type TuningEntry = z.infer<typeof TuningEntrySchema>;
 
 /** What a tuning-table entry is looked up by: one value per key, in a file and across the files of a source. */
-export type TuningKey = Pick<TuningEntry, 'device' | 'variant' | 'hidden' | 'inter' | 'experts' | 'topk' | 'tokens' | 'dtype'>;
+export type TuningKey = Pick<
+  TuningEntry,
+  'device' | 'variant' | 'hidden' | 'inter' | 'experts' | 'topk' | 'tokens' | 'dtype' | 'gpus' | 'shared_experts' | 'shared_inter' | 'fp8_scales'
+>;
 
-/** The key's fields, and nothing else, of an entry or of anything that carries them. */
+/** The key's fields, and nothing else, of an entry or of anything that carries them (the optional ones only where set). */
 export function tuningKeyOf(k: TuningKey): TuningKey {
-  return { device: k.device, variant: k.variant, hidden: k.hidden, inter: k.inter, experts: k.experts, topk: k.topk, tokens: k.tokens, dtype: k.dtype };
+  return {
+    device: k.device,
+    variant: k.variant,
+    hidden: k.hidden,
+    inter: k.inter,
+    experts: k.experts,
+    topk: k.topk,
+    tokens: k.tokens,
+    dtype: k.dtype,
+    ...(k.gpus !== undefined && k.gpus > 1 ? { gpus: k.gpus } : {}),
+    ...(k.shared_experts ? { shared_experts: k.shared_experts, shared_inter: k.shared_inter } : {}),
+    ...(k.fp8_scales ? { fp8_scales: k.fp8_scales } : {}),
+  };
 }
 
-/** The key as one comparable text. */
+/** The key as one comparable text (the optional fields at their defaults when absent). */
 export function tuningKey(k: TuningKey): string {
-  return JSON.stringify([k.device, k.variant, k.hidden, k.inter, k.experts, k.topk, k.tokens, k.dtype]);
+  return JSON.stringify([
+    k.device, k.variant, k.hidden, k.inter, k.experts, k.topk, k.tokens, k.dtype,
+    k.gpus ?? 1, k.shared_experts ?? 0, k.shared_inter ?? 0, k.fp8_scales ?? 'channel',
+  ]);
 }
 
 export const TuningTableSchema = z.strictObject({
@@ -275,6 +303,10 @@ export function parseTuningTable(text: string, where: string, table: VariantTabl
   const keys = new Map<string, number>();
   parsed.data.entries.forEach((e, i) => {
     const at = `${where}: entries.${i}`;
+    if ((e.shared_experts !== undefined) !== (e.shared_inter !== undefined)) {
+      throw new Error(`${at}: shared_experts and shared_inter go together (both absent: no shared experts)`);
+    }
+    if (e.fp8_scales !== undefined && e.dtype !== 'fp8') throw new Error(`${at}.fp8_scales: only for dtype fp8 (this entry's dtype is ${e.dtype})`);
     const spec = findVariant(table, e.variant);
     if (!spec) throw new Error(`${at}.variant: '${e.variant}' is not in variants.json`);
     for (const [name, value] of Object.entries(e.tunables)) {
