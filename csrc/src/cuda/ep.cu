@@ -29,6 +29,12 @@
 //                  on its own memory (ld.acquire.sys). Inside a device: grid barriers on monotonic counters
 //                  (target iteration x blocks, never reset). No host involvement between the router and the
 //                  combined output. --trace: one span per block per phase (k_epp), every device.
+//                  Tunable `compute`: 0 the buckets (step "compute" above, the first run's code); 1, where hidden
+//                  is 2048 and inter >= 8, persistent-flat's one-token unit stream (unit_stream.cuh) over (local
+//                  slot, intermediate unit), each block listing the slots itself: no buckets, one grid barrier
+//                  instead of two, the gate/up warps handing activations to the down warps in registers' reach
+//                  (at G = 1 the first run measured ep-persistent 81.9 us against persistent-flat's 38.7: the
+//                  compute phase first). Compiled, not yet run on a GPU.
 // Timing: each device records a CUDA event on its own stream at every iteration boundary; a sample is the
 // slowest device's time for that iteration (events of different devices are never subtracted: their clocks
 // are not one). All devices start after a host barrier (every device synchronized), and the warm-up
@@ -48,6 +54,7 @@
 #include "epilogue.cuh"
 #include "routing.cuh"
 #include "trace.cuh"
+#include "unit_stream.cuh"
 
 namespace moe {
 
@@ -142,6 +149,35 @@ __device__ void build_buckets(const EpArgs& a, const Smem& s) {
   for (int i = threadIdx.x; i < nact; i += blockDim.x) p.l_active[i] = s.active[i];
   if (threadIdx.x == 0) a.ctl[EP_NACT] = nact - (s.cnt[p.E] > 0 ? 1 : 0);  // the "elsewhere" bucket is last
   __syncthreads();
+}
+
+// compute=1, every block: the slots (source, token, pick) of every source whose expert lives here, in that
+// order, into s.slots (slot g = source * T*K + t*K + k); s.ids[g] the local expert (-1: owned elsewhere), s.w[g]
+// its routing weight. Returns how many. Whole block.
+__device__ int local_slots(const EpArgs& a, const Smem& s) {
+  const Params& p = a.p;
+  const int TK = p.T * p.K, n = a.G * TK;
+  for (int g = threadIdx.x; g < n; g += blockDim.x) {
+    const int src = g / TK, r = g - src * TK;
+    const int id = __ldcg(blk_ids(a.rb, a.SB, src, p) + r);
+    s.ids[g] = id >= 0 && id / a.EL == a.d ? id - a.d * a.EL : -1;
+    s.w[g] = __ldcg(blk_w(a.rb, a.SB, src, p) + r);
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {  // warp 0 compacts in order: a ballot per 32 slots
+    const int lane = threadIdx.x;
+    int base = 0;
+    for (int g0 = 0; g0 < n; g0 += 32) {
+      const int g = g0 + lane;
+      const bool mine = g < n && s.ids[g] >= 0;
+      const unsigned m = __ballot_sync(0xffffffffu, mine);
+      if (mine) s.slots[base + __popc(m & ((1u << lane) - 1u))] = g;
+      base += __popc(m);
+    }
+    if (lane == 0) s.misc[0] = base;
+  }
+  __syncthreads();
+  return s.misc[0];
 }
 
 // Gate/up + SiLU of bucket b, intermediate units [i0, i1): act[source][slot][i].
@@ -337,7 +373,14 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
 // (the block's other stores, the fence(s), the arrival, the last block's flags), wait:ep-peer-tokens,
 // ep:buckets (block 0) or wait:ep-buckets, ep:ffn1, wait:ep-ffn1-barrier, ep:down, wait:ep-down-barrier,
 // ep:return, ep:return-release, wait:ep-peer-sums, ep:combine.
-template <bool BF>
+//
+// STREAM (tunable compute=1; hidden 2048, inter >= 8): instead of the buckets, the ffn1 and down phases and their
+// two grid barriers, every block lists the local slots itself (ep:slots) and runs persistent-flat's one-token unit
+// stream (unit_stream.cuh) over units (local slot, intermediate unit), a contiguous range per block, the rows
+// being the (source, token) rows of the receive blocks, into the partial sums (ep:gate-up stream, ep:down tail);
+// one grid barrier (wait:ep-down-barrier) before the return. An expert's weights are streamed once per slot
+// that picked it (the T = 1 design; with many tokens per expert the buckets read them once per bucket).
+template <bool BF, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
   const Params& p = a.p;
@@ -388,39 +431,71 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   t0 = span(a, tr, TR_EP_DISPATCH, t0);
   arrive_then_signal(a, EP_DISP, all, d, seq);
   t0 = span(a, tr, TR_EP_DISP_REL, t0);
-  // 4. every source's tokens here; block 0 builds the buckets
+  // 4. every source's tokens here
   if (threadIdx.x == 0) {
     for (int src = 0; src < G; ++src) wait_ge(a, a.flags + src, seq, true, 103);
     t0 = span(a, tr, TR_EP_WAIT_TOKENS, t0);
   }
   __syncthreads();
-  if (blockIdx.x == 0) {
-    build_buckets(a, s);
-    __threadfence();
+  if constexpr (STREAM) {
+    __shared__ float s_a[2][kChunk];
+    const int nloc = local_slots(a, s);
+    t0 = span(a, tr, TR_EP_SLOTS, t0);
+    // 5-6. the unit stream: unit u = (local slot u / I, intermediate unit u % I), rows src * T + t
+    const int I = p.I, U = nloc * I;
+    const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
+    const int* slots = s.slots;
+    const int* lid = s.ids;
+    const float* lw = s.w;
+    stream_units_h2048<BF, false, true>(
+        p, tr, TR_EP_STREAM, s_a, u0, u1,
+        [&](int u) {
+          const int j = u / I, i = u - j * I, g = slots[j], el = lid[g];
+          Unit r;
+          r.g = p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H;
+          r.d = p.w2t + ((size_t)el * I + i) * H;
+          r.wt = lw[g];
+          r.tok = g / K;  // = src * T + t
+          return r;
+        },
+        // the row's input in this device's receive block: stored by a peer in this launch, so coherent loads
+        [&](int row, int c) {
+          const int src = row / T;
+          return __ldcg(reinterpret_cast<const uint4*>(blk_x(a.rb, a.SB, src) + (size_t)(row - src * T) * H) + c);
+        },
+        a.part, [](int) {});
+    if (threadIdx.x == 0) t0 = gt(p);
+    t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN_TAIL, TR_EP_DOWN_BAR, t0);
+  } else {
+    // 4b. block 0 builds the buckets
+    if (blockIdx.x == 0) {
+      build_buckets(a, s);
+      __threadfence();
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        st_release(&a.ctl[EP_LISTS], seq);
+        t0 = span(a, tr, TR_EP_BUCKETS, t0);
+      }
+    } else if (threadIdx.x == 0) {
+      wait_ge(a, &a.ctl[EP_LISTS], seq, false, 104);
+      t0 = span(a, tr, TR_EP_WAIT_LISTS, t0);
+    }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      st_release(&a.ctl[EP_LISTS], seq);
-      t0 = span(a, tr, TR_EP_BUCKETS, t0);
+    const int nact = __ldcg(&a.ctl[EP_NACT]);
+    // 5. gate/up + SiLU: (bucket, slice of the intermediate units), about one task per block
+    if (nact > 0) {
+      const int tiles = max(1, min(p.I / 8, (nb + nact - 1) / nact));
+      for (int j = blockIdx.x; j < nact * tiles; j += nb) {
+        const int b = __ldcg(p.l_active + j / tiles), tile = j % tiles;
+        ffn1_bucket<BF>(a, b, tile * p.I / tiles, (tile + 1) * p.I / tiles);
+      }
     }
-  } else if (threadIdx.x == 0) {
-    wait_ge(a, &a.ctl[EP_LISTS], seq, false, 104);
-    t0 = span(a, tr, TR_EP_WAIT_LISTS, t0);
+    t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
+    // 6. down projection into the partial sums, (bucket, column tile) tasks
+    const int htiles = H / p.nh;
+    for (int j = blockIdx.x; j < nact * htiles; j += nb) down_bucket<BF>(a, s, __ldcg(p.l_active + j / htiles), (j % htiles) * p.nh);
+    t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN, TR_EP_DOWN_BAR, t0);
   }
-  __syncthreads();
-  const int nact = __ldcg(&a.ctl[EP_NACT]);
-  // 5. gate/up + SiLU: (bucket, slice of the intermediate units), about one task per block
-  if (nact > 0) {
-    const int tiles = max(1, min(p.I / 8, (nb + nact - 1) / nact));
-    for (int j = blockIdx.x; j < nact * tiles; j += nb) {
-      const int b = __ldcg(p.l_active + j / tiles), tile = j % tiles;
-      ffn1_bucket<BF>(a, b, tile * p.I / tiles, (tile + 1) * p.I / tiles);
-    }
-  }
-  t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
-  // 6. down projection into the partial sums, (bucket, column tile) tasks
-  const int htiles = H / p.nh;
-  for (int j = blockIdx.x; j < nact * htiles; j += nb) down_bucket<BF>(a, s, __ldcg(p.l_active + j / htiles), (j % htiles) * p.nh);
-  t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN, TR_EP_DOWN_BAR, t0);
   // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here)
   for (int r = blockIdx.x; r < G * T; r += nb) {
     const int src = r / T, t = r % T;
@@ -452,6 +527,19 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     tr.finish(p);
     if (atomicAdd(&a.ctl[EP_END], 1) == all - 1) a.ctl[EP_ITER] = seq;
   }
+}
+
+// The k_epp instantiation of a dtype (bf16 or fp16) and compute mode (the unit stream or the buckets).
+const void* epp_kernel(bool bf, bool stream) {
+  return bf ? (stream ? (const void*)k_epp<true, true> : (const void*)k_epp<true, false>)
+            : (stream ? (const void*)k_epp<false, true> : (const void*)k_epp<false, false>);
+}
+void launch_epp(bool bf, bool stream, int grid, size_t smem, cudaStream_t st, const EpArgs& a) {
+  if (bf && stream) k_epp<true, true><<<grid, kThreads, smem, st>>>(a);
+  else if (bf) k_epp<true, false><<<grid, kThreads, smem, st>>>(a);
+  else if (stream) k_epp<false, true><<<grid, kThreads, smem, st>>>(a);
+  else k_epp<false, false><<<grid, kThreads, smem, st>>>(a);
+  CUDA_CHECK_LAUNCH("k_epp");
 }
 
 // ---------------------------------------------------------------- NCCL, opened at run time
@@ -521,6 +609,7 @@ struct EpPlan {
   int ti = 16, nh = 128;
   int grid = 0;        // persistent: blocks per device
   int fence = 0;       // persistent: tunable fence (arrive_then_signal)
+  bool stream = false; // persistent: tunable compute=1 where it applies (hidden 2048, inter >= kChunk): k_epp's unit stream
   SmemLayout sl;
 };
 
@@ -567,8 +656,8 @@ class EpEngineImpl : public EpEngine {
     for (int d = 0; d < G_; ++d) {  // the kernels' shared-memory limit, on every device
       CUDA_CHECK(cudaSetDevice(d));
       for (const void* f : {(const void*)k_eps_route<true>, (const void*)k_eps_route<false>, (const void*)k_eps_lists,
-                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, (const void*)k_epp<true>,
-                            (const void*)k_epp<false>})
+                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, epp_kernel(true, false),
+                            epp_kernel(false, false), epp_kernel(true, true), epp_kernel(false, true)})
         CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.sl.bytes()));
     }
     CUDA_CHECK(cudaSetDevice(0));
@@ -586,7 +675,10 @@ class EpEngineImpl : public EpEngine {
             return "GPU " + std::to_string(d) + " cannot access GPU " + std::to_string(o) +
                    "'s memory (cudaDeviceCanAccessPeer): ep-persistent stores into its peers' memory";
       CUDA_CHECK(cudaSetDevice(0));
-      const int per_sm = blocks_per_sm(ctx.bf ? (const void*)k_epp<true> : (const void*)k_epp<false>, kThreads, pl.sl.bytes());
+      // compute=1 applies where the unit stream can run (hidden 2048, inter >= its 8-unit chunk); elsewhere the
+      // buckets, as persistent-flat's t1path applies at T = 1 and hidden 2048 only. The JSON says which ran.
+      pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk;
+      const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
       pl.grid = dev_[0].prop.multiProcessorCount;
@@ -783,6 +875,10 @@ class EpEngineImpl : public EpEngine {
                             : pl.comm == 2 ? "ncclSend/ncclRecv in one group per all-to-all, fixed capacity per pair (the whole token block; the whole partial-sum block back)"
                                            : "cudaMemcpyPeerAsync per pair with cross-device events, fixed capacity per pair (the whole token block; the whole partial-sum block back)");
     j.kv("launch", pl.strategy == EP_PERSISTENT ? "one persistent kernel per GPU per forward" : "7 operations per GPU per forward enqueued from the host (no CUDA graph)");
+    if (pl.strategy == EP_PERSISTENT)
+      j.kv("compute", pl.stream ? "stream: persistent-flat's unit stream over (local slot, intermediate unit), one grid barrier"
+                                : "buckets: (local expert, source) buckets, gate/up then down, two grid barriers");
+    else j.kv_null("compute");
     j.kv("shared_experts", "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
@@ -981,9 +1077,7 @@ class EpEngineImpl : public EpEngine {
       for (int d = 0; d < G_; ++d) {
         CUDA_CHECK(cudaSetDevice(d));
         if (marks) CUDA_CHECK(cudaEventRecord((*marks)[d], dev_[d].st));
-        if (bf_) k_epp<true><<<pl.grid, kThreads, smem, dev_[d].st>>>(a[d]);
-        else k_epp<false><<<pl.grid, kThreads, smem, dev_[d].st>>>(a[d]);
-        CUDA_CHECK_LAUNCH("k_epp");
+        launch_epp(bf_, pl.stream, pl.grid, smem, dev_[d].st, a[d]);
       }
       CUDA_CHECK(cudaSetDevice(0));
       return;

@@ -41,44 +41,13 @@
 #include "grid_barrier.cuh"
 #include "routing.cuh"
 #include "trace.cuh"
+#include "unit_stream.cuh"
 
 namespace moe {
 
 namespace {
 
-constexpr int kGuWarps = 8;      // warps 0..7: gate/up; 8..15: down
-constexpr int kChunk = 8;        // units per hand-over (one per gate/up warp)
-constexpr int kDownThreads = kThreads - kGuWarps * 32;  // 256, 8 columns each per 2048-column group
-constexpr int kColsPerGroup = kDownThreads * 8;         // 2048
-static_assert(kGuWarps == kChunk, "one unit per gate/up warp per chunk");
-
-__device__ __forceinline__ void bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void prefetch_l2(const void* a) { asm volatile("prefetch.global.L2 [%0];" ::"l"(a)); }
-
-template <bool BF>
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-  float fa[8], fb[8];
-  unpack8<BF>(a, fa);
-  unpack8<BF>(b, fb);
-  float s = 0.f;
-#pragma unroll
-  for (int k = 0; k < 8; ++k) s = fmaf(fa[k], fb[k], s);
-  return s;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// A unit: one intermediate unit of one expert for one token. Shared units first (token-major), then routed.
-struct Unit {
-  const uint16_t* g;   // gate row; the up row follows it (interleaved layout)
-  const uint16_t* d;   // down row (w2t / ws2t)
-  float wt;            // routing weight (1 for a shared expert)
-  int tok;
-};
+// Unit u of a launch (unit_stream.cuh's Unit): shared units first (token-major), then routed.
 __device__ __forceinline__ Unit unit_of(const Params& p, const int* ids, const float* wts, int u, int nsu) {
   Unit r;
   if (u < nsu) {
@@ -451,7 +420,6 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   if (threadIdx.x == 0) tr.init(p);
   long long clk[2];
   if (blockIdx.x == 0 && threadIdx.x == 0) clock_begin(clk);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int iter = p.ctrl[C_ITER];
   const uint16_t* x = x_of(p, iter);
 
@@ -463,93 +431,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   router_t1<BF>(p, x);
   route(p, s, tr, t0);
 
-  const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
-  constexpr int H = kColsPerGroup;  // hidden is exactly 2048 here: 256 16-byte chunks a row, 8 a lane
-  if (warp < kGuWarps) {
-    t0 = gt(p);
-    uint4 xr[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      xr[j] = ld_keep(x + (lane + 32 * j) * 8);
-    }
-    for (int c = 0; c < nchunks; ++c) {
-      const int b = c & 1;
-      if (c >= 2) bar_sync(3 + b, kThreads);  // EMPTY[b]
-      const int u = u0 + c * kChunk + warp;
-      float a = 0.f;
-      if (u < u1) {
-        if constexpr (PF) {  // before this unit's loads: none of their registers are held yet
-          if (u + kChunk < u1) {  // this warp's unit of the next chunk: gate and up rows, adjacent
-            const Unit nx = unit_of(p, s.ids, s.w, u + kChunk, nsu);
-#pragma unroll
-            for (int off = lane * 128; off < 4 * H; off += 32 * 128) prefetch_l2((const char*)nx.g + off);
-          }
-        }
-        const Unit un = unit_of(p, s.ids, s.w, u, nsu);
-        uint4 gv[8], uv[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) gv[j] = ld_stream(un.g + (lane + 32 * j) * 8);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) uv[j] = ld_stream(un.g + H + (lane + 32 * j) * 8);
-        float gs = 0.f, us = 0.f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          gs += dot8<BF>(gv[j], xr[j]);
-          us += dot8<BF>(uv[j], xr[j]);
-        }
-        gs = warp_sum(gs);
-        us = warp_sum(us);
-        a = un.wt * silu(gs) * us;
-      }
-      if (lane == 0) s_a[b][warp] = a;
-      bar_arrive(1 + b, kThreads);  // FULL[b]
-    }
-    if (threadIdx.x == 0) tr.add(TR_FLAT_GU, -1, t0, gt(p));
-  } else {
-    const int t = threadIdx.x - kGuWarps * 32;  // 0..255: columns 8t .. 8t+7
-    const int col = t * 8;
-    float acc[8];
-#pragma unroll
-    for (int k = 0; k < 8; ++k) acc[k] = 0.f;
-    auto load_chunk = [&](int c, uint4 (&dst)[kChunk]) {
-#pragma unroll
-      for (int j = 0; j < kChunk; ++j) {
-        const int u = u0 + c * kChunk + j;
-        dst[j] = u < u1 ? ld_stream(unit_of(p, s.ids, s.w, u, nsu).d + col) : make_uint4(0, 0, 0, 0);
-      }
-    };
-    uint4 wv[kChunk];
-    if (nchunks > 0) load_chunk(0, wv);
-    for (int c = 0; c < nchunks; ++c) {
-      const int b = c & 1;
-      uint4 nx[kChunk];
-      if (c + 1 < nchunks) load_chunk(c + 1, nx);  // next chunk's rows while this one's activations are made
-      if constexpr (PF) {  // chunk c+2's down rows into L2: unit t / 32 of it, line t % 32 of that row
-        const int u = u0 + (c + 2) * kChunk + (t >> 5);
-        const int off = (t & 31) * 128;
-        if (u < u1) prefetch_l2((const char*)unit_of(p, s.ids, s.w, u, nsu).d + off);
-      }
-      bar_sync(1 + b, kThreads);  // FULL[b]
-#pragma unroll
-      for (int j = 0; j < kChunk; ++j) {
-        const float a = s_a[b][j];
-        float wf[8];
-        unpack8<BF>(wv[j], wf);
-#pragma unroll
-        for (int k = 0; k < 8; ++k) acc[k] = fmaf(a, wf[k], acc[k]);
-      }
-      if (c + 2 < nchunks) bar_arrive(3 + b, kThreads);  // EMPTY[b]
-      if (c + 1 < nchunks)
-#pragma unroll
-        for (int j = 0; j < kChunk; ++j) wv[j] = nx[j];
-    }
-    if (nchunks > 0) {
-      float* d = p.out_acc + col;
-      red_add4(d, make_float4(acc[0], acc[1], acc[2], acc[3]));
-      red_add4(d + 4, make_float4(acc[4], acc[5], acc[6], acc[7]));
-    }
-    complete<BF, 1>(p, t, iter, 1);
-  }
+  const int* ids = s.ids;
+  const float* wts = s.w;
+  stream_units_h2048<BF, PF, false>(
+      p, tr, TR_FLAT_GU, s_a, u0, u1, [&](int u) { return unit_of(p, ids, wts, u, nsu); },
+      [&](int, int c) { return ld_keep(x + c * 8); }, p.out_acc, [&](int t) { complete<BF, 1>(p, t, iter, 1); });
   if (blockIdx.x == 0 && threadIdx.x == 0) clock_end(p, iter, clk);
   if (threadIdx.x == 0) tr.finish(p);
 }

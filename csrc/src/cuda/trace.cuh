@@ -20,14 +20,17 @@ enum TraceType : int {
   TR_EP_TOPK = 15, TR_EP_WAIT_TOPK = 16, TR_EP_DISPATCH = 17, TR_EP_DISP_REL = 18, TR_EP_WAIT_TOKENS = 19,
   TR_EP_BUCKETS = 20, TR_EP_WAIT_LISTS = 21, TR_EP_FFN1 = 22, TR_EP_FFN1_BAR = 23, TR_EP_DOWN = 24,
   TR_EP_DOWN_BAR = 25, TR_EP_RETURN = 26, TR_EP_RET_REL = 27, TR_EP_WAIT_SUMS = 28, TR_EP_COMBINE = 29,
-  TR_NUM = 30
+  // ep-persistent with compute=1 (the unit stream of unit_stream.cuh) instead of buckets/ffn1/down
+  TR_EP_SLOTS = 30, TR_EP_STREAM = 31, TR_EP_DOWN_TAIL = 32,
+  TR_NUM = 33
 };
 inline const char* const kTraceNames[TR_NUM] = {
     "router", "wait:router-barrier", "ffn1", "ffn2", "wait:doorbell", "wait:os-queue(fan-in)", "wait:os-free-worker",
     "convert", "topk+lists", "splitk-task", "wait:os-drain", "topk-only", "splitk:gate-up", "splitk:down+atomics", "flat:gate-up stream",
     "ep:topk", "wait:ep-topk", "ep:dispatch", "ep:dispatch-release", "wait:ep-peer-tokens",
     "ep:buckets", "wait:ep-buckets", "ep:ffn1", "wait:ep-ffn1-barrier", "ep:down",
-    "wait:ep-down-barrier", "ep:return", "ep:return-release", "wait:ep-peer-sums", "ep:combine"};
+    "wait:ep-down-barrier", "ep:return", "ep:return-release", "wait:ep-peer-sums", "ep:combine",
+    "ep:slots", "ep:gate-up stream", "ep:down tail"};
 inline bool trace_is_wait(int t) {
   return t == TR_BARRIER || t == TR_DOORBELL || t == TR_OS_QUEUE || t == TR_OS_WORKER || t == TR_OS_DRAIN ||
          t == TR_EP_WAIT_TOPK || t == TR_EP_WAIT_TOKENS || t == TR_EP_WAIT_LISTS || t == TR_EP_FFN1_BAR ||
