@@ -31,6 +31,7 @@
 // Limits (variants.json): hidden a multiple of 64 up to 4096, experts up to
 // 512, top-k up to 32, tokens up to 256 (T > 1 is correct but re-streams an
 // expert's weights for every token routed to it: a decode kernel).
+// k_flat1's stream of units is unit_stream.cuh's stream_units_h2048 (ep-persistent's compute=1 runs it too).
 // Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1, the default: 38.9 us
 // against 43.5 on the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower; csrc/BENCHMARKS.md).
 #include "../backend.h"
