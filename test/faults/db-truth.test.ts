@@ -15,9 +15,11 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/db/client.js';
+import { RESULTS_QUEUE } from '../../src/queue/names.js';
+import { readWorkers } from '../../worker/heartbeat.js';
 import { sqliteUrl, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild } from './common.js';
-import { outcomes, report, runCli, settled, startCollector, startWorker } from './procs.js';
+import { outcomes, queueCounts, report, runCli, settled, startCollector, startWorker } from './procs.js';
 import { range, tinySweepText } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
@@ -46,7 +48,15 @@ describe('the database is the truth for what has finished', () => {
     const doneAtFlush = await r.db.run.count({ where: { sweepId: id, status: { not: 'queued' } } });
     // What was in flight when Redis was flushed ends (its outcome, if any, reaches the collector); then nothing
     // moves: every run still queued in the database is one that status counts as having no job.
-    // (A run its worker was running when Redis was flushed has no job either, until its outcome lands.)
+    // (A run its worker was running when Redis was flushed has no job either, until its outcome lands.) The end of
+    // what was in flight is waited for, not guessed: the worker's heartbeat (written again after the flush) says it
+    // is idle, and nothing it handed over is left in the results queue. Else a slow in-flight run would be resumed
+    // too and run twice (its second outcome a duplicate, ignored: correct, but not what this test is about).
+    await waitFor('the worker to be idle and every outcome it handed over to be recorded', async () => {
+      const live = (await readWorkers(r.client, r.prefix)).filter((w) => w.live);
+      const c = await queueCounts(r, RESULTS_QUEUE);
+      return live.length === 1 && live[0]!.snapshot.busyWith === null && c['waiting'] === 0 && c['active'] === 0 && c['delayed'] === 0;
+    }, 60_000, 250);
     let before = -1;
     const pool = await waitFor('status to count every queued run as having no job, twice in a row', async () => {
       const status = await runCli(r, ['sweep', 'status', id, '--json'], env);
