@@ -134,7 +134,8 @@ describe('failure paths', () => {
     cleanups.push(broken.close);
     const plan = planSweep(parseSweepText(SWEEP(pool).replace('repeat: 2', 'repeat: 1').replace('[reference, fused]', '[reference]').replace('tokens: [1, 4]', 'tokens: [1]'), 'ce.yaml'), { sourceDir: t.dir });
     await submitPlan(broken.db, broken.redis, plan, null);
-    await waitFor('the run to fail', () => runsSettled(broken.db, plan.sweepId, 1));
+    // A build from a fresh source: about a minute on a busy 2-core machine before make reaches main.cpp.
+    await waitFor('the run to fail', () => runsSettled(broken.db, plan.sweepId, 1), 240_000);
     const run = await broken.db.run.findFirstOrThrow({ where: { sweepId: plan.sweepId } });
     expect(run.status).toBe('compile-error');
     expect(run.attempts).toBe(1);

@@ -208,7 +208,11 @@ describe('the SQLite file deleted or replaced under a running collector', () => 
     expect(s.collector.output()).toMatch(/the SQLite database file was deleted while this process had it open; nothing more is written to it/);
     const acknowledged = (await resultCounts(s.r))['completed'] ?? 0;
     const landed = Number(/stopped \((\d+) recorded/.exec(s.collector.output())?.[1]);
-    expect(acknowledged).toBe(landed); // every acknowledged result was committed to the file it opened, before the delete
+    // Every acknowledged result was committed to the file it opened, before the delete. Not every committed one is
+    // acknowledged: the collector exits without waiting for an acknowledgement still on its way to Redis, and that
+    // result, left in Redis, is written by the next collector (the rows check below counts it there).
+    expect(acknowledged).toBeLessThanOrEqual(landed);
+    expect(acknowledged).toBeGreaterThan(0);
     await handedOver(s);
     const rows = await nextCollectorWritesTheRest(s, acknowledged);
     expect(rows).toBe(s.n - acknowledged);
