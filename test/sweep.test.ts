@@ -170,8 +170,8 @@ describe('shared experts and fp8 through the sweep', () => {
   });
 
   it('refuses at submit a variant whose table row does not run shared experts or fp8, naming the field', () => {
-    const shared = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: persistent-simple\n  model: tiny-shared\n`, 's.yaml');
-    expect(() => pointsOf(shared, 's.yaml')).toThrow(/matrix\.model\[0\]: variant persistent-simple of .*shared_experts \(2\) are not supported by this variant/);
+    const shared = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: ep-separate\n  model: tiny-shared\n`, 's.yaml');
+    expect(() => pointsOf(shared, 's.yaml')).toThrow(/matrix\.model\[0\]: variant ep-separate of .*shared_experts \(2\) are not supported by this variant/);
     const fp8 = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: persistent-splitk\n  model: tiny\n  dtype: fp8\n`, 'f.yaml');
     expect(() => pointsOf(fp8, 'f.yaml')).toThrow(/matrix\.dtype\[0\]: variant persistent-splitk .*dtype fp8 is not supported \(expected fp16 or bf16\)/);
     // separate and persistent-flat take fp8 (e4m3 weights on the GPU too)

@@ -198,6 +198,14 @@ describe('the CUDA build checks the same table before it touches a device', () =
   }, 900_000);
 
   it('refuses the shapes and tunables the table refuses, in the coordinator\'s words', async () => {
+    // Shared experts: every single-GPU CUDA row runs them (os and splitk through their SHARED instantiations), the
+    // ep rows do not; the -shared presets pass the table for those rows.
+    for (const v of table.variants.filter((v) => v.backend === 'cuda')) {
+      expect(v.shared_experts === true, v.name).toBe(v.family !== 'ep');
+      if (v.family === 'ep') continue;
+      for (const preset of table.presets.filter((p) => p.shared_experts))
+        expect(unsupportedReason(table, v, { ...preset, tokens: 4, dtype: 'bf16' }), `${v.name} ${preset.name}`).toBeNull();
+    }
     const asks: Array<[string, ShapeRequest]> = [
       ['persistent-splitk', { hidden: 2050, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16' }],
       ['separate', { hidden: 2048, inter: 20000, experts: 128, topk: 8, tokens: 1, dtype: 'bf16' }],
@@ -205,11 +213,11 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 40, tokens: 1, dtype: 'bf16' }],
       ['persistent-splitk-dyn', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 300, dtype: 'bf16' }],
       ['persistent-roundrobin', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp32' }],
-      // fp8 and shared experts: refused by the rows that do not (yet) run them (separate and persistent-flat take both)
+      // fp8 and shared experts: refused by the rows that do not (yet) run them (separate and persistent-flat take
+      // both; the os and splitk rows shared experts, not fp8; the ep rows neither)
       ['persistent-splitk', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
-      ['persistent-splitk-dyn', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
-      ['persistent-splitk', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408 }],
+      ['ep-separate', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
       ['persistent-flat', { hidden: 7168, inter: 2048, experts: 384, topk: 8, tokens: 1, dtype: 'bf16' }],
       // expert parallelism: the CUDA ep rows split the experts over up to 8 GPUs, routed experts only, bf16/fp16
       ['ep-separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 3 }],

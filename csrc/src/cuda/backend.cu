@@ -57,7 +57,8 @@ class CudaBackend : public Backend {
     // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
     if (dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
     if (dt == DType::FP8 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for dtype fp8 in family " + spec.family;
-    if (s.shared_experts > 0 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for shared experts in family " + spec.family;
+    const bool runs_shared = row->fam == &kFlatFamily || row->fam == &kSeparateFamily || row->fam == &kOsFamily || row->fam == &kSplitkFamily;
+    if (s.shared_experts > 0 && !runs_shared) return "no CUDA code for shared experts in family " + spec.family;
     Plan pl;
     pl.family = row->fam;
     pl.strategy = row->strategy_id;
@@ -136,10 +137,10 @@ class CudaBackend : public Backend {
     topk_w_.alloc((size_t)T * K);
     act_.alloc((size_t)T * K * I);
     l_cnt_.alloc(E); l_off_.alloc(E); l_slots_.alloc((size_t)T * K); l_active_.alloc(E);
-    ctrl_.alloc(C_N);
-    fanin_.alloc(E);
-    x_check_.alloc((size_t)T * H);
     const int NS = m.s.shared_experts, IS = m.s.shared_inter;
+    ctrl_.alloc(C_N);
+    fanin_.alloc(E + NS);  // OS family: a shared expert n counts its FFN1 tiles at E + n
+    x_check_.alloc((size_t)T * H);
     act_s_.alloc((size_t)std::max(1, NS * T * IS));
     std::vector<int> iota(T);
     std::vector<float> ones(T, 1.f);
@@ -148,8 +149,8 @@ class CudaBackend : public Backend {
     ones_.alloc(T);
     CUDA_CHECK(cudaMemcpy(iota_.p, iota.data(), T * sizeof(int), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(ones_.p, ones.data(), T * sizeof(float), cudaMemcpyHostToDevice));
-    size_t queue = 1;  // OS family: E x (hidden / down_tile) down tasks
-    for (auto& pl : plans_) if (pl.family == &kOsFamily) queue = std::max(queue, (size_t)E * (H / pl.nh));
+    size_t queue = 1;  // OS family: (E + NS) x (hidden / down_tile) down tasks
+    for (auto& pl : plans_) if (pl.family == &kOsFamily) queue = std::max(queue, (size_t)(E + NS) * (H / pl.nh));
     queue_.alloc(queue);
     qflag_.alloc(queue);
     const int nb = std::max(1, max_grid_);

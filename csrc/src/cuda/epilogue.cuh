@@ -34,8 +34,8 @@ __device__ inline bool arrive_last(int* ctr, int total) {
 }
 
 // The last block to finish converts the fp32 output and resets the counters for the next launch
-// (the split-K task counter too); then the clock and trace records are closed.
-template <bool BF>
+// (the split-K task counters too; SHARED: its shared-slice counter); then the clock and trace records are closed.
+template <bool BF, bool SHARED = false>
 __device__ __forceinline__ void finish_launch(const Params& p, Tracer& tr, int iter, const long long (&clk)[2]) {
   if (arrive_last(&p.ctrl[C_DONE], gridDim.x)) {
     const unsigned long long t0 = gt(p);
@@ -45,6 +45,7 @@ __device__ __forceinline__ void finish_launch(const Params& p, Tracer& tr, int i
       p.ctrl[C_DONE] = 0;
       p.ctrl[C_ROUTER] = 0;
       p.ctrl[C_TASK] = 0;
+      if constexpr (SHARED) p.ctrl[C_STASK] = 0;
       p.ctrl[C_ITER] = iter + 1;
       tr.add(TR_CONVERT, -1, t0, gt(p));
     }

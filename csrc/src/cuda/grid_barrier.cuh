@@ -29,6 +29,29 @@ __device__ __forceinline__ unsigned long long router_barrier(const Params& p, Tr
   return t0;
 }
 
+// router_barrier in two halves, for work that does not need the logits (split-K's shared-expert slices): the
+// whole block calls router_arrive after its router rows (traces TR_ROUTER from `t0`; the block's logits are
+// published by the arrival), does that work, then router_wait (traces TR_BARRIER: only what is left of the wait).
+__device__ __forceinline__ void router_arrive(const Params& p, Tracer& tr, unsigned long long t0) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    tr.add(TR_ROUTER, -1, t0, gt(p));
+    __threadfence();
+    atomicAdd(&p.ctrl[C_ROUTER], 1);
+  }
+}
+__device__ __forceinline__ void router_wait(const Params& p, Tracer& tr, int fail_code) {
+  if (threadIdx.x == 0) {
+    const unsigned long long t1 = gt(p);
+    long long spins = 0;
+    while (ld_acquire(&p.ctrl[C_ROUTER]) < (int)gridDim.x)
+      if (++spins > kSpinLimit) spin_fail(p, fail_code);
+    __threadfence();
+    tr.add(TR_BARRIER, -1, t1, gt(p));
+  }
+  __syncthreads();
+}
+
 // Router logits for every expert, spread over the grid, then the router barrier (the split-K kernels).
 template <bool BF>
 __device__ __forceinline__ void route_all_then_barrier(const Params& p, const uint16_t* x, Tracer& tr, int fail_code) {

@@ -19,6 +19,14 @@
 //               stores. Not yet run on a GPU (BENCHMARKS.md).
 //               Its workers and drain are its own (worker_batched: the exit is a
 //               task in the ring); the fan-in and the tasks are shared.
+// Shared experts (p.NS > 0; the SHARED kernel instantiation): each is one more expert of the task list, id E + n,
+// every token with weight 1 (run_task runs it on its shared_view): its FFN1 tiles (of ffn1_tile of its IS units)
+// come first in the order, their fan-in pushes its down tiles to the same queue, and the last down tile of the
+// launch is the last of (active + NS) experts'. They need no routing, so the OS block hands the first of them
+// out before it routes, before its own router rows (hand_out_shared_first: one to each worker from the last one
+// down, every worker being idle at the start of a launch); the strategy then starts after them with those
+// workers busy. The shared experts' down tiles go out after routing, with the routed ones, in queue order.
+// Compiled, NOT yet run on a GPU (csrc/BENCHMARKS.md, "Shared experts in the os and splitk families").
 // Tunables: ffn1_tile (auto: about one FFN1 task per worker), down_tile (auto
 // 128/64), sched_warps (multiwarp, 4), batch and prefetch (batched: 4, 1).
 // Measured (H100 SXM, Qwen3-30B-A3B T=1 bf16; csrc/BENCHMARKS.md): simple 209-213 us
@@ -30,13 +38,16 @@
 #include "epilogue.cuh"
 #include "families.h"
 #include "routing.cuh"
+#include "shared_experts.cuh"
 
 namespace moe {
 
 namespace {
 
 // The OS block's dispatch state (shared memory) and the two operations every
-// strategy is made of: take the next task, send it to a worker.
+// strategy is made of: take the next task, send it to a worker. SHARED: the layer has shared experts (its own
+// kernel instantiation, so that the one without them keeps its code).
+template <bool SHARED>
 struct OsCtx {
   const Params& p;
   Smem& s;
@@ -46,11 +57,22 @@ struct OsCtx {
   int* idle;   // [nb] locally known idle
   int* order;  // [nb] dispatch order of the workers (roundrobin: spread over SMs)
   int* head;   // shared task counter (multiwarp)
+  int n1s = 0;  // SHARED: FFN1 tasks of the shared experts, first among the n1
+  int k0 = 0;   // SHARED: tasks handed out before routing (hand_out_shared_first), the strategy starts after them
 
-  // Task k: FFN1 tasks are generated here (tile-major: experts interleaved); down
-  // tasks arrive in the queue, pushed by the last FFN1 tile of their expert.
+  // FFN1 task k < n1, tile-major (experts interleaved): SHARED: the shared experts' first (expert id E + n, see
+  // run_task), then the routed experts'.
+  __device__ int ffn1_task(int k) const {
+    if constexpr (SHARED) {
+      if (k < n1s) return task_make(1, p.E + k % p.NS, k / p.NS);
+      k -= n1s;
+    }
+    return task_make(1, s.active[k % nact], k / nact);
+  }
+  // Task k: FFN1 tasks are generated here; down tasks arrive in the queue, pushed
+  // by the last FFN1 tile of their expert.
   __device__ int task_at(int k, unsigned long long& t_wait) const {
-    if (k < n1) return task_make(1, s.active[k % nact], k / nact);
+    if (k < n1) return ffn1_task(k);
     const int q = k - n1;
     unsigned long long t0 = gt(p);
     long long spins = 0;
@@ -72,14 +94,18 @@ struct OsCtx {
 // One thread: ready workers as a bitmap over positions in order[]. Known-idle
 // bits are set locally; when none is set, one pass reads every ack with 16-byte
 // loads (8 in flight). cyclic: search from the position after the last pick
-// (roundrobin), else from 0 (simple).
-__device__ void dispatch_bitmap(const OsCtx& c, bool cyclic) {
+// (roundrobin), else from 0 (simple). SHARED: the workers given a task before routing start busy.
+template <bool SHARED>
+__device__ void dispatch_bitmap(const OsCtx<SHARED>& c, bool cyclic) {
   const Params& p = c.p;
   unsigned* rdy = reinterpret_cast<unsigned*>(c.order + p.nb);  // [32]
   int* pos_of = reinterpret_cast<int*>(rdy + 32);                // [nb]
   const int nw = c.nw, nwords = (nw + 31) / 32;
   for (int i = 0; i < 32; ++i) rdy[i] = 0;
-  for (int q = 0; q < nw; ++q) { pos_of[c.order[q]] = q; rdy[q >> 5] |= 1u << (q & 31); }
+  for (int q = 0; q < nw; ++q) {
+    pos_of[c.order[q]] = q;
+    if (!SHARED || c.idle[c.order[q]]) rdy[q >> 5] |= 1u << (q & 31);
+  }
   auto refresh = [&]() {
     for (int w0 = 0; w0 < p.nb; w0 += 32) {
       int4 a[8];
@@ -112,7 +138,7 @@ __device__ void dispatch_bitmap(const OsCtx& c, bool cyclic) {
     return -1;
   };
   int next = 0;
-  for (int k = 0; k < c.ntot; ++k) {
+  for (int k = SHARED ? c.k0 : 0; k < c.ntot; ++k) {
     unsigned long long tq = 0;
     const unsigned long long t0 = gt(p);
     const int task = c.task_at(k, tq);
@@ -133,11 +159,13 @@ __device__ void dispatch_bitmap(const OsCtx& c, bool cyclic) {
 }
 
 // ---- the strategies (whole block calls; the OS block's dispatch loop)
-__device__ void schedule_simple(OsCtx& c) {
+template <bool SHARED>
+__device__ void schedule_simple(OsCtx<SHARED>& c) {
   if (threadIdx.x == 0) dispatch_bitmap(c, false);
 }
 
-__device__ void schedule_roundrobin(OsCtx& c) {
+template <bool SHARED>
+__device__ void schedule_roundrobin(OsCtx<SHARED>& c) {
   // spread across SMs: order workers by (index among the workers of its SM, smid)
   const Params& p = c.p;
   int* sm_of = reinterpret_cast<int*>(c.s.red);  // scratch: smid per block, then keys
@@ -163,7 +191,8 @@ __device__ void schedule_roundrobin(OsCtx& c) {
   if (threadIdx.x == 0) dispatch_bitmap(c, true);
 }
 
-__device__ void schedule_multiwarp(OsCtx& c) {
+template <bool SHARED>
+__device__ void schedule_multiwarp(OsCtx<SHARED>& c) {
   // warp m < sched_warps owns workers w with (w-1) % sched_warps == m
   const Params& p = c.p;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, NM = p.sched_warps;
@@ -205,14 +234,18 @@ __device__ void schedule_multiwarp(OsCtx& c) {
 // is queue position q, usable once qflag[0 .. q] have been seen set (the fan-in sets them).
 constexpr int kBatchedV4 = 2;  // 16-byte ack loads per lane per round: workers up to 32 * 4 * 2 - 1 (4: spills)
 constexpr int kQScan = 4;      // queue flags read per lane per round: up to 128 down tasks become ready per round
-__device__ void schedule_batched(OsCtx& c) {
+template <bool SHARED>
+__device__ void schedule_batched(OsCtx<SHARED>& c) {
   const Params& p = c.p;
   if (threadIdx.x >= 32) return;
   const unsigned FULL = 0xffffffffu;
   const int lane = threadIdx.x, nw = c.nw, B = p.batch, ndown = c.ntot - c.n1;
   int* sent = c.seq;
   int* out = c.idle;
-  for (int w = lane; w < p.nb; w += 32) { sent[w] = 0; out[w] = 0; }
+  if constexpr (SHARED)  // a worker given a task before routing has it in its ring (sent = seq: 1)
+    for (int w = lane; w < p.nb; w += 32) out[w] = sent[w];
+  else
+    for (int w = lane; w < p.nb; w += 32) { sent[w] = 0; out[w] = 0; }
   // The routing lists were written by the whole block before the __syncthreads that led here; each
   // lane's fence (cumulative over them) comes before any of its releases, so a worker that acquires
   // a tail sees the lists.
@@ -221,6 +254,7 @@ __device__ void schedule_batched(OsCtx& c) {
   auto mine = [&](int r, int k) { return 4 * (lane + 32 * r) + k; };
   auto owned = [&](int w) { return w >= 1 && w <= nw; };
   int next = 0, qa = 0;  // tasks handed out; queue positions seen ready
+  if constexpr (SHARED) next = c.k0;
   long long spins = 0;
   const unsigned long long t_begin = gt(p);
   unsigned long long t_wait = 0;
@@ -228,7 +262,8 @@ __device__ void schedule_batched(OsCtx& c) {
   while (!fin) {
     const unsigned long long t0 = gt(p);
     // one round of loads in flight: every worker's completed count, the next 32 * kQScan queue flags (none
-    // in the first round: every worker is idle and no down task can exist before an FFN1 tile ran)
+    // in the first round: every worker is idle and no down task can exist before an FFN1 tile ran; SHARED: the
+    // workers given a shared task before routing count as busy, and queued shared down tiles wait, one round)
     int4 a[kBatchedV4];
 #pragma unroll
     for (int r = 0; r < kBatchedV4; ++r)
@@ -288,7 +323,7 @@ __device__ void schedule_batched(OsCtx& c) {
           const int w = mine(r, k);
           if (owned(w) && out[w] == lv && rank < give) {
             const int kk = next + rank;
-            const int task = kk < c.n1 ? task_make(1, c.s.active[kk % c.nact], kk / c.nact) : __ldcg(&p.queue[kk - c.n1]);
+            const int task = kk < c.n1 ? c.ffn1_task(kk) : __ldcg(&p.queue[kk - c.n1]);
             p.mb[(size_t)w * kMbInts + 1 + sent[w] % kMbCap] = task;
             sent[w] += 1;
             out[w] = lv + 1;
@@ -332,14 +367,47 @@ __device__ void schedule_batched(OsCtx& c) {
   if (lane == 0 && t_wait > 0) c.tr.add(TR_OS_QUEUE, -1, t_begin, t_begin + t_wait);
 }
 
-template <bool BF, bool BATCHED>
+// SHARED: the FFN1 tasks of the shared experts (tiles of ffn1_tile of their IS units).
+__device__ __forceinline__ int shared_ffn1_tasks(const Params& p) { return p.NS * ((p.IS + p.ti - 1) / p.ti); }
+
+// SHARED, the OS block before routing (before its own router rows): the worker state, then the first shared FFN1
+// tasks (router-independent), one per worker, from the last worker down (the first blocks have the router rows:
+// block b takes rows b, b + grid, ..), so that they start while the router runs. Every worker is idle when a
+// launch starts, so no acknowledgement is read; the strategy then starts at task k0 with those workers busy.
+// BATCHED: the task goes into slot 0 of the worker's ring, then its tail (1), as schedule_batched writes them.
+template <bool BATCHED>
+__device__ void hand_out_shared_first(const Params& p, Smem& s, Tracer& tr) {
+  const int n1s = shared_ffn1_tasks(p), nw = p.nb - 1, npre = min(n1s, nw);
+  OsCtx<true> c{p, s, tr, 0, n1s, n1s, nw, s.misc, s.misc + p.nb, s.misc + 2 * p.nb, nullptr, n1s, npre};
+  for (int w = threadIdx.x; w < p.nb; w += blockDim.x) { c.seq[w] = 0; c.idle[w] = 1; c.order[w] = w + 1; }
+  __syncthreads();
+  for (int k = threadIdx.x; k < npre; k += blockDim.x) {
+    const int w = nw - k, task = c.ffn1_task(k);
+    if constexpr (BATCHED) {
+      c.seq[w] = 1;  // sent (schedule_batched's name for seq)
+      c.idle[w] = 0;
+      p.mb[(size_t)w * kMbInts + 1] = task;
+      __threadfence();
+      st_relaxed(&p.mb[(size_t)w * kMbInts], 1);
+    } else {
+      c.send(w, task);
+    }
+  }
+  __syncthreads();
+}
+
+template <bool BF, bool BATCHED, bool SHARED>
 __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
   const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
+  // SHARED: n1s shared FFN1 tasks first (npre of them handed out before routing), NS more experts' down tiles
+  const int n1s = SHARED ? shared_ffn1_tasks(p) : 0, npre = SHARED ? min(n1s, p.nb - 1) : 0;
+  const int nexp = SHARED ? nact + p.NS : nact;
   __shared__ int s_head;
-  OsCtx c{p, s, tr, nact, nact * tiles1, nact * tiles1 + nact * tiles2, p.nb - 1,
-          s.misc, s.misc + p.nb, s.misc + 2 * p.nb, &s_head};
-  for (int w = threadIdx.x; w < p.nb; w += blockDim.x) { c.seq[w] = 0; c.idle[w] = 1; c.order[w] = w + 1; }
-  if (threadIdx.x == 0) s_head = 0;
+  OsCtx<SHARED> c{p, s, tr, nact, n1s + nact * tiles1, n1s + nact * tiles1 + nexp * tiles2, p.nb - 1,
+                  s.misc, s.misc + p.nb, s.misc + 2 * p.nb, &s_head, n1s, npre};
+  if constexpr (!SHARED)  // SHARED: set before routing (hand_out_shared_first)
+    for (int w = threadIdx.x; w < p.nb; w += blockDim.x) { c.seq[w] = 0; c.idle[w] = 1; c.order[w] = w + 1; }
+  if (threadIdx.x == 0) s_head = npre;
   __syncthreads();
   if constexpr (BATCHED) {  // its own instantiation; its exits go through the rings (no drain)
     schedule_batched(c);
@@ -372,12 +440,18 @@ __device__ void os_block(const Params& p, Smem& s, Tracer& tr, int nact) {
 // acknowledgement (a st.release, or a relaxed store after this fence) comes after the task. BATCHED: prefetch (p.prefetch) the tile's down rows into L2 once
 // its gate/up rows are done, so that they stream during the fan-in's wait; and the pushed tiles' flags
 // are relaxed stores after the fence (the seed's strategies keep a st.release each: a round trip each).
-template <bool BF, bool BATCHED>
-__device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, const uint16_t* x, int task) {
+// The task's expert id eg (task bits 16..27) names its fan-in counter and its down tasks; the weights, activations
+// and sizes are those of p, in which the expert is e: eg for a routed expert (e_view < 0), e_view on a shared
+// expert's view. lists(e, n) gives its tokens: their slots, n of them. (Written so that the routed path compiles
+// as it did before shared experts: same SASS at sm_90a and sm_80, compared.)
+template <bool BF, bool BATCHED, bool SHARED, class Lists>
+__device__ __forceinline__ void run_expert_task(const Params& p, Smem& s, Tracer& tr, const uint16_t* x, int task,
+                                                int e_view, Lists lists) {
   const int tiles1 = (p.I + p.ti - 1) / p.ti, tiles2 = p.H / p.nh;
-  const int type = task >> 28, e = (task >> 16) & 0xfff, tile = task & 0xffff;
-  const int n = __ldcg(&p.l_cnt[e]);
-  const int* slots = p.l_slots + __ldcg(&p.l_off[e]);
+  const int type = task >> 28, eg = (task >> 16) & 0xfff, tile = task & 0xffff;
+  const int e = e_view < 0 ? eg : e_view;
+  int n;
+  const int* slots = lists(e, n);
   const unsigned long long t0 = gt(p);
   if (type == 1) {
     const int i0 = tile * p.ti, i1 = min(p.I, i0 + p.ti);
@@ -390,10 +464,10 @@ __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, c
     if (threadIdx.x == 0) {
       tr.add(TR_FFN1, task, t0, gt(p));
       __threadfence();
-      if (atomicAdd(&p.fanin[e], 1) == tiles1 - 1) {  // last FFN1 tile of e: push its down tiles
-        p.fanin[e] = 0;
+      if (atomicAdd(&p.fanin[eg], 1) == tiles1 - 1) {  // last FFN1 tile of e: push its down tiles
+        p.fanin[eg] = 0;
         const int pos = atomicAdd(&p.ctrl[C_QTAIL], tiles2);
-        for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, e, k);
+        for (int k = 0; k < tiles2; ++k) p.queue[pos + k] = task_make(2, eg, k);
         __threadfence();
         if constexpr (BATCHED)
           for (int k = 0; k < tiles2; ++k) st_relaxed(&p.qflag[pos + k], 1);
@@ -404,8 +478,8 @@ __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, c
   } else {
     down_tile<BF>(p, s.sa, s.red, e, slots, n, tile * p.nh);
     if (threadIdx.x == 0) tr.add(TR_FFN2, task, t0, gt(p));
-    const int nact = __ldcg(&p.ctrl[C_NACT]);
-    if (arrive_last(&p.ctrl[C_DONE], nact * tiles2)) {
+    const int nact = __ldcg(&p.ctrl[C_NACT]);  // SHARED: and the NS shared experts' down tiles
+    if (arrive_last(&p.ctrl[C_DONE], (SHARED ? nact + p.NS : nact) * tiles2)) {
       const unsigned long long tc = gt(p);
       convert_out<BF>(p);
       __syncthreads();
@@ -418,8 +492,26 @@ __device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, c
   }
 }
 
+// Task ids: expert e < E routed (its lists from the OS block's routing); E + n shared expert n (SHARED only), run on
+// its view (shared_view: expert 0, every token, weight 1, activations in act_s).
+template <bool BF, bool BATCHED, bool SHARED>
+__device__ __forceinline__ void run_task(const Params& p, Smem& s, Tracer& tr, const uint16_t* x, int task) {
+  if constexpr (SHARED) {
+    const int e = (task >> 16) & 0xfff;
+    if (e >= p.E) {
+      const Params q = shared_view<false>(p, e - p.E);
+      run_expert_task<BF, BATCHED, SHARED>(q, s, tr, x, task, 0, [&](int, int& n) { n = q.T; return q.iota; });
+      return;
+    }
+  }
+  run_expert_task<BF, BATCHED, SHARED>(p, s, tr, x, task, -1, [&](int e, int& n) {
+    n = __ldcg(&p.l_cnt[e]);
+    return p.l_slots + __ldcg(&p.l_off[e]);
+  });
+}
+
 // simple, multiwarp, roundrobin: one task per doorbell ring, acknowledged with the ring's sequence number.
-template <bool BF>
+template <bool BF, bool SHARED>
 __device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_t* x) {
   const int w = blockIdx.x;
   __shared__ int s_task;
@@ -439,7 +531,7 @@ __device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_
     __syncthreads();
     const int task = s_task;
     if (task == -1) break;
-    run_task<BF, false>(p, s, tr, x, task);
+    run_task<BF, false, SHARED>(p, s, tr, x, task);
     if (threadIdx.x == 0) st_release(&p.ack[w], my_seq);
   }
   if (threadIdx.x == 0) { p.db[w] = 0; p.ack[w] = 0; }  // self-clean for the next launch
@@ -448,7 +540,7 @@ __device__ void worker_block(const Params& p, Smem& s, Tracer& tr, const uint16_
 // batched: tasks from this worker's ring (p.mb); the completed count is its acknowledgement. Thread 0
 // reads the tail again when a task starts, in flight while the task runs, so that a task the OS wrote
 // meanwhile is taken without a wait; it waits on the tail only when the ring is empty.
-template <bool BF>
+template <bool BF, bool SHARED>
 __device__ void worker_batched(const Params& p, Smem& s, Tracer& tr, const uint16_t* x) {
   const int w = blockIdx.x;
   int* mb = p.mb + (size_t)w * kMbInts;
@@ -472,7 +564,7 @@ __device__ void worker_batched(const Params& p, Smem& s, Tracer& tr, const uint1
     __syncthreads();
     const int task = s_task;
     if (task == -1) break;
-    run_task<BF, true>(p, s, tr, x, task);
+    run_task<BF, true, SHARED>(p, s, tr, x, task);
     // after run_task's fence; the count publishes no data (the OS only learns the ring has room)
     if (threadIdx.x == 0) st_relaxed(&p.ack[w], taken);
   }
@@ -481,8 +573,9 @@ __device__ void worker_batched(const Params& p, Smem& s, Tracer& tr, const uint1
   if (threadIdx.x == 0) { mb[0] = 0; p.ack[w] = 0; }
 }
 
-// BATCHED: the batched strategy's instantiation (its workers), so that the other three keep their code.
-template <bool BF, bool BATCHED>
+// BATCHED: the batched strategy's instantiation (its workers), so that the other three keep their code. SHARED: the
+// layer's shared experts (p.NS > 0), likewise.
+template <bool BF, bool BATCHED, bool SHARED>
 __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -493,6 +586,8 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
   const int iter = p.ctrl[C_ITER];
   const uint16_t* x = x_of(p, iter);
   if (threadIdx.x == 0) p.smid[blockIdx.x] = get_smid();
+  if constexpr (SHARED)
+    if (blockIdx.x == 0) hand_out_shared_first<BATCHED>(p, s, tr);
   // router rows spread over every block, then one arrival per block
   unsigned long long t0 = gt(p);
   for (int e = blockIdx.x; e < p.E; e += gridDim.x) router_expert<BF>(p, x, e);
@@ -528,23 +623,28 @@ __global__ void __launch_bounds__(kThreads, 1) k_persistent_os(Params p) {
     __syncthreads();
     if (threadIdx.x == 0) { __threadfence(); tr.add(TR_TOPK, -1, t0, gt(p)); }
     __syncthreads();
-    os_block<BF, BATCHED>(p, s, tr, s_nact);
+    os_block<BF, BATCHED, SHARED>(p, s, tr, s_nact);
     if (threadIdx.x == 0) {
       p.ctrl[C_QTAIL] = 0;
       p.ctrl[C_ITER] = iter + 1;
       clock_end(p, iter, clk);
     }
   } else if constexpr (BATCHED) {
-    worker_batched<BF>(p, s, tr, x);
+    worker_batched<BF, SHARED>(p, s, tr, x);
   } else {
-    worker_block<BF>(p, s, tr, x);
+    worker_block<BF, SHARED>(p, s, tr, x);
   }
   if (threadIdx.x == 0) tr.finish(p);
 }
 
-const void* kernel_of(bool bf, bool batched) {
-  if (batched) return bf ? (const void*)k_persistent_os<true, true> : (const void*)k_persistent_os<false, true>;
-  return bf ? (const void*)k_persistent_os<true, false> : (const void*)k_persistent_os<false, false>;
+using KernelFn = void (*)(Params);
+template <bool BF>
+KernelFn kernel_of(bool batched, bool shared) {
+  if (shared) return batched ? k_persistent_os<BF, true, true> : k_persistent_os<BF, false, true>;
+  return batched ? k_persistent_os<BF, true, false> : k_persistent_os<BF, false, false>;
+}
+KernelFn kernel_of(bool bf, bool batched, bool shared) {
+  return bf ? kernel_of<true>(batched, shared) : kernel_of<false>(batched, shared);
 }
 
 std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
@@ -563,18 +663,18 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   }
   // The worker state needs 4 ints per block: size it for up to 4 blocks per SM, then ask the occupancy.
   const int nb_max = 4 * SMs;
-  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(s.inter, kDownIC), 4 * nb_max + 32};
+  pl.sl = SmemLayout{ctx.T * s.topk, s.experts, kNT * std::min(std::max(s.inter, s.shared_inter), kDownIC), 4 * nb_max + 32};
   why = shared_memory_reason(ctx, pl.sl);
   if (!why.empty()) return why;
-  const int occ = blocks_per_sm(kernel_of(ctx.bf, batched), kThreads, pl.smem());
+  const int occ = blocks_per_sm((const void*)kernel_of(ctx.bf, batched, s.shared_experts > 0), kThreads, pl.smem());
   if (occ < 1) return "no block of " + std::to_string(kThreads) + " threads with " + std::to_string(pl.smem()) + " bytes of shared memory fits on an SM";
   pl.grid = std::min(occ, 4) * SMs;
   if (pl.grid < 2) return "needs at least 2 blocks (an OS block and a worker)";
   if (batched && pl.grid > 32 * 4 * kBatchedV4)
     return "needs at most " + std::to_string(32 * 4 * kBatchedV4) + " blocks (the batched OS warp reads 4 x " +
            std::to_string(kBatchedV4) + " workers per lane); this device gives " + std::to_string(pl.grid);
-  if (tun.is_auto("ffn1_tile")) {  // about one FFN1 task per worker for the expected active experts
-    const int nact_est = std::min(s.experts, ctx.T * s.topk), nw = pl.grid - 1;
+  if (tun.is_auto("ffn1_tile")) {  // about one FFN1 task per worker for the expected active experts (and shared ones)
+    const int nact_est = std::min(s.experts, ctx.T * s.topk) + s.shared_experts, nw = pl.grid - 1;
     const int tpe1 = std::max(1, (nw + nact_est - 1) / nact_est);
     tun.set_heuristic("ffn1_tile", std::max(16, ((s.inter + tpe1 - 1) / tpe1 + 15) / 16 * 16));
   }
@@ -583,13 +683,7 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
 }
 
 void launch(const Plan& pl, const Params& p, bool bf, cudaStream_t st) {
-  if (pl.strategy == OS_BATCHED) {
-    if (bf) k_persistent_os<true, true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
-    else k_persistent_os<false, true><<<pl.grid, kThreads, pl.smem(), st>>>(p);
-  } else {
-    if (bf) k_persistent_os<true, false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
-    else k_persistent_os<false, false><<<pl.grid, kThreads, pl.smem(), st>>>(p);
-  }
+  kernel_of(bf, pl.strategy == OS_BATCHED, p.NS > 0)<<<pl.grid, kThreads, pl.smem(), st>>>(p);
   CUDA_CHECK_LAUNCH("k_persistent_os");
 }
 

@@ -31,6 +31,7 @@ enum Ctrl : int {
   C_ITER = 6,     // launch counter (input rotation, clock slots)
   C_ERR = 7,      // error code set before a trap
   C_NACT = 8,     // number of active experts (published lists)
+  C_STASK = 9,    // split-K dynamic with shared experts: shared-slice ticket counter
   C_FLAT_COL = 16,  // flat: 8 words, arrivals per down warp's column group (the last one converts those columns)
   C_FLAT_GRP = 24,  // flat: column groups converted (the last one closes the launch)
   C_N = 32

@@ -9,7 +9,7 @@
 // Shared experts (p.NS > 0): NS more rows of blocks in K2 and K3 (blockIdx.y >= T*K
 // slots' bound): each one a "routed" expert whose token list is every token with weight
 // 1, run by the same device code on a Params whose weights, sizes and lists are the
-// shared expert's (shared_view).
+// shared expert's (shared_view, shared_experts.cuh).
 // fp8 (Q8: e4m3 expert weights; the router and activations bf16): the same three kernels, K2 and K3 through
 // gemv_fp8.cuh (16 weights a 16-byte load). --fp8-scales channel and tensor (uploaded as a channel scale
 // repeated): scales applied once per output; block (BLK, 128 x 128): K2 scales each 16-input chunk's partial
@@ -25,6 +25,7 @@
 #include "families.h"
 #include "gemv_fp8.cuh"
 #include "routing.cuh"
+#include "shared_experts.cuh"
 
 namespace moe {
 
@@ -52,33 +53,6 @@ __global__ void __launch_bounds__(kThreads) k_router(Params p) {
     if (e < nact) p.l_active[e] = s.active[e];
   }
   if (threadIdx.x == 0) { p.ctrl[C_NACT] = nact; p.ctrl[C_K1] = 0; }
-}
-
-// The Params a shared expert's blocks run with: its weights and size; token lists of every token (K = 1, so a
-// slot is its token) with weight 1; its activations [T][IS] in act_s. The expert index is then 0. BLK: fp8 with
-// block scales (Params::q8blk).
-template <bool BLK>
-__device__ __forceinline__ Params shared_view(const Params& p, int n) {
-  Params q = p;
-  q.w13 = p.ws13 + (size_t)n * 2 * p.IS * p.H;
-  q.w2t = p.ws2t + (size_t)n * p.IS * p.H;
-  if (p.qs13) {  // fp8: its bytes and scales (the scales of expert 0 are then this shared expert's)
-    q.q13 = p.qs13 + (size_t)n * 2 * p.IS * p.H;
-    q.q2t = p.qs2t + (size_t)n * p.IS * p.H;
-    if constexpr (BLK) {  // [NS][2][nISb][nHb] and [NS][nHb][nISb]
-      const size_t blocks = (size_t)nblk128(p.IS) * nblk128(p.H);
-      q.s13 = p.ss13 + (size_t)n * 2 * blocks;
-      q.s2 = p.ss2 + (size_t)n * blocks;
-    } else {
-      q.s13 = p.ss13 + (size_t)n * 2 * p.IS;
-      q.s2 = p.ss2 + (size_t)n * p.H;
-    }
-  }
-  q.I = p.IS;
-  q.K = 1;
-  q.act = p.act_s + (size_t)n * p.T * p.IS;
-  q.topk_w = p.ones;
-  return q;
 }
 
 // Gate/up rows of expert e, units [i0, i1), tokens slots[0..n), in the weights' dtype (BLK: fp8 with block scales).

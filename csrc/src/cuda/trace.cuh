@@ -40,7 +40,8 @@ inline bool trace_is_wait(int t) {
 // Trace timestamps only when tracing: timed launches do not read the timer.
 #define gt(p) ((p).trace ? gtimer() : 0ull)
 
-// Task ids in the trace: type (1 FFN1, 2 down, 3 split-K), expert, tile.
+// Task ids in the trace: type (1 FFN1, 2 down, 3 split-K), expert (12 bits: routed e < E, shared expert n as E + n),
+// tile.
 __device__ __forceinline__ int task_make(int type, int e, int tile) { return (type << 28) | (e << 16) | tile; }
 
 // Thread 0 of a block only.
