@@ -103,7 +103,7 @@ Config parse_command_line(int argc, char** argv, const VariantTable& table, bool
     else if (a == "--shared-experts") shared_experts = (int)parse_int(a, need(), 0, 64);
     else if (a == "--shared-inter") shared_inter = (int)parse_int(a, need(), 8, 65536);
     else if (a == "--tokens") c.tokens = (int)parse_int(a, need(), 1, INT_MAX);
-    else if (a == "--gpus") c.gpus = (int)parse_int(a, need(), 1, 64);
+    else if (a == "--gpus") c.gpus = (int)parse_int(a, need(), 1, kMaxGpus);
     else if (a == "--dtype") {
       std::string d = need();
       if (d == "bf16") c.dtype = DType::BF16;

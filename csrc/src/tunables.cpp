@@ -109,7 +109,7 @@ bool read_entry(const JsonValue& v, const std::string& file, int index, const Va
     if (auto x = r.integer(kShapeFieldNames[f], true, 1, INT_MAX)) e.req.f[f] = *x;
   auto dt = r.str("dtype", true);
   // Absent at their defaults, as in a sweep point: one GPU, no shared experts, fp8 scales per channel.
-  if (auto g = r.integer("gpus", false, 2, 64)) e.req.gpus = *g;
+  if (auto g = r.integer("gpus", false, 2, kMaxGpus)) e.req.gpus = *g;
   if (auto n = r.integer("shared_experts", false, 1, INT_MAX)) e.req.shared_experts = *n;
   if (auto i = r.integer("shared_inter", false, 1, INT_MAX)) e.req.shared_inter = *i;
   if (auto sc = r.str("fp8_scales", false)) {

@@ -179,7 +179,7 @@ bool read_variant(const JsonValue& v, const std::string& path, VariantSpec& s, s
   if (s.min_compute_capability && !cc_ok(*s.min_compute_capability))
     return r.fail("min_compute_capability", "expected MAJOR.MINOR, got \"" + *s.min_compute_capability + "\"");
   s.note = r.str("note", false);
-  s.max_gpus = r.integer("max_gpus", false, 1, 64);
+  s.max_gpus = r.integer("max_gpus", false, 1, kMaxGpus);
   if (const JsonValue* se = r.any("shared_experts", false)) {
     if (!se->is(JsonValue::Kind::Bool)) return r.fail("shared_experts", "expected true or false");
     s.shared_experts = se->b;

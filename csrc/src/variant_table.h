@@ -12,6 +12,10 @@
 
 namespace moe {
 
+// Most GPUs a run may split its experts across (--gpus, a variant's max_gpus, a tuning entry's gpus); the
+// coordinator's MAX_GPUS (src/schema/variant-table.ts).
+constexpr int kMaxGpus = 64;
+
 enum ShapeField { kHidden, kInter, kExperts, kTopk, kTokens, kNumShapeFields };
 extern const char* const kShapeFieldNames[kNumShapeFields];
 

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { BACKENDS, DTYPES } from './variants.js';
-import { FP8_SCALES } from './variant-table.js';
+import { FP8_SCALES, MAX_GPUS } from './variant-table.js';
 import { canonicalJson } from '../util/hash.js';
 
 /** Names that end up in queue names, job ids and file names: no paths, no shell syntax. */
@@ -140,8 +140,6 @@ export type BuildSourceSpec = z.infer<typeof BuildSourceSpecSchema>;
 
 export const AXES = ['build', 'backend', 'variant', 'tune', 'model', 'shape', 'tokens', 'gpus', 'dtype', 'fp8_scales', 'warmup', 'iters', 'rotate', 'cold_l2', 'clock', 'power'] as const;
 
-/** Most GPUs one point may ask for (the gpus axis): the GPUs of one host. */
-export const MAX_GPUS = 64;
 /** How long a job that takes several GPUs waits for a live worker of its pool with that many, s (gpus_wait_s). */
 export const DEFAULT_GPUS_WAIT_S = 300;
 

@@ -63,6 +63,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * channel (the default), a whole matrix per expert, or a 128 x 128 block (the Qwen3-30B-A3B-FP8 checkpoint's).
  */
 export const FP8_SCALES = ['channel', 'tensor', 'block'] as const;
+/** Most GPUs one point may ask for (a sweep's gpus axis, a variant's max_gpus, a tuning entry's gpus): the GPUs of one host. */
+export const MAX_GPUS = 64;
 export type Fp8Scales = (typeof FP8_SCALES)[number];
 
 export const PresetSchema = z
@@ -90,7 +92,7 @@ export const VariantSpecSchema = z.strictObject({
   min_compute_capability: z.string().regex(/^\d+\.\d+$/).optional(),
   note: z.string().optional(),
   /** Most GPUs (expert-parallel devices, the sweep's gpus axis) one run may use; absent: 1 (no multi-GPU code). */
-  max_gpus: z.int().min(1).max(64).optional(),
+  max_gpus: z.int().min(1).max(MAX_GPUS).optional(),
   /** True: the variant runs layers with shared experts (--shared-experts); absent or false: it refuses them. */
   shared_experts: z.boolean().optional(),
   /** With dtype fp8: what its scales may cover (--fp8-scales); absent: channel only. */
@@ -239,10 +241,10 @@ export const TuningEntrySchema = z.strictObject({
    * (together), fp8 scales other than per channel (dtype fp8 only). A value tuned at 2 GPUs, with shared
    * experts or with block scales is not used for a run without them, nor the other way round.
    */
-  gpus: z.int().min(2).max(64).optional(),
+  gpus: z.int().min(2).max(MAX_GPUS).optional(),
   shared_experts: z.int().positive().optional(),
   shared_inter: z.int().positive().optional(),
-  fp8_scales: z.enum(['tensor', 'block']).optional(),
+  fp8_scales: z.enum(FP8_SCALES).exclude(['channel']).optional(),
   tunables: z.record(z.string(), z.int()),
   /** How the values were chosen (command, card, date). */
   measured: z.string().optional(),
