@@ -114,19 +114,9 @@ export function decideTuning(results: SweepResults, opts: TuneOptions = {}): Tun
       const first = arms[0]!;
       const best = measured[0]!;
       const second = measured[1];
-      const p = g.point;
       const base = {
-        device: deviceOf(measured.flatMap((m) => m.runs), g.env.gpu),
-        variant: first.baseVariant,
-        hidden: p.hidden,
-        inter: p.inter,
-        experts: p.experts,
-        topk: p.topk,
-        tokens: p.tokens,
-        dtype: p.dtype,
-        ...(p.gpus !== undefined ? { gpus: p.gpus } : {}),
-        ...(p.shared_experts !== undefined && p.shared_inter !== undefined ? { shared_experts: p.shared_experts, shared_inter: p.shared_inter } : {}),
-        ...(p.fp8_scales !== undefined ? { fp8_scales: p.fp8_scales } : {}),
+        // the point's key fields (shape, tokens, dtype, and GPUs, shared experts, fp8 scales where set)
+        ...tuningKeyOf({ ...g.point, device: deviceOf(measured.flatMap((m) => m.runs), g.env.gpu), variant: first.baseVariant }),
         build: first.build,
         point: g.label,
         env: g.envLabel,
