@@ -133,6 +133,7 @@ class CudaBackend : public Backend {
     out_acc_.alloc((size_t)T * H);
     CUDA_CHECK(cudaMemset(out_acc_.p, 0, out_acc_.bytes()));
     logits_.alloc((size_t)T * E);
+    logit_tags_.alloc(E);
     topk_ids_.alloc((size_t)T * K);
     topk_w_.alloc((size_t)T * K);
     act_.alloc((size_t)T * K * I);
@@ -172,6 +173,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaMemsetAsync(mb_.p, 0, mb_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(qflag_.p, 0, qflag_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(out_acc_.p, 0, out_acc_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(logit_tags_.p, 0, logit_tags_.bytes(), stream_));  // tags name launches since this reset
   }
 
   Params params(int v, const uint16_t* xb, int rotate, bool trace) {
@@ -184,7 +186,7 @@ class CudaBackend : public Backend {
     p.s13 = s13_.p; p.s2 = s2_.p; p.ss13 = ss13_.p; p.ss2 = ss2_.p;
     p.q8blk = pl.q8blk ? 1 : 0;
     p.x_base = xb; p.rotate = rotate;
-    p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p;
+    p.out = out_.p; p.out_acc = out_acc_.p; p.logits = logits_.p; p.logit_tags = logit_tags_.p;
     p.topk_ids = topk_ids_.p; p.topk_w = topk_w_.p; p.act = act_.p;
     p.l_cnt = l_cnt_.p; p.l_off = l_off_.p; p.l_slots = l_slots_.p; p.l_active = l_active_.p;
     p.ctrl = ctrl_.p; p.fanin = fanin_.p; p.db = db_.p; p.ack = ack_.p; p.mb = mb_.p; p.queue = queue_.p; p.qflag = qflag_.p;
@@ -394,7 +396,7 @@ class CudaBackend : public Backend {
   DevBuf<uint8_t> q13_, q2t_, qs13_, qs2t_;  // fp8 expert weights (e4m3)
   DevBuf<float> s13_, s2_, ss13_, ss2_;       // and their scales (Params: per channel, or per 128 x 128 block)
   DevBuf<int> iota_, topk_ids_, l_cnt_, l_off_, l_slots_, l_active_, ctrl_, fanin_, ack_, mb_, queue_, qflag_, smid_, trace_n_;
-  DevBuf<unsigned long long> db_;
+  DevBuf<unsigned long long> db_, logit_tags_;
   DevBuf<long long> clk_;
   DevBuf<TraceEv> trace_;
   DevBuf<float> flush_;

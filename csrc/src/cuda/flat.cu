@@ -32,8 +32,10 @@
 // 512, top-k up to 32, tokens up to 256 (T > 1 is correct but re-streams an
 // expert's weights for every token routed to it: a decode kernel).
 // k_flat1's stream of units is unit_stream.cuh's stream_units_h2048 (ep-persistent's compute=1 runs it too).
-// Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1, the default: 38.9 us
-// against 43.5 on the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower; csrc/BENCHMARKS.md).
+// Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1: 38.9 us against 43.5 on
+// the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower), 3 (the default) k_flat1 without
+// the grid barrier: every router logit is published as one 64-bit word with its launch's tag and each block waits
+// on the logits themselves (route_t1_tagged; 37.98 us on the H100 through the farm; csrc/BENCHMARKS.md).
 #include "../backend.h"
 #include "cuda_check.cuh"
 #include "families.h"
@@ -389,8 +391,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
 // the down rows two chunks ahead, so more of the block's bytes are in flight than its registers hold.
 
 // Router for one token: warp per expert; all of a lane's weight and input loads issued before the arithmetic.
-template <bool BF>
-__device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x) {
+// TAG (t1path=3): the logit is published as one 64-bit word with its launch's tag (route_t1_tagged reads it).
+template <bool BF, bool TAG = false>
+__device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x, int iter = 0) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int nchunk = p.H / 8;
   for (int e = blockIdx.x + gridDim.x * warp; e < p.E; e += gridDim.x * kWarps) {
@@ -408,11 +411,37 @@ __device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x) {
       for (int j = 0; j < 8; ++j) acc += dot8<BF>(wv[j], xv[j]);
     }
     acc = warp_sum(acc);
-    if (lane == 0) p.logits[e] = acc;
+    if (lane == 0) {
+      if constexpr (TAG) st_relaxed64(p.logit_tags + e, (unsigned long long)(unsigned)(iter + 1) << 32 | __float_as_uint(acc));
+      else p.logits[e] = acc;
+    }
   }
 }
 
-template <bool BF, bool PF>
+// route() without the grid barrier (t1path=3; T = 1, E a multiple of 4): each thread waits for its experts'
+// tagged words of this launch (one 64-bit word holds the value and its tag, so the word itself is all that must be
+// seen: no fence, no counter, no second read of the logits after a barrier), then the rank top-k. Traces
+// TR_ROUTER (this block's router rows) and TR_BARRIER (the wait for the others' logits) as route() does.
+__device__ __forceinline__ void route_t1_tagged(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0, int iter) {
+  unsigned long long t1 = 0;
+  if (threadIdx.x == 0) { t1 = gt(p); tr.add(TR_ROUTER, -1, t0, t1); }
+  const unsigned tag = (unsigned)(iter + 1);
+  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
+    unsigned long long v;
+    long long spins = 0;
+    while (((v = ld_relaxed64(p.logit_tags + e)) >> 32) != tag)
+      if (++spins > kSpinLimit) spin_fail(p, 4);
+    s.red[e] = __uint_as_float((unsigned)v);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) { t0 = gt(p); tr.add(TR_BARRIER, -1, t1, t0); }
+  rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < p.K; i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
+  if (threadIdx.x == 0) tr.add(TR_TOPK, -1, t0, gt(p));
+}
+
+template <bool BF, bool PF, bool TAG = false>
 __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -429,8 +458,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
   prefetch_shared(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
-  router_t1<BF>(p, x);
-  route(p, s, tr, t0);
+  router_t1<BF, TAG>(p, x, iter);
+  if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);
+  else route(p, s, tr, t0);
 
   const int* ids = s.ids;
   const float* wts = s.w;
@@ -643,7 +673,7 @@ __device__ __forceinline__ void consume_q8(const RunQ& run, const float* a, cons
 
 // T = 1, hidden 2048, fp8. PF (t1path=2): each gate/up warp prefetches its units of the next chunk into L2, each
 // down thread one 128-byte line of the down rows two chunks ahead. BLK: 128 x 128 block scales.
-template <bool PF, bool BLK>
+template <bool PF, bool BLK, bool TAG = false>
 __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
   Smem s(smem_raw, p);
@@ -669,8 +699,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
   prefetch_shared_q8(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
-  router_t1<true>(p, x);
-  route(p, s, tr, t0);  // ends with __syncthreads: xs is visible
+  router_t1<true, TAG>(p, x, iter);
+  if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);  // both end with __syncthreads: xs is visible
+  else route(p, s, tr, t0);
 
   const int nchunks = (u1 - u0 + kChunkQ - 1) / kChunkQ;
   if (warp < kGuWarps) {
@@ -897,21 +928,25 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
 
 using KernelFn = void (*)(Params);
 int groups_of(int H) { return H <= kColsPerGroup ? 1 : 2; }
-// path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only).
+// path: 0 the general kernel; 1, 2 the T = 1 kernel without / with its L2 prefetch (T = 1, hidden 2048 only);
+// 3 the T = 1 kernel without the prefetch and without the grid barrier (tagged logits; E a multiple of 4).
 // fp8: the same paths with e4m3 weights (bf16 activations); blk: their 128 x 128 block scales.
 KernelFn kernel_of(bool bf, bool fp8, bool blk, int H, int path) {
   if (fp8 && blk) {
     if (path == 1) return k_flat1_q8<false, true>;
     if (path == 2) return k_flat1_q8<true, true>;
+    if (path == 3) return k_flat1_q8<false, true, true>;
     return groups_of(H) == 1 ? k_flat_q8<1, true> : k_flat_q8<2, true>;
   }
   if (fp8) {
     if (path == 1) return k_flat1_q8<false, false>;
     if (path == 2) return k_flat1_q8<true, false>;
+    if (path == 3) return k_flat1_q8<false, false, true>;
     return groups_of(H) == 1 ? k_flat_q8<1, false> : k_flat_q8<2, false>;
   }
   if (path == 1) return bf ? k_flat1<true, false> : k_flat1<false, false>;
   if (path == 2) return bf ? k_flat1<true, true> : k_flat1<false, true>;
+  if (path == 3) return bf ? k_flat1<true, false, true> : k_flat1<false, false, true>;
   const int nc = groups_of(H);
   if (bf) return nc == 1 ? k_flat<true, 1> : k_flat<true, 2>;
   return nc == 1 ? k_flat<false, 1> : k_flat<false, 2>;
@@ -925,6 +960,7 @@ std::string plan(const PlanCtx& ctx, TunableSet& tun, Plan& pl) {
   pl.threads = kThreads;
   // t1path applies where the T = 1 kernel can run (one token, hidden 2048); elsewhere the general kernel.
   pl.path = (ctx.T == 1 && s.hidden == kColsPerGroup) ? (int)tun.get("t1path") : 0;
+  if (pl.path == 3 && s.experts % 4 != 0) pl.path = 1;  // the tagged wait feeds the rank top-k, which reads float4s
   const bool blk = ctx.fp8 && ctx.scales == Fp8Scales::Block;
   if (ctx.fp8) {  // a chunk's 16 units span at most two segments (load_rows_q8)
     if (s.inter < kMinSegQ) return "fp8: inter (" + std::to_string(s.inter) + ") must be >= " + std::to_string(kMinSegQ) + " (a chunk's units span at most two experts)";

@@ -120,6 +120,10 @@ struct Params {
   int batch;          // OS batched: tasks outstanding per worker (its ring's depth)
   SmemLayout sl;
   int q8blk;          // fp8: 1 block scales, 0 per-channel scales (the FP8 fields above)
+  // flat's one-token kernel with t1path=3: [E] router logits published with their launch's tag, (iter + 1) << 32 |
+  // float bits, so that a block waits on the logits themselves instead of a grid barrier; zeroed with the
+  // control words (the launch counter restarts there).
+  unsigned long long* logit_tags;
 };
 
 // The device's view of SmemLayout.
