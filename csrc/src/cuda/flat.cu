@@ -4,9 +4,9 @@
 //
 //   1. Router, warp per expert, the experts spread over the grid (expert e on
 //      block e % grid, warp e / grid); its weights are loaded evict-last (every
-//      launch reads them again). Shared-expert rows this block will need are
-//      prefetched into L2 first: they do not depend on the router, so their
-//      bytes stream while the router and the barrier run.
+//      launch reads them again). Then the shared-expert rows of this block's
+//      first chunk are prefetched into L2: they do not depend on the router,
+//      so their bytes stream while the barrier and the top-k run.
 //   2. One grid barrier (arrival counter; the launch's last column group
 //      resets it).
 //   3. Top-k + softmax in every block (T=1: rank top-k with conflict-free
@@ -146,12 +146,16 @@ __device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int*
   __syncthreads();
 }
 
-// Shared-expert rows of units [u0, u1) (those below nsu): router-independent, into L2 before the router runs
-// (gate+up rows are adjacent; then the down row).
+// Shared-expert rows of the block's first units (those below nsu, at most one chunk: `n`): router-independent,
+// into L2 while the router's barrier and the top-k run (gate+up rows are adjacent; then the down row). Called
+// after the block's router rows, and one chunk (kChunk units) only: the H200 trace of 2026-11-28 (deepseek-v2-lite-shared,
+// T = 1) showed the whole shared range prefetched before the router holding blocks' router rows back by up to
+// 5.5 us (prefetches stall their issue once the SM's requests are queued) and the barrier waiting for them;
+// one chunk per block (about 12 MB over the grid) is about what HBM moves in the ~4 us of that prologue.
 __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1, int nsu) {
   if (u0 >= nsu) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
+  for (int u = u0 + warp; u < min(min(u1, nsu), u0 + kChunk); u += kWarps) {
     const Unit un = unit_of(p, nullptr, nullptr, u, nsu);
     const size_t bytes = (size_t)p.H * 2;
     for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
@@ -236,9 +240,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
   const int nsu = p.T * p.NS * p.IS;
   const int U = nsu + p.T * p.K * p.I;
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
-  prefetch_shared(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
   router_warps<BF>(p, x);
+  prefetch_shared(p, u0, u1, nsu);
   route(p, s, tr, t0);
 
   const int nchunks = (u1 - u0 + kChunk - 1) / kChunk;
@@ -456,9 +460,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   const int nsu = p.NS * p.IS;
   const int U = nsu + p.K * p.I;
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
-  prefetch_shared(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
   router_t1<BF, TAG>(p, x, iter);
+  prefetch_shared(p, u0, u1, nsu);
   if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);
   else route(p, s, tr, t0);
 
@@ -587,11 +591,11 @@ __device__ __forceinline__ const float* seg_scales(const Params& p, const int* i
     return p.s2 + (size_t)ids[sl] * p.H;
   }
 }
-// Shared-expert rows of units [u0, u1), fp8: as prefetch_shared.
+// Shared-expert rows of the block's first units, fp8: as prefetch_shared (one chunk: kChunkQ units, the same bytes).
 __device__ __forceinline__ void prefetch_shared_q8(const Params& p, int u0, int u1, int nsu) {
   if (u0 >= nsu) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int u = u0 + warp; u < min(u1, nsu); u += kWarps) {
+  for (int u = u0 + warp; u < min(min(u1, nsu), u0 + kChunkQ); u += kWarps) {
     const UnitQ un = unit_q8<false>(p, nullptr, nullptr, u, nsu);  // the rows only (the same in both layouts)
     const size_t bytes = (size_t)p.H;
     for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
@@ -697,9 +701,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   const int nsu = p.NS * p.IS;
   const int U = nsu + p.K * p.I;
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
-  prefetch_shared_q8(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
   router_t1<true, TAG>(p, x, iter);
+  prefetch_shared_q8(p, u0, u1, nsu);
   if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);  // both end with __syncthreads: xs is visible
   else route(p, s, tr, t0);
 
@@ -820,9 +824,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat_q8(Params p) {
   const int nsu = p.T * p.NS * p.IS;
   const int U = nsu + p.T * p.K * p.I;
   const int u0 = (int)((long long)blockIdx.x * U / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * U / gridDim.x);
-  prefetch_shared_q8(p, u0, u1, nsu);
   unsigned long long t0 = gt(p);
   router_warps<true>(p, x);
+  prefetch_shared_q8(p, u0, u1, nsu);
   route(p, s, tr, t0);
 
   const int nchunks = (u1 - u0 + kChunkQ - 1) / kChunkQ;
