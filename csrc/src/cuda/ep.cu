@@ -34,7 +34,8 @@
 //                  slot, intermediate unit), each block listing the slots itself: no buckets, one grid barrier
 //                  instead of two, the gate/up warps handing activations to the down warps in registers' reach
 //                  (at G = 1 the first run measured ep-persistent 81.9 us against persistent-flat's 38.7: the
-//                  compute phase first). Compiled, not yet run on a GPU.
+//                  compute phase first). Run on 2 H200s 2026-11-28 (csrc/BENCHMARKS.md): compute=1 with fence=1,
+//                  now both defaults, took Qwen3 T=1 from 79.1 us (0, 0) to 49.1 us on 2 GPUs, through the farm.
 // Timing: each device records a CUDA event on its own stream at every iteration boundary; a sample is the
 // slowest device's time for that iteration (events of different devices are never subtracted: their clocks
 // are not one). All devices start after a host barrier (every device synchronized), and the warm-up
