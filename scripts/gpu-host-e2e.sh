@@ -62,8 +62,12 @@ for i in "${!sweeps[@]}"; do
   "${M[@]}" report --sweep "$id" -o "$d/report.html"
   if grep -q '^  tune:' "$root/${sweeps[$i]}"; then
     # A tuning sweep (matrix.tune): the decisions, and the winners written into a copy of the tuning table.
+    # The winners go into the table of this host's GPU model (TUNE_TABLE overrides): entries are keyed by the
+    # device name the binary reports, so an H200's would be misfiled in the H100's table.
     mkdir -p "$d/tuning" && cp "$root"/csrc/tuning/*.json "$d/tuning/"
-    log "tune ${sweeps[$i]}"; "${M[@]}" tune --sweep "$id" --out "$d/tuning/h100-sxm.json" | tee "$d/tune.txt"
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+    case "$gpu" in *H100*) table=h100-sxm.json ;; *H200*) table=h200.json ;; *) table=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-').json ;; esac
+    log "tune ${sweeps[$i]} -> tuning/${TUNE_TABLE:-$table}"; "${M[@]}" tune --sweep "$id" --out "$d/tuning/${TUNE_TABLE:-$table}" | tee "$d/tune.txt"
   fi
 done
 kill -TERM "$worker" "$collector"; wait "$worker" "$collector"
