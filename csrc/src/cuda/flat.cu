@@ -146,12 +146,12 @@ __device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int*
   __syncthreads();
 }
 
-// Shared-expert rows of the block's first units (those below nsu, at most one chunk: `n`): router-independent,
-// into L2 while the router's barrier and the top-k run (gate+up rows are adjacent; then the down row). Called
-// after the block's router rows, and one chunk (kChunk units) only: the H200 trace of 2026-11-28 (deepseek-v2-lite-shared,
-// T = 1) showed the whole shared range prefetched before the router holding blocks' router rows back by up to
-// 5.5 us (prefetches stall their issue once the SM's requests are queued) and the barrier waiting for them;
-// one chunk per block (about 12 MB over the grid) is about what HBM moves in the ~4 us of that prologue.
+// Shared-expert rows of the block's first units (those below nsu, one chunk: kChunk units at most):
+// router-independent, into L2 while the router's barrier and the top-k run (gate+up rows are adjacent; then the
+// down row). Called after the block's router rows: the H200 trace of 2026-11-28 (deepseek-v2-lite-shared, T = 1)
+// showed the whole shared range prefetched before the router holding blocks' router rows back by up to 5.5 us
+// (prefetches stall their issue once the SM's requests are queued) and the barrier waiting for them; one chunk
+// per block (about 12 MB over the grid) is about what HBM moves in the ~4 us of that prologue.
 __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1, int nsu) {
   if (u0 >= nsu) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
