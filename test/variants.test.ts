@@ -154,6 +154,16 @@ describe('the variant table is the binary\'s', () => {
       const r = await execa(cpuBin, ['--model', 'tiny', '--tokens', '3', '--gpus', String(gpus), '--dtype', dtype, '--variant', 'reference,fused', '--iters', '2', '--warmup', '0']);
       const out = BenchOutputSchema.parse(JSON.parse(r.stdout));
       expect(out.config).toMatchObject({ tokens: 3, gpus, layer_tokens: 3 * gpus });
+      // One device's bytes: the router and its own tokens in and out, plus the distinct experts it owns. The mean
+      // device is bytes_per_iter / N; the largest reads at least that and at most all of its E/N experts.
+      const { hidden, inter, experts } = out.config;
+      const size = { bf16: 2, fp16: 2, fp32: 4 }[dtype];
+      const fixed = experts * hidden * size + 2 * 3 * hidden * size, expert = 3 * inter * hidden * size;
+      const per = out.bytes_per_gpu!;
+      expect(Math.abs(per.mean * gpus - out.bytes_per_iter)).toBeLessThanOrEqual(gpus);
+      expect(per.max).toBeGreaterThanOrEqual(per.mean);
+      expect((per.max - fixed) / expert).toBeLessThanOrEqual(experts / gpus + 1e-9);
+      expect((per.max - fixed) / expert).toBeGreaterThanOrEqual(1);
       for (const v of out.results) {
         expect(v.check.pass, v.variant).toBe(true);
         const ep = (v as unknown as { ep: { gpus: number; experts_per_gpu: number; tokens_per_gpu: number; comm: string; tokens_sent: number[][]; single_device: { compared_forwards: number; equal: boolean; differing_values: number; max_abs_diff: number } } }).ep;
@@ -174,6 +184,7 @@ describe('the variant table is the binary\'s', () => {
     // Without --gpus: no split, and the JSON says so.
     const one = BenchOutputSchema.parse(JSON.parse((await execa(cpuBin, ['--model', 'tiny', '--iters', '1', '--warmup', '0'])).stdout));
     expect(one.config).toMatchObject({ gpus: 1, layer_tokens: 1 });
+    expect(one.bytes_per_gpu).toEqual({ mean: one.bytes_per_iter, max: one.bytes_per_iter });
     expect((one.results[0] as unknown as { ep: unknown }).ep).toBeNull();
   });
 

@@ -148,6 +148,11 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
   j.end_obj();
   j.kv("bytes_per_iter", (long long)std::llround(w.bytes_per_iter));
   j.kv("distinct_experts_per_iter", w.distinct_experts);
+  j.key("bytes_per_gpu");  // --gpus N: one device's share (mean) and the largest device's (max); N = 1: both the above
+  j.begin_obj();
+  j.kv("mean", (long long)std::llround(w.bytes_per_gpu_mean));
+  j.kv("max", (long long)std::llround(w.bytes_per_gpu_max));
+  j.end_obj();
   j.key("check");
   j.begin_obj();
   j.kv("pass", all_pass);

@@ -124,6 +124,8 @@ export const BenchOutputSchema = z.looseObject({
     arch: z.string(),
   }),
   bytes_per_iter: z.number().nonnegative(),
+  /** --gpus N: one device's share of bytes_per_iter (mean) and the largest device's (max: the slowest device's floor). */
+  bytes_per_gpu: z.object({ mean: z.number().nonnegative(), max: z.number().nonnegative() }).optional(),
   check: z.looseObject({ pass: z.boolean() }),
   results: z.array(VariantResultSchema).min(1),
 });
