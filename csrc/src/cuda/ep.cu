@@ -181,6 +181,33 @@ __device__ int local_slots(const EpArgs& a, const Smem& s) {
   return s.misc[0];
 }
 
+// Tunable prefetch=1 (with compute=1): while a device waits for its peers' tokens, HBM is idle, yet the rows of
+// the local experts its own tokens picked are known (its own ids, block 0's top-k). Each block prefetches into L2
+// a share of those units (own slot, intermediate unit), in slot order: its range of all T*K*I own units, the local
+// ones among them, at most kPfPerWarp per warp (16 units, 192 KB at hidden 2048, per block: ~25 MB over 132
+// blocks, about what HBM moves while the dispatch is released and the peers' tokens arrive). The stream reads
+// them later with evict-first loads (hits in L2). Issued after the block's dispatch stores and its arrival, so it
+// delays nothing the peers wait for; how much of it is read before eviction is what the tunable measures.
+constexpr int kPfPerWarp = 1;
+__device__ __forceinline__ void prefetch_own_local(const EpArgs& a, const int* ids) {
+  const Params& p = a.p;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, I = p.I, H = p.H;
+  const long long U = (long long)p.T * p.K * I;
+  const long long v0 = blockIdx.x * U / gridDim.x, v1 = (blockIdx.x + 1) * U / gridDim.x;
+  int done = 0;
+  for (long long v = v0 + warp; v < v1 && done < kPfPerWarp; v += kWarps) {
+    const int j = (int)(v / I), i = (int)(v - (long long)j * I);
+    const int id = __ldcg(ids + j);
+    if (id < 0 || id / a.EL != a.d) continue;
+    const int el = id - a.d * a.EL;
+    const char* gu = reinterpret_cast<const char*>(p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H);  // gate, up
+    const char* dn = reinterpret_cast<const char*>(p.w2t + ((size_t)el * I + i) * H);
+    for (int off = lane * 128; off < 4 * H; off += 32 * 128) prefetch_l2(gu + off);
+    for (int off = lane * 128; off < 2 * H; off += 32 * 128) prefetch_l2(dn + off);
+    ++done;
+  }
+}
+
 // Gate/up + SiLU of bucket b, intermediate units [i0, i1): act[source][slot][i].
 template <bool BF>
 __device__ __forceinline__ void ffn1_bucket(const EpArgs& a, int b, int i0, int i1) {
@@ -381,7 +408,7 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
 // being the (source, token) rows of the receive blocks, into the partial sums (ep:gate-up stream, ep:down tail);
 // one grid barrier (wait:ep-down-barrier) before the return. An expert's weights are streamed once per slot
 // that picked it (the T = 1 design; with many tokens per expert the buckets read them once per bucket).
-template <bool BF, bool STREAM>
+template <bool BF, bool STREAM, bool PF = false>
 __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
   const Params& p = a.p;
@@ -432,6 +459,10 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   t0 = span(a, tr, TR_EP_DISPATCH, t0);
   arrive_then_signal(a, EP_DISP, all, d, seq);
   t0 = span(a, tr, TR_EP_DISP_REL, t0);
+  if constexpr (STREAM && PF) {
+    prefetch_own_local(a, my_ids);
+    t0 = span(a, tr, TR_EP_PREFETCH, t0);
+  }
   // 4. every source's tokens here
   if (threadIdx.x == 0) {
     for (int src = 0; src < G; ++src) wait_ge(a, a.flags + src, seq, true, 103);
@@ -530,16 +561,17 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
 }
 
-// The k_epp instantiation of a dtype (bf16 or fp16) and compute mode (the unit stream or the buckets).
-const void* epp_kernel(bool bf, bool stream) {
-  return bf ? (stream ? (const void*)k_epp<true, true> : (const void*)k_epp<true, false>)
-            : (stream ? (const void*)k_epp<false, true> : (const void*)k_epp<false, false>);
+// The k_epp instantiation of a dtype (bf16 or fp16), compute mode (the unit stream or the buckets) and, with the
+// stream, tunable prefetch (its own instantiation: the kernel without it keeps the code that was timed).
+using EppFn = void (*)(EpArgs);
+EppFn epp_fn(bool bf, bool stream, bool pf) {
+  if (stream && pf) return bf ? k_epp<true, true, true> : k_epp<false, true, true>;
+  if (stream) return bf ? k_epp<true, true> : k_epp<false, true>;
+  return bf ? k_epp<true, false> : k_epp<false, false>;
 }
-void launch_epp(bool bf, bool stream, int grid, size_t smem, cudaStream_t st, const EpArgs& a) {
-  if (bf && stream) k_epp<true, true><<<grid, kThreads, smem, st>>>(a);
-  else if (bf) k_epp<true, false><<<grid, kThreads, smem, st>>>(a);
-  else if (stream) k_epp<false, true><<<grid, kThreads, smem, st>>>(a);
-  else k_epp<false, false><<<grid, kThreads, smem, st>>>(a);
+const void* epp_kernel(bool bf, bool stream, bool pf) { return (const void*)epp_fn(bf, stream, pf); }
+void launch_epp(bool bf, bool stream, bool pf, int grid, size_t smem, cudaStream_t st, const EpArgs& a) {
+  epp_fn(bf, stream, pf)<<<grid, kThreads, smem, st>>>(a);
   CUDA_CHECK_LAUNCH("k_epp");
 }
 
@@ -611,6 +643,7 @@ struct EpPlan {
   int grid = 0;        // persistent: blocks per device
   int fence = 0;       // persistent: tunable fence (arrive_then_signal)
   bool stream = false; // persistent: tunable compute=1 where it applies (hidden 2048, inter >= kChunk): k_epp's unit stream
+  bool prefetch = false;  // persistent: tunable prefetch=1, with the stream only
   SmemLayout sl;
 };
 
@@ -657,8 +690,9 @@ class EpEngineImpl : public EpEngine {
     for (int d = 0; d < G_; ++d) {  // the kernels' shared-memory limit, on every device
       CUDA_CHECK(cudaSetDevice(d));
       for (const void* f : {(const void*)k_eps_route<true>, (const void*)k_eps_route<false>, (const void*)k_eps_lists,
-                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, epp_kernel(true, false),
-                            epp_kernel(false, false), epp_kernel(true, true), epp_kernel(false, true)})
+                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, epp_kernel(true, false, false),
+                            epp_kernel(false, false, false), epp_kernel(true, true, false), epp_kernel(false, true, false),
+                            epp_kernel(true, true, true), epp_kernel(false, true, true)})
         CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.sl.bytes()));
     }
     CUDA_CHECK(cudaSetDevice(0));
@@ -679,7 +713,8 @@ class EpEngineImpl : public EpEngine {
       // compute=1 applies where the unit stream can run (hidden 2048, inter >= its 8-unit chunk); elsewhere the
       // buckets, as persistent-flat's t1path applies at T = 1 and hidden 2048 only. The JSON says which ran.
       pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk;
-      const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
+      pl.prefetch = pl.stream && tun.get("prefetch") == 1;  // the buckets take no prefetch; the JSON's ep.prefetch says
+      const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream, pl.prefetch), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
       pl.grid = dev_[0].prop.multiProcessorCount;
@@ -880,6 +915,8 @@ class EpEngineImpl : public EpEngine {
       j.kv("compute", pl.stream ? "stream: persistent-flat's unit stream over (local slot, intermediate unit), one grid barrier"
                                 : "buckets: (local expert, source) buckets, gate/up then down, two grid barriers");
     else j.kv_null("compute");
+    if (pl.strategy == EP_PERSISTENT) j.kv("prefetch", pl.prefetch);  // tunable prefetch as it ran (with the stream only)
+    else j.kv_null("prefetch");
     j.kv("shared_experts", "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
@@ -1078,7 +1115,7 @@ class EpEngineImpl : public EpEngine {
       for (int d = 0; d < G_; ++d) {
         CUDA_CHECK(cudaSetDevice(d));
         if (marks) CUDA_CHECK(cudaEventRecord((*marks)[d], dev_[d].st));
-        launch_epp(bf_, pl.stream, pl.grid, smem, dev_[d].st, a[d]);
+        launch_epp(bf_, pl.stream, pl.prefetch, pl.grid, smem, dev_[d].st, a[d]);
       }
       CUDA_CHECK(cudaSetDevice(0));
       return;
