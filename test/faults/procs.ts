@@ -52,11 +52,15 @@ export class Proc {
     live.add(this);
     child.stdout?.on('data', (d: Buffer) => (this.out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.out += d.toString()));
+    // Resolves once the process has exited and its output has been read: Node fires 'exit' while the stdio pipes
+    // may still hold the last lines (a test reading output() right after would miss them), so it waits for
+    // 'close' too, at most 2 s (a grandchild that inherited the pipes could hold them open).
+    const closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
     this.exited = new Promise((resolveExit) =>
       child.once('exit', (code, signal) => {
         this.exitCode = code ?? (signal ? -1 : null);
         live.delete(this);
-        resolveExit(code);
+        void Promise.race([closed, sleep(2000)]).then(() => resolveExit(code));
       }),
     );
   }

@@ -70,9 +70,12 @@ describe('a worker killed outright', () => {
     const collector = await startCollector(r, r.dbUrl);
     const a = await startWorker(r, r.pool, 'worker-A');
     const b = await startWorker(r, r.pool, 'worker-B');
-    // Two long runs (one per worker) with short timeouts, so that the taken-over one ends soon after.
+    // Two long runs (one per worker). Each sleeps long enough that the orphan is surely still running when worker
+    // C has started, also on a loaded machine (it slept 6 s, and on a busy CI machine worker C's log once lacked
+    // the kill: either the run had ended on its own first or the line was not read yet; both are ruled out now);
+    // the taken-over job, run again, ends well inside its timeout.
     const plan = tinyPlan(r.pool, { tokens: range(2) });
-    await enqueuePlan(r.db, r.client, r.prefix, plan, (j) => ({ ...j, timeoutS: 8, test: { sleepMs: 6000 } }));
+    await enqueuePlan(r.db, r.client, r.prefix, plan, (j) => ({ ...j, timeoutS: 40, test: { sleepMs: 15_000 } }));
     const running = await waitFor('both workers to be running the binary', async () => {
       const m = await runningBench([a, b]);
       return m.size === 2 ? m : null;
@@ -84,7 +87,9 @@ describe('a worker killed outright', () => {
 
     const c = await startWorker(r, r.pool, 'worker-C');
     await waitFor('the dead worker\'s run to be killed', async () => !pidAlive(orphan), 10_000, 50);
-    expect(c.output()).toMatch(new RegExp(`killed run \\(process group ${orphan}\\) left behind by worker worker-A \\(pid ${a.pid}\\), which died`));
+    // The kill and its log line are two events: wait for the line rather than reading the output at once.
+    const reaped = new RegExp(`killed run \\(process group ${orphan}\\) left behind by worker worker-A \\(pid ${a.pid}\\), which died`);
+    await waitFor('worker C to log the kill', async () => reaped.test(c.output()), 10_000, 50);
     expect(pidAlive(live)).toBe(true); // worker B's run goes on
 
     await waitFor('every run to end', () => settled(r.db, plan.sweepId, 2), 60_000);
