@@ -165,6 +165,10 @@ describe('the variant table is the binary\'s', () => {
       expect((per.max - fixed) / expert).toBeLessThanOrEqual(experts / gpus + 1e-9);
       expect((per.max - fixed) / expert).toBeGreaterThanOrEqual(1);
       for (const v of out.results) {
+        const perGpu = (v as unknown as { bandwidth_per_gpu_gbps: number }).bandwidth_per_gpu_gbps;
+        expect(perGpu).toBeCloseTo(per.max / (v.stats!.median * 1e-6) / 1e9, 6);
+      }
+      for (const v of out.results) {
         expect(v.check.pass, v.variant).toBe(true);
         const ep = (v as unknown as { ep: { gpus: number; experts_per_gpu: number; tokens_per_gpu: number; comm: string; tokens_sent: number[][]; single_device: { compared_forwards: number; equal: boolean; differing_values: number; max_abs_diff: number } } }).ep;
         expect(ep).toMatchObject({ gpus, experts_per_gpu: 16 / gpus, tokens_per_gpu: 3, comm: 'memcpy' });

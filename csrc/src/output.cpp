@@ -200,10 +200,13 @@ std::string result_json(const Config& c, const Model& m, Backend& be, const Work
     if (st.n == 0) {
       j.kv_null("stats");
       j.kv_null("bandwidth_gbps");
+      j.kv_null("bandwidth_per_gpu_gbps");
     } else {
       j.key("stats");
       stats_json(j, st);
       j.kv("bandwidth_gbps", w.bytes_per_iter / (st.median * 1e-6) / 1e9);
+      // The slowest device's bytes over the layer's time: what one GPU achieved, beside its copy bandwidth.
+      j.kv("bandwidth_per_gpu_gbps", w.bytes_per_gpu_max / (st.median * 1e-6) / 1e9);
     }
     j.key("energy");
     if (vo.energy_run) vo.energy.write_json(j); else j.null();
