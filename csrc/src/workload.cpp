@@ -11,7 +11,6 @@ Workload make_workload(const Model& m, const Config& c) {
   std::vector<float> wr((size_t)E * H);
   for (size_t i = 0; i < wr.size(); ++i) wr[i] = m.wr.get(i);
   const int G = c.gpus, EL = E / G;  // devices and experts per device (E % G == 0: checked with --gpus)
-  std::vector<int> nd(c.rotate);
   std::vector<std::vector<int>> nd_dev(c.rotate, std::vector<int>(G, 0));  // distinct experts per owning device
   for (int r = 0; r < c.rotate; ++r) make_input(w.xs[r], T, H, m.dt, c.seed, 100000 + r);
   parallel_for(c.rotate, [&](int r) {
@@ -31,14 +30,10 @@ Workload make_workload(const Model& m, const Config& c) {
                         [&](int a, int b) { return lg[a] > lg[b] || (lg[a] == lg[b] && a < b); });
       for (int k = 0; k < K; ++k) used[idx[k]] = 1;
     }
-    int n = 0;
-    for (int e = 0; e < E; ++e) {
-      n += used[e];
-      nd_dev[r][e / EL] += used[e];
-    }
-    nd[r] = n;
+    for (int e = 0; e < E; ++e) nd_dev[r][e / EL] += used[e];
   });
-  for (int n : nd) w.distinct_experts += n;
+  for (const auto& row : nd_dev)
+    for (int n : row) w.distinct_experts += n;
   w.distinct_experts /= c.rotate;
   // Router, inputs and output in act_dtype; experts in dtype (fp8: 1 byte plus 4 per fp32 scale, as many as
   // --fp8-scales gives an expert: 2I + H per channel, 2 per tensor, 3 x ceil(I/128) x ceil(H/128) per block);
@@ -50,10 +45,11 @@ Workload make_workload(const Model& m, const Config& c) {
   const double sc_e = q8 ? 4.0 * fp8_scales_per_expert(m.scales, m.s.inter, H) : 0.0;
   const double sc_s = q8 && IS > 0 ? 4.0 * fp8_scales_per_expert(m.scales, m.s.shared_inter, H) : 0.0;
   const double expert = 3.0 * I * Hd * dw + sc_e, shared = 3.0 * IS * Hd * dw + sc_s;
-  w.bytes_per_iter = c.repeat_work * (c.gpus * (Ed * Hd * da + NS * shared) + w.distinct_experts * expert + 2.0 * T * Hd * da);
-  // One device: the router and shared experts, its own experts, its own c.tokens tokens in and out.
+  // One device: the router and shared experts, n of its own experts, its own c.tokens tokens in and out; the
+  // layer is G devices of the mean.
   auto device_bytes = [&](double n) { return c.repeat_work * (Ed * Hd * da + NS * shared + n * expert + 2.0 * c.tokens * Hd * da); };
-  w.bytes_per_gpu_mean = w.bytes_per_iter / G;
+  w.bytes_per_gpu_mean = device_bytes(w.distinct_experts / G);
+  w.bytes_per_iter = G * w.bytes_per_gpu_mean;
   for (int r = 0; r < c.rotate; ++r) w.bytes_per_gpu_max += device_bytes(*std::max_element(nd_dev[r].begin(), nd_dev[r].end()));
   w.bytes_per_gpu_max /= c.rotate;
   return w;
