@@ -200,10 +200,7 @@ __device__ __forceinline__ void prefetch_own_local(const EpArgs& a, const int* i
     const int id = __ldcg(ids + j);
     if (id < 0 || id / a.EL != a.d) continue;
     const int el = id - a.d * a.EL;
-    const char* gu = reinterpret_cast<const char*>(p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H);  // gate, up
-    const char* dn = reinterpret_cast<const char*>(p.w2t + ((size_t)el * I + i) * H);
-    for (int off = lane * 128; off < 4 * H; off += 32 * 128) prefetch_l2(gu + off);
-    for (int off = lane * 128; off < 2 * H; off += 32 * 128) prefetch_l2(dn + off);
+    prefetch_unit_rows_l2(p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H, p.w2t + ((size_t)el * I + i) * H, (size_t)H * 2, lane);
     ++done;
   }
 }

@@ -157,9 +157,7 @@ __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1,
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int u = u0 + warp; u < min(min(u1, nsu), u0 + kChunk); u += kWarps) {
     const Unit un = unit_of(p, nullptr, nullptr, u, nsu);
-    const size_t bytes = (size_t)p.H * 2;
-    for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
-    for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
+    prefetch_unit_rows_l2(un.g, un.d, (size_t)p.H * 2, lane);
   }
 }
 
@@ -597,9 +595,7 @@ __device__ __forceinline__ void prefetch_shared_q8(const Params& p, int u0, int 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int u = u0 + warp; u < min(min(u1, nsu), u0 + kChunkQ); u += kWarps) {
     const UnitQ un = unit_q8<false>(p, nullptr, nullptr, u, nsu);  // the rows only (the same in both layouts)
-    const size_t bytes = (size_t)p.H;
-    for (size_t off = (size_t)lane * 128; off < 2 * bytes; off += 32 * 128) prefetch_l2((const char*)un.g + off);
-    for (size_t off = (size_t)lane * 128; off < bytes; off += 32 * 128) prefetch_l2((const char*)un.d + off);
+    prefetch_unit_rows_l2(un.g, un.d, (size_t)p.H, lane);
   }
 }
 // a = w * silu(scale_g * g.x) * (scale_u * u.x) from a unit's unscaled, warp-reduced dot products; BLK: the
