@@ -35,7 +35,7 @@
 // Tunable t1path (T = 1, hidden 2048): 0 the general kernel, 1 the T = 1 kernel (k_flat1: 38.9 us against 43.5 on
 // the H100), 2 k_flat1 with its L2 prefetch of the next chunk (40.8 us: slower), 3 (the default) k_flat1 without
 // the grid barrier: every router logit is published as one 64-bit word with its launch's tag and each block waits
-// on the logits themselves (route_t1_tagged; 37.98 us on the H100 through the farm; csrc/BENCHMARKS.md).
+// on the logits themselves (wait_tagged_logits; 37.98 us on the H100 through the farm; csrc/BENCHMARKS.md).
 #include "../backend.h"
 #include "cuda_check.cuh"
 #include "families.h"
@@ -161,20 +161,48 @@ __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1,
   }
 }
 
+// The grid barrier's replacement with t1path=3 (T = 1): each thread waits for its experts' tagged words of this
+// launch (router_t1<BF, true>; one 64-bit word holds the value and its tag, so the word itself is all that must
+// be seen: no fence, no counter, no second read of the logits after a barrier) and puts the logits into s.red.
+// Traces TR_ROUTER (this block's router rows) and TR_BARRIER (the wait for the others' logits), as
+// router_barrier does; returns, in thread 0, the time the wait ended.
+__device__ __forceinline__ unsigned long long wait_tagged_logits(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0, int iter) {
+  unsigned long long t1 = 0;
+  if (threadIdx.x == 0) { t1 = gt(p); tr.add(TR_ROUTER, -1, t0, t1); }
+  const unsigned tag = (unsigned)(iter + 1);
+  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
+    unsigned long long v;
+    long long spins = 0;
+    while (((v = ld_relaxed64(p.logit_tags + e)) >> 32) != tag)
+      if (++spins > kSpinLimit) spin_fail(p, 4);
+    s.red[e] = __uint_as_float((unsigned)v);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) { t0 = gt(p); tr.add(TR_BARRIER, -1, t1, t0); }
+  return t0;
+}
+
 // After the router: the grid barrier, then top-k + softmax of every token into s.ids / s.w (block 0 also writes
-// them to topk_ids / topk_w). Whole block; ends with the routing visible to every thread.
-__device__ __forceinline__ void route(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0) {
-  t0 = router_barrier(p, tr, t0, 4);
-  if (p.T == 1 && p.E % 4 == 0 && p.E <= kThreads * 8) {
-    for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
-    __syncthreads();
+// them to topk_ids / topk_w). TAG (t1path=3; T = 1, E a multiple of 4): the tagged logits instead of the barrier
+// (wait_tagged_logits). Whole block; ends with the routing visible to every thread.
+template <bool TAG = false>
+__device__ __forceinline__ void route(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0, int iter = 0) {
+  if constexpr (TAG) {
+    t0 = wait_tagged_logits(p, s, tr, t0, iter);
     rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
   } else {
-    topk_softmax(p, s.ids, s.w, s.red);
-    __syncthreads();
+    t0 = router_barrier(p, tr, t0, 4);
+    if (p.T == 1 && p.E % 4 == 0 && p.E <= kThreads * 8) {
+      for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
+      __syncthreads();
+      rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+    } else {
+      topk_softmax(p, s.ids, s.w, s.red);
+      __syncthreads();
+    }
   }
-  if (blockIdx.x == 0)
-    for (int i = threadIdx.x; i < p.T * p.K; i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
+  if (blockIdx.x == 0)  // TAG: one token
+    for (int i = threadIdx.x; i < (TAG ? p.K : p.T * p.K); i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
   if (threadIdx.x == 0) tr.add(TR_TOPK, -1, t0, gt(p));
 }
 
@@ -393,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat(Params p) {
 // the down rows two chunks ahead, so more of the block's bytes are in flight than its registers hold.
 
 // Router for one token: warp per expert; all of a lane's weight and input loads issued before the arithmetic.
-// TAG (t1path=3): the logit is published as one 64-bit word with its launch's tag (route_t1_tagged reads it).
+// TAG (t1path=3): the logit is published as one 64-bit word with its launch's tag (wait_tagged_logits reads it).
 template <bool BF, bool TAG = false>
 __device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x, int iter = 0) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -420,29 +448,6 @@ __device__ __forceinline__ void router_t1(const Params& p, const uint16_t* x, in
   }
 }
 
-// route() without the grid barrier (t1path=3; T = 1, E a multiple of 4): each thread waits for its experts'
-// tagged words of this launch (one 64-bit word holds the value and its tag, so the word itself is all that must be
-// seen: no fence, no counter, no second read of the logits after a barrier), then the rank top-k. Traces
-// TR_ROUTER (this block's router rows) and TR_BARRIER (the wait for the others' logits) as route() does.
-__device__ __forceinline__ void route_t1_tagged(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0, int iter) {
-  unsigned long long t1 = 0;
-  if (threadIdx.x == 0) { t1 = gt(p); tr.add(TR_ROUTER, -1, t0, t1); }
-  const unsigned tag = (unsigned)(iter + 1);
-  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
-    unsigned long long v;
-    long long spins = 0;
-    while (((v = ld_relaxed64(p.logit_tags + e)) >> 32) != tag)
-      if (++spins > kSpinLimit) spin_fail(p, 4);
-    s.red[e] = __uint_as_float((unsigned)v);
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) { t0 = gt(p); tr.add(TR_BARRIER, -1, t1, t0); }
-  rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
-  if (blockIdx.x == 0)
-    for (int i = threadIdx.x; i < p.K; i += blockDim.x) { p.topk_ids[i] = s.ids[i]; p.topk_w[i] = s.w[i]; }
-  if (threadIdx.x == 0) tr.add(TR_TOPK, -1, t0, gt(p));
-}
-
 template <bool BF, bool PF, bool TAG = false>
 __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   extern __shared__ __align__(16) char smem_raw[];
@@ -461,8 +466,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1(Params p) {
   unsigned long long t0 = gt(p);
   router_t1<BF, TAG>(p, x, iter);
   prefetch_shared(p, u0, u1, nsu);
-  if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);
-  else route(p, s, tr, t0);
+  route<TAG>(p, s, tr, t0, iter);
 
   const int* ids = s.ids;
   const float* wts = s.w;
@@ -700,8 +704,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_flat1_q8(Params p) {
   unsigned long long t0 = gt(p);
   router_t1<true, TAG>(p, x, iter);
   prefetch_shared_q8(p, u0, u1, nsu);
-  if constexpr (TAG) route_t1_tagged(p, s, tr, t0, iter);  // both end with __syncthreads: xs is visible
-  else route(p, s, tr, t0);
+  route<TAG>(p, s, tr, t0, iter);  // ends with __syncthreads: xs is visible
 
   const int nchunks = (u1 - u0 + kChunkQ - 1) / kChunkQ;
   if (warp < kGuWarps) {
