@@ -57,7 +57,8 @@ class CudaBackend : public Backend {
     // The table refuses these first (dtypes, "shared_experts"); a guard for a table edited past the code.
     if (dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
     if (dt == DType::FP8 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for dtype fp8 in family " + spec.family;
-    const bool runs_shared = row->fam == &kFlatFamily || row->fam == &kSeparateFamily || row->fam == &kOsFamily || row->fam == &kSplitkFamily;
+    const bool runs_shared = row->fam == &kFlatFamily || row->fam == &kSeparateFamily || row->fam == &kOsFamily || row->fam == &kSplitkFamily ||
+                            row->fam == &kGroupedFamily;
     if (s.shared_experts > 0 && !runs_shared) return "no CUDA code for shared experts in family " + spec.family;
     Plan pl;
     pl.family = row->fam;
@@ -196,7 +197,7 @@ class CudaBackend : public Backend {
     p.T = cfg_->tokens; p.H = m_->s.hidden; p.I = m_->s.inter; p.E = m_->s.experts; p.K = m_->s.topk;
     p.ti = pl.ti; p.nh = pl.nh; p.strategy = pl.strategy; p.nb = pl.persistent ? pl.grid : 0;
     p.down_chunk = pl.down_chunk; p.prefetch = pl.prefetch; p.tail_split = pl.tail_split; p.sched_warps = pl.sched_warps;
-    p.batch = pl.batch;
+    p.batch = pl.batch; p.order = pl.order;
     p.sl = pl.sl;
     return p;
   }

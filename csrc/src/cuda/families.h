@@ -25,7 +25,7 @@ struct Plan {
   int grid = 0;             // blocks of the main kernel (persistent: the whole grid)
   int threads = kThreads;
   SmemLayout sl;            // dynamic shared memory of the main kernel(s)
-  int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4, batch = 1;
+  int ti = 0, nh = 0, down_chunk = 0, prefetch = 1, tail_split = 1, sched_warps = 4, batch = 1, order = 0;
   int path = 0;             // flat: which kernel (its t1path)
   bool fp8 = false;         // e4m3 expert weights (Params q13.., s13..), bf16 activations
   bool q8blk = false;       // fp8 with 128 x 128 block scales (Params::q8blk)
@@ -51,7 +51,7 @@ struct Family {
   std::string (*plan)(const PlanCtx& ctx, TunableSet& tun, Plan& plan);
   void (*launch)(const Plan& plan, const Params& p, bool bf, cudaStream_t st);
 };
-extern const Family kSeparateFamily, kOsFamily, kSplitkFamily, kFlatFamily;
+extern const Family kSeparateFamily, kOsFamily, kSplitkFamily, kFlatFamily, kGroupedFamily;
 // Expert parallelism over several devices (ep.cu): planned and run by the EpEngine (ep.h), not through
 // plan/launch (both null).
 extern const Family kEpFamily;

@@ -118,6 +118,7 @@ struct Params {
   int tail_split;     // split-K dynamic: half-size tail slices
   int sched_warps;    // OS multiwarp: scheduling warps
   int batch;          // OS batched: tasks outstanding per worker (its ring's depth)
+  int order;          // grouped: 0 each block a contiguous range of units, 1 round-robin over the grid
   SmemLayout sl;
   int q8blk;          // fp8: 1 block scales, 0 per-channel scales (the FP8 fields above)
   // flat's one-token kernel with t1path=3: [E] router logits published with their launch's tag, (iter + 1) << 32 |

@@ -20,6 +20,7 @@ const RegistryRow kCudaRegistry[] = {
     {"splitk", "static", &kSplitkFamily, SK_STATIC},
     {"splitk", "dynamic", &kSplitkFamily, SK_DYNAMIC},
     {"flat", nullptr, &kFlatFamily, 0},
+    {"grouped", nullptr, &kGroupedFamily, 0},
     {"ep", "separate", &kEpFamily, EP_SEPARATE},
     {"ep", "persistent", &kEpFamily, EP_PERSISTENT},
 };

@@ -107,6 +107,43 @@ __device__ inline void topk_warp(const Params& p, int* s_ids, float* s_w, float*
   }
 }
 
+// Top-k then softmax over the k, warp per token, the token's logits in registers (lane l holds experts l,
+// l + 32, ..; E <= 512): K rounds of a warp argmax, no shared memory. Ties: the lower id first (as the CPU).
+// Spread over the grid (persistent-grouped: token t by block t % nb, warp (t / nb) % warps, into global ids / w);
+// the whole block: b = 0, nb = 1. At T = 64 on the H100, topk_rank in every block took 50 us.
+__device__ inline void topk_warp_regs(const Params& p, int* s_ids, float* s_w, int b = 0, int nb = 1) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int t = b + nb * warp; t < p.T; t += nb * nw) {
+    const float* lg = p.logits + (size_t)t * p.E;
+    float v[16];
+#pragma unroll
+    for (int q = 0; q < 16; ++q) v[q] = lane + 32 * q < p.E ? __ldcg(lg + lane + 32 * q) : -INFINITY;
+    float best0 = 0.f, wsum = 0.f, mine = 0.f;  // lane k keeps pick k's exp
+    for (int k = 0; k < p.K; ++k) {
+      float bv = -INFINITY;
+      int bq = -1;
+#pragma unroll
+      for (int q = 0; q < 16; ++q)
+        if (v[q] > bv) { bv = v[q]; bq = q; }
+      int bi = bq < 0 ? 0x7fffffff : lane + 32 * bq;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+      }
+      if (k == 0) best0 = bv;
+      const float ex = __expf(bv - best0);
+      wsum += ex;
+      if (lane == k) { mine = ex; s_ids[t * p.K + k] = bi; }
+#pragma unroll
+      for (int q = 0; q < 16; ++q)
+        if (bi == lane + 32 * q) v[q] = -INFINITY;
+    }
+    if (lane < p.K) s_w[t * p.K + lane] = mine / wsum;
+  }
+}
+
 // Whole block calls; results in s_ids/s_w after a __syncthreads by the caller.
 __device__ inline void topk_softmax(const Params& p, int* s_ids, float* s_w, float* buf) {
   if (p.E <= 256) topk_rank(p, s_ids, s_w, buf);
