@@ -240,6 +240,9 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['ep-persistent', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408, gpus: 2 }],
       ['ep-separate', { hidden: 7168, inter: 2048, experts: 256, topk: 8, tokens: 1, dtype: 'fp8', gpus: 2 }],
       ['separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 2 }],
+      // persistent-grouped: 16-unit gate/up units (inter a multiple of 16), mma on bf16/fp16 only
+      ['persistent-grouped', { hidden: 2880, inter: 1000, experts: 24, topk: 3, tokens: 9, dtype: 'bf16' }],
+      ['persistent-grouped', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 64, dtype: 'fp8' }],
     ];
     for (const [name, q] of asks) {
       const why = unsupportedReason(table, findVariant(table, name)!, q);
@@ -249,7 +252,7 @@ describe('the CUDA build checks the same table before it touches a device', () =
     const tunes: Array<[string, string, number]> = [
       ['persistent-splitk', 'slice', 300], ['persistent-splitk', 'slice', 20], ['persistent-splitk-dyn', 'threads', 384],
       ['separate', 'down_tile', 96], ['persistent-multiwarp', 'sched_warps', 3], ['persistent-simple', 'sched_warps', 4],
-      ['ep-separate', 'comm', 3], ['ep-persistent', 'comm', 2],
+      ['ep-separate', 'comm', 3], ['ep-persistent', 'comm', 2], ['persistent-grouped', 'order', 2],
     ];
     for (const [name, tunable, value] of tunes) {
       const why = tunableReason(findVariant(table, name)!, tunable, value);

@@ -1,8 +1,9 @@
 // grouped.cu — family "grouped": the whole layer in one persistent launch in which every weight byte of an
 // active expert is read once, whatever the number of tokens routed to it, and multiplied against all of them
 // with tensor cores (mma.sync m16n8k16, fp32 accumulation). persistent-flat re-streams an expert's rows for
-// every token routed to it (a decode kernel), split-K for every group of 4; at T = 64 both read about four times
-// the bytes of the layer (csrc/BENCHMARKS.md, "persistent-grouped").
+// every token routed to it (a decode kernel: about four times the layer's bytes at T = 64), split-K once per group
+// of 4 of its tokens on CUDA cores; at T = 64 both were slower than separate (csrc/BENCHMARKS.md,
+// "persistent-grouped").
 //
 //   1. Router on tensor cores too: units of 8 experts by 32 tokens (rows_by_tokens), then a grid barrier (ctrl
 //      C_ROUTER).
