@@ -407,7 +407,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_grouped(Params p) {
       const int v = r2.at(k + 1);
       const Group nx = group_of(p, s, hbuf, nact, v / nhb);
       const uint16_t* base = nx.w2t + (v % nhb) * kDnCols;
-      for (int i = threadIdx.x; i < nx.inter; i += blockDim.x) asm volatile("prefetch.global.L2 [%0];" ::"l"(base + (size_t)i * p.H));
+      for (int i = threadIdx.x; i < nx.inter; i += blockDim.x) prefetch_l2(base + (size_t)i * p.H);
     }
     down_unit<BF>(p, group_of(p, s, hbuf, nact, u / nhb), (u % nhb) * kDnCols, s.sa);
   }

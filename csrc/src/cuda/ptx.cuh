@@ -107,9 +107,11 @@ __device__ __forceinline__ void spin_fail(const Params& p, int code) {
   __threadfence();
   __trap();
 }
+// One 128-byte line into L2.
+__device__ __forceinline__ void prefetch_l2(const void* a) { asm volatile("prefetch.global.L2 [%0];" ::"l"(a)); }
+// `bytes` from `base` into L2, the whole block: thread i takes lines i, i + blockDim, ...
 __device__ __forceinline__ void prefetch_l2(const void* base, size_t bytes) {
-  for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)base + off));
+  for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128) prefetch_l2((const char*)base + off);
 }
 
 }  // namespace moe

@@ -30,7 +30,6 @@ static_assert(kGuWarps == kChunk, "one unit per gate/up warp per chunk");
 
 __device__ __forceinline__ void bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory"); }
 __device__ __forceinline__ void bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void prefetch_l2(const void* a) { asm volatile("prefetch.global.L2 [%0];" ::"l"(a)); }
 // One unit's rows into L2, by one warp: its gate and up rows (adjacent, 2 x row_bytes) and its down row.
 __device__ __forceinline__ void prefetch_unit_rows_l2(const void* gu, const void* dn, size_t row_bytes, int lane) {
   for (size_t off = (size_t)lane * 128; off < 2 * row_bytes; off += 32 * 128) prefetch_l2((const char*)gu + off);
