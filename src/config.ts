@@ -48,6 +48,16 @@ export function cacheDir(): string {
   return join(xdg ? xdg : join(homedir(), '.cache'), 'moefarm');
 }
 
+/**
+ * The host's state folder: worker leases and GPU-control records, shared by every worker on the host so that one
+ * can clean up after another that died. MOEFARM_STATE_DIR overrides `<cache>/state` (the default), for hosts whose
+ * cache is shared between machines, and for tests that must not see other tests' workers.
+ */
+export function stateDir(cache: string = cacheDir()): string {
+  const explicit = process.env['MOEFARM_STATE_DIR'];
+  return explicit ? resolve(explicit) : join(cache, 'state');
+}
+
 /** Source tree of the native binary. */
 export function csrcDir(): string {
   return process.env['MOEFARM_CSRC'] ? resolve(process.env['MOEFARM_CSRC']) : join(projectRoot, 'csrc');

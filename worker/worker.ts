@@ -89,6 +89,8 @@ export interface WorkerOptions {
   arch: string;
   csrc: string;
   cache: string;
+  /** The host's state folder (leases, GPU-control records); default `<cache>/state`. */
+  stateDir?: string;
   /** Name of this worker (default host/pool/device). */
   name?: string;
   /** May lock clocks / set the power limit for points that ask (default false). */
@@ -243,7 +245,7 @@ export class FarmWorker {
   }
 
   private stateDir(): string {
-    return join(this.opts.cache, 'state');
+    return this.opts.stateDir ?? join(this.opts.cache, 'state');
   }
 
   private async process(job: Job, token: string | undefined, signal?: AbortSignal): Promise<string> {

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { Collector } from '../collector/collector.js';
-import { cacheDir, csrcDir } from '../config.js';
+import { cacheDir, csrcDir, stateDir } from '../config.js';
 import { openDb, type Db } from '../db/client.js';
 import { createRedis } from '../queue/connection.js';
 import { createLogger } from '../util/log.js';
@@ -37,6 +37,7 @@ export async function withLocalFarm<T>(opts: LocalFarmOptions, fn: (db: Db, redi
     arch: 'sm_90a',
     csrc: csrcDir(),
     cache: cacheDir(),
+    stateDir: stateDir(),
     log: createLogger({ name: 'worker', level: 'warn' }),
   });
   try {

@@ -1,4 +1,4 @@
-import { cacheDir, csrcDir, lockDurationMs, powerRetryMs } from '../config.js';
+import { cacheDir, csrcDir, stateDir, lockDurationMs, powerRetryMs } from '../config.js';
 import { assertRedisReachable, createRedis } from '../queue/connection.js';
 import { FarmWorker } from '../../worker/worker.js';
 import { createLogger, type LogFormat } from '../util/log.js';
@@ -52,6 +52,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     arch: opts.arch,
     csrc: csrcDir(),
     cache: cacheDir(),
+    stateDir: stateDir(),
     ...(opts.name ? { name: opts.name } : {}),
     testHooks: opts.testHooks ?? false,
     ...(lock ? { lockDurationMs: lock } : {}),

@@ -1,5 +1,6 @@
 /** Per-test setup shared by the fault tests: a temp dir, an owned Redis, a key prefix, a SQLite file. */
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Redis } from 'ioredis';
 import { csrcDir } from '../../src/config.js';
@@ -32,7 +33,8 @@ export async function rig(tag: string, opts: Partial<RedisOpts> & { lockMs?: num
   cleanups.push(() => db.$disconnect());
   const client = redis.client();
   cleanups.push(() => client.disconnect());
-  return { dir: t.dir, redis, prefix, lockMs: opts.lockMs ?? 2000, pool: `p-${prefix}`, dbUrl, db, client };
+  const stateDir = join(t.dir, 'state');
+  return { dir: t.dir, redis, prefix, lockMs: opts.lockMs ?? 2000, pool: `p-${prefix}`, dbUrl, db, client, stateDir };
 }
 
 export async function teardown(): Promise<void> {

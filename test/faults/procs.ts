@@ -208,6 +208,11 @@ export interface FarmEnv {
   prefix: string;
   /** Lock duration for workers and collector: stall detection after about this long. */
   lockMs?: number;
+  /**
+   * The workers' state folder (leases, GPU-control records). A rig gives its own: the host's default is shared by
+   * every test file running at once, so one file's worker would clean up after another file's killed worker.
+   */
+  stateDir?: string;
 }
 
 function farmEnv(f: FarmEnv, extra: Record<string, string> = {}): Record<string, string> {
@@ -216,6 +221,7 @@ function farmEnv(f: FarmEnv, extra: Record<string, string> = {}): Record<string,
     MOEFARM_PREFIX: f.prefix,
     MOEFARM_CACHE: TEST_CACHE,
     MOEFARM_LOCK_MS: String(f.lockMs ?? 2000),
+    ...(f.stateDir ? { MOEFARM_STATE_DIR: f.stateDir } : {}),
     ...extra,
   };
 }

@@ -47,8 +47,8 @@ describe('three workers on one host and pool, with no names given', () => {
     const runs = await outcomes(r.db, plan.sweepId);
     expect(runs.map((x) => `${x.status} ${x.reason ?? ''}`.trim())).toEqual(Array(6).fill('done'));
     for (const pid of before.values()) expect(pidAlive(pid)).toBe(false); // they finished; none was killed (all done)
-    // None of this test's runs was killed. (The state folder is the host's: a worker here may rightly kill a run
-    // that another test file's dead worker left behind, so the log is searched for this test's groups only.)
+    // None of this test's runs was killed. (Each rig has a state folder of its own, so no other test file's dead
+    // worker is seen here; the log is still searched for this test's groups only.)
     const ours = new RegExp(`killed run \\(process group (${[...before.values()].join('|')})\\)`);
     for (const w of workers) expect(w.output()).not.toMatch(ours);
 
@@ -100,8 +100,7 @@ describe('a worker killed outright', () => {
     const byWorker = new Map(runs.map((x) => [x.workerId, x.status]));
     expect(byWorker.get('worker-B')).toBe('done'); // not `crashed`: nobody killed it
     expect(runs.every((x) => x.status === 'done')).toBe(true);
-    // Worker B killed neither run of this test (it may rightly kill a run another test file's dead worker left
-    // behind: the state folder is the host's).
+    // Worker B killed neither run of this test: worker C took the orphan, and B's own run was live.
     expect(b.output()).not.toMatch(new RegExp(`killed run \\(process group (${orphan}|${live})\\)`));
     await collector.stop();
     report('dead worker\'s orphan', { orphanKilled: true, liveRunDone: true });
