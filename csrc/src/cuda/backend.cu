@@ -58,7 +58,7 @@ class CudaBackend : public Backend {
     if (dt == DType::FP32) return std::string("no CUDA code for dtype ") + dtype_name(dt);
     if (dt == DType::FP8 && row->fam != &kFlatFamily && row->fam != &kSeparateFamily) return "no CUDA code for dtype fp8 in family " + spec.family;
     const bool runs_shared = row->fam == &kFlatFamily || row->fam == &kSeparateFamily || row->fam == &kOsFamily || row->fam == &kSplitkFamily ||
-                            row->fam == &kGroupedFamily;
+                            row->fam == &kGroupedFamily || row->fam == &kEpFamily;
     if (s.shared_experts > 0 && !runs_shared) return "no CUDA code for shared experts in family " + spec.family;
     Plan pl;
     pl.family = row->fam;

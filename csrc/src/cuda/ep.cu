@@ -36,6 +36,16 @@
 //                  (at G = 1 the first run measured ep-persistent 81.9 us against persistent-flat's 38.7: the
 //                  compute phase first). Run on 2 H200s 2026-11-28 (csrc/BENCHMARKS.md): compute=1 with fence=1,
 //                  now both defaults, took Qwen3 T=1 from 79.1 us (0, 0) to 49.1 us on 2 GPUs, through the farm.
+// Shared experts (--shared-experts N, NS > 0), replicated as the CPU backend's forward_ep does: every device holds
+// their weights and runs them for its own T tokens (weight 1), adding into its own partial sums part[d] (home d is
+// itself); those rows then go home like an owner's (ep-separate: the whole block is sent anyway; ep-persistent:
+// row (d, t) of every own token is returned to itself), and the combine counts owner d for every token. No other
+// device waits for them, so they go where the device would otherwise wait for its peers:
+//   ep-separate    NS more block rows of k_eps_ffn1 and k_eps_down (as `separate` adds them).
+//   ep-persistent  buckets: gate/up tasks of the shared experts over the grid between the dispatch and the wait for
+//                  the peers' tokens, their down tasks after the routed ones (behind the ffn1 barrier that is there
+//                  anyway); compute=1: a unit stream of their own (token, shared expert, unit) units in the same
+//                  place, which needs no barrier (a unit's gate/up and down rows are one block's). Trace: ep:shared.
 // Timing: each device records a CUDA event on its own stream at every iteration boundary; a sample is the
 // slowest device's time for that iteration (events of different devices are never subtracted: their clocks
 // are not one). All devices start after a host barrier (every device synchronized), and the warm-up
@@ -54,6 +64,7 @@
 #include "ep.h"
 #include "epilogue.cuh"
 #include "routing.cuh"
+#include "shared_experts.cuh"
 #include "trace.cuh"
 #include "unit_stream.cuh"
 
@@ -228,12 +239,38 @@ __device__ __forceinline__ void down_bucket(const EpArgs& a, const Smem& s, int 
   if (n > 0) down_tile<BF>(q, s.sa, s.red, el, a.p.l_slots + __ldcg(a.p.l_off + b), n, h0);
 }
 
-// Owner mask of each of this device's tokens (bit o: a picked expert lives on device o), into mask[T].
+// Shared expert n of this device's own tokens: slot = token, weight 1, its activations in act_s, its down
+// projection into this device's own partial sums part[d] (see "Shared experts" above).
+__device__ __forceinline__ Params shared_q(const EpArgs& a, int n) {
+  Params q = shared_view<false>(a.p, n);
+  q.out_acc = a.part + (size_t)a.d * a.p.T * a.p.H;
+  return q;
+}
+
+// Gate/up + SiLU of shared expert n, intermediate units [i0, min(i1, IS)), every own token (x: this launch's input).
+template <bool BF>
+__device__ __forceinline__ void ffn1_shared(const EpArgs& a, const uint16_t* x, int n, int i0, int i1) {
+  const Params q = shared_q(a, n);
+  float* act = q.act;
+  const int I = q.I;
+  i1 = min(i1, I);
+  if (i0 < i1) ffn1_rows<BF>(q, x, 0, i0, i1, q.iota, q.T, [&](int j, int i, float v) { act[(size_t)j * I + i] = v; });
+}
+
+// Down projection of shared expert n, hidden columns [h0, h0 + nh), into part[d] (fp32 reductions).
+template <bool BF>
+__device__ __forceinline__ void down_shared(const EpArgs& a, const Smem& s, int n, int h0) {
+  const Params q = shared_q(a, n);
+  down_tile<BF>(q, s.sa, s.red, 0, q.iota, q.T, h0);
+}
+
+// Owner mask of each of this device's tokens (bit o: a picked expert lives on device o; with shared experts bit d
+// always: they add into this device's own partial sums), into mask[T].
 __device__ __forceinline__ void owner_masks(const EpArgs& a, int* mask) {
   const Params& p = a.p;
   const int* ids = blk_ids(a.rb, a.SB, a.d, p);
   for (int t = threadIdx.x; t < p.T; t += blockDim.x) {
-    int m = 0;
+    int m = p.NS > 0 ? 1 << a.d : 0;
     for (int k = 0; k < p.K; ++k) m |= 1 << (__ldcg(ids + t * p.K + k) / a.EL);
     mask[t] = m;
   }
@@ -287,19 +324,30 @@ __global__ void __launch_bounds__(kThreads) k_eps_lists(EpArgs a) {
   build_buckets(a, s);
 }
 
+// Block rows: the routed buckets, then (the last NS rows) the shared experts.
 template <bool BF>
 __global__ void __launch_bounds__(kThreads) k_eps_ffn1(EpArgs a) {
+  const int i0 = blockIdx.x * a.p.ti;
+  const int sh = (int)blockIdx.y - ((int)gridDim.y - a.p.NS);  // >= 0: shared expert sh
+  if (sh >= 0) {
+    ffn1_shared<BF>(a, x_of(a.p, a.ctl[EP_ITER]), sh, i0, i0 + a.p.ti);
+    return;
+  }
   if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
   const int b = a.p.l_active[blockIdx.y];
-  const int i0 = blockIdx.x * a.p.ti;
   ffn1_bucket<BF>(a, b, i0, min(a.p.I, i0 + a.p.ti));
 }
 
 template <bool BF>
 __global__ void __launch_bounds__(kThreads) k_eps_down(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
-  if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
   const Smem s(smem_raw, bucket_params(a));
+  const int sh = (int)blockIdx.y - ((int)gridDim.y - a.p.NS);  // >= 0: shared expert sh
+  if (sh >= 0) {
+    down_shared<BF>(a, s, sh, blockIdx.x * a.p.nh);
+    return;
+  }
+  if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
   down_bucket<BF>(a, s, a.p.l_active[blockIdx.y], blockIdx.x * a.p.nh);
 }
 
@@ -411,6 +459,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   const Params& p = a.p;
   const int G = a.G, d = a.d, T = p.T, K = p.K, H = p.H, nb = gridDim.x;
   const Smem s(smem_raw, bucket_params(a));
+  __shared__ float s_a[2][kChunk];  // STREAM: the unit stream's hand-over
   Tracer tr;
   if (threadIdx.x == 0) tr.init(p);
   const int iter = __ldcg(&a.ctl[EP_ITER]);
@@ -460,6 +509,35 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     prefetch_own_local(a, my_ids);
     t0 = span(a, tr, TR_EP_PREFETCH, t0);
   }
+  // 3b. the shared experts on this device's own tokens, while the peers' tokens are on their way
+  if (p.NS > 0) {
+    const int NS = p.NS, IS = p.IS;
+    if constexpr (STREAM) {  // units (token, shared expert, unit), rows = own tokens, into part[d]; no barrier
+      const int U = T * NS * IS;
+      const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
+      stream_units_h2048<BF, false, true>(
+          p, tr, TR_EP_SHARED, s_a, u0, u1,
+          [&](int u) {
+            const int t = u / (NS * IS), r = u - t * NS * IS, n = r / IS, i = r - n * IS;
+            Unit un;
+            un.g = p.ws13 + ((size_t)n * 2 * IS + 2 * (size_t)i) * H;
+            un.d = p.ws2t + ((size_t)n * IS + i) * H;
+            un.wt = 1.f;
+            un.tok = t;
+            return un;
+          },
+          [&](int row, int c) { return ld_ro(x + (size_t)row * H + (size_t)c * 8); },
+          a.part + (size_t)d * T * H, [](int) {});
+      if (threadIdx.x == 0) t0 = gt(p);
+    } else {  // gate/up tasks (shared expert, slice of its units), about one per block; their down after ffn1
+      const int tiles = max(1, min(IS / 8, (nb + NS - 1) / NS));
+      for (int j = blockIdx.x; j < NS * tiles; j += nb) {
+        const int n = j / tiles, tile = j % tiles;
+        ffn1_shared<BF>(a, x, n, tile * IS / tiles, (tile + 1) * IS / tiles);
+      }
+      t0 = span(a, tr, TR_EP_SHARED, t0);
+    }
+  }
   // 4. every source's tokens here
   if (threadIdx.x == 0) {
     for (int src = 0; src < G; ++src) wait_ge(a, a.flags + src, seq, true, 103);
@@ -467,7 +545,6 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
   __syncthreads();
   if constexpr (STREAM) {
-    __shared__ float s_a[2][kChunk];
     const int nloc = local_slots(a, s);
     t0 = span(a, tr, TR_EP_SLOTS, t0);
     // 5-6. the unit stream: unit u = (local slot u / I, intermediate unit u % I), rows src * T + t
@@ -520,16 +597,36 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       }
     }
     t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
-    // 6. down projection into the partial sums, (bucket, column tile) tasks
+    // 6. down projection into the partial sums, (bucket, column tile) tasks, then the shared experts'
     const int htiles = H / p.nh;
-    for (int j = blockIdx.x; j < nact * htiles; j += nb) down_bucket<BF>(a, s, __ldcg(p.l_active + j / htiles), (j % htiles) * p.nh);
+    for (int j = blockIdx.x; j < (nact + p.NS) * htiles; j += nb) {
+      const int b = j / htiles, h0 = (j % htiles) * p.nh;
+      // one down_tile for both kinds of task (two inlined copies spilled registers in the fp16 kernel)
+      Params q;
+      int e, n;
+      const int* slots;
+      if (b < nact) {
+        const int bk = __ldcg(p.l_active + b), src = bk % G;
+        q = source_view(a, src);
+        e = bk / G;
+        n = __ldcg(p.l_cnt + bk);
+        slots = p.l_slots + __ldcg(p.l_off + bk);
+      } else {
+        q = shared_q(a, b - nact);
+        e = 0;
+        n = T;
+        slots = q.iota;
+      }
+      if (n > 0) down_tile<BF>(q, s.sa, s.red, e, slots, n, h0);
+    }
     t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN, TR_EP_DOWN_BAR, t0);
   }
-  // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here)
+  // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here, and
+  //    with shared experts every own row)
   for (int r = blockIdx.x; r < G * T; r += nb) {
     const int src = r / T, t = r % T;
     const int* ids = blk_ids(a.rb, a.SB, src, p);
-    bool need = false;
+    bool need = src == d && p.NS > 0;
     for (int k = 0; k < K; ++k) need |= __ldcg(ids + t * K + k) / a.EL == d;
     if (!need) continue;
     float4* part = reinterpret_cast<float4*>(a.part + ((size_t)src * T + t) * H);
@@ -679,7 +776,7 @@ class EpEngineImpl : public EpEngine {
     if (s.experts % G_) return "experts must be a multiple of gpus";
     EpPlan pl;
     pl.strategy = strategy;
-    pl.sl = SmemLayout{G_ * ctx.T * s.topk, s.experts + 1, kNT * std::min(s.inter, kDownIC), ctx.T};
+    pl.sl = SmemLayout{G_ * ctx.T * s.topk, s.experts + 1, kNT * std::min(std::max(s.inter, s.shared_inter), kDownIC), ctx.T};
     why = shared_memory_reason(ctx, pl.sl);
     if (!why.empty()) return why;
     why = plan_down_tile(ctx, tun, pl.nh);
@@ -709,7 +806,9 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaSetDevice(0));
       // compute=1 applies where the unit stream can run (hidden 2048, inter >= its 8-unit chunk); elsewhere the
       // buckets, as persistent-flat's t1path applies at T = 1 and hidden 2048 only. The JSON says which ran.
-      pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk;
+      // With shared experts their own unit stream needs the same of shared_inter.
+      pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk &&
+                  (s.shared_experts == 0 || s.shared_inter >= kChunk);
       pl.prefetch = pl.stream && tun.get("prefetch") == 1;  // the buckets take no prefetch; the JSON's ep.prefetch says
       const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream, pl.prefetch), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
@@ -751,6 +850,20 @@ class EpEngineImpl : public EpEngine {
       dv.w2t.alloc(n2);
       CUDA_CHECK(cudaMemcpy(dv.w13.p, m.w13.q.h16() + d * n13, n13 * 2, cudaMemcpyHostToDevice));
       CUDA_CHECK(cudaMemcpy(dv.w2t.p, m.w2t.q.h16() + d * n2, n2 * 2, cudaMemcpyHostToDevice));
+      // shared experts: every device a whole copy (replicated), their activations and token lists
+      const int NS = m.s.shared_experts, IS = m.s.shared_inter;
+      dv.ws13.alloc(std::max<size_t>(1, m.ws13.q.n));
+      dv.ws2t.alloc(std::max<size_t>(1, m.ws2t.q.n));
+      if (m.ws13.q.n) CUDA_CHECK(cudaMemcpy(dv.ws13.p, m.ws13.q.h16(), m.ws13.q.nbytes(), cudaMemcpyHostToDevice));
+      if (m.ws2t.q.n) CUDA_CHECK(cudaMemcpy(dv.ws2t.p, m.ws2t.q.h16(), m.ws2t.q.nbytes(), cudaMemcpyHostToDevice));
+      dv.act_s.alloc((size_t)std::max(1, NS * T * IS));
+      std::vector<int> iota(T);
+      for (int t = 0; t < T; ++t) iota[t] = t;
+      const std::vector<float> ones(T, 1.f);
+      dv.iota.alloc(T);
+      dv.ones.alloc(T);
+      CUDA_CHECK(cudaMemcpy(dv.iota.p, iota.data(), T * sizeof(int), cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMemcpy(dv.ones.p, ones.data(), T * sizeof(float), cudaMemcpyHostToDevice));
       dv.out.alloc((size_t)T * H);
       dv.x_check.alloc((size_t)T * H);
       dv.logits.alloc((size_t)T * E);
@@ -914,7 +1027,7 @@ class EpEngineImpl : public EpEngine {
     else j.kv_null("compute");
     if (pl.strategy == EP_PERSISTENT) j.kv("prefetch", pl.prefetch);  // tunable prefetch as it ran (with the stream only)
     else j.kv_null("prefetch");
-    j.kv("shared_experts", "none");
+    j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every GPU holds them and runs them for its own tokens, into its own partial sums" : "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
                    "(no two GPUs' events are subtracted)");
@@ -1013,9 +1126,9 @@ class EpEngineImpl : public EpEngine {
     cudaDeviceProp prop{};
     cudaStream_t st{};
     cudaEvent_t ev_disp{}, ev_comb{};
-    DevBuf<uint16_t> wr, w13, w2t, x_rot, x_check, out;
-    DevBuf<float> logits, act, part, ret;
-    DevBuf<int> l_cnt, l_off, l_active, l_slots, ctl, flags, dummy;
+    DevBuf<uint16_t> wr, w13, w2t, ws13, ws2t, x_rot, x_check, out;
+    DevBuf<float> logits, act, act_s, ones, part, ret;
+    DevBuf<int> l_cnt, l_off, l_active, l_slots, iota, ctl, flags, dummy;
     DevBuf<unsigned char> sb, rb;
     DevBuf<TraceEv> trace;  // ep-persistent's traced launches: [grid][kMaxEv]
     DevBuf<int> trace_n;    // [grid]
@@ -1059,6 +1172,8 @@ class EpEngineImpl : public EpEngine {
     p.x_base = xb; p.rotate = rotate;
     p.out = dv.out.p; p.logits = dv.logits.p; p.act = dv.act.p;
     p.l_cnt = dv.l_cnt.p; p.l_off = dv.l_off.p; p.l_slots = dv.l_slots.p; p.l_active = dv.l_active.p;
+    p.ws13 = dv.ws13.p; p.ws2t = dv.ws2t.p; p.NS = s.shared_experts; p.IS = s.shared_inter;
+    p.act_s = dv.act_s.p; p.iota = dv.iota.p; p.ones = dv.ones.p;
     p.ctrl = dv.dummy.p;
     p.trace = trace ? dv.trace.p : nullptr; p.trace_n = dv.trace_n.p;
     p.T = cfg_->tokens; p.H = s.hidden; p.I = s.inter; p.E = s.experts; p.K = s.topk;
@@ -1158,7 +1273,9 @@ class EpEngineImpl : public EpEngine {
         for (int d = 0; d < G_; ++d) if (d != o) CUDA_CHECK(cudaStreamWaitEvent(dv.st, dev_[d].ev_disp, 0));
       k_eps_lists<<<1, kThreads, smem, dv.st>>>(a[o]);
       CUDA_CHECK_LAUNCH("k_eps_lists");
-      const dim3 g2((s.inter + pl.ti - 1) / pl.ti, maxb), g3(H / pl.nh, maxb);
+      // the last NS block rows: the shared experts (k_eps_ffn1, k_eps_down)
+      const int NS = s.shared_experts;
+      const dim3 g2((std::max(s.inter, s.shared_inter) + pl.ti - 1) / pl.ti, maxb + NS), g3(H / pl.nh, maxb + NS);
       if (bf_) k_eps_ffn1<true><<<g2, kThreads, 0, dv.st>>>(a[o]); else k_eps_ffn1<false><<<g2, kThreads, 0, dv.st>>>(a[o]);
       CUDA_CHECK_LAUNCH("k_eps_ffn1");
       if (bf_) k_eps_down<true><<<g3, kThreads, smem, dv.st>>>(a[o]); else k_eps_down<false><<<g3, kThreads, smem, dv.st>>>(a[o]);
