@@ -59,18 +59,6 @@ log trace
 timeout 100 $BIN --backend cuda --model deepseek-v2-lite-shared --tokens 1 --variant ep-persistent --iters 20 --warmup 5 --rotate 64 \
   --energy-ms 0 --trace $O/t/epp-T1.trace.json > $O/t/epp-T1-trace.json 2>&1
 python3 csrc/trace_summary.py $O/t/epp-T1.trace.json > $O/t/epp-T1.trace.txt 2>&1; head -24 $O/t/epp-T1.trace.txt
-python3 - $O <<'PY'
-import json, glob, sys
-for f in sorted(glob.glob(sys.argv[1] + "/t/g*-T*.json")):
-    try: d = json.load(open(f))
-    except Exception as e: print(f, "unreadable", e); continue
-    for r in d["results"]:
-        st = r.get("stats") or {}
-        c = r["check"]
-        ep = r.get("ep") or {}
-        print(f.split("/")[-1], r["variant"], "pass=%s rel_err=%.2e" % (c["pass"], c.get("rel_err") or -1),
-              "median=%.2f p90=%.2f" % (st.get("median", -1), st.get("p90", -1)), "compute=%s" % ep.get("compute"),
-              "shared=%s" % ep.get("shared_experts"))
-PY
+python3 scripts/gpu-runs/summary.py $O/t/g*-T*.json
 tar -C /tmp -czf $OUT/ep-shared.tgz ep-shared
 log end
