@@ -3,7 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // CI's second job (.ci/run, job 2) runs the suite again against the machine's own Redis, Postgres and Chromium.
 // These files start or reach none of them (the native binary and its builds, the variant table, the statistics,
 // sweep parsing), so their outcome cannot differ between the two jobs; job 2 leaves them out with
-// MOEFARM_TEST_SKIP_SERVICE_FREE=1 (about a quarter of the suite's time, most of it the CPU binary's own checks).
+// MOEFARM_TEST_SKIP_SERVICE_FREE=1 (about half the suite's test-file time on a 2-core machine, most of it the
+// native binary's own checks and builds).
 // A file that starts to use a service must leave this list; a file missing from it only runs twice.
 export const SERVICE_FREE = [
   'test/native.test.ts',

@@ -53,9 +53,9 @@ export function cacheDir(): string {
  * can clean up after another that died. MOEFARM_STATE_DIR overrides `<cache>/state` (the default), for hosts whose
  * cache is shared between machines, and for tests that must not see other tests' workers.
  */
-export function stateDir(cache: string = cacheDir()): string {
+export function stateDir(): string {
   const explicit = process.env['MOEFARM_STATE_DIR'];
-  return explicit ? resolve(explicit) : join(cache, 'state');
+  return explicit ? resolve(explicit) : join(cacheDir(), 'state');
 }
 
 /** Source tree of the native binary. */

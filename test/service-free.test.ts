@@ -25,13 +25,16 @@ function filesOf(entry: string): string[] {
 
 describe('the service-free list of CI job 2', () => {
   it('names files that exist and reach no service', () => {
+    const offenders: string[] = [];
     for (const entry of SERVICE_FREE) {
       const matched = filesOf(entry);
       expect(matched.length, entry).toBeGreaterThan(0);
-      for (const f of matched) expect(existsSync(join(ROOT, f)), `${entry}: ${f}`).toBe(true);
+      for (const f of matched) {
+        expect(existsSync(join(ROOT, f)), `${entry}: ${f}`).toBe(true);
+        const mark = SERVICE_MARKS.exec(readFileSync(join(ROOT, f), 'utf8'));
+        if (mark) offenders.push(`${f}: ${mark[0]}`);
+      }
     }
-    const files = SERVICE_FREE.flatMap(filesOf);
-    const offenders = files.filter((f) => SERVICE_MARKS.test(readFileSync(join(ROOT, f), 'utf8'))).map((f) => `${f}: ${SERVICE_MARKS.exec(readFileSync(join(ROOT, f), 'utf8'))![0]}`);
     expect(offenders).toEqual([]);
   });
 
