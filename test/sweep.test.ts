@@ -1,4 +1,4 @@
-import { cpSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
@@ -170,8 +170,23 @@ describe('shared experts and fp8 through the sweep', () => {
   });
 
   it('refuses at submit a variant whose table row does not run shared experts or fp8, naming the field', () => {
-    const shared = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: ep-separate\n  model: tiny-shared\n`, 's.yaml');
-    expect(() => pointsOf(shared, 's.yaml')).toThrow(/matrix\.model\[0\]: variant ep-separate of .*shared_experts \(2\) are not supported by this variant/);
+    // Every row of this tree's table runs shared experts; a submitted source whose row does not (a copy of csrc/
+    // with ep-separate's flag taken out) is refused by its own table.
+    const t = tempDir('sweeps-shared');
+    try {
+      cpSync(join(ROOT, 'csrc'), join(t.dir, 'src'), { recursive: true, filter: (src) => !/[\\/]csrc[\\/]build([\\/]|$)/.test(src) });
+      const tableFile = join(t.dir, 'src', 'variants.json');
+      const table = JSON.parse(readFileSync(tableFile, 'utf8')) as { variants: Array<{ name: string; shared_experts?: boolean }> };
+      delete table.variants.find((v) => v.name === 'ep-separate')!.shared_experts;
+      writeFileSync(tableFile, JSON.stringify(table));
+      const shared = parseSweepText(`name: t\npool: p\nbuilds:\n  b: { dir: src }\nmatrix:\n  backend: cuda\n  variant: ep-separate\n  model: tiny-shared\n`, 's.yaml');
+      expect(() => planSweep(shared, { file: 's.yaml', cwd: t.dir })).toThrow(/matrix\.model\[0\]: variant ep-separate of .*shared_experts \(2\) are not supported by this variant/);
+      // this tree's own table takes the same point
+      const own = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: ep-separate\n  model: tiny-shared\n`, 's.yaml');
+      expect(pointsOf(own, 's.yaml').map((p) => p.point.shared_experts)).toEqual([2]);
+    } finally {
+      t.cleanup();
+    }
     const fp8 = parseSweepText(`name: t\npool: p\nmatrix:\n  backend: cuda\n  variant: persistent-splitk\n  model: tiny\n  dtype: fp8\n`, 'f.yaml');
     expect(() => pointsOf(fp8, 'f.yaml')).toThrow(/matrix\.dtype\[0\]: variant persistent-splitk .*dtype fp8 is not supported \(expected fp16 or bf16\)/);
     // separate and persistent-flat take fp8 (e4m3 weights on the GPU too)

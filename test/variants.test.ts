@@ -213,11 +213,10 @@ describe('the CUDA build checks the same table before it touches a device', () =
   }, 900_000);
 
   it('refuses the shapes and tunables the table refuses, in the coordinator\'s words', async () => {
-    // Shared experts: every single-GPU CUDA row runs them (os and splitk through their SHARED instantiations), the
-    // ep rows do not; the -shared presets pass the table for those rows.
+    // Shared experts: every CUDA row runs them (os and splitk through their SHARED instantiations, the ep rows
+    // replicated on every GPU); the -shared presets pass the table for every row.
     for (const v of table.variants.filter((v) => v.backend === 'cuda')) {
-      expect(v.shared_experts === true, v.name).toBe(v.family !== 'ep');
-      if (v.family === 'ep') continue;
+      expect(v.shared_experts, v.name).toBe(true);
       for (const preset of table.presets.filter((p) => p.shared_experts))
         expect(unsupportedReason(table, v, { ...preset, tokens: 4, dtype: 'bf16' }), `${v.name} ${preset.name}`).toBeNull();
     }
@@ -228,16 +227,14 @@ describe('the CUDA build checks the same table before it touches a device', () =
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 40, tokens: 1, dtype: 'bf16' }],
       ['persistent-splitk-dyn', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 300, dtype: 'bf16' }],
       ['persistent-roundrobin', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp32' }],
-      // fp8 and shared experts: refused by the rows that do not (yet) run them (separate and persistent-flat take
-      // both; the os and splitk rows shared experts, not fp8; the ep rows neither)
+      // fp8: refused by the rows that do not run it (separate and persistent-flat take it; the os, splitk, grouped
+      // and ep rows do not)
       ['persistent-splitk', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
       ['persistent-multiwarp', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'fp8' }],
-      ['ep-separate', { hidden: 2048, inter: 512, experts: 512, topk: 10, tokens: 1, dtype: 'bf16', shared_experts: 1, shared_inter: 512 }],
       ['persistent-flat', { hidden: 7168, inter: 2048, experts: 384, topk: 8, tokens: 1, dtype: 'bf16' }],
-      // expert parallelism: the CUDA ep rows split the experts over up to 8 GPUs, routed experts only, bf16/fp16
+      // expert parallelism: the CUDA ep rows split the experts over up to 8 GPUs, bf16/fp16
       ['ep-separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 3 }],
       ['ep-persistent', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 16 }],
-      ['ep-persistent', { hidden: 2048, inter: 1408, experts: 64, topk: 6, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 1408, gpus: 2 }],
       ['ep-separate', { hidden: 7168, inter: 2048, experts: 256, topk: 8, tokens: 1, dtype: 'fp8', gpus: 2 }],
       ['separate', { hidden: 2048, inter: 768, experts: 128, topk: 8, tokens: 1, dtype: 'bf16', gpus: 2 }],
       // persistent-grouped: 16-unit gate/up units (inter a multiple of 16), mma on bf16/fp16 only

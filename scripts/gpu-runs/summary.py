@@ -6,6 +6,8 @@ import json
 import sys
 
 for f in sys.argv[1:]:
+    if f.endswith("trace.json"):
+        continue
     try:
         d = json.load(open(f))
     except Exception as e:  # a run that died leaves no JSON: say so and go on
@@ -15,6 +17,6 @@ for f in sys.argv[1:]:
         st = r.get("stats") or {}
         c = r["check"]
         ep = r.get("ep") or {}
-        extra = " compute=%s shared=%s" % (ep.get("compute"), ep.get("shared_experts")) if ep else ""
+        extra = " compute=%s shared=%s" % ((ep.get("compute") or "")[:7], (ep.get("shared_experts") or "")[:10]) if ep else ""
         print(f.split("/")[-1], r["variant"], "pass=%s rel_err=%.2e" % (c["pass"], c.get("rel_err") or -1),
               "median=%.2f p90=%.2f" % (st.get("median", -1), st.get("p90", -1)) + extra)

@@ -34,8 +34,14 @@
 //                  slot, intermediate unit), each block listing the slots itself: no buckets, one grid barrier
 //                  instead of two, the gate/up warps handing activations to the down warps in registers' reach
 //                  (at G = 1 the first run measured ep-persistent 81.9 us against persistent-flat's 38.7: the
-//                  compute phase first). Run on 2 H200s 2026-11-28 (csrc/BENCHMARKS.md): compute=1 with fence=1,
-//                  now both defaults, took Qwen3 T=1 from 79.1 us (0, 0) to 49.1 us on 2 GPUs, through the farm.
+//                  compute phase first). Run on 2 H200s 2026-11-28 (csrc/BENCHMARKS.md): compute=1 with fence=1
+//                  took Qwen3 T=1 from 79.1 us (0, 0) to 49.1 us on 2 GPUs, through the farm. compute=auto (the
+//                  default since): the stream up to kStreamMaxT tokens per GPU, the buckets beyond (at T = 64 they
+//                  read an expert once per bucket, the stream once per slot). The buckets' two phases are split
+//                  into one even range of (bucket, unit) or (bucket, column tile) pairs per block (before, about
+//                  one task per block left some blocks two: DeepSeek-V3's shape at T = 1 ran slower than
+//                  ep-separate, 9% faster since). Tunable `topk`: 1 (default) every block computes the top-k
+//                  itself instead of waiting for block 0's.
 // Shared experts (--shared-experts N, NS > 0), replicated as the CPU backend's forward_ep does: every device holds
 // their weights and runs them for its own T tokens (weight 1), adding into its own partial sums part[d] (home d is
 // itself); those rows then go home like an owner's (ep-separate: the whole block is sent anyway; ep-persistent:
@@ -73,6 +79,7 @@ namespace moe {
 namespace {
 
 constexpr int kMaxG = 8;  // owner masks are bits of an int; variants.json max_gpus
+constexpr int kStreamMaxT = 32;  // ep-persistent compute=auto: the unit stream up to this many tokens per GPU
 
 // Control words of the ep kernels (their own array, one per device).
 enum EpCtl : int {
@@ -97,6 +104,7 @@ struct EpArgs {
   int* ctl;                 // EpCtl words
   int* flags;               // [2G]: [s] tokens from source s arrived; [G + o] partial sums from owner o arrived
   int fence;                // persistent: how a block releases its stores before a signal (arrive_then_signal)
+  int topk_all;             // persistent: tunable topk (k_epp, 2)
   unsigned char* rb_peer[kMaxG];  // rb of device o
   float* ret_peer[kMaxG];         // ret of device o
   int* flags_peer[kMaxG];         // flags of device o
@@ -192,30 +200,6 @@ __device__ int local_slots(const EpArgs& a, const Smem& s) {
   return s.misc[0];
 }
 
-// Tunable prefetch=1 (with compute=1): while a device waits for its peers' tokens, HBM is idle, yet the rows of
-// the local experts its own tokens picked are known (its own ids, block 0's top-k). Each block prefetches into L2
-// a share of those units (own slot, intermediate unit), in slot order: its range of all T*K*I own units, the local
-// ones among them, at most kPfPerWarp per warp (16 units, 192 KB at hidden 2048, per block: ~25 MB over 132
-// blocks, about what HBM moves while the dispatch is released and the peers' tokens arrive). The stream reads
-// them later with evict-first loads (hits in L2). Issued after the block's dispatch stores and its arrival, so it
-// delays nothing the peers wait for; how much of it is read before eviction is what the tunable measures.
-constexpr int kPfPerWarp = 1;
-__device__ __forceinline__ void prefetch_own_local(const EpArgs& a, const int* ids) {
-  const Params& p = a.p;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, I = p.I, H = p.H;
-  const long long U = (long long)p.T * p.K * I;
-  const long long v0 = blockIdx.x * U / gridDim.x, v1 = (blockIdx.x + 1) * U / gridDim.x;
-  int done = 0;
-  for (long long v = v0 + warp; v < v1 && done < kPfPerWarp; v += kWarps) {
-    const int j = (int)(v / I), i = (int)(v - (long long)j * I);
-    const int id = __ldcg(ids + j);
-    if (id < 0 || id / a.EL != a.d) continue;
-    const int el = id - a.d * a.EL;
-    prefetch_unit_rows_l2(p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H, p.w2t + ((size_t)el * I + i) * H, (size_t)H * 2, lane);
-    ++done;
-  }
-}
-
 // Gate/up + SiLU of bucket b, intermediate units [i0, i1): act[source][slot][i].
 template <bool BF>
 __device__ __forceinline__ void ffn1_bucket(const EpArgs& a, int b, int i0, int i1) {
@@ -228,15 +212,6 @@ __device__ __forceinline__ void ffn1_bucket(const EpArgs& a, int b, int i0, int 
   if (n > 0 && i0 < i1)
     ffn1_rows<BF, true>(q, blk_x(a.rb, a.SB, src), el, i0, i1, slots, n,
                   [&](int j, int i, float v) { act[(size_t)slots[j] * I + i] = v; });
-}
-
-// Down projection of bucket b, hidden columns [h0, h0 + nh): part[source][t][h] += w * ... (fp32 reductions).
-template <bool BF>
-__device__ __forceinline__ void down_bucket(const EpArgs& a, const Smem& s, int b, int h0) {
-  const int el = b / a.G, src = b % a.G;
-  const int n = __ldcg(a.p.l_cnt + b);
-  const Params q = source_view(a, src);
-  if (n > 0) down_tile<BF>(q, s.sa, s.red, el, a.p.l_slots + __ldcg(a.p.l_off + b), n, h0);
 }
 
 // Shared expert n of this device's own tokens: slot = token, weight 1, its activations in act_s, its down
@@ -257,11 +232,29 @@ __device__ __forceinline__ void ffn1_shared(const EpArgs& a, const uint16_t* x, 
   if (i0 < i1) ffn1_rows<BF>(q, x, 0, i0, i1, q.iota, q.T, [&](int j, int i, float v) { act[(size_t)j * I + i] = v; });
 }
 
-// Down projection of shared expert n, hidden columns [h0, h0 + nh), into part[d] (fp32 reductions).
+// Down projection, column tiles [c0, c1) of p.nh columns of item b (active bucket l_active[b] below nact, else shared
+// expert b - nact) as one down_tile of their joint width, into the partial sums (fp32 reductions); one down_tile call serves both kinds of item (two inlined
+// copies spilled registers in the fp16 kernel).
 template <bool BF>
-__device__ __forceinline__ void down_shared(const EpArgs& a, const Smem& s, int n, int h0) {
-  const Params q = shared_q(a, n);
-  down_tile<BF>(q, s.sa, s.red, 0, q.iota, q.T, h0);
+__device__ __forceinline__ void down_segment(const EpArgs& a, const Smem& s, int nact, int b, int c0, int c1) {
+  const Params& p = a.p;
+  Params q;
+  int e, n;
+  const int* slots;
+  if (b < nact) {
+    const int bk = __ldcg(p.l_active + b), src = bk % a.G;
+    q = source_view(a, src);
+    e = bk / a.G;
+    n = __ldcg(p.l_cnt + bk);
+    slots = p.l_slots + __ldcg(p.l_off + bk);
+  } else {
+    q = shared_q(a, b - nact);
+    e = 0;
+    n = p.T;
+    slots = q.iota;
+  }
+  q.nh = (c1 - c0) * p.nh;
+  if (n > 0) down_tile<BF>(q, s.sa, s.red, e, slots, n, c0 * p.nh);
 }
 
 // Owner mask of each of this device's tokens (bit o: a picked expert lives on device o; with shared experts bit d
@@ -342,13 +335,10 @@ template <bool BF>
 __global__ void __launch_bounds__(kThreads) k_eps_down(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
   const Smem s(smem_raw, bucket_params(a));
+  const int nact = a.ctl[EP_NACT];
   const int sh = (int)blockIdx.y - ((int)gridDim.y - a.p.NS);  // >= 0: shared expert sh
-  if (sh >= 0) {
-    down_shared<BF>(a, s, sh, blockIdx.x * a.p.nh);
-    return;
-  }
-  if ((int)blockIdx.y >= a.ctl[EP_NACT]) return;
-  down_bucket<BF>(a, s, a.p.l_active[blockIdx.y], blockIdx.x * a.p.nh);
+  if (sh < 0 && (int)blockIdx.y >= nact) return;
+  down_segment<BF>(a, s, nact, sh >= 0 ? nact + sh : (int)blockIdx.y, blockIdx.x, blockIdx.x + 1);
 }
 
 template <bool BF>
@@ -440,6 +430,52 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
   }
 }
 
+// compute=1, the units of the unit stream (unit_stream.cuh's Unit). Routed: unit u = (local slot u / I, intermediate
+// unit u % I) of local_slots' list, row source * T + t of the partial sums. Shared: unit u = (own token t, shared
+// expert n, unit i), row t (of part[d]).
+__device__ __forceinline__ Unit routed_unit(const Params& p, const Smem& s, int u) {
+  const int I = p.I, j = u / I, i = u - j * I, g = s.slots[j], el = s.ids[g];
+  Unit r;
+  r.g = p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * p.H;
+  r.d = p.w2t + ((size_t)el * I + i) * p.H;
+  r.wt = s.w[g];
+  r.tok = g / p.K;  // = src * T + t
+  return r;
+}
+__device__ __forceinline__ Unit shared_unit(const Params& p, int u) {
+  const int NS = p.NS, IS = p.IS, t = u / (NS * IS), r = u - t * NS * IS, n = r / IS, i = r - n * IS;
+  Unit un;
+  un.g = p.ws13 + ((size_t)n * 2 * IS + 2 * (size_t)i) * p.H;
+  un.d = p.ws2t + ((size_t)n * IS + i) * p.H;
+  un.wt = 1.f;
+  un.tok = t;
+  return un;
+}
+
+// compute=1: the unit stream over the routed units of every source's local slots (local_slots), a contiguous
+// range per block, into the partial sums part[source][t]. A row's input: this device's own tokens from this
+// launch's input x (read-only: the same bytes as the rows it dispatched to itself), a peer's from the receive
+// block, where the peer stored it in this launch (coherent loads). Traced as ep:slots and ep:gate-up stream;
+// returns thread 0's time at the end.
+template <bool BF>
+__device__ __forceinline__ unsigned long long stream_local(const EpArgs& a, const Smem& s, Tracer& tr, float (&s_a)[2][kChunk],
+                                                           const uint16_t* x, unsigned long long t0) {
+  const Params& p = a.p;
+  const int nloc = local_slots(a, s);
+  t0 = span(a, tr, TR_EP_SLOTS, t0);
+  const int T = p.T, H = p.H, nb = gridDim.x, row0 = a.d * T, U = nloc * p.I;
+  const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
+  stream_units_h2048<BF, false, true>(
+      p, tr, TR_EP_STREAM, s_a, u0, u1, [&](int u) { return routed_unit(p, s, u); },
+      [&](int row, int c) {
+        if (row - row0 >= 0 && row - row0 < T) return ld_ro(x + (size_t)(row - row0) * H + (size_t)c * 8);
+        const int src = row / T;
+        return __ldcg(reinterpret_cast<const uint4*>(blk_x(a.rb, a.SB, src) + (size_t)(row - src * T) * H) + c);
+      },
+      a.part, [](int) {});
+  return threadIdx.x == 0 ? gt(p) : t0;
+}
+
 // The persistent kernel, one per device. Trace spans per block (thread 0; --trace, and `waits` for device 0):
 // router, wait:router-barrier, ep:topk (block 0: top-k and its ids/weights stored into every device) or
 // wait:ep-topk (the other blocks), ep:dispatch (this thread 0's token-row stores issued), ep:dispatch-release
@@ -453,7 +489,7 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
 // being the (source, token) rows of the receive blocks, into the partial sums (ep:gate-up stream, ep:down tail);
 // one grid barrier (wait:ep-down-barrier) before the return. An expert's weights are streamed once per slot
 // that picked it (the T = 1 design; with many tokens per expert the buckets read them once per bucket).
-template <bool BF, bool STREAM, bool PF = false>
+template <bool BF, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   extern __shared__ __align__(16) char smem_raw[];
   const Params& p = a.p;
@@ -469,17 +505,34 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   const uint16_t* x = x_of(p, iter);
   for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF>(p, x, e);
   t0 = grid_sync(a, tr, EP_R, all, 101, TR_ROUTER, TR_BARRIER, t0);
-  // 2. top-k (block 0), stored into this source's block on every device. The other blocks of this device
-  //    read them here (EP_TOPK, gpu scope); the peers after the dispatch signal, which block 0's own arrival
-  //    releases them with (arrive_then_signal).
-  if (blockIdx.x == 0) {
+  // 2. top-k. Tunable topk=1: in every block (the same code on the same logits: the same picks everywhere), T = 1
+  //    by rank over the logits in shared memory (as persistent-flat), else a warp per token; topk=0: block 0
+  //    alone (topk_softmax) while the other blocks wait for it (EP_TOPK, gpu scope). Block 0 stores the picks
+  //    into this source's block on every device; the peers read them after the dispatch signal, which block 0's
+  //    own arrival releases them with (arrive_then_signal), and so does this device (local_slots, buckets).
+  if (a.topk_all) {
+    if (T == 1 && p.E % 4 == 0) {
+      for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
+      __syncthreads();
+      rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+    } else {
+      topk_warp_regs(p, s.ids, s.w);
+      __syncthreads();
+    }
+  } else if (blockIdx.x == 0) {
     topk_softmax(p, s.ids, s.w, s.red);
     __syncthreads();
+  }
+  if (blockIdx.x == 0) {
     for (int o = 0; o < G; ++o) {
       int* ids = blk_ids(a.rb_peer[o], a.SB, d, p);
       float* w = blk_w(a.rb_peer[o], a.SB, d, p);
       for (int i = threadIdx.x; i < T * K; i += blockDim.x) { ids[i] = s.ids[i]; w[i] = s.w[i]; }
     }
+  }
+  if (a.topk_all) {
+    t0 = span(a, tr, TR_EP_TOPK, t0);
+  } else if (blockIdx.x == 0) {
     if (a.fence == 0) __threadfence_system();  // fence 1: bar.sync + st.release.gpu (this device's readers)
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -492,11 +545,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
   __syncthreads();
   // 3. dispatch: token row t to every device that owns one of its experts (only those)
-  const int* my_ids = blk_ids(a.rb, a.SB, d, p);
+  const int* my_ids = blk_ids(a.rb, a.SB, d, p);  // topk=0: block 0's picks, here since EP_TOPK
   for (int r = blockIdx.x; r < T * G; r += nb) {
     const int t = r / G, o = r % G;
     bool need = false;
-    for (int k = 0; k < K; ++k) need |= __ldcg(my_ids + t * K + k) / a.EL == o;
+    for (int k = 0; k < K; ++k) need |= (a.topk_all ? s.ids[t * K + k] : __ldcg(my_ids + t * K + k)) / a.EL == o;
     if (!need) continue;
     const uint16_t* src = x + (size_t)t * H;
     uint4* dst = reinterpret_cast<uint4*>(const_cast<uint16_t*>(blk_x(a.rb_peer[o], a.SB, d)) + (size_t)t * H);
@@ -505,10 +558,6 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   t0 = span(a, tr, TR_EP_DISPATCH, t0);
   arrive_then_signal(a, EP_DISP, all, d, seq);
   t0 = span(a, tr, TR_EP_DISP_REL, t0);
-  if constexpr (STREAM && PF) {
-    prefetch_own_local(a, my_ids);
-    t0 = span(a, tr, TR_EP_PREFETCH, t0);
-  }
   // 3b. the shared experts on this device's own tokens, while the peers' tokens are on their way
   if (p.NS > 0) {
     const int NS = p.NS, IS = p.IS;
@@ -516,18 +565,9 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       const int U = T * NS * IS;
       const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
       stream_units_h2048<BF, false, true>(
-          p, tr, TR_EP_SHARED, s_a, u0, u1,
-          [&](int u) {
-            const int t = u / (NS * IS), r = u - t * NS * IS, n = r / IS, i = r - n * IS;
-            Unit un;
-            un.g = p.ws13 + ((size_t)n * 2 * IS + 2 * (size_t)i) * H;
-            un.d = p.ws2t + ((size_t)n * IS + i) * H;
-            un.wt = 1.f;
-            un.tok = t;
-            return un;
-          },
-          [&](int row, int c) { return ld_ro(x + (size_t)row * H + (size_t)c * 8); },
-          a.part + (size_t)d * T * H, [](int) {});
+          p, tr, TR_EP_SHARED, s_a, u0, u1, [&](int u) { return shared_unit(p, u); },
+          [&](int row, int c) { return ld_ro(x + (size_t)row * H + (size_t)c * 8); }, a.part + (size_t)d * T * H,
+          [](int) {});
       if (threadIdx.x == 0) t0 = gt(p);
     } else {  // gate/up tasks (shared expert, slice of its units), about one per block; their down after ffn1
       const int tiles = max(1, min(IS / 8, (nb + NS - 1) / NS));
@@ -545,32 +585,8 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
   __syncthreads();
   if constexpr (STREAM) {
-    const int nloc = local_slots(a, s);
-    t0 = span(a, tr, TR_EP_SLOTS, t0);
     // 5-6. the unit stream: unit u = (local slot u / I, intermediate unit u % I), rows src * T + t
-    const int I = p.I, U = nloc * I;
-    const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
-    const int* slots = s.slots;
-    const int* lid = s.ids;
-    const float* lw = s.w;
-    stream_units_h2048<BF, false, true>(
-        p, tr, TR_EP_STREAM, s_a, u0, u1,
-        [&](int u) {
-          const int j = u / I, i = u - j * I, g = slots[j], el = lid[g];
-          Unit r;
-          r.g = p.w13 + ((size_t)el * 2 * I + 2 * (size_t)i) * H;
-          r.d = p.w2t + ((size_t)el * I + i) * H;
-          r.wt = lw[g];
-          r.tok = g / K;  // = src * T + t
-          return r;
-        },
-        // the row's input in this device's receive block: stored by a peer in this launch, so coherent loads
-        [&](int row, int c) {
-          const int src = row / T;
-          return __ldcg(reinterpret_cast<const uint4*>(blk_x(a.rb, a.SB, src) + (size_t)(row - src * T) * H) + c);
-        },
-        a.part, [](int) {});
-    if (threadIdx.x == 0) t0 = gt(p);
+    t0 = stream_local<BF>(a, s, tr, s_a, x, t0);
     t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN_TAIL, TR_EP_DOWN_BAR, t0);
   } else {
     // 4b. block 0 builds the buckets
@@ -588,36 +604,30 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     }
     __syncthreads();
     const int nact = __ldcg(&a.ctl[EP_NACT]);
-    // 5. gate/up + SiLU: (bucket, slice of the intermediate units), about one task per block
-    if (nact > 0) {
-      const int tiles = max(1, min(p.I / 8, (nb + nact - 1) / nact));
-      for (int j = blockIdx.x; j < nact * tiles; j += nb) {
-        const int b = __ldcg(p.l_active + j / tiles), tile = j % tiles;
-        ffn1_bucket<BF>(a, b, tile * p.I / tiles, (tile + 1) * p.I / tiles);
+    // 5. gate/up + SiLU: the nact x I (bucket, intermediate unit) pairs, one contiguous range per block (the
+    //    ranges differ by one unit at most: the phase ends with the grid barrier, so the longest range sets its time)
+    {
+      const int I = p.I;
+      const long long W = (long long)nact * I;  // < 2^31 (variants.json limits)
+      for (int w = (int)(blockIdx.x * W / nb), w1 = (int)((blockIdx.x + 1) * W / nb); w < w1;) {
+        const int j = w / I, i0 = w - j * I, i1 = min(I, i0 + (w1 - w));
+        ffn1_bucket<BF>(a, __ldcg(p.l_active + j), i0, i1);
+        w += i1 - i0;
       }
     }
     t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
-    // 6. down projection into the partial sums, (bucket, column tile) tasks, then the shared experts'
-    const int htiles = H / p.nh;
-    for (int j = blockIdx.x; j < (nact + p.NS) * htiles; j += nb) {
-      const int b = j / htiles, h0 = (j % htiles) * p.nh;
-      // one down_tile for both kinds of task (two inlined copies spilled registers in the fp16 kernel)
-      Params q;
-      int e, n;
-      const int* slots;
-      if (b < nact) {
-        const int bk = __ldcg(p.l_active + b), src = bk % G;
-        q = source_view(a, src);
-        e = bk / G;
-        n = __ldcg(p.l_cnt + bk);
-        slots = p.l_slots + __ldcg(p.l_off + bk);
-      } else {
-        q = shared_q(a, b - nact);
-        e = 0;
-        n = T;
-        slots = q.iota;
+    // 6. down projection into the partial sums over the (nact + NS) x H / nh (bucket or shared expert, column tile)
+    //    pairs, one contiguous range per block as in 5; a block's consecutive tiles of one expert are one task of
+    //    their joint width (down_rows takes up to kMaxDownCols columns), so a fine tile (tunable down_tile)
+    //    balances the blocks without more reductions
+    {
+      const int ht = H / p.nh, merge = kMaxDownCols / p.nh;
+      const long long W = (long long)(nact + p.NS) * ht;
+      for (int w = (int)(blockIdx.x * W / nb), w1 = (int)((blockIdx.x + 1) * W / nb); w < w1;) {
+        const int b = w / ht, c0 = w - b * ht, c1 = min(min(ht, c0 + merge), c0 + (w1 - w));
+        w += c1 - c0;
+        down_segment<BF>(a, s, nact, b, c0, c1);
       }
-      if (n > 0) down_tile<BF>(q, s.sa, s.red, e, slots, n, h0);
     }
     t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN, TR_EP_DOWN_BAR, t0);
   }
@@ -655,17 +665,15 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
 }
 
-// The k_epp instantiation of a dtype (bf16 or fp16), compute mode (the unit stream or the buckets) and, with the
-// stream, tunable prefetch (its own instantiation: the kernel without it keeps the code that was timed).
+// The k_epp instantiation of a dtype (bf16 or fp16) and compute mode (the unit stream or the buckets).
 using EppFn = void (*)(EpArgs);
-EppFn epp_fn(bool bf, bool stream, bool pf) {
-  if (stream && pf) return bf ? k_epp<true, true, true> : k_epp<false, true, true>;
+EppFn epp_fn(bool bf, bool stream) {
   if (stream) return bf ? k_epp<true, true> : k_epp<false, true>;
   return bf ? k_epp<true, false> : k_epp<false, false>;
 }
-const void* epp_kernel(bool bf, bool stream, bool pf) { return (const void*)epp_fn(bf, stream, pf); }
-void launch_epp(bool bf, bool stream, bool pf, int grid, size_t smem, cudaStream_t st, const EpArgs& a) {
-  epp_fn(bf, stream, pf)<<<grid, kThreads, smem, st>>>(a);
+const void* epp_kernel(bool bf, bool stream) { return (const void*)epp_fn(bf, stream); }
+void launch_epp(bool bf, bool stream, int grid, size_t smem, cudaStream_t st, const EpArgs& a) {
+  epp_fn(bf, stream)<<<grid, kThreads, smem, st>>>(a);
   CUDA_CHECK_LAUNCH("k_epp");
 }
 
@@ -737,7 +745,7 @@ struct EpPlan {
   int grid = 0;        // persistent: blocks per device
   int fence = 0;       // persistent: tunable fence (arrive_then_signal)
   bool stream = false; // persistent: tunable compute=1 where it applies (hidden 2048, inter >= kChunk): k_epp's unit stream
-  bool prefetch = false;  // persistent: tunable prefetch=1, with the stream only
+  bool topk_all = false;  // persistent: tunable topk=1 (every block computes the top-k)
   SmemLayout sl;
 };
 
@@ -779,14 +787,16 @@ class EpEngineImpl : public EpEngine {
     pl.sl = SmemLayout{G_ * ctx.T * s.topk, s.experts + 1, kNT * std::min(std::max(s.inter, s.shared_inter), kDownIC), ctx.T};
     why = shared_memory_reason(ctx, pl.sl);
     if (!why.empty()) return why;
+    // ep-persistent splits its down work into balanced ranges of tiles and joins a block's neighbours (k_epp, 6):
+    // the finest tile balances best
+    if (strategy == EP_PERSISTENT && tun.is_auto("down_tile")) tun.set_heuristic("down_tile", 64);
     why = plan_down_tile(ctx, tun, pl.nh);
     if (!why.empty()) return why;
     for (int d = 0; d < G_; ++d) {  // the kernels' shared-memory limit, on every device
       CUDA_CHECK(cudaSetDevice(d));
       for (const void* f : {(const void*)k_eps_route<true>, (const void*)k_eps_route<false>, (const void*)k_eps_lists,
-                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, epp_kernel(true, false, false),
-                            epp_kernel(false, false, false), epp_kernel(true, true, false), epp_kernel(false, true, false),
-                            epp_kernel(true, true, true), epp_kernel(false, true, true)})
+                            (const void*)k_eps_down<true>, (const void*)k_eps_down<false>, epp_kernel(true, false),
+                            epp_kernel(false, false), epp_kernel(true, true), epp_kernel(false, true)})
         CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.sl.bytes()));
     }
     CUDA_CHECK(cudaSetDevice(0));
@@ -807,10 +817,13 @@ class EpEngineImpl : public EpEngine {
       // compute=1 applies where the unit stream can run (hidden 2048, inter >= its 8-unit chunk); elsewhere the
       // buckets, as persistent-flat's t1path applies at T = 1 and hidden 2048 only. The JSON says which ran.
       // With shared experts their own unit stream needs the same of shared_inter.
+      // auto: the stream up to 32 tokens per GPU, the buckets beyond (Qwen3-30B-A3B on 1 and 2 H200s, 2026-11-28:
+      // the stream faster at T = 1 .. 32, the buckets at T = 64; csrc/BENCHMARKS.md)
+      if (tun.is_auto("compute")) tun.set_heuristic("compute", ctx.T <= kStreamMaxT ? 1 : 0);
       pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk &&
                   (s.shared_experts == 0 || s.shared_inter >= kChunk);
-      pl.prefetch = pl.stream && tun.get("prefetch") == 1;  // the buckets take no prefetch; the JSON's ep.prefetch says
-      const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream, pl.prefetch), kThreads, pl.sl.bytes());
+      pl.topk_all = tun.get("topk") == 1;
+      const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
       pl.grid = dev_[0].prop.multiProcessorCount;
@@ -1025,8 +1038,6 @@ class EpEngineImpl : public EpEngine {
       j.kv("compute", pl.stream ? "stream: persistent-flat's unit stream over (local slot, intermediate unit), one grid barrier"
                                 : "buckets: (local expert, source) buckets, gate/up then down, two grid barriers");
     else j.kv_null("compute");
-    if (pl.strategy == EP_PERSISTENT) j.kv("prefetch", pl.prefetch);  // tunable prefetch as it ran (with the stream only)
-    else j.kv_null("prefetch");
     j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every GPU holds them and runs them for its own tokens, into its own partial sums" : "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
@@ -1183,6 +1194,7 @@ class EpEngineImpl : public EpEngine {
     a.ret = G_ == 1 && pl.strategy == EP_SEPARATE ? dv.part.p : dv.ret.p;  // one GPU, separate: read the sums in place
     a.ctl = dv.ctl.p; a.flags = dv.flags.p;
     a.fence = pl.fence;
+    a.topk_all = pl.topk_all ? 1 : 0;
     for (int o = 0; o < G_; ++o) { a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p; }
     return a;
   }
@@ -1227,7 +1239,7 @@ class EpEngineImpl : public EpEngine {
       for (int d = 0; d < G_; ++d) {
         CUDA_CHECK(cudaSetDevice(d));
         if (marks) CUDA_CHECK(cudaEventRecord((*marks)[d], dev_[d].st));
-        launch_epp(bf_, pl.stream, pl.prefetch, pl.grid, smem, dev_[d].st, a[d]);
+        launch_epp(bf_, pl.stream, pl.grid, smem, dev_[d].st, a[d]);
       }
       CUDA_CHECK(cudaSetDevice(0));
       return;

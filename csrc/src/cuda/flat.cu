@@ -105,47 +105,6 @@ __device__ __forceinline__ void router_warps(const Params& p, const uint16_t* x)
   }
 }
 
-// Rank top-k of one token over logits in shared memory (E a multiple of 4): Q threads per expert (a power of
-// two, neighbouring lanes); thread q of an expert compares against float4 groups q, q+Q, ...: the Q lanes of a
-// group read Q consecutive 16-byte words (no bank conflict), other experts' lanes the same words (broadcast).
-// Ties: the lower id first. Then the softmax over the k picked (warp 0). Whole block; ends with __syncthreads.
-__device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int* ids, float* w) {
-  const int tid = threadIdx.x, nthr = blockDim.x;
-  int Q = 1;
-  while (Q * 2 <= 32 && Q * 2 * E <= nthr) Q *= 2;
-  const int n = E * Q, total = (n + 31) / 32 * 32;  // whole warps enter every round: the shuffles need them all
-  const float4* lg4 = reinterpret_cast<const float4*>(lg);
-  const int groups = E / 4;
-  for (int idx = tid; idx < total; idx += nthr) {
-    const bool act = idx < n;
-    const int e = act ? idx / Q : 0, q = idx % Q;
-    const float v = lg[e];
-    int r = 0;
-    if (act) {
-#pragma unroll 4
-      for (int g = q; g < groups; g += Q) {
-        const float4 u = lg4[g];
-        const int f = 4 * g;
-        r += (u.x > v) | ((u.x == v) & (f < e));
-        r += (u.y > v) | ((u.y == v) & (f + 1 < e));
-        r += (u.z > v) | ((u.z == v) & (f + 2 < e));
-        r += (u.w > v) | ((u.w == v) & (f + 3 < e));
-      }
-    }
-    for (int o = 1; o < Q; o <<= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
-    if (act && q == 0 && r < K) { ids[r] = e; w[r] = v; }
-  }
-  __syncthreads();
-  if (tid < 32) {
-    const float v = tid < K ? w[tid] : -INFINITY;
-    const float m = __shfl_sync(0xffffffffu, v, 0);  // rank 0 is the largest
-    const float ex = tid < K ? __expf(v - m) : 0.f;
-    const float sum = warp_sum(ex);
-    if (tid < K) w[tid] = ex / sum;
-  }
-  __syncthreads();
-}
-
 // Shared-expert rows of the block's first units (those below nsu, one chunk: kChunk units at most):
 // router-independent, into L2 while the router's barrier and the top-k run (gate+up rows are adjacent; then the
 // down row). Called after the block's router rows: the H200 trace of 2026-11-28 (deepseek-v2-lite-shared, T = 1)

@@ -176,6 +176,8 @@ __device__ __forceinline__ void red_add4(float* d, float4 v) {
 // in shared memory; out_acc[tok][h] += w_j * sum. red: blockDim*8 floats.
 // Threads: CL = nh/8 column chunks x RG = blockDim/CL row groups; when CL does
 // not divide the block, the last blockDim - RG*CL threads only help reduce.
+constexpr int kMaxDownCols = kThreads * 8;  // down_rows' widest tile: one 8-column chunk per thread of a block
+
 template <bool BF, int NT>
 __device__ inline void down_rows(const Params& p, int e, int i0, int i1, int h0, int nh, const float* sa, int astride,
                                  const int* toks, const float* wts, int nt, float* red) {

@@ -114,4 +114,11 @@ __device__ __forceinline__ void prefetch_l2(const void* base, size_t bytes) {
   for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128) prefetch_l2((const char*)base + off);
 }
 
+// Sum over the 32 lanes of a warp; every lane gets it.
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
 }  // namespace moe

@@ -22,12 +22,10 @@ enum TraceType : int {
   TR_EP_DOWN_BAR = 25, TR_EP_RETURN = 26, TR_EP_RET_REL = 27, TR_EP_WAIT_SUMS = 28, TR_EP_COMBINE = 29,
   // ep-persistent with compute=1 (the unit stream of unit_stream.cuh) instead of buckets/ffn1/down
   TR_EP_SLOTS = 30, TR_EP_STREAM = 31, TR_EP_DOWN_TAIL = 32,
-  // ep-persistent with prefetch=1: the own tokens' local rows into L2 before the wait for the peers' tokens
-  TR_EP_PREFETCH = 33,
   // ep-persistent with shared experts: their gate/up (buckets) or their unit stream (compute=1), on this device's
   // own tokens, while the peers' tokens are on their way
-  TR_EP_SHARED = 34,
-  TR_NUM = 35
+  TR_EP_SHARED = 33,
+  TR_NUM = 34
 };
 inline const char* const kTraceNames[TR_NUM] = {
     "router", "wait:router-barrier", "ffn1", "ffn2", "wait:doorbell", "wait:os-queue(fan-in)", "wait:os-free-worker",
@@ -35,7 +33,7 @@ inline const char* const kTraceNames[TR_NUM] = {
     "ep:topk", "wait:ep-topk", "ep:dispatch", "ep:dispatch-release", "wait:ep-peer-tokens",
     "ep:buckets", "wait:ep-buckets", "ep:ffn1", "wait:ep-ffn1-barrier", "ep:down",
     "wait:ep-down-barrier", "ep:return", "ep:return-release", "wait:ep-peer-sums", "ep:combine",
-    "ep:slots", "ep:gate-up stream", "ep:down tail", "ep:prefetch", "ep:shared"};
+    "ep:slots", "ep:gate-up stream", "ep:down tail", "ep:shared"};
 inline bool trace_is_wait(int t) {
   return t == TR_BARRIER || t == TR_DOORBELL || t == TR_OS_QUEUE || t == TR_OS_WORKER || t == TR_OS_DRAIN ||
          t == TR_EP_WAIT_TOPK || t == TR_EP_WAIT_TOKENS || t == TR_EP_WAIT_LISTS || t == TR_EP_FFN1_BAR ||

@@ -46,11 +46,6 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   for (int k = 0; k < 8; ++k) s = fmaf(fa[k], fb[k], s);
   return s;
 }
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // A unit: one intermediate unit of one expert for one row.
 struct Unit {
