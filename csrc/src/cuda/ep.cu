@@ -40,8 +40,9 @@
 //                  read an expert once per bucket, the stream once per slot). The buckets' two phases are split
 //                  into one even range of (bucket, unit) or (bucket, column tile) pairs per block (before, about
 //                  one task per block left some blocks two: DeepSeek-V3's shape at T = 1 ran slower than
-//                  ep-separate, 9% faster since). Tunable `topk`: 1 (default) every block computes the top-k
-//                  itself instead of waiting for block 0's.
+//                  ep-separate, 9% faster since), the gate/up ranges even in cost (tunable `balance`).
+//                  Tunable `topk`: 1 (default) every block computes the top-k itself instead of waiting for
+//                  block 0's.
 // Shared experts (--shared-experts N, NS > 0), replicated as the CPU backend's forward_ep does: every device holds
 // their weights and runs them for its own T tokens (weight 1), adding into its own partial sums part[d] (home d is
 // itself); those rows then go home like an owner's (ep-separate: the whole block is sent anyway; ep-persistent:
@@ -79,7 +80,7 @@ namespace moe {
 namespace {
 
 constexpr int kMaxG = 8;  // owner masks are bits of an int; variants.json max_gpus
-constexpr int kStreamMaxT = 32;  // ep-persistent compute=auto: the unit stream up to this many tokens per GPU
+constexpr int kStreamMaxT = 16;  // ep-persistent compute=auto: the unit stream up to this many tokens per GPU
 
 // Control words of the ep kernels (their own array, one per device).
 enum EpCtl : int {
@@ -105,6 +106,7 @@ struct EpArgs {
   int* flags;               // [2G]: [s] tokens from source s arrived; [G + o] partial sums from owner o arrived
   int fence;                // persistent: how a block releases its stores before a signal (arrive_then_signal)
   int topk_all;             // persistent: tunable topk (k_epp, 2)
+  int balance;              // persistent: tunable balance (ffn1_range)
   unsigned char* rb_peer[kMaxG];  // rb of device o
   float* ret_peer[kMaxG];         // ret of device o
   int* flags_peer[kMaxG];         // flags of device o
@@ -430,6 +432,55 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
   }
 }
 
+// compute=0, gate/up phase: this block's range of the nact x I (active bucket j, unit i) pairs, numbered j * I + i,
+// into s.cnt[0] and s.cnt[1]. Tunable balance=0: even in units. balance=1 (the default): even in cost, a unit of a
+// bucket of n tokens costing 1 if n = 1, else 2 per group of 4 (ffn1_rows runs one token with 16 loads in flight
+// a lane, 2-4 with 8: on DeepSeek-V3's shape at T = 8, H200, ranges even in units took 686 to 1002 us a block, even
+// in cost 589 to 847). Whole block; s.fill and s.cnt are free here (the lists are built and published; s.misc may
+// hold one int only). Two lanes compute the range (computed by every thread, it made the fp16 kernel spill).
+__device__ __forceinline__ void ffn1_range(const EpArgs& a, const Smem& s, int nact) {
+  const Params& p = a.p;
+  const int I = p.I, lane = threadIdx.x & 31;
+  int* pre = s.fill;  // inclusive prefix of the buckets' unit costs
+  for (int j = threadIdx.x; j < nact; j += blockDim.x) {
+    const int n = __ldcg(p.l_cnt + __ldcg(p.l_active + j));
+    pre[j] = a.balance && n > 1 ? 2 * ((n + 3) / 4) : 1;
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    int carry = 0;
+    for (int j0 = 0; j0 < nact; j0 += 32) {
+      int v = j0 + lane < nact ? pre[j0 + lane] : 0;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, v, o);
+        if (lane >= o) v += u;
+      }
+      if (j0 + lane < nact) pre[j0 + lane] = v + carry;
+      carry += __shfl_sync(0xffffffffu, v, 31);
+    }
+    __syncwarp();
+    // lanes 0 and 1: the unit index of the first unit whose cost starts at or after x = this block's (lane 0) or
+    // the next block's (lane 1) share of the total; monotonic in x, so the blocks' ranges partition the units
+    if (lane < 2) {
+      const long long total = nact > 0 ? (long long)pre[nact - 1] * I : 0;
+      const long long x = (blockIdx.x + lane) * total / gridDim.x;
+      int u = nact * I;
+      if (x < total) {
+        int lo = 0, hi = nact - 1;  // the bucket j with pre[j-1] * I <= x < pre[j] * I
+        while (lo < hi) {
+          const int mid = (lo + hi) / 2;
+          if ((long long)pre[mid] * I <= x) lo = mid + 1; else hi = mid;
+        }
+        const int p0 = lo > 0 ? pre[lo - 1] : 0, c = pre[lo] - p0;
+        u = lo * I + (int)((x - (long long)p0 * I + c - 1) / c);
+      }
+      s.cnt[lane] = u;
+    }
+  }
+  __syncthreads();
+}
+
 // compute=1, the units of the unit stream (unit_stream.cuh's Unit). Routed: unit u = (local slot u / I, intermediate
 // unit u % I) of local_slots' list, row source * T + t of the partial sums. Shared: unit u = (own token t, shared
 // expert n, unit i), row t (of part[d]).
@@ -477,8 +528,8 @@ __device__ __forceinline__ unsigned long long stream_local(const EpArgs& a, cons
 }
 
 // The persistent kernel, one per device. Trace spans per block (thread 0; --trace, and `waits` for device 0):
-// router, wait:router-barrier, ep:topk (block 0: top-k and its ids/weights stored into every device) or
-// wait:ep-topk (the other blocks), ep:dispatch (this thread 0's token-row stores issued), ep:dispatch-release
+// router, wait:router-barrier, ep:topk (topk=1: every block; topk=0: block 0, whose ids/weights are stored into
+// every device either way) or wait:ep-topk (topk=0: the other blocks), ep:dispatch (this thread 0's token-row stores issued), ep:dispatch-release
 // (the block's other stores, the fence(s), the arrival, the last block's flags), wait:ep-peer-tokens,
 // ep:buckets (block 0) or wait:ep-buckets, ep:ffn1, wait:ep-ffn1-barrier, ep:down, wait:ep-down-barrier,
 // ep:return, ep:return-release, wait:ep-peer-sums, ep:combine.
@@ -604,12 +655,14 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     }
     __syncthreads();
     const int nact = __ldcg(&a.ctl[EP_NACT]);
-    // 5. gate/up + SiLU: the nact x I (bucket, intermediate unit) pairs, one contiguous range per block (the
-    //    ranges differ by one unit at most: the phase ends with the grid barrier, so the longest range sets its time)
+    // 5. gate/up + SiLU: the nact x I (bucket, intermediate unit) pairs, one contiguous range per block, even in
+    //    cost (ffn1_ranges; the phase ends with the grid barrier, so the costliest range sets its time)
     {
       const int I = p.I;
-      const long long W = (long long)nact * I;  // < 2^31 (variants.json limits)
-      for (int w = (int)(blockIdx.x * W / nb), w1 = (int)((blockIdx.x + 1) * W / nb); w < w1;) {
+      ffn1_range(a, s, nact);
+      int w = s.cnt[0];
+      const int w1 = s.cnt[1];
+      while (w < w1) {
         const int j = w / I, i0 = w - j * I, i1 = min(I, i0 + (w1 - w));
         ffn1_bucket<BF>(a, __ldcg(p.l_active + j), i0, i1);
         w += i1 - i0;
@@ -746,6 +799,7 @@ struct EpPlan {
   int fence = 0;       // persistent: tunable fence (arrive_then_signal)
   bool stream = false; // persistent: tunable compute=1 where it applies (hidden 2048, inter >= kChunk): k_epp's unit stream
   bool topk_all = false;  // persistent: tunable topk=1 (every block computes the top-k)
+  bool balance = false;   // persistent: tunable balance=1 (the buckets' gate/up split even in cost)
   SmemLayout sl;
 };
 
@@ -817,12 +871,14 @@ class EpEngineImpl : public EpEngine {
       // compute=1 applies where the unit stream can run (hidden 2048, inter >= its 8-unit chunk); elsewhere the
       // buckets, as persistent-flat's t1path applies at T = 1 and hidden 2048 only. The JSON says which ran.
       // With shared experts their own unit stream needs the same of shared_inter.
-      // auto: the stream up to 32 tokens per GPU, the buckets beyond (Qwen3-30B-A3B on 1 and 2 H200s, 2026-11-28:
-      // the stream faster at T = 1 .. 32, the buckets at T = 64; csrc/BENCHMARKS.md)
+      // auto: the stream up to 16 tokens per GPU, the buckets beyond (Qwen3-30B-A3B on one H200, 2026-11-28, the
+      // buckets with balance=1: the stream faster at T = 1 .. 8, a tie at 16, the buckets faster at 32 and 64;
+      // csrc/BENCHMARKS.md)
       if (tun.is_auto("compute")) tun.set_heuristic("compute", ctx.T <= kStreamMaxT ? 1 : 0);
       pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk &&
                   (s.shared_experts == 0 || s.shared_inter >= kChunk);
       pl.topk_all = tun.get("topk") == 1;
+      pl.balance = tun.get("balance") == 1;
       const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
@@ -1195,6 +1251,7 @@ class EpEngineImpl : public EpEngine {
     a.ctl = dv.ctl.p; a.flags = dv.flags.p;
     a.fence = pl.fence;
     a.topk_all = pl.topk_all ? 1 : 0;
+    a.balance = pl.balance ? 1 : 0;
     for (int o = 0; o < G_; ++o) { a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p; }
     return a;
   }
