@@ -175,13 +175,17 @@ describe('the collector killed', () => {
       await waitFor('every run to have an outcome', () => settled(r.db, plan.sweepId, n), 30_000);
       const recoverMs = Date.now() - killedAt;
       await expectExactlyOnce(r, plan.sweepId, n);
+      // Every result the first collector held was started twice: by it, then by the next one after it was taken
+      // back. (How it came back, the stalled-job check or a retry, is BullMQ's business: CI once saw all of them
+      // completed with stalledCounter 0, each still written exactly once.)
       const results = new Queue(RESULTS_QUEUE, { connection: r.client, prefix: r.prefix });
-      const stalled = (await results.getCompleted()).filter((j) => j.stalledCounter > 0).length;
+      const completed = await results.getCompleted();
       await results.close();
-      expect(stalled).toBe(n); // those the first collector held, taken back by the stalled-job check
+      expect(completed.map((j) => j.attemptsStarted >= 2)).toEqual(Array(n).fill(true));
+      const stalled = completed.filter((j) => j.stalledCounter > 0).length;
       expect(await stopAndCount(second)).toEqual({ recorded: n, duplicates: 0 });
       await worker.stop();
-      report('collector SIGKILL mid-write', { runs: n, takenBackAfterKill: stalled, recoverMs, duplicates: 0 });
+      report('collector SIGKILL mid-write', { runs: n, startedTwice: n, byStalledCheck: stalled, recoverMs, duplicates: 0 });
     } finally {
       await teardown();
       await pgdb.drop();

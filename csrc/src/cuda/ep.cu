@@ -235,8 +235,8 @@ __device__ __forceinline__ void ffn1_shared(const EpArgs& a, const uint16_t* x, 
 }
 
 // Down projection, column tiles [c0, c1) of p.nh columns of item b (active bucket l_active[b] below nact, else shared
-// expert b - nact) as one down_tile of their joint width, into the partial sums (fp32 reductions); one down_tile call serves both kinds of item (two inlined
-// copies spilled registers in the fp16 kernel).
+// expert b - nact) as one down_tile of their joint width, into the partial sums (fp32 reductions); one down_tile
+// call serves both kinds of item (two inlined copies spilled registers in the fp16 kernel).
 template <bool BF>
 __device__ __forceinline__ void down_segment(const EpArgs& a, const Smem& s, int nact, int b, int c0, int c1) {
   const Params& p = a.p;
@@ -529,8 +529,9 @@ __device__ __forceinline__ unsigned long long stream_local(const EpArgs& a, cons
 
 // The persistent kernel, one per device. Trace spans per block (thread 0; --trace, and `waits` for device 0):
 // router, wait:router-barrier, ep:topk (topk=1: every block; topk=0: block 0, whose ids/weights are stored into
-// every device either way) or wait:ep-topk (topk=0: the other blocks), ep:dispatch (this thread 0's token-row stores issued), ep:dispatch-release
-// (the block's other stores, the fence(s), the arrival, the last block's flags), wait:ep-peer-tokens,
+// every device either way) or wait:ep-topk (topk=0: the other blocks), ep:dispatch (this thread 0's token-row
+// stores issued), ep:dispatch-release (the block's other stores, the fence(s), the arrival, the last block's
+// flags), wait:ep-peer-tokens,
 // ep:buckets (block 0) or wait:ep-buckets, ep:ffn1, wait:ep-ffn1-barrier, ep:down, wait:ep-down-barrier,
 // ep:return, ep:return-release, wait:ep-peer-sums, ep:combine.
 //
