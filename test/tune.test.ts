@@ -206,6 +206,8 @@ describe('moefarm tune on the CPU backend', () => {
     // Energy stored and shown: the run's real outcome, given energy figures as a GPU would report them. TEST DOUBLE:
     // the CPU backend has no energy counter, so the figures (and only they) are made up here, under a sweep of their own.
     const results = new Queue(RESULTS_QUEUE, { connection: farm.redis, prefix: queuePrefix() });
+    // The collector acknowledges a result after its row commits: the run settles a moment before its job completes.
+    await waitFor('the outcome to be acknowledged', async () => (await results.getCompletedCount()) >= 1);
     const [delivered] = await results.getCompleted();
     await results.close();
     const outcome = OutcomeSchema.parse(delivered!.data);

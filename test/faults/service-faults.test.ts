@@ -20,7 +20,7 @@ import { RESULTS_QUEUE, runQueueName } from '../../src/queue/names.js';
 import { freshPostgres, tempDir, waitFor } from '../helpers/services.js';
 import { rig, teardown, warmBuild, type Rig } from './common.js';
 import { TestPostgres } from '../helpers/postgres.js';
-import { collectorCounts, enqueuePlan, queueCounts, outcomes, report, settled, startCollector, startWorker, type Proc } from './procs.js';
+import { collectorCounts, enqueuePlan, queueCounts, outcomes, report, restingCounts, settled, startCollector, startWorker, type Proc } from './procs.js';
 import { range, tinyPlan } from './sweeps.js';
 
 beforeAll(warmBuild, 120_000);
@@ -175,9 +175,11 @@ describe('the collector killed', () => {
       await waitFor('every run to have an outcome', () => settled(r.db, plan.sweepId, n), 30_000);
       const recoverMs = Date.now() - killedAt;
       await expectExactlyOnce(r, plan.sweepId, n);
-      // Every result the first collector held was started twice: by it, then by the next one after it was taken
-      // back. (How it came back, the stalled-job check or a retry, is BullMQ's business: CI once saw all of them
-      // completed with stalledCounter 0, each still written exactly once.)
+      // The next collector acknowledges a result only after its row has committed, so the rows can be visible a
+      // moment before their jobs count as completed (CI saw the completed list empty here): wait for the queue to
+      // come to rest. Then every result the first collector held was started twice, by it and by the next one
+      // after BullMQ took it back (how, the stalled-job check or a retry, is BullMQ's business).
+      expect(await restingCounts(r, RESULTS_QUEUE)).toMatchObject({ completed: n, failed: 0 });
       const results = new Queue(RESULTS_QUEUE, { connection: r.client, prefix: r.prefix });
       const completed = await results.getCompleted();
       await results.close();
