@@ -266,21 +266,27 @@ describe('the CUDA build checks the same table before it touches a device', () =
   });
 });
 
-describe('a row\'s fp8_scales: the modes of --fp8-scales it takes', () => {
+describe('a row\'s fp8_scales (the modes of --fp8-scales it takes) and shared_experts', () => {
   let dir = '';
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'moefarm-fp8-scales-'));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('refuses a mode its row does not list (absent: channel only) with exit 2, in the words of unsupportedReason', async () => {
-    // A copy of csrc/ whose fused row takes channel and tensor, and whose reference row says nothing (channel).
+  it('refuses a mode its row does not list (absent: channel only), and shared experts on a row without the flag, with exit 2, in the words of unsupportedReason', async () => {
+    // A copy of csrc/ whose fused row takes channel and tensor, and whose reference row says nothing of fp8 scales
+    // (channel) nor of shared experts (refused).
     const src = join(dir, 'csrc');
     cpSync(CSRC, src, { recursive: true, filter: (p) => !/[/\\](build|results)$/.test(p) });
-    const json = JSON.parse(readFileSync(join(src, 'variants.json'), 'utf8')) as { variants: Array<{ name: string; fp8_scales?: string[] }> };
+    const json = JSON.parse(readFileSync(join(src, 'variants.json'), 'utf8')) as {
+      variants: Array<{ name: string; fp8_scales?: string[]; shared_experts?: boolean }>;
+    };
     for (const v of json.variants) {
       if (v.name === 'fused') v.fp8_scales = ['channel', 'tensor'];
-      if (v.name === 'reference') delete v.fp8_scales;
+      if (v.name === 'reference') {
+        delete v.fp8_scales;
+        delete v.shared_experts;
+      }
     }
     const text = JSON.stringify(json, null, 2);
     writeFileSync(join(src, 'variants.json'), text);
@@ -292,6 +298,12 @@ describe('a row\'s fp8_scales: the modes of --fp8-scales it takes', () => {
       expect(why).toBe(`fp8_scales ${mode} is not supported (${words})`);
       expect(await refusal(bin, ['--variant', name, ...shapeArgs(tiny), '--fp8-scales', mode])).toBe(`moe-bench: variant ${name}: ${why}`);
     }
+    // Shared experts on a row without the flag (every row of the repository's table has it now, so only an edited
+    // table can show the binary's refusal)
+    const shared = { hidden: 256, inter: 128, experts: 16, topk: 4, tokens: 1, dtype: 'bf16', shared_experts: 2, shared_inter: 64 };
+    const whyShared = unsupportedReason(edited, findVariant(edited, 'reference')!, shared);
+    expect(whyShared).toMatch(/^shared_experts \(2\) are not supported by this variant/);
+    expect(await refusal(bin, ['--variant', 'reference', ...shapeArgs(shared)])).toBe(`moe-bench: variant reference: ${whyShared}`);
     // what the row lists runs, and the run says which scales it used
     const r = await execa(bin, ['--variant', 'fused', ...shapeArgs(tiny), '--fp8-scales', 'tensor', '--iters', '1', '--warmup', '0']);
     const out = BenchOutputSchema.parse(JSON.parse(r.stdout));
