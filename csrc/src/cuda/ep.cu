@@ -40,9 +40,11 @@
 //                  read an expert once per bucket, the stream once per slot). The buckets' two phases are split
 //                  into one even range of (bucket, unit) or (bucket, column tile) pairs per block (before, about
 //                  one task per block left some blocks two: DeepSeek-V3's shape at T = 1 ran slower than
-//                  ep-separate, 9% faster since), the gate/up ranges even in cost (tunable `balance`).
+//                  ep-separate, 9% faster since), both phases' ranges even in cost (tunable `balance`, default 2),
+//                  computed once by block 0 with the lists (block_ranges).
 //                  Tunable `topk`: 1 (default) every block computes the top-k itself instead of waiting for
-//                  block 0's.
+//                  block 0's. Tunable `returns` (with the stream): 1 (default) each partial-sum row goes home from
+//                  the last block that adds into it (return_rows), with no grid barrier after the stream.
 // Shared experts (--shared-experts N, NS > 0), replicated as the CPU backend's forward_ep does: every device holds
 // their weights and runs them for its own T tokens (weight 1), adding into its own partial sums part[d] (home d is
 // itself); those rows then go home like an owner's (ep-separate: the whole block is sent anyway; ep-persistent:
@@ -106,10 +108,15 @@ struct EpArgs {
   int* flags;               // [2G]: [s] tokens from source s arrived; [G + o] partial sums from owner o arrived
   int fence;                // persistent: how a block releases its stores before a signal (arrive_then_signal)
   int topk_all;             // persistent: tunable topk (k_epp, 2)
-  int balance;              // persistent: tunable balance (ffn1_range)
+  int balance;              // persistent: tunable balance (block_ranges)
+  int* ranges;              // persistent, compute=0: [2][grid + 1] the blocks' ranges of pairs (block_ranges)
+  int returns;              // persistent, compute=1: tunable returns (1: return_rows)
+  int* rowcnt;              // [G][T] returns=1: blocks counted in on row (source, token) this launch (reset by the last)
+  int* rflags;              // [G][T] returns=1: [o * T + t] owner o's sums of own token t arrived (launch number)
   unsigned char* rb_peer[kMaxG];  // rb of device o
   float* ret_peer[kMaxG];         // ret of device o
   int* flags_peer[kMaxG];         // flags of device o
+  int* rflags_peer[kMaxG];        // rflags of device o
 };
 
 // ---------------------------------------------------------------- device side
@@ -154,8 +161,8 @@ __device__ __forceinline__ Params source_view(const EpArgs& a, int s) {
 }
 
 // One block: the buckets of this device from every source's ids, into the global lists (l_cnt, l_off,
-// l_active, l_slots with slots local to their source: t*K + k) and ctl[EP_NACT].
-__device__ void build_buckets(const EpArgs& a, const Smem& s) {
+// l_active, l_slots with slots local to their source: t*K + k) and ctl[EP_NACT]. Returns the routed buckets with work.
+__device__ int build_buckets(const EpArgs& a, const Smem& s) {
   const Params& p = a.p;
   const int TK = p.T * p.K, n = a.G * TK, NB = p.E + 1;
   for (int g = threadIdx.x; g < n; g += blockDim.x) {
@@ -169,8 +176,10 @@ __device__ void build_buckets(const EpArgs& a, const Smem& s) {
   for (int b = threadIdx.x; b < NB; b += blockDim.x) { p.l_cnt[b] = s.cnt[b]; p.l_off[b] = s.off[b]; }
   for (int i = threadIdx.x; i < n; i += blockDim.x) p.l_slots[i] = s.slots[i] % TK;
   for (int i = threadIdx.x; i < nact; i += blockDim.x) p.l_active[i] = s.active[i];
-  if (threadIdx.x == 0) a.ctl[EP_NACT] = nact - (s.cnt[p.E] > 0 ? 1 : 0);  // the "elsewhere" bucket is last
+  const int routed = nact - (s.cnt[p.E] > 0 ? 1 : 0);  // the "elsewhere" bucket is last
+  if (threadIdx.x == 0) a.ctl[EP_NACT] = routed;
   __syncthreads();
+  return routed;
 }
 
 // compute=1, every block: the slots (source, token, pick) of every source whose expert lives here, in that
@@ -432,20 +441,42 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
   }
 }
 
-// compute=0, gate/up phase: this block's range of the nact x I (active bucket j, unit i) pairs, numbered j * I + i,
-// into s.cnt[0] and s.cnt[1]. Tunable balance=0: even in units. balance=1 (the default): even in cost, a unit of a
-// bucket of n tokens costing 1 if n = 1, else 2 per group of 4 (ffn1_rows runs one token with 16 loads in flight
-// a lane, 2-4 with 8: on DeepSeek-V3's shape at T = 8, H200, ranges even in units took 686 to 1002 us a block, even
-// in cost 589 to 847). Whole block; s.fill and s.cnt are free here (the lists are built and published; s.misc may
-// hold one int only). Two lanes compute the range (computed by every thread, it made the fp16 kernel spill).
-__device__ __forceinline__ void ffn1_range(const EpArgs& a, const Smem& s, int nact) {
-  const Params& p = a.p;
-  const int I = p.I, lane = threadIdx.x & 31;
-  int* pre = s.fill;  // inclusive prefix of the buckets' unit costs
-  for (int j = threadIdx.x; j < nact; j += blockDim.x) {
-    const int n = __ldcg(p.l_cnt + __ldcg(p.l_active + j));
-    pre[j] = a.balance && n > 1 ? 2 * ((n + 3) / 4) : 1;
+// compute=0: the cost of one unit (gate/up) or one column tile (down) of an item of n tokens: 1 for one token, else 2
+// per group of 4 (ffn1_rows runs one token with 16 loads in flight a lane, 2-4 with 8; down_rows<BF, 4> makes four
+// times the FMAs and the reductions of down_rows<BF, 1>; on DeepSeek-V3's shape at T = 8, H200, gate/up ranges even
+// in units took 686 to 1002 us a block, even in this cost 589 to 847).
+__device__ __forceinline__ int pair_cost(int n) { return n > 1 ? 2 * ((n + 3) / 4) : 1; }
+
+// compute=0: the first pair (item j, piece i), numbered j * per + i, of block b's share of n items of `per` pieces
+// each, the pieces of item j costing c(j): the first pair whose cost starts at or after b / nb of the total (monotonic
+// in b, so the blocks' ranges [start(b), start(b + 1)) partition the pairs). The inclusive prefix of c is pre[j] for
+// j < nr and, beyond, pre[nr - 1] + (j - nr + 1) * cs (the shared experts, all of one cost; nr = 0, cs = 1: even in
+// pieces). One thread.
+__device__ int range_start(const int* pre, int nr, int cs, int n, int per, int b, int nb) {
+  const auto P = [&](int j) -> long long {
+    return j < 0 ? 0 : j < nr ? pre[j] : (nr > 0 ? pre[nr - 1] : 0) + (long long)(j - nr + 1) * cs;
+  };
+  const long long total = n > 0 ? P(n - 1) * per : 0, x = (long long)b * total / nb;
+  if (x >= total) return n * per;
+  int lo = 0, hi = n - 1;  // the item j with P(j - 1) * per <= x < P(j) * per
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (P(mid) * per <= x) lo = mid + 1; else hi = mid;
   }
+  const long long p0 = P(lo - 1), c = P(lo) - p0;
+  return lo * per + (int)((x - p0 * per + c - 1) / c);
+}
+
+// compute=0, block 0 after build_buckets: every block's range of both phases into a.ranges (k_epp, 5 and 6): [0, nb]
+// the gate/up pairs (active bucket j, unit i) of the nact routed buckets, [nb + 1, 2 nb + 1] the down pairs (item j,
+// column tile) of the nact buckets and the NS shared experts. Tunable balance: 0 both even in pieces; 1 gate/up even
+// in cost (pair_cost), down in tiles; 2 both even in cost. Computed once here rather than by every block: the range
+// code in every block made the bucket kernels spill (112 bytes at sm_90a). s.fill is free once the lists are built.
+__device__ void block_ranges(const EpArgs& a, const Smem& s, int nact) {
+  const Params& p = a.p;
+  const int lane = threadIdx.x & 31, nb = gridDim.x;
+  int* pre = s.fill;  // inclusive prefix of the routed buckets' costs
+  for (int j = threadIdx.x; j < nact; j += blockDim.x) pre[j] = a.balance > 0 ? pair_cost(s.cnt[s.active[j]]) : 1;
   __syncthreads();
   if (threadIdx.x < 32) {
     int carry = 0;
@@ -459,26 +490,13 @@ __device__ __forceinline__ void ffn1_range(const EpArgs& a, const Smem& s, int n
       if (j0 + lane < nact) pre[j0 + lane] = v + carry;
       carry += __shfl_sync(0xffffffffu, v, 31);
     }
-    __syncwarp();
-    // lanes 0 and 1: the unit index of the first unit whose cost starts at or after x = this block's (lane 0) or
-    // the next block's (lane 1) share of the total; monotonic in x, so the blocks' ranges partition the units
-    if (lane < 2) {
-      const long long total = nact > 0 ? (long long)pre[nact - 1] * I : 0;
-      const long long x = (blockIdx.x + lane) * total / gridDim.x;
-      int u = nact * I;
-      if (x < total) {
-        int lo = 0, hi = nact - 1;  // the bucket j with pre[j-1] * I <= x < pre[j] * I
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          if ((long long)pre[mid] * I <= x) lo = mid + 1; else hi = mid;
-        }
-        const int p0 = lo > 0 ? pre[lo - 1] : 0, c = pre[lo] - p0;
-        u = lo * I + (int)((x - (long long)p0 * I + c - 1) / c);
-      }
-      s.cnt[lane] = u;
-    }
   }
   __syncthreads();
+  const bool down_cost = a.balance > 1;
+  for (int b = threadIdx.x; b <= nb; b += blockDim.x) {
+    a.ranges[b] = range_start(pre, nact, 1, nact, p.I, b, nb);
+    a.ranges[nb + 1 + b] = range_start(pre, down_cost ? nact : 0, down_cost ? pair_cost(p.T) : 1, nact + p.NS, p.H / p.nh, b, nb);
+  }
 }
 
 // compute=1, the units of the unit stream (unit_stream.cuh's Unit). Routed: unit u = (local slot u / I, intermediate
@@ -510,9 +528,9 @@ __device__ __forceinline__ Unit shared_unit(const Params& p, int u) {
 // returns thread 0's time at the end.
 template <bool BF>
 __device__ __forceinline__ unsigned long long stream_local(const EpArgs& a, const Smem& s, Tracer& tr, float (&s_a)[2][kChunk],
-                                                           const uint16_t* x, unsigned long long t0) {
+                                                           const uint16_t* x, int& nloc, unsigned long long t0) {
   const Params& p = a.p;
-  const int nloc = local_slots(a, s);
+  nloc = local_slots(a, s);
   t0 = span(a, tr, TR_EP_SLOTS, t0);
   const int T = p.T, H = p.H, nb = gridDim.x, row0 = a.d * T, U = nloc * p.I;
   const int u0 = (int)((long long)blockIdx.x * U / nb), u1 = (int)((long long)(blockIdx.x + 1) * U / nb);
@@ -525,6 +543,80 @@ __device__ __forceinline__ unsigned long long stream_local(const EpArgs& a, cons
       },
       a.part, [](int) {});
   return threadIdx.x == 0 ? gt(p) : t0;
+}
+
+// The block of a stream of n units split as stream_local and the shared stream (3b) split them (block b: units
+// [b n / nb, (b + 1) n / nb)) that holds unit u.
+__device__ __forceinline__ int unit_block(long long u, long long n, int nb) { return (int)(((u + 1) * nb - 1) / n); }
+
+// compute=1, tunable returns=1: each row (source, token) of the partial sums goes home as soon as it is complete,
+// instead of a grid barrier, then a return phase and one signal per device. A row's units are contiguous in each
+// stream (the routed units of its local slots [j0, j1) are [j0 I, j1 I); an own token t's shared units [t NS IS,
+// (t + 1) NS IS)), so the blocks that add into it are the blocks of those ranges. Each of them, after its stream
+// (the bar.sync orders its down threads' red.adds before thread r's release: fence then atom), counts itself in on
+// the row's counter; the last sends the row home (ret[d][t] on device src, zeroing it here for the next launch),
+// releases it as arrive_then_signal does (tunable fence) and stores this launch's number into the home's
+// rflags[d T + t]. Rows are taken kThreads at a time, thread r of a pass owning row r. Whole block.
+__device__ __forceinline__ void return_rows(const EpArgs& a, const Smem& s, int nloc, int seq) {
+  const Params& p = a.p;
+  const int T = p.T, K = p.K, H = p.H, d = a.d, nb = gridDim.x, b = blockIdx.x, rows = a.G * T;
+  const long long U = (long long)nloc * p.I, US = (long long)T * p.NS * p.IS;
+  int* fin = reinterpret_cast<int*>(s.red);  // the rows this block sends in this pass
+  __shared__ int s_nf;
+  for (int r0 = 0; r0 < rows; r0 += blockDim.x) {
+    if (threadIdx.x == 0) s_nf = 0;
+    __syncthreads();  // also: every thread's stream done before the first arrival
+    const int r = r0 + threadIdx.x;
+    if (r < rows) {
+      const int src = r / T;
+      int lo = 0, hi = nloc;  // s.slots ascending; the row of slot g is g / K
+      while (lo < hi) { const int m = (lo + hi) / 2; if (s.slots[m] < r * K) lo = m + 1; else hi = m; }
+      int j1 = lo;
+      hi = nloc;
+      while (j1 < hi) { const int m = (j1 + hi) / 2; if (s.slots[m] < (r + 1) * K) j1 = m + 1; else hi = m; }
+      int f0 = 1, l0 = 0, f1 = 1, l1 = 0;  // the blocks [f, l] of the routed and of the shared units (empty: f > l)
+      if (j1 > lo) { f0 = unit_block((long long)lo * p.I, U, nb); l0 = unit_block((long long)j1 * p.I - 1, U, nb); }
+      if (src == d && p.NS > 0) {
+        const long long w0 = (long long)(r - src * T) * p.NS * p.IS;
+        f1 = unit_block(w0, US, nb);
+        l1 = unit_block(w0 + p.NS * p.IS - 1, US, nb);
+      }
+      const int both = max(0, min(l0, l1) - max(f0, f1) + 1);
+      const int blocks = max(0, l0 - f0 + 1) + max(0, l1 - f1 + 1) - both;
+      if ((f0 <= b && b <= l0) || (f1 <= b && b <= l1)) {
+        __threadfence();
+        if (atomicAdd(a.rowcnt + r, 1) == blocks - 1) {
+          __threadfence();
+          a.rowcnt[r] = 0;
+          fin[atomicAdd(&s_nf, 1)] = r;
+        }
+      }
+    }
+    __syncthreads();
+    const int nf = s_nf;
+    for (int i = 0; i < nf; ++i) {
+      const int rr = fin[i], src = rr / T;
+      float4* part = reinterpret_cast<float4*>(a.part + (size_t)rr * H);
+      float4* dst = reinterpret_cast<float4*>(a.ret_peer[src] + ((size_t)d * T + (rr - src * T)) * H);
+      for (int c = threadIdx.x; c < H / 4; c += blockDim.x) {
+        dst[c] = __ldcg(part + c);
+        part[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+    }
+    if (nf > 0) {
+      if (a.fence == 0) __threadfence_system();
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        if (a.fence == 0) __threadfence_system(); else fence_acq_rel_sys();
+        for (int i = 0; i < nf; ++i) {
+          const int rr = fin[i], src = rr / T;
+          int* f = a.rflags_peer[src] + d * T + (rr - src * T);
+          if (a.fence == 0) st_release_sys(f, seq); else st_relaxed_sys(f, seq);
+        }
+      }
+    }
+    __syncthreads();  // fin and s_nf are the next pass's
+  }
 }
 
 // The persistent kernel, one per device. Trace spans per block (thread 0; --trace, and `waits` for device 0):
@@ -636,14 +728,24 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     t0 = span(a, tr, TR_EP_WAIT_TOKENS, t0);
   }
   __syncthreads();
+  bool returned = false;  // returns=1: every row sent home already (return_rows)
   if constexpr (STREAM) {
     // 5-6. the unit stream: unit u = (local slot u / I, intermediate unit u % I), rows src * T + t
-    t0 = stream_local<BF>(a, s, tr, s_a, x, t0);
-    t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN_TAIL, TR_EP_DOWN_BAR, t0);
+    int nloc;
+    t0 = stream_local<BF>(a, s, tr, s_a, x, nloc, t0);
+    if (a.returns) {
+      __syncthreads();
+      t0 = span(a, tr, TR_EP_DOWN_TAIL, t0);
+      return_rows(a, s, nloc, seq);
+      t0 = span(a, tr, TR_EP_RETURN, t0);
+      returned = true;
+    } else {
+      t0 = grid_sync(a, tr, EP_D, all, 106, TR_EP_DOWN_TAIL, TR_EP_DOWN_BAR, t0);
+    }
   } else {
     // 4b. block 0 builds the buckets
     if (blockIdx.x == 0) {
-      build_buckets(a, s);
+      block_ranges(a, s, build_buckets(a, s));
       __threadfence();
       __syncthreads();
       if (threadIdx.x == 0) {
@@ -657,12 +759,11 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     __syncthreads();
     const int nact = __ldcg(&a.ctl[EP_NACT]);
     // 5. gate/up + SiLU: the nact x I (bucket, intermediate unit) pairs, one contiguous range per block, even in
-    //    cost (ffn1_ranges; the phase ends with the grid barrier, so the costliest range sets its time)
+    //    cost (block_ranges; the phase ends with the grid barrier, so the costliest range sets its time)
     {
       const int I = p.I;
-      ffn1_range(a, s, nact);
-      int w = s.cnt[0];
-      const int w1 = s.cnt[1];
+      int w = __ldcg(a.ranges + blockIdx.x);
+      const int w1 = __ldcg(a.ranges + blockIdx.x + 1);
       while (w < w1) {
         const int j = w / I, i0 = w - j * I, i1 = min(I, i0 + (w1 - w));
         ffn1_bucket<BF>(a, __ldcg(p.l_active + j), i0, i1);
@@ -671,13 +772,12 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     }
     t0 = grid_sync(a, tr, EP_F, all, 105, TR_EP_FFN1, TR_EP_FFN1_BAR, t0);
     // 6. down projection into the partial sums over the (nact + NS) x H / nh (bucket or shared expert, column tile)
-    //    pairs, one contiguous range per block as in 5; a block's consecutive tiles of one expert are one task of
-    //    their joint width (down_rows takes up to kMaxDownCols columns), so a fine tile (tunable down_tile)
-    //    balances the blocks without more reductions
+    //    pairs, one contiguous range per block as in 5 (block_ranges; even in cost with balance=2); a block's
+    //    consecutive tiles of one expert are one task of their joint width (down_rows takes up to kMaxDownCols
+    //    columns), so a fine tile (tunable down_tile) balances the blocks without more reductions
     {
       const int ht = H / p.nh, merge = kMaxDownCols / p.nh;
-      const long long W = (long long)(nact + p.NS) * ht;
-      for (int w = (int)(blockIdx.x * W / nb), w1 = (int)((blockIdx.x + 1) * W / nb); w < w1;) {
+      for (int w = __ldcg(a.ranges + nb + 1 + blockIdx.x), w1 = __ldcg(a.ranges + nb + 2 + blockIdx.x); w < w1;) {
         const int b = w / ht, c0 = w - b * ht, c1 = min(min(ht, c0 + merge), c0 + (w1 - w));
         w += c1 - c0;
         down_segment<BF>(a, s, nact, b, c0, c1);
@@ -687,7 +787,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   }
   // 7. partial sums home: row t of source src goes to ret[d] on device src (only rows that were sent here, and
   //    with shared experts every own row)
-  for (int r = blockIdx.x; r < G * T; r += nb) {
+  for (int r = blockIdx.x; r < G * T && !returned; r += nb) {
     const int src = r / T, t = r % T;
     const int* ids = blk_ids(a.rb, a.SB, src, p);
     bool need = src == d && p.NS > 0;
@@ -700,16 +800,23 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       part[c] = make_float4(0.f, 0.f, 0.f, 0.f);  // zero for the next launch's reductions
     }
   }
-  t0 = span(a, tr, TR_EP_RETURN, t0);
-  arrive_then_signal(a, EP_RET, all, G + d, seq);
-  t0 = span(a, tr, TR_EP_RET_REL, t0);
-  // 8. combine: every owner's partial sums of this device's tokens
-  if (threadIdx.x == 0) {
-    for (int o = 0; o < G; ++o) wait_ge(a, a.flags + G + o, seq, true, 107);
-    t0 = span(a, tr, TR_EP_WAIT_SUMS, t0);
+  if (!returned) {
+    t0 = span(a, tr, TR_EP_RETURN, t0);
+    arrive_then_signal(a, EP_RET, all, G + d, seq);
+    t0 = span(a, tr, TR_EP_RET_REL, t0);
   }
+  // 8. combine: every owner's partial sums of this device's tokens (returns=1: thread i waits for owner i / T's
+  //    row of token i % T where that owner holds one of its experts)
   owner_masks(a, s.misc);
+  if (returned) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * T; i += blockDim.x)
+      if ((s.misc[i % T] >> (i / T)) & 1) wait_ge(a, a.rflags + i, seq, true, 108);
+  } else if (threadIdx.x == 0) {
+    for (int o = 0; o < G; ++o) wait_ge(a, a.flags + G + o, seq, true, 107);
+  }
   __syncthreads();
+  t0 = span(a, tr, TR_EP_WAIT_SUMS, t0);
   combine_range<BF>(a, s.misc, blockIdx.x * blockDim.x + threadIdx.x, nb * blockDim.x);
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -800,7 +907,8 @@ struct EpPlan {
   int fence = 0;       // persistent: tunable fence (arrive_then_signal)
   bool stream = false; // persistent: tunable compute=1 where it applies (hidden 2048, inter >= kChunk): k_epp's unit stream
   bool topk_all = false;  // persistent: tunable topk=1 (every block computes the top-k)
-  bool balance = false;   // persistent: tunable balance=1 (the buckets' gate/up split even in cost)
+  int balance = 0;        // persistent: tunable balance (block_ranges)
+  bool returns = false;   // persistent: tunable returns=1 where the stream runs (return_rows)
   SmemLayout sl;
 };
 
@@ -879,7 +987,8 @@ class EpEngineImpl : public EpEngine {
       pl.stream = tun.get("compute") == 1 && s.hidden == kColsPerGroup && s.inter >= kChunk &&
                   (s.shared_experts == 0 || s.shared_inter >= kChunk);
       pl.topk_all = tun.get("topk") == 1;
-      pl.balance = tun.get("balance") == 1;
+      pl.balance = (int)tun.get("balance");
+      pl.returns = pl.stream && tun.get("returns") == 1;
       const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
@@ -942,7 +1051,10 @@ class EpEngineImpl : public EpEngine {
       dv.ret.alloc((size_t)G_ * T * H);
       dv.l_cnt.alloc(E + 1); dv.l_off.alloc(E + 1); dv.l_active.alloc(E + 1); dv.l_slots.alloc((size_t)G_ * T * K);
       dv.ctl.alloc(EP_N);
+      dv.ranges.alloc(2 * ((size_t)dv.prop.multiProcessorCount + 1));
       dv.flags.alloc(2 * G_);
+      dv.rowcnt.alloc((size_t)G_ * T);
+      dv.rflags.alloc((size_t)G_ * T);
       dv.sb.alloc(SB_);
       dv.rb.alloc(G_ * SB_);
       dv.dummy.alloc(1);
@@ -950,6 +1062,8 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaMemset(dv.ret.p, 0, dv.ret.bytes()));
       CUDA_CHECK(cudaMemset(dv.ctl.p, 0, dv.ctl.bytes()));
       CUDA_CHECK(cudaMemset(dv.flags.p, 0, dv.flags.bytes()));
+      CUDA_CHECK(cudaMemset(dv.rowcnt.p, 0, dv.rowcnt.bytes()));
+      CUDA_CHECK(cudaMemset(dv.rflags.p, 0, dv.rflags.bytes()));
       CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_disp, cudaEventDisableTiming));
       CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_comb, cudaEventDisableTiming));
     }
@@ -1095,6 +1209,10 @@ class EpEngineImpl : public EpEngine {
       j.kv("compute", pl.stream ? "stream: persistent-flat's unit stream over (local slot, intermediate unit), one grid barrier"
                                 : "buckets: (local expert, source) buckets, gate/up then down, two grid barriers");
     else j.kv_null("compute");
+    if (pl.strategy == EP_PERSISTENT)
+      j.kv("returns", pl.returns ? "rows: each partial-sum row sent home by the last block that adds into it, no grid barrier"
+                                 : "phase: a grid barrier, then every row sent home and one signal per GPU");
+    else j.kv_null("returns");
     j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every GPU holds them and runs them for its own tokens, into its own partial sums" : "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
@@ -1196,7 +1314,7 @@ class EpEngineImpl : public EpEngine {
     cudaEvent_t ev_disp{}, ev_comb{};
     DevBuf<uint16_t> wr, w13, w2t, ws13, ws2t, x_rot, x_check, out;
     DevBuf<float> logits, act, act_s, ones, part, ret;
-    DevBuf<int> l_cnt, l_off, l_active, l_slots, iota, ctl, flags, dummy;
+    DevBuf<int> l_cnt, l_off, l_active, l_slots, iota, ctl, flags, ranges, rowcnt, rflags, dummy;
     DevBuf<unsigned char> sb, rb;
     DevBuf<TraceEv> trace;  // ep-persistent's traced launches: [grid][kMaxEv]
     DevBuf<int> trace_n;    // [grid]
@@ -1252,8 +1370,14 @@ class EpEngineImpl : public EpEngine {
     a.ctl = dv.ctl.p; a.flags = dv.flags.p;
     a.fence = pl.fence;
     a.topk_all = pl.topk_all ? 1 : 0;
-    a.balance = pl.balance ? 1 : 0;
-    for (int o = 0; o < G_; ++o) { a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p; }
+    a.balance = pl.balance;
+    a.ranges = dv.ranges.p;
+    a.returns = pl.returns ? 1 : 0;
+    a.rowcnt = dv.rowcnt.p; a.rflags = dv.rflags.p;
+    for (int o = 0; o < G_; ++o) {
+      a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p;
+      a.rflags_peer[o] = dev_[o].rflags.p;
+    }
     return a;
   }
 
@@ -1263,6 +1387,8 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaSetDevice(d));
       CUDA_CHECK(cudaMemsetAsync(dv.ctl.p, 0, dv.ctl.bytes(), dv.st));
       CUDA_CHECK(cudaMemsetAsync(dv.flags.p, 0, dv.flags.bytes(), dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.rowcnt.p, 0, dv.rowcnt.bytes(), dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.rflags.p, 0, dv.rflags.bytes(), dv.st));
       CUDA_CHECK(cudaMemsetAsync(dv.part.p, 0, dv.part.bytes(), dv.st));
     }
     sync_all();
