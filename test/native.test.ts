@@ -5,7 +5,7 @@
  * target with make, as the worker's build step runs it. CI has no GPU, so the
  * CUDA binary is only asked what it can answer without one.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,21 @@ describe('the CPU build', () => {
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/(\d+)\/\1 passed/);
   }, 600_000);
+
+  it('lets several makes of one build directory run at once (two check_gpu.sh runs on one GPU host)', async () => {
+    // every make regenerates the embedded tables; with one shared temporary name, a make whose tables were
+    // unchanged removed the file another was about to compare or move ("mv: cannot stat ...tmp": 10 rounds of 10)
+    const dir = csrcBuildDir(CSRC, 'native-test', 'concurrent');
+    const target = join(dir, 'gen', 'embedded_tables.h');
+    const make = () => execa('make', ['-s', '-C', CSRC, target], { env: { MAKEFLAGS: '' }, reject: false, all: true });
+    expect((await make()).exitCode).toBe(0);
+    for (let round = 0; round < 5; round++) {
+      const runs = await Promise.all(Array.from({ length: 6 }, make));
+      for (const r of runs) expect(r.exitCode, r.all).toBe(0);
+    }
+    expect(readFileSync(target, 'utf8')).toContain(readFileSync(join(CSRC, 'variants.json'), 'utf8'));
+    expect(readdirSync(join(dir, 'gen'))).toEqual(['embedded_tables.h']);
+  }, 120_000);
 });
 
 describe('the CUDA build (nvcc, no GPU here)', () => {
