@@ -83,6 +83,7 @@ namespace {
 
 constexpr int kMaxG = 8;  // owner masks are bits of an int; variants.json max_gpus
 constexpr int kStreamMaxT = 16;  // ep-persistent compute=auto: the unit stream up to this many tokens per GPU
+constexpr size_t kSoloBytes = 32 << 10;  // ep-persistent dispatch=1: block 0 alone stores up to this many row bytes
 
 // Control words of the ep kernels (their own array, one per device).
 enum EpCtl : int {
@@ -111,6 +112,8 @@ struct EpArgs {
   int balance;              // persistent: tunable balance (block_ranges)
   int* ranges;              // persistent, compute=0: [2][grid + 1] the blocks' ranges of pairs (block_ranges)
   int returns;              // persistent, compute=1: tunable returns (1: return_rows)
+  int route_tag;            // persistent: tunable route=1 where it applies (T = 1: router_t1, tagged logits)
+  int solo;                 // persistent: tunable dispatch=1 where it applies (block 0 alone dispatches)
   int* rowcnt;              // [G][T] returns=1: blocks counted in on row (source, token) this launch (reset by the last)
   int* rflags;              // [G][T] returns=1: [o * T + t] owner o's sums of own token t arrived (launch number)
   unsigned char* rb_peer[kMaxG];  // rb of device o
@@ -441,6 +444,20 @@ __device__ __forceinline__ void arrive_then_signal(const EpArgs& a, int c, int t
   }
 }
 
+// One block releases its stores (into the peers' memory and this device's) before its thread 0 stores flags
+// (st_flag), as the tunable fence says: arrive_then_signal's protocol with the block's own bar.sync where that has
+// the arrival chain (so step a and c of its argument: nothing but this block's stores is released).
+__device__ __forceinline__ void release_block(const EpArgs& a) {
+  if (a.fence == 0) __threadfence_system();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (a.fence == 0) __threadfence_system(); else fence_acq_rel_sys();
+  }
+}
+__device__ __forceinline__ void st_flag(const EpArgs& a, int* f, int v) {
+  if (a.fence == 0) st_release_sys(f, v); else st_relaxed_sys(f, v);
+}
+
 // compute=0: the cost of one unit (gate/up) or one column tile (down) of an item of n tokens: 1 for one token, else 2
 // per group of 4 (ffn1_rows runs one token with 16 loads in flight a lane, 2-4 with 8; down_rows<BF, 4> makes four
 // times the FMAs and the reductions of down_rows<BF, 1>; on DeepSeek-V3's shape at T = 8, H200, gate/up ranges even
@@ -555,8 +572,9 @@ __device__ __forceinline__ int unit_block(long long u, long long n, int nb) { re
 // (t + 1) NS IS)), so the blocks that add into it are the blocks of those ranges. Each of them, after its stream
 // (the bar.sync orders its down threads' red.adds before thread r's release: fence then atom), counts itself in on
 // the row's counter; the last sends the row home (ret[d][t] on device src, zeroing it here for the next launch),
-// releases it as arrive_then_signal does (tunable fence) and stores this launch's number into the home's
-// rflags[d T + t]. Rows are taken kThreads at a time, thread r of a pass owning row r. Whole block.
+// releases it (release_block: tunable fence) and stores this launch's number into the home's rflags[d T + t]
+// (st_flag). Rows are taken kThreads at a time, thread r of a pass owning row r.
+// Whole block.
 __device__ __forceinline__ void return_rows(const EpArgs& a, const Smem& s, int nloc, int seq) {
   const Params& p = a.p;
   const int T = p.T, K = p.K, H = p.H, d = a.d, nb = gridDim.x, b = blockIdx.x, rows = a.G * T;
@@ -604,16 +622,12 @@ __device__ __forceinline__ void return_rows(const EpArgs& a, const Smem& s, int 
       }
     }
     if (nf > 0) {
-      if (a.fence == 0) __threadfence_system();
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        if (a.fence == 0) __threadfence_system(); else fence_acq_rel_sys();
+      release_block(a);
+      if (threadIdx.x == 0)
         for (int i = 0; i < nf; ++i) {
           const int rr = fin[i], src = rr / T;
-          int* f = a.rflags_peer[src] + d * T + (rr - src * T);
-          if (a.fence == 0) st_release_sys(f, seq); else st_relaxed_sys(f, seq);
+          st_flag(a, a.rflags_peer[src] + d * T + (rr - src * T), seq);
         }
-      }
     }
     __syncthreads();  // fin and s_nf are the next pass's
   }
@@ -645,27 +659,39 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
   const int iter = __ldcg(&a.ctl[EP_ITER]);
   const int seq = iter + 1, all = seq * nb;
   unsigned long long t0 = gt(p);
-  // 1. router logits of this device's tokens, experts spread over the grid
+  // 1. router logits of this device's tokens, experts spread over the grid. Tunable route=1 (T = 1, topk=1, E a
+  //    multiple of 4): each logit published as one tagged 64-bit word that every block waits for directly, as
+  //    persistent-flat's t1path=3 does (no grid barrier), then the rank top-k in every block.
   const uint16_t* x = x_of(p, iter);
-  for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF>(p, x, e);
-  t0 = grid_sync(a, tr, EP_R, all, 101, TR_ROUTER, TR_BARRIER, t0);
-  // 2. top-k. Tunable topk=1: in every block (the same code on the same logits: the same picks everywhere), T = 1
-  //    by rank over the logits in shared memory (as persistent-flat), else a warp per token; topk=0: block 0
-  //    alone (topk_softmax) while the other blocks wait for it (EP_TOPK, gpu scope). Block 0 stores the picks
-  //    into this source's block on every device; the peers read them after the dispatch signal, which block 0's
-  //    own arrival releases them with (arrive_then_signal), and so does this device (local_slots, buckets).
-  if (a.topk_all) {
-    if (T == 1 && p.E % 4 == 0) {
-      for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
-      __syncthreads();
-      rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
-    } else {
-      topk_warp_regs(p, s.ids, s.w);
+  if (a.route_tag) {
+    for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF, true>(p, x, e, (unsigned)seq);
+    t0 = span(a, tr, TR_ROUTER, t0);
+    tagged_logits(p.logit_tags, p.E, (unsigned)seq, s.red, [&] { ep_fail(a, 109); });
+    __syncthreads();
+    t0 = span(a, tr, TR_BARRIER, t0);
+    rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+  } else {
+    for (int e = blockIdx.x; e < p.E; e += nb) router_expert<BF>(p, x, e);
+    t0 = grid_sync(a, tr, EP_R, all, 101, TR_ROUTER, TR_BARRIER, t0);
+    // 2. top-k (route=1: done above). Tunable topk=1: in every block (the same code on the same logits: the same
+    //    picks everywhere), T = 1 by rank over the logits in shared memory (as persistent-flat), else a warp per
+    //    token; topk=0: block 0 alone (topk_softmax) while the other blocks wait for it (EP_TOPK, gpu scope).
+    //    Block 0 stores the picks into this source's block on every device; the peers read them after the
+    //    dispatch signal, which block 0's own release covers (arrive_then_signal or, dispatch=1, release_block),
+    //    and so does this device (local_slots, buckets).
+    if (a.topk_all) {
+      if (T == 1 && p.E % 4 == 0) {
+        for (int e = threadIdx.x; e < p.E; e += blockDim.x) s.red[e] = __ldcg(p.logits + e);
+        __syncthreads();
+        rank_topk_t1(s.red, p.E, p.K, s.ids, s.w);
+      } else {
+        topk_warp_regs(p, s.ids, s.w);
+        __syncthreads();
+      }
+    } else if (blockIdx.x == 0) {
+      topk_softmax(p, s.ids, s.w, s.red);
       __syncthreads();
     }
-  } else if (blockIdx.x == 0) {
-    topk_softmax(p, s.ids, s.w, s.red);
-    __syncthreads();
   }
   if (blockIdx.x == 0) {
     for (int o = 0; o < G; ++o) {
@@ -674,7 +700,7 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
       for (int i = threadIdx.x; i < T * K; i += blockDim.x) { ids[i] = s.ids[i]; w[i] = s.w[i]; }
     }
   }
-  if (a.topk_all) {
+  if (a.topk_all || a.route_tag) {
     t0 = span(a, tr, TR_EP_TOPK, t0);
   } else if (blockIdx.x == 0) {
     if (a.fence == 0) __threadfence_system();  // fence 1: bar.sync + st.release.gpu (this device's readers)
@@ -688,20 +714,32 @@ __global__ void __launch_bounds__(kThreads, 1) k_epp(EpArgs a) {
     t0 = span(a, tr, TR_EP_WAIT_TOPK, t0);
   }
   __syncthreads();
-  // 3. dispatch: token row t to every device that owns one of its experts (only those)
+  // 3. dispatch: token row t to every device that owns one of its experts (only those). Row (t, o) by block r of
+  //    the grid, every block arriving on the counter (arrive_then_signal); tunable dispatch=1 (the rows small:
+  //    plan) by block 0 alone, which then releases its stores itself and stores the flags (no arrival chain; the
+  //    other blocks go straight to the wait).
   const int* my_ids = blk_ids(a.rb, a.SB, d, p);  // topk=0: block 0's picks, here since EP_TOPK
-  for (int r = blockIdx.x; r < T * G; r += nb) {
-    const int t = r / G, o = r % G;
-    bool need = false;
-    for (int k = 0; k < K; ++k) need |= (a.topk_all ? s.ids[t * K + k] : __ldcg(my_ids + t * K + k)) / a.EL == o;
-    if (!need) continue;
-    const uint16_t* src = x + (size_t)t * H;
-    uint4* dst = reinterpret_cast<uint4*>(const_cast<uint16_t*>(blk_x(a.rb_peer[o], a.SB, d)) + (size_t)t * H);
-    for (int c = threadIdx.x; c < H / 8; c += blockDim.x) dst[c] = ld_ro(src + (size_t)c * 8);
+  const bool own = a.topk_all || a.route_tag || blockIdx.x == 0;  // s.ids holds the picks
+  if (!a.solo || blockIdx.x == 0) {
+    for (int r = a.solo ? 0 : blockIdx.x; r < T * G; r += a.solo ? 1 : nb) {
+      const int t = r / G, o = r % G;
+      bool need = false;
+      for (int k = 0; k < K; ++k) need |= (own ? s.ids[t * K + k] : __ldcg(my_ids + t * K + k)) / a.EL == o;
+      if (!need) continue;
+      const uint16_t* src = x + (size_t)t * H;
+      uint4* dst = reinterpret_cast<uint4*>(const_cast<uint16_t*>(blk_x(a.rb_peer[o], a.SB, d)) + (size_t)t * H);
+      for (int c = threadIdx.x; c < H / 8; c += blockDim.x) dst[c] = ld_ro(src + (size_t)c * 8);
+    }
+    t0 = span(a, tr, TR_EP_DISPATCH, t0);
+    if (a.solo) {
+      release_block(a);
+      if (threadIdx.x == 0)
+        for (int o = 0; o < G; ++o) st_flag(a, a.flags_peer[o] + d, seq);
+    } else {
+      arrive_then_signal(a, EP_DISP, all, d, seq);
+    }
+    t0 = span(a, tr, TR_EP_DISP_REL, t0);
   }
-  t0 = span(a, tr, TR_EP_DISPATCH, t0);
-  arrive_then_signal(a, EP_DISP, all, d, seq);
-  t0 = span(a, tr, TR_EP_DISP_REL, t0);
   // 3b. the shared experts on this device's own tokens, while the peers' tokens are on their way
   if (p.NS > 0) {
     const int NS = p.NS, IS = p.IS;
@@ -909,6 +947,8 @@ struct EpPlan {
   bool topk_all = false;  // persistent: tunable topk=1 (every block computes the top-k)
   int balance = 0;        // persistent: tunable balance (block_ranges)
   bool returns = false;   // persistent: tunable returns=1 where the stream runs (return_rows)
+  bool route_tag = false; // persistent: tunable route=1 where it applies (T = 1, topk=1, E % 4 == 0)
+  bool solo = false;      // persistent: tunable dispatch=1 where it applies (the rows <= kSoloBytes)
   SmemLayout sl;
 };
 
@@ -989,6 +1029,8 @@ class EpEngineImpl : public EpEngine {
       pl.topk_all = tun.get("topk") == 1;
       pl.balance = (int)tun.get("balance");
       pl.returns = pl.stream && tun.get("returns") == 1;
+      pl.route_tag = tun.get("route") == 1 && ctx.T == 1 && pl.topk_all && s.experts % 4 == 0;
+      pl.solo = tun.get("dispatch") == 1 && (size_t)ctx.T * G_ * s.hidden * 2 <= kSoloBytes;
       const int per_sm = blocks_per_sm(epp_kernel(ctx.bf, pl.stream), kThreads, pl.sl.bytes());
       if (per_sm < 1) return "the persistent kernel does not fit one block of " + std::to_string(kThreads) + " threads per SM";
       pl.fence = (int)tun.get("fence");
@@ -1046,6 +1088,7 @@ class EpEngineImpl : public EpEngine {
       dv.out.alloc((size_t)T * H);
       dv.x_check.alloc((size_t)T * H);
       dv.logits.alloc((size_t)T * E);
+      dv.logit_tags.alloc(E);
       dv.act.alloc((size_t)G_ * T * K * I);
       dv.part.alloc((size_t)G_ * T * H);
       dv.ret.alloc((size_t)G_ * T * H);
@@ -1064,6 +1107,7 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaMemset(dv.flags.p, 0, dv.flags.bytes()));
       CUDA_CHECK(cudaMemset(dv.rowcnt.p, 0, dv.rowcnt.bytes()));
       CUDA_CHECK(cudaMemset(dv.rflags.p, 0, dv.rflags.bytes()));
+      CUDA_CHECK(cudaMemset(dv.logit_tags.p, 0, dv.logit_tags.bytes()));
       CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_disp, cudaEventDisableTiming));
       CUDA_CHECK(cudaEventCreateWithFlags(&dv.ev_comb, cudaEventDisableTiming));
     }
@@ -1213,6 +1257,15 @@ class EpEngineImpl : public EpEngine {
       j.kv("returns", pl.returns ? "rows: each partial-sum row sent home by the last block that adds into it, no grid barrier"
                                  : "phase: a grid barrier, then every row sent home and one signal per GPU");
     else j.kv_null("returns");
+    if (pl.strategy == EP_PERSISTENT) {
+      j.kv("route", pl.route_tag ? "tagged: each logit a tagged word every block waits for, no grid barrier"
+                                 : "barrier: a block per expert, then a grid barrier");
+      j.kv("dispatch", pl.solo ? "block 0: block 0 stores every row and releases the flags itself"
+                               : "grid: the rows spread over the blocks, every block arriving on a counter, the last storing the flags");
+    } else {
+      j.kv_null("route");
+      j.kv_null("dispatch");
+    }
     j.kv("shared_experts", m_->s.shared_experts > 0 ? "replicated: every GPU holds them and runs them for its own tokens, into its own partial sums" : "none");
     j.kv("timing", "each GPU records a CUDA event on its own stream at every iteration boundary, after a host barrier "
                    "(every GPU synchronized) and the warm-up; a sample is the slowest GPU's time for that iteration "
@@ -1316,6 +1369,7 @@ class EpEngineImpl : public EpEngine {
     DevBuf<float> logits, act, act_s, ones, part, ret;
     DevBuf<int> l_cnt, l_off, l_active, l_slots, iota, ctl, flags, ranges, rowcnt, rflags, dummy;
     DevBuf<unsigned char> sb, rb;
+    DevBuf<unsigned long long> logit_tags;  // route=1: [E] (launch << 32 | logit bits)
     DevBuf<TraceEv> trace;  // ep-persistent's traced launches: [grid][kMaxEv]
     DevBuf<int> trace_n;    // [grid]
   };
@@ -1373,6 +1427,9 @@ class EpEngineImpl : public EpEngine {
     a.balance = pl.balance;
     a.ranges = dv.ranges.p;
     a.returns = pl.returns ? 1 : 0;
+    a.route_tag = pl.route_tag ? 1 : 0;
+    a.solo = pl.solo ? 1 : 0;
+    p.logit_tags = dv.logit_tags.p;
     a.rowcnt = dv.rowcnt.p; a.rflags = dv.rflags.p;
     for (int o = 0; o < G_; ++o) {
       a.rb_peer[o] = dev_[o].rb.p; a.ret_peer[o] = dev_[o].ret.p; a.flags_peer[o] = dev_[o].flags.p;
@@ -1389,6 +1446,7 @@ class EpEngineImpl : public EpEngine {
       CUDA_CHECK(cudaMemsetAsync(dv.flags.p, 0, dv.flags.bytes(), dv.st));
       CUDA_CHECK(cudaMemsetAsync(dv.rowcnt.p, 0, dv.rowcnt.bytes(), dv.st));
       CUDA_CHECK(cudaMemsetAsync(dv.rflags.p, 0, dv.rflags.bytes(), dv.st));
+      CUDA_CHECK(cudaMemsetAsync(dv.logit_tags.p, 0, dv.logit_tags.bytes(), dv.st));  // tags: launches since this
       CUDA_CHECK(cudaMemsetAsync(dv.part.p, 0, dv.part.bytes(), dv.st));
     }
     sync_all();

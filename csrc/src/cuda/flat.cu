@@ -128,14 +128,7 @@ __device__ __forceinline__ void prefetch_shared(const Params& p, int u0, int u1,
 __device__ __forceinline__ unsigned long long wait_tagged_logits(const Params& p, const Smem& s, Tracer& tr, unsigned long long t0, int iter) {
   unsigned long long t1 = 0;
   if (threadIdx.x == 0) { t1 = gt(p); tr.add(TR_ROUTER, -1, t0, t1); }
-  const unsigned tag = (unsigned)(iter + 1);
-  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
-    unsigned long long v;
-    long long spins = 0;
-    while (((v = ld_relaxed64(p.logit_tags + e)) >> 32) != tag)
-      if (++spins > kSpinLimit) spin_fail(p, 4);
-    s.red[e] = __uint_as_float((unsigned)v);
-  }
+  tagged_logits(p.logit_tags, p.E, (unsigned)(iter + 1), s.red, [&] { spin_fail(p, 4); });
   __syncthreads();
   if (threadIdx.x == 0) { t0 = gt(p); tr.add(TR_BARRIER, -1, t1, t0); }
   return t0;

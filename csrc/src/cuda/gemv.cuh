@@ -95,8 +95,10 @@ __device__ __forceinline__ void rows_dot(const uint16_t* const (&w)[NR], const u
 
 // Router: the whole block computes logits[t][e] for one expert e (threads
 // split the row's 16-byte chunks; block reduction), tokens in groups of 4.
-template <bool BF>
-__device__ inline void router_expert(const Params& p, const uint16_t* x, int e) {
+// TAG (T = 1 only): the logit goes to logit_tags[e] as one tagged word of launch
+// `tag` (routing.cuh, tagged_logits) instead of logits[e].
+template <bool BF, bool TAG = false>
+__device__ inline void router_expert(const Params& p, const uint16_t* x, int e, unsigned tag = 0) {
   __shared__ float s_part[kWarps][kNT];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int nchunk = p.H / 8;
@@ -124,7 +126,8 @@ __device__ inline void router_expert(const Params& p, const uint16_t* x, int e) 
     if (threadIdx.x < kNT && t0 + (int)threadIdx.x < p.T) {
       float sum = 0.f;
       for (int wi = 0; wi < (int)(blockDim.x >> 5); ++wi) sum += s_part[wi][threadIdx.x];
-      p.logits[(size_t)(t0 + threadIdx.x) * p.E + e] = sum;
+      if constexpr (TAG) st_relaxed64(p.logit_tags + e, (unsigned long long)tag << 32 | __float_as_uint(sum));
+      else p.logits[(size_t)(t0 + threadIdx.x) * p.E + e] = sum;
     }
     __syncthreads();
   }

@@ -233,4 +233,20 @@ __device__ __forceinline__ void rank_topk_t1(const float* lg, int E, int K, int*
   __syncthreads();
 }
 
+// T = 1 without a grid barrier (persistent-flat's t1path=3, ep-persistent's route=1): the router publishes each
+// logit as one 64-bit word, (launch << 32) | its float bits (router_t1<BF, true>, router_expert<BF, true>), so the
+// word itself is all a reader must see: no fence, no counter. Every thread of the block waits for its experts' words
+// of launch `tag` and puts the values into dst[e]; fail() on a spin past kSpinLimit. The caller's bar.sync makes dst
+// the block's.
+template <class Fail>
+__device__ __forceinline__ void tagged_logits(const unsigned long long* tags, int E, unsigned tag, float* dst, Fail fail) {
+  for (int e = threadIdx.x; e < E; e += blockDim.x) {
+    unsigned long long v;
+    long long spins = 0;
+    while (((v = ld_relaxed64(tags + e)) >> 32) != tag)
+      if (++spins > kSpinLimit) fail();
+    dst[e] = __uint_as_float((unsigned)v);
+  }
+}
+
 }  // namespace moe
