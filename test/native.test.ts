@@ -22,20 +22,23 @@ describe('the CPU build', () => {
     expect(r.stdout).toMatch(/(\d+)\/\1 passed/);
   }, 600_000);
 
-  it('lets several makes of one build directory run at once (two check_gpu.sh runs on one GPU host)', async () => {
-    // every make regenerates the embedded tables; with one shared temporary name, a make whose tables were
-    // unchanged removed the file another was about to compare or move ("mv: cannot stat ...tmp": 10 rounds of 10)
-    const dir = csrcBuildDir(CSRC, 'native-test', 'concurrent');
-    const target = join(dir, 'gen', 'embedded_tables.h');
-    const make = () => execa('make', ['-s', '-C', CSRC, target], { env: { MAKEFLAGS: '' }, reject: false, all: true });
+  it('lets several makes of one build directory run at once while its moe-bench runs (two check_gpu.sh runs on one GPU host)', async () => {
+    // Every make regenerates the embedded tables and puts moe-bench in place. With one shared temporary name for
+    // the tables, a make whose tables were unchanged removed the file another was about to move ("mv: cannot stat
+    // ...tmp": every round failed); with moe-bench copied in place, a process starting it while a make wrote it
+    // failed with "Text file busy" (GPU run 23). The build directory is test_cpu.sh's, built by the test above.
+    const dir = csrcBuildDir(CSRC, 'test-cpu-sh');
+    const make = () => execa('make', ['-s', '-C', CSRC, 'cpu', `BUILD=${dir}`], { env: { MAKEFLAGS: '' }, reject: false, all: true });
+    const list = () => execa(join(dir, 'moe-bench'), ['--list'], { reject: false, all: true });
     expect((await make()).exitCode).toBe(0);
     for (let round = 0; round < 5; round++) {
-      const runs = await Promise.all(Array.from({ length: 6 }, make));
+      const runs = await Promise.all([...Array.from({ length: 6 }, make), ...Array.from({ length: 6 }, list)]);
       for (const r of runs) expect(r.exitCode, r.all).toBe(0);
     }
-    expect(readFileSync(target, 'utf8')).toContain(readFileSync(join(CSRC, 'variants.json'), 'utf8'));
+    expect(readFileSync(join(dir, 'gen', 'embedded_tables.h'), 'utf8')).toContain(readFileSync(join(CSRC, 'variants.json'), 'utf8'));
     expect(readdirSync(join(dir, 'gen'))).toEqual(['embedded_tables.h']);
-  }, 120_000);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+  }, 600_000);
 });
 
 describe('the CUDA build (nvcc, no GPU here)', () => {
