@@ -44,7 +44,9 @@
 //                  computed once by block 0 with the lists (block_ranges).
 //                  Tunable `topk`: 1 (default) every block computes the top-k itself instead of waiting for
 //                  block 0's. Tunable `returns` (with the stream): 1 (default) each partial-sum row goes home from
-//                  the last block that adds into it (return_rows), with no grid barrier after the stream.
+//                  the last block that adds into it (return_rows), with no grid barrier after the stream. Tunable
+//                  `route` (T = 1): 1 (default) the router's logits as tagged words, no grid barrier after it.
+//                  Tunable `dispatch`: 1 block 0 alone sends small token rows (measured slower: default 0).
 // Shared experts (--shared-experts N, NS > 0), replicated as the CPU backend's forward_ep does: every device holds
 // their weights and runs them for its own T tokens (weight 1), adding into its own partial sums part[d] (home d is
 // itself); those rows then go home like an owner's (ep-separate: the whole block is sent anyway; ep-persistent:
