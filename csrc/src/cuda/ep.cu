@@ -114,7 +114,7 @@ struct EpArgs {
   int balance;              // persistent: tunable balance (block_ranges)
   int* ranges;              // persistent, compute=0: [2][grid + 1] the blocks' ranges of pairs (block_ranges)
   int returns;              // persistent, compute=1: tunable returns (1: return_rows)
-  int route_tag;            // persistent: tunable route=1 where it applies (T = 1: router_t1, tagged logits)
+  int route_tag;            // persistent: tunable route=1 where it applies (T = 1: tagged logits, tagged_logits)
   int solo;                 // persistent: tunable dispatch=1 where it applies (block 0 alone dispatches)
   int* rowcnt;              // [G][T] returns=1: blocks counted in on row (source, token) this launch (reset by the last)
   int* rflags;              // [G][T] returns=1: [o * T + t] owner o's sums of own token t arrived (launch number)
